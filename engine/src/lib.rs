@@ -1,0 +1,207 @@
+//! The erhai sandbox: the encrypted dataset store, one locked-down DataFusion session per job,
+//! plan lineage, the statistics rewrite and the automatic result checks.
+//!
+//! Only this crate ever holds decrypted rows. It knows nothing about users, tenants or the
+//! network: the gateway tells it which tables a job may read and what to do with the result.
+
+pub mod checks;
+pub mod error;
+pub mod keys;
+pub mod lineage;
+pub mod sandbox;
+pub mod store;
+pub mod threshold;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use erhai_policies::{DatasetPolicy, PlanLineage, PlanVerdict, ReleaseRules};
+
+pub use checks::CheckReport;
+pub use error::{EngineError, Result};
+pub use keys::{DataKey, MasterKey};
+pub use sandbox::{Limits, Sandbox, TableSpec};
+
+/// A registered dataset version as the gateway stores it.
+#[derive(Clone, Debug)]
+pub struct StoredTable {
+    /// Table name in queries.
+    pub name: String,
+    /// Dataset id.
+    pub dataset_id: String,
+    /// Version number.
+    pub version: u32,
+    /// Data key wrapped by the master key.
+    pub wrapped_key: Vec<u8>,
+    /// Schema recorded at registration.
+    pub schema: SchemaRef,
+    /// Column policy.
+    pub policy: DatasetPolicy,
+}
+
+/// The outcome of a production query that ran.
+#[derive(Debug)]
+pub struct QueryOutcome {
+    /// The plan verdict (allowed).
+    pub verdict: PlanVerdict,
+    /// Lineage of the plan.
+    pub lineage: PlanLineage,
+    /// Automatic check report.
+    pub report: CheckReport,
+    /// Key of the quarantined result, wrapped.
+    pub result_wrapped_key: Vec<u8>,
+}
+
+/// An upload in progress: rows are encrypted as they arrive.
+pub struct Upload {
+    writer: store::EncryptedWriter,
+    /// The data key, wrapped, to be committed with the dataset record.
+    pub wrapped_key: Vec<u8>,
+    /// The schema every batch must have.
+    pub schema: SchemaRef,
+}
+
+impl Upload {
+    /// Appends a batch, which must have the upload's schema.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.schema().fields() != self.schema.fields() {
+            return Err(EngineError::BadData(
+                "a record batch's schema differs from the first batch's schema".into(),
+            ));
+        }
+        self.writer.write(batch)
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.writer.rows()
+    }
+
+    /// Makes the file durable; returns its size.
+    pub fn finish(self) -> Result<u64> {
+        self.writer.finish()
+    }
+}
+
+/// The engine: owns the data directory's files and the master key.
+pub struct Engine {
+    data_dir: PathBuf,
+    master: MasterKey,
+    limits: Limits,
+    rules: ReleaseRules,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("data_dir", &self.data_dir)
+            .field("limits", &self.limits)
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The key object of a dataset version: bound into its key wrapping and its files' AAD.
+pub fn dataset_key_object(dataset_id: &str, version: u32) -> String {
+    format!("{dataset_id}/v{version}")
+}
+
+fn result_key_object(job_id: &str) -> String {
+    format!("result/{job_id}")
+}
+
+impl Engine {
+    /// An engine over `data_dir`.
+    pub fn new(data_dir: &Path, master: MasterKey, limits: Limits, rules: ReleaseRules) -> Result<Engine> {
+        rules.validate()?;
+        Ok(Engine { data_dir: data_dir.to_path_buf(), master, limits, rules })
+    }
+
+    /// The release rules in force.
+    pub fn rules(&self) -> &ReleaseRules {
+        &self.rules
+    }
+
+    /// Starts storing a new dataset version after checking the policy against the schema.
+    pub fn begin_upload(&self, dataset_id: &str, version: u32, schema: SchemaRef, policy: &DatasetPolicy) -> Result<Upload> {
+        let columns: Vec<(String, String)> = schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().to_string()))
+            .collect();
+        policy.validate_against(&columns)?;
+        let key = DataKey::generate()?;
+        let object = dataset_key_object(dataset_id, version);
+        let wrapped_key = self.master.wrap(&key, &object)?;
+        let dir = store::dataset_dir(&self.data_dir, dataset_id, version);
+        let writer = store::EncryptedWriter::create(&dir, schema.clone(), &key, &object)?;
+        Ok(Upload { writer, wrapped_key, schema })
+    }
+
+    /// Removes a dataset version's files (an upload that failed before commit).
+    pub fn discard_dataset(&self, dataset_id: &str) {
+        let _ = std::fs::remove_dir_all(self.data_dir.join("datasets").join(dataset_id));
+    }
+
+    async fn sandbox(&self, tables: &[StoredTable]) -> Result<Sandbox> {
+        let mut specs = Vec::with_capacity(tables.len());
+        for t in tables {
+            let object = dataset_key_object(&t.dataset_id, t.version);
+            specs.push(TableSpec {
+                name: t.name.clone(),
+                dir: store::dataset_dir(&self.data_dir, &t.dataset_id, t.version),
+                key: self.master.unwrap_key(&t.wrapped_key, &object)?,
+                key_object: object,
+                schema: t.schema.clone(),
+                policy: t.policy.clone(),
+            });
+        }
+        Sandbox::new(specs, self.limits.clone()).await
+    }
+
+    /// Plans and checks a query without running it.
+    pub async fn check_query(&self, sql: &str, tables: &[StoredTable]) -> Result<(PlanLineage, PlanVerdict)> {
+        let sandbox = self.sandbox(tables).await?;
+        let (lineage, verdict, _) = sandbox.check(sql, true).await?;
+        Ok((lineage, verdict))
+    }
+
+    /// Runs a production query: check, rewrite, execute, automatic checks, quarantine.
+    pub async fn run_query(&self, job_id: &str, sql: &str, tables: &[StoredTable]) -> Result<QueryOutcome> {
+        let sandbox = self.sandbox(tables).await?;
+        let checked = sandbox.prepare(sql).await?;
+        let executed = sandbox.execute(&checked).await?;
+        let (released, report) =
+            checks::apply_checks(&executed.batches, executed.schema.clone(), &executed.units, &self.rules)?;
+        let result_wrapped_key = self.quarantine(job_id, executed.schema.clone(), &released)?;
+        Ok(QueryOutcome { verdict: checked.verdict, lineage: checked.lineage, report, result_wrapped_key })
+    }
+
+    fn quarantine(&self, job_id: &str, schema: Arc<Schema>, batches: &[RecordBatch]) -> Result<Vec<u8>> {
+        let key = DataKey::generate()?;
+        let object = result_key_object(job_id);
+        let wrapped = self.master.wrap(&key, &object)?;
+        let dir = store::result_dir(&self.data_dir, job_id);
+        let mut w = store::EncryptedWriter::create(&dir, schema, &key, &object)?;
+        for b in batches {
+            w.write(b)?;
+        }
+        w.finish()?;
+        Ok(wrapped)
+    }
+
+    /// Reads a quarantined result.
+    pub fn read_result(&self, job_id: &str, wrapped_key: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let object = result_key_object(job_id);
+        let key = self.master.unwrap_key(wrapped_key, &object)?;
+        let path = store::result_dir(&self.data_dir, job_id).join(store::DATA_FILE);
+        store::read_encrypted(&path, &key, &object)
+    }
+
+    /// Removes files half-written by a crash; returns how many.
+    pub fn remove_orphans(&self) -> Result<usize> {
+        store::remove_orphans(&self.data_dir)
+    }
+}

@@ -1,0 +1,446 @@
+//! Lineage of a DataFusion logical plan: for every output column, the source columns it derives
+//! from and the path of uses; apart from outputs, every column used to filter, join, group or sort.
+//!
+//! Columns are followed by position through every node, so aliases and qualifiers cannot hide a
+//! column. Plan nodes the analysis does not know are refused, never passed.
+
+use std::collections::HashMap;
+
+use datafusion::common::{Column, DFSchema};
+use datafusion::logical_expr::{Expr, LogicalPlan, Subquery};
+use erhai_policies::{ContextUse, Derivation, OutputLineage, PlanLineage, SourceColumn, Step, UseContext};
+
+use crate::error::{EngineError, Result};
+
+type Lin = Vec<Derivation>;
+
+/// Computes the lineage of `plan`. `tables` maps the table names the query can see to the
+/// dataset names used in the policies.
+pub fn plan_lineage(plan: &LogicalPlan, tables: &HashMap<String, String>) -> Result<PlanLineage> {
+    let mut cx = Cx { tables, uses: Vec::new(), outer: Vec::new(), ctes: HashMap::new() };
+    let cols = cx.node(plan)?;
+    let outputs = plan
+        .schema()
+        .fields()
+        .iter()
+        .zip(cols)
+        .map(|(f, derivations)| OutputLineage { name: f.name().clone(), derivations })
+        .collect();
+    Ok(PlanLineage { outputs, uses: cx.uses, aggregated: is_aggregated(plan) })
+}
+
+/// Whether every output row of `plan` is an aggregate over input rows.
+pub fn is_aggregated(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::Aggregate(_) => true,
+        LogicalPlan::Distinct(datafusion::logical_expr::Distinct::All(_)) => true,
+        LogicalPlan::Projection(_)
+        | LogicalPlan::Sort(_)
+        | LogicalPlan::Limit(_)
+        | LogicalPlan::Filter(_)
+        | LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::Repartition(_) => plan.inputs().first().is_some_and(|p| is_aggregated(p)),
+        _ => false,
+    }
+}
+
+struct Cx<'a> {
+    tables: &'a HashMap<String, String>,
+    uses: Vec<ContextUse>,
+    /// Schemas and lineage of enclosing queries, innermost last, for correlated columns.
+    outer: Vec<(DFSchema, Vec<Lin>)>,
+    /// Lineage of recursive CTE work tables by name.
+    ctes: HashMap<String, Vec<Lin>>,
+}
+
+fn with_step(lin: &[Derivation], step: &Step) -> Lin {
+    lin.iter()
+        .map(|d| {
+            let mut d = d.clone();
+            d.steps.push(step.clone());
+            d
+        })
+        .collect()
+}
+
+fn merge(into: &mut Lin, more: Lin) {
+    for d in more {
+        if !into.contains(&d) {
+            into.push(d);
+        }
+    }
+}
+
+fn unsupported(what: &str) -> EngineError {
+    EngineError::Unsupported(format!(
+        "{what} is not allowed in the sandbox (the lineage analysis does not cover it, so it cannot be checked)"
+    ))
+}
+
+impl Cx<'_> {
+    fn node(&mut self, plan: &LogicalPlan) -> Result<Vec<Lin>> {
+        use LogicalPlan as P;
+        let cols = match plan {
+            P::TableScan(scan) => {
+                let name = scan.table_name.table().to_string();
+                if let Some(lin) = self.ctes.get(&name) {
+                    lin.clone()
+                } else {
+                    let dataset = self.tables.get(&name).ok_or_else(|| {
+                        EngineError::Plan(format!("table `{name}` does not exist"))
+                    })?;
+                    let cols: Vec<Lin> = scan
+                        .projected_schema
+                        .fields()
+                        .iter()
+                        .map(|f| {
+                            vec![Derivation {
+                                source: SourceColumn { dataset: dataset.clone(), column: f.name().clone() },
+                                steps: vec![],
+                            }]
+                        })
+                        .collect();
+                    for f in &scan.filters {
+                        self.record(f, scan.projected_schema.as_ref(), &cols, UseContext::Filter)?;
+                    }
+                    cols
+                }
+            }
+            P::Projection(p) => {
+                let input = self.node(&p.input)?;
+                p.expr
+                    .iter()
+                    .map(|e| self.expr(e, p.input.schema(), &input))
+                    .collect::<Result<_>>()?
+            }
+            P::Filter(f) => {
+                let input = self.node(&f.input)?;
+                self.record(&f.predicate, f.input.schema(), &input, UseContext::Filter)?;
+                input
+            }
+            P::Sort(s) => {
+                let input = self.node(&s.input)?;
+                for e in &s.expr {
+                    self.record(&e.expr, s.input.schema(), &input, UseContext::Sort)?;
+                }
+                input
+            }
+            P::Limit(l) => {
+                let input = self.node(&l.input)?;
+                for e in l.skip.iter().chain(l.fetch.iter()) {
+                    self.record(e, l.input.schema(), &input, UseContext::Filter)?;
+                }
+                input
+            }
+            P::Repartition(r) => self.node(&r.input)?,
+            P::SubqueryAlias(a) => self.node(&a.input)?,
+            P::Subquery(s) => self.node(&s.subquery)?,
+            P::Window(w) => {
+                let input = self.node(&w.input)?;
+                let mut cols = input.clone();
+                for e in &w.window_expr {
+                    cols.push(self.expr(e, w.input.schema(), &input)?);
+                }
+                cols
+            }
+            P::Aggregate(a) => {
+                let input = self.node(&a.input)?;
+                let schema = a.input.schema();
+                let mut cols = Vec::new();
+                let groups: Vec<&Expr> = a
+                    .group_expr
+                    .iter()
+                    .flat_map(|g| match g {
+                        Expr::GroupingSet(gs) => gs.distinct_expr(),
+                        e => vec![e],
+                    })
+                    .collect();
+                for g in &groups {
+                    self.record(g, schema, &input, UseContext::GroupBy)?;
+                    let lin = self.expr(g, schema, &input)?;
+                    cols.push(with_step(&lin, &Step::GroupKey));
+                }
+                // Grouping sets add an internal grouping id column after the keys.
+                let expected = a.schema.fields().len();
+                if groups.len() + a.aggr_expr.len() < expected {
+                    cols.push(Vec::new());
+                }
+                for e in &a.aggr_expr {
+                    cols.push(self.expr(e, schema, &input)?);
+                }
+                cols
+            }
+            P::Distinct(d) => match d {
+                datafusion::logical_expr::Distinct::All(input) => {
+                    let cols = self.node(input)?;
+                    for (i, lin) in cols.iter().enumerate() {
+                        let name = input.schema().field(i).name().clone();
+                        for d in lin {
+                            self.uses.push(ContextUse {
+                                derivation: d.clone(),
+                                context: UseContext::GroupBy,
+                                expr: format!("DISTINCT {name}"),
+                            });
+                        }
+                    }
+                    cols.iter().map(|l| with_step(l, &Step::GroupKey)).collect()
+                }
+                datafusion::logical_expr::Distinct::On(_) => {
+                    return Err(unsupported("DISTINCT ON (it selects single rows)"));
+                }
+            },
+            P::Join(j) => {
+                let left = self.node(&j.left)?;
+                let right = self.node(&j.right)?;
+                let combined = j.left.schema().as_ref().clone().join(j.right.schema())
+                    .map_err(|e| EngineError::Plan(e.to_string()))?;
+                let mut both = left.clone();
+                both.extend(right.iter().cloned());
+                for (l, r) in &j.on {
+                    self.record(l, &combined, &both, UseContext::JoinKey)?;
+                    self.record(r, &combined, &both, UseContext::JoinKey)?;
+                }
+                if let Some(f) = &j.filter {
+                    self.record(f, &combined, &both, UseContext::Filter)?;
+                }
+                use datafusion::common::JoinType as J;
+                let mut cols = match j.join_type {
+                    J::Inner | J::Left | J::Right | J::Full => both,
+                    J::LeftSemi | J::LeftAnti | J::LeftMark => left.clone(),
+                    J::RightSemi | J::RightAnti | J::RightMark => right.clone(),
+                };
+                // Mark joins add a boolean column that depends on the join keys.
+                while cols.len() < j.schema.fields().len() {
+                    let mut mark = Vec::new();
+                    for (l, r) in &j.on {
+                        let all: Vec<Lin> = left.iter().chain(right.iter()).cloned().collect();
+                        merge(&mut mark, self.expr(l, &combined, &all)?);
+                        merge(&mut mark, self.expr(r, &combined, &all)?);
+                    }
+                    cols.push(with_step(&mark, &Step::Scalar("exists".into())));
+                }
+                cols
+            }
+            P::Union(u) => {
+                let mut cols: Vec<Lin> = vec![Vec::new(); u.schema.fields().len()];
+                for input in &u.inputs {
+                    let lin = self.node(input)?;
+                    if lin.len() != cols.len() {
+                        return Err(EngineError::Plan("UNION inputs differ in column count".into()));
+                    }
+                    for (c, l) in cols.iter_mut().zip(lin) {
+                        merge(c, l);
+                    }
+                }
+                cols
+            }
+            P::EmptyRelation(e) => vec![Vec::new(); e.schema.fields().len()],
+            P::Values(v) => {
+                let empty = DFSchema::empty();
+                let mut cols: Vec<Lin> = vec![Vec::new(); v.schema.fields().len()];
+                for row in &v.values {
+                    for (c, e) in cols.iter_mut().zip(row) {
+                        let lin = self.expr(e, &empty, &[])?;
+                        merge(c, lin);
+                    }
+                }
+                cols
+            }
+            P::Unnest(u) => {
+                let input = self.node(&u.input)?;
+                let exec: Vec<usize> = u
+                    .exec_columns
+                    .iter()
+                    .filter_map(|c| u.input.schema().index_of_column(c).ok())
+                    .collect();
+                u.dependency_indices
+                    .iter()
+                    .map(|&i| {
+                        let lin = input.get(i).cloned().unwrap_or_default();
+                        if exec.contains(&i) { with_step(&lin, &Step::Scalar("unnest".into())) } else { lin }
+                    })
+                    .collect()
+            }
+            P::RecursiveQuery(r) => {
+                let mut cols = self.node(&r.static_term)?;
+                // Iterate to a fixed point: the recursive term reads the work table.
+                for _ in 0..8 {
+                    self.ctes.insert(r.name.clone(), cols.clone());
+                    let rec = self.node(&r.recursive_term)?;
+                    let before = cols.clone();
+                    for (c, l) in cols.iter_mut().zip(rec) {
+                        merge(c, l);
+                    }
+                    if before == cols {
+                        break;
+                    }
+                }
+                self.ctes.remove(&r.name);
+                cols
+            }
+            P::Statement(_) => return Err(EngineError::Forbidden("statements (SET, PREPARE, transactions ...) are not allowed in the sandbox".into())),
+            P::Explain(_) | P::Analyze(_) => return Err(EngineError::Forbidden("EXPLAIN is not available in the sandbox: use `query check` for the plan verdict".into())),
+            P::Dml(_) | P::Ddl(_) | P::Copy(_) => return Err(EngineError::Forbidden("only queries (SELECT) are allowed in the sandbox: no DDL, DML or COPY".into())),
+            P::DescribeTable(_) => return Err(EngineError::Forbidden("DESCRIBE is not available in the sandbox: use `dataset show`".into())),
+            P::Extension(e) => return Err(unsupported(&format!("plan node {}", e.node.name()))),
+        };
+        if cols.len() != plan.schema().fields().len() {
+            return Err(EngineError::Unsupported(format!(
+                "lineage of a {} node did not match its schema; refused",
+                plan.display()
+            )));
+        }
+        Ok(cols)
+    }
+
+    /// Records every source column of `expr` as used in `context`.
+    fn record(&mut self, expr: &Expr, schema: &DFSchema, input: &[Lin], context: UseContext) -> Result<()> {
+        let lin = self.expr(expr, schema, input)?;
+        let text = expr.to_string();
+        for d in lin {
+            let u = ContextUse { derivation: d, context, expr: text.clone() };
+            if !self.uses.contains(&u) {
+                self.uses.push(u);
+            }
+        }
+        Ok(())
+    }
+
+    fn column(&self, c: &Column, schema: &DFSchema, input: &[Lin]) -> Result<Lin> {
+        let i = schema
+            .index_of_column(c)
+            .map_err(|_| EngineError::Plan(format!("column `{c}` not found")))?;
+        input
+            .get(i)
+            .cloned()
+            .ok_or_else(|| EngineError::Unsupported(format!("column `{c}` has no lineage")))
+    }
+
+    fn outer_column(&self, c: &Column) -> Result<Lin> {
+        for (schema, lin) in self.outer.iter().rev() {
+            if let Ok(i) = schema.index_of_column(c) {
+                return Ok(lin.get(i).cloned().unwrap_or_default());
+            }
+        }
+        Err(EngineError::Unsupported(format!("correlated column `{c}` could not be resolved")))
+    }
+
+    /// Lineage of a subquery's output columns, analysed with the enclosing schema in scope.
+    fn subquery(&mut self, s: &Subquery, schema: &DFSchema, input: &[Lin]) -> Result<Vec<Lin>> {
+        self.outer.push((schema.clone(), input.to_vec()));
+        let out = self.node(&s.subquery);
+        self.outer.pop();
+        out
+    }
+
+    fn expr(&mut self, expr: &Expr, schema: &DFSchema, input: &[Lin]) -> Result<Lin> {
+        let scalar = |name: &str| Step::Scalar(name.to_string());
+        let all = |cx: &mut Self, exprs: &[&Expr], step: Step| -> Result<Lin> {
+            let mut out = Vec::new();
+            for e in exprs {
+                let l = cx.expr(e, schema, input)?;
+                merge(&mut out, with_step(&l, &step));
+            }
+            Ok(out)
+        };
+        Ok(match expr {
+            Expr::Alias(a) => self.expr(&a.expr, schema, input)?,
+            Expr::Column(c) => self.column(c, schema, input)?,
+            Expr::OuterReferenceColumn(_, c) => self.outer_column(c)?,
+            Expr::Literal(..) => Vec::new(),
+            Expr::ScalarVariable(..) => return Err(unsupported("a session variable")),
+            Expr::Placeholder(_) => return Err(unsupported("a placeholder ($1)")),
+            Expr::BinaryExpr(b) => all(self, &[&b.left, &b.right], scalar(&b.op.to_string()))?,
+            Expr::Like(l) => all(self, &[&l.expr, &l.pattern], scalar("like"))?,
+            Expr::SimilarTo(l) => all(self, &[&l.expr, &l.pattern], scalar("similar to"))?,
+            Expr::Not(e) => all(self, &[e], scalar("not"))?,
+            Expr::IsNull(e) | Expr::IsNotNull(e) => all(self, &[e], scalar("is null"))?,
+            Expr::IsTrue(e) | Expr::IsFalse(e) | Expr::IsUnknown(e) | Expr::IsNotTrue(e)
+            | Expr::IsNotFalse(e) | Expr::IsNotUnknown(e) => all(self, &[e], scalar("is true"))?,
+            Expr::Negative(e) => all(self, &[e], scalar("-"))?,
+            Expr::Between(b) => all(self, &[&b.expr, &b.low, &b.high], scalar("between"))?,
+            Expr::Case(c) => {
+                let mut parts: Vec<&Expr> = Vec::new();
+                if let Some(e) = &c.expr {
+                    parts.push(e);
+                }
+                for (w, t) in &c.when_then_expr {
+                    parts.push(w);
+                    parts.push(t);
+                }
+                if let Some(e) = &c.else_expr {
+                    parts.push(e);
+                }
+                all(self, &parts, scalar("case"))?
+            }
+            Expr::Cast(c) => all(self, &[&c.expr], Step::Cast(c.field.data_type().to_string()))?,
+            Expr::TryCast(c) => all(self, &[&c.expr], Step::Cast(c.field.data_type().to_string()))?,
+            Expr::ScalarFunction(f) => {
+                let args: Vec<&Expr> = f.args.iter().collect();
+                all(self, &args, scalar(f.func.name()))?
+            }
+            Expr::AggregateFunction(f) => {
+                let p = &f.params;
+                if let Some(filter) = &p.filter {
+                    self.record(filter, schema, input, UseContext::Filter)?;
+                }
+                for s in &p.order_by {
+                    self.record(&s.expr, schema, input, UseContext::Sort)?;
+                }
+                let args: Vec<&Expr> = p.args.iter().collect();
+                all(self, &args, Step::Aggregate { func: f.func.name().to_ascii_lowercase(), distinct: p.distinct })?
+            }
+            Expr::WindowFunction(w) => {
+                let p = &w.params;
+                let name = w.fun.to_string();
+                if let Some(filter) = &p.filter {
+                    self.record(filter, schema, input, UseContext::Filter)?;
+                }
+                let mut parts: Vec<&Expr> = p.args.iter().chain(p.partition_by.iter()).collect();
+                parts.extend(p.order_by.iter().map(|s| &s.expr));
+                all(self, &parts, Step::Window(name))?
+            }
+            Expr::InList(l) => {
+                let mut parts: Vec<&Expr> = vec![&l.expr];
+                parts.extend(l.list.iter());
+                all(self, &parts, scalar("in"))?
+            }
+            Expr::Exists(e) => {
+                // Existence depends only on the subquery's filters, recorded as uses there.
+                self.subquery(&e.subquery, schema, input)?;
+                Vec::new()
+            }
+            Expr::InSubquery(s) => {
+                // `x IN (SELECT y ...)` is a semi-join: both sides are join keys.
+                let inner = self.subquery(&s.subquery, schema, input)?;
+                let outer = self.expr(&s.expr, schema, input)?;
+                for d in outer.into_iter().chain(inner.into_iter().flatten()) {
+                    self.uses.push(ContextUse { derivation: d, context: UseContext::JoinKey, expr: expr.to_string() });
+                }
+                Vec::new()
+            }
+            Expr::SetComparison(s) => {
+                let inner = self.subquery(&s.subquery, schema, input)?;
+                let mut out = self.expr(&s.expr, schema, input)?;
+                for l in inner {
+                    merge(&mut out, l);
+                }
+                with_step(&out, &scalar(&s.op.to_string()))
+            }
+            Expr::ScalarSubquery(s) => {
+                let inner = self.subquery(s, schema, input)?;
+                inner.into_iter().flatten().collect()
+            }
+            Expr::GroupingSet(g) => {
+                let parts = g.distinct_expr();
+                all(self, &parts, scalar("grouping set"))?
+            }
+            Expr::Unnest(u) => all(self, &[&u.expr], scalar("unnest"))?,
+            #[allow(deprecated)]
+            Expr::Wildcard { .. } => return Err(unsupported("an unexpanded wildcard")),
+            Expr::HigherOrderFunction(_) | Expr::Lambda(_) | Expr::LambdaVariable(_) => {
+                return Err(unsupported("a lambda function"));
+            }
+        })
+    }
+}

@@ -1,0 +1,355 @@
+//! The sandbox: one locked-down DataFusion session per job. Its catalog holds only the tables the
+//! job may read; SQL is parsed with DDL, DML and statements denied; there are no URL tables, no
+//! table functions, no information_schema; memory, time and result size are limited; spilling to
+//! disk is off (nothing decrypted ever reaches disk).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use datafusion::common::config::{EncryptionFactoryOptions, TableParquetOptions};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::parquet_encryption::EncryptionFactory;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::SessionStateDefaults;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::object_store::path::Path as ObjectPath;
+use datafusion::parquet::encryption::decrypt::FileDecryptionProperties;
+use datafusion::parquet::encryption::encrypt::FileEncryptionProperties;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use erhai_policies::{DatasetPolicy, PlanLineage, PlanVerdict, check_plan};
+use futures::StreamExt;
+
+use crate::error::{EngineError, Result};
+use crate::keys::DataKey;
+use crate::lineage::plan_lineage;
+use crate::store::decryption_properties;
+use crate::threshold::{HIDDEN_PREFIX, UnitColumns, UnitMap, add_unit_counts};
+
+/// Longest SQL text accepted.
+pub const MAX_SQL_BYTES: usize = 64 * 1024;
+
+const FACTORY_ID: &str = "erhai-keyring";
+const KEY_OPTION: &str = "key_id";
+
+/// Per-job resource limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Memory pool for query execution, bytes.
+    pub memory_bytes: usize,
+    /// Wall-clock limit for planning and execution.
+    pub timeout: Duration,
+    /// Maximum rows a result may have before checks.
+    pub max_rows: u64,
+    /// Execution parallelism.
+    pub target_partitions: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 2 << 30,
+            timeout: Duration::from_secs(120),
+            max_rows: 100_000,
+            target_partitions: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        }
+    }
+}
+
+/// A dataset version the job may read.
+#[derive(Clone, Debug)]
+pub struct TableSpec {
+    /// Table name in the query (the dataset's name).
+    pub name: String,
+    /// Directory of the version's encrypted Parquet files.
+    pub dir: PathBuf,
+    /// The key object (`<dataset id>/v<version>`), bound into the files' AAD.
+    pub key_object: String,
+    /// The version's data key, unwrapped.
+    pub key: DataKey,
+    /// The schema recorded at registration.
+    pub schema: SchemaRef,
+    /// The column policy.
+    pub policy: DatasetPolicy,
+}
+
+/// Data keys of the job's tables, resolved by key id when DataFusion opens a file. Keys stay in
+/// this process's memory: plans and configuration carry only the key id.
+struct KeyRing {
+    keys: HashMap<String, DataKey>,
+}
+
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyRing({} keys, <redacted>)", self.keys.len())
+    }
+}
+
+#[async_trait]
+impl EncryptionFactory for KeyRing {
+    async fn get_file_encryption_properties(
+        &self,
+        _config: &EncryptionFactoryOptions,
+        _schema: &SchemaRef,
+        _file_path: &ObjectPath,
+    ) -> datafusion::error::Result<Option<Arc<FileEncryptionProperties>>> {
+        Err(datafusion::error::DataFusionError::Plan("the sandbox never writes files".into()))
+    }
+
+    async fn get_file_decryption_properties(
+        &self,
+        config: &EncryptionFactoryOptions,
+        _file_path: &ObjectPath,
+    ) -> datafusion::error::Result<Option<Arc<FileDecryptionProperties>>> {
+        let id = config.options.get(KEY_OPTION).ok_or_else(|| {
+            datafusion::error::DataFusionError::Plan("table has no key id".into())
+        })?;
+        let key = self.keys.get(id).ok_or_else(|| {
+            datafusion::error::DataFusionError::Plan(format!("no key for {id} in this job"))
+        })?;
+        decryption_properties(key, id)
+            .map(Some)
+            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))
+    }
+}
+
+/// Scalar functions that exist in the sandbox. Anything else does not.
+pub const SCALAR_FUNCTIONS: &[&str] = &[
+    "abs", "ceil", "floor", "round", "trunc", "power", "pow", "sqrt", "cbrt", "ln", "log", "log2",
+    "log10", "exp", "signum", "greatest", "least", "coalesce", "nullif", "nvl", "nvl2", "isnan",
+    "iszero", "upper", "lower", "trim", "btrim", "ltrim", "rtrim", "length", "char_length",
+    "character_length", "octet_length", "substr", "substring", "left", "right", "concat",
+    "concat_ws", "replace", "lpad", "rpad", "starts_with", "ends_with", "strpos", "instr",
+    "split_part", "reverse", "repeat", "initcap", "date_trunc", "date_part", "datepart",
+    "date_bin", "to_date", "to_char", "make_date", "to_timestamp", "current_date", "now",
+    "regexp_like", "regexp_replace", "get_field", "arrow_cast", "nanvl", "mod",
+];
+
+/// Aggregate functions that exist in the sandbox. Whether a column may be aggregated with one is
+/// the policy's decision; functions that reveal single values are kept so that refusals can name
+/// them instead of failing as unknown.
+pub const AGGREGATE_FUNCTIONS: &[&str] = &[
+    "count", "sum", "avg", "mean", "min", "max", "median", "stddev", "stddev_samp", "stddev_pop",
+    "var", "var_samp", "var_pop", "variance", "approx_distinct", "approx_median",
+    "approx_percentile_cont", "array_agg", "string_agg", "first_value", "last_value", "bool_and",
+    "bool_or", "grouping",
+];
+
+/// One job's sandbox.
+pub struct Sandbox {
+    ctx: SessionContext,
+    tables: HashMap<String, String>,
+    units: UnitMap,
+    policies: BTreeMap<String, DatasetPolicy>,
+    limits: Limits,
+}
+
+/// A query that passed the plan check, rewritten to carry its privacy-unit statistics.
+pub struct CheckedQuery {
+    /// The lineage found.
+    pub lineage: PlanLineage,
+    /// The verdict (allowed).
+    pub verdict: PlanVerdict,
+    plan: LogicalPlan,
+    visible: Arc<Schema>,
+    units: UnitColumns,
+}
+
+/// An executed query: all rows, statistics attached.
+pub struct Executed {
+    /// Result batches including the hidden statistics.
+    pub batches: Vec<RecordBatch>,
+    /// The visible schema.
+    pub schema: Arc<Schema>,
+    /// The hidden statistics' datasets.
+    pub units: UnitColumns,
+}
+
+impl Sandbox {
+    /// Builds a session holding exactly `tables`.
+    pub async fn new(tables: Vec<TableSpec>, limits: Limits) -> Result<Sandbox> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(limits.memory_bytes, 1.0)
+            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
+            .build_arc()
+            .map_err(|e| EngineError::Execution(e.to_string()))?;
+        let keys = tables.iter().map(|t| (t.key_object.clone(), t.key.clone())).collect();
+        runtime.register_parquet_encryption_factory(FACTORY_ID, Arc::new(KeyRing { keys }));
+
+        let config = SessionConfig::new()
+            .with_information_schema(false)
+            .with_target_partitions(limits.target_partitions.max(1))
+            .with_create_default_catalog_and_schema(true);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_expr_planners(SessionStateDefaults::default_expr_planners())
+            .with_scalar_functions(
+                SessionStateDefaults::default_scalar_functions()
+                    .into_iter()
+                    .filter(|f| SCALAR_FUNCTIONS.contains(&f.name()))
+                    .collect(),
+            )
+            .with_aggregate_functions(
+                SessionStateDefaults::default_aggregate_functions()
+                    .into_iter()
+                    .filter(|f| AGGREGATE_FUNCTIONS.contains(&f.name()))
+                    .collect(),
+            )
+            .with_window_functions(SessionStateDefaults::default_window_functions())
+            .with_table_functions(HashMap::new())
+            .with_table_factories(HashMap::new())
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+
+        let mut names = HashMap::new();
+        let mut units = HashMap::new();
+        let mut policies = BTreeMap::new();
+        for t in tables {
+            let mut options = TableParquetOptions::default();
+            options.crypto.factory_id = Some(FACTORY_ID.to_string());
+            options.crypto.factory_options.options.insert(KEY_OPTION.to_string(), t.key_object.clone());
+            let format = ParquetFormat::default().with_options(options);
+            let listing = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
+            let url = ListingTableUrl::parse(format!("{}/", t.dir.display()))
+                .map_err(|e| EngineError::Execution(e.to_string()))?;
+            let config = ListingTableConfig::new(url)
+                .with_listing_options(listing)
+                .with_schema(t.schema.clone());
+            let table = ListingTable::try_new(config).map_err(|e| EngineError::Execution(e.to_string()))?;
+            ctx.register_table(t.name.as_str(), Arc::new(table))
+                .map_err(|e| EngineError::Execution(e.to_string()))?;
+            names.insert(t.name.clone(), t.name.clone());
+            units.insert(t.name.clone(), (t.name.clone(), t.policy.privacy_unit.clone()));
+            policies.insert(t.name.clone(), t.policy);
+        }
+        Ok(Sandbox { ctx, tables: names, units, policies, limits })
+    }
+
+    /// Parses and plans `sql` under the sandbox's SQL options.
+    pub async fn plan(&self, sql: &str) -> Result<LogicalPlan> {
+        if sql.len() > MAX_SQL_BYTES {
+            return Err(EngineError::Forbidden(format!(
+                "SQL text is {} bytes; the limit is {MAX_SQL_BYTES}",
+                sql.len()
+            )));
+        }
+        if sql.to_ascii_lowercase().contains(HIDDEN_PREFIX) {
+            return Err(EngineError::Forbidden(format!(
+                "names starting with `{HIDDEN_PREFIX}` are reserved for erhai's statistics"
+            )));
+        }
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let df = self
+            .ctx
+            .sql_with_options(sql, options)
+            .await
+            .map_err(|e| classify(e.to_string()))?;
+        Ok(df.logical_plan().clone())
+    }
+
+    /// Plans and checks `sql` without running it. `require_aggregation` is set for production.
+    pub async fn check(&self, sql: &str, require_aggregation: bool) -> Result<(PlanLineage, PlanVerdict, LogicalPlan)> {
+        let plan = self.plan(sql).await?;
+        let lineage = plan_lineage(&plan, &self.tables)?;
+        let verdict = check_plan(&lineage, &self.policies, require_aggregation);
+        Ok((lineage, verdict, plan))
+    }
+
+    /// Checks `sql` and, when allowed, rewrites it to compute the privacy-unit statistics.
+    pub async fn prepare(&self, sql: &str) -> Result<CheckedQuery> {
+        let (lineage, verdict, plan) = self.check(sql, true).await?;
+        if !verdict.allowed() {
+            return Err(EngineError::Refused(Box::new(verdict)));
+        }
+        let visible = Arc::new(plan.schema().as_arrow().clone());
+        let (plan, units) = add_unit_counts(&plan, &self.units)?;
+        Ok(CheckedQuery { lineage, verdict, plan, visible, units })
+    }
+
+    /// Runs a checked query within the limits.
+    pub async fn execute(&self, q: &CheckedQuery) -> Result<Executed> {
+        let limit = self.limits.max_rows;
+        let run = async {
+            let df = self
+                .ctx
+                .execute_logical_plan(q.plan.clone())
+                .await
+                .map_err(exec_error)?;
+            let mut stream = df.execute_stream().await.map_err(exec_error)?;
+            let mut batches = Vec::new();
+            let mut rows = 0u64;
+            while let Some(b) = stream.next().await {
+                let b = b.map_err(exec_error)?;
+                rows += b.num_rows() as u64;
+                if rows > limit {
+                    return Err(EngineError::TooManyRows { limit });
+                }
+                batches.push(b);
+            }
+            Ok(batches)
+        };
+        let batches = tokio::time::timeout(self.limits.timeout, run)
+            .await
+            .map_err(|_| EngineError::Timeout(self.limits.timeout.as_secs()))??;
+        Ok(Executed { batches, schema: q.visible.clone(), units: q.units.clone() })
+    }
+}
+
+/// Removes quoted values from an execution error: messages such as "cannot cast string '…'"
+/// would otherwise carry a protected value out of the sandbox.
+pub fn redact_values(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut quoted = false;
+    for c in msg.chars() {
+        if c == '\'' {
+            if !quoted {
+                out.push_str("'…'");
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn exec_error(e: datafusion::error::DataFusionError) -> EngineError {
+    EngineError::Execution(redact_values(&e.to_string()))
+}
+
+/// Turns DataFusion's planning errors into the sandbox's categories.
+fn classify(msg: String) -> EngineError {
+    let lower = msg.to_ascii_lowercase();
+    if lower.contains("ddl not supported") || lower.contains("dml not supported") || lower.contains("statement not supported") {
+        EngineError::Forbidden(format!("only queries (SELECT) are allowed in the sandbox: {msg}"))
+    } else {
+        EngineError::Plan(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn execution_errors_lose_quoted_values() {
+        assert_eq!(
+            redact_values("Cannot cast string '532901199001011234' to value of Int32 type"),
+            "Cannot cast string '…' to value of Int32 type"
+        );
+        assert_eq!(redact_values("no quotes"), "no quotes");
+        assert_eq!(redact_values("unterminated 'abc"), "unterminated '…'");
+    }
+}

@@ -1,0 +1,158 @@
+//! The permission matrix: which role may call which action. One table, mirrored in
+//! ARCHITECTURE.md; every RPC asks it before doing anything. Object-level rules (own tenant, own
+//! unit, never one's own job) are applied by the services on top.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A user's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Platform operator: users and grants; sees no data, approves nothing.
+    Admin,
+    /// Data-provider unit staff: registers datasets.
+    Provider,
+    /// Operating-entity (tenant) analyst: runs queries, fetches released results.
+    Analyst,
+    /// Export reviewer: approves or rejects results.
+    Reviewer,
+    /// Supervisor or evaluator: reads the audit chain.
+    Auditor,
+}
+
+impl Role {
+    /// All roles.
+    pub const ALL: [Role; 5] = [Role::Admin, Role::Provider, Role::Analyst, Role::Reviewer, Role::Auditor];
+
+    /// The role's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Provider => "provider",
+            Role::Analyst => "analyst",
+            Role::Reviewer => "reviewer",
+            Role::Auditor => "auditor",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| format!("unknown role `{s}`; expected one of: admin, provider, analyst, reviewer, auditor"))
+    }
+}
+
+/// Every action an RPC performs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Create a user and issue a certificate.
+    CreateUser,
+    /// List users.
+    ListUsers,
+    /// Set a user's expiry.
+    SetUserExpiry,
+    /// Who am I.
+    WhoAmI,
+    /// Register a dataset.
+    RegisterDataset,
+    /// List datasets.
+    ListDatasets,
+    /// Show a dataset's schema and policy.
+    GetDataset,
+    /// Grant a dataset to a tenant.
+    AddGrant,
+    /// List grants.
+    ListGrants,
+    /// Submit a query.
+    SubmitQuery,
+    /// Show a job.
+    GetJob,
+    /// List jobs.
+    ListJobs,
+    /// List jobs awaiting review.
+    ListPending,
+    /// Show a job for review, with a preview.
+    ShowReview,
+    /// Approve or reject a job.
+    Decide,
+    /// Download a released result.
+    FetchRelease,
+    /// Read audit events.
+    ListAudit,
+    /// Verify the audit chain.
+    VerifyAudit,
+}
+
+impl Action {
+    /// The action's name as audited.
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| format!("{self:?}"))
+    }
+}
+
+/// The permission matrix.
+pub const MATRIX: &[(Action, &[Role])] = &[
+    (Action::CreateUser, &[Role::Admin]),
+    (Action::ListUsers, &[Role::Admin]),
+    (Action::SetUserExpiry, &[Role::Admin]),
+    (Action::WhoAmI, &[Role::Admin, Role::Provider, Role::Analyst, Role::Reviewer, Role::Auditor]),
+    (Action::RegisterDataset, &[Role::Provider]),
+    (Action::ListDatasets, &[Role::Admin, Role::Provider, Role::Analyst, Role::Reviewer, Role::Auditor]),
+    (Action::GetDataset, &[Role::Admin, Role::Provider, Role::Analyst, Role::Reviewer, Role::Auditor]),
+    (Action::AddGrant, &[Role::Admin]),
+    (Action::ListGrants, &[Role::Admin, Role::Provider, Role::Analyst]),
+    (Action::SubmitQuery, &[Role::Analyst]),
+    (Action::GetJob, &[Role::Analyst, Role::Reviewer, Role::Auditor]),
+    (Action::ListJobs, &[Role::Analyst, Role::Reviewer, Role::Auditor]),
+    (Action::ListPending, &[Role::Reviewer]),
+    (Action::ShowReview, &[Role::Reviewer]),
+    (Action::Decide, &[Role::Reviewer]),
+    (Action::FetchRelease, &[Role::Analyst]),
+    (Action::ListAudit, &[Role::Auditor, Role::Admin]),
+    (Action::VerifyAudit, &[Role::Auditor, Role::Admin]),
+];
+
+/// The roles allowed to perform `action`.
+pub fn roles_for(action: Action) -> &'static [Role] {
+    MATRIX.iter().find(|(a, _)| *a == action).map(|(_, r)| *r).unwrap_or(&[])
+}
+
+/// Whether `role` may perform `action`.
+pub fn permits(role: Role, action: Action) -> bool {
+    roles_for(action).contains(&role)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matrix_is_complete_and_admin_sees_no_data() {
+        assert!(!permits(Role::Admin, Action::SubmitQuery));
+        assert!(!permits(Role::Admin, Action::FetchRelease));
+        assert!(!permits(Role::Admin, Action::Decide));
+        assert!(!permits(Role::Analyst, Action::Decide));
+        assert!(permits(Role::Reviewer, Action::Decide));
+        assert_eq!(Action::SubmitQuery.name(), "submit_query");
+        for (a, roles) in MATRIX {
+            assert!(!roles.is_empty(), "{a:?} has no role");
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Server configuration: `erhai.toml` in the deployment directory, overridable by `ERHAI_*`
+//! environment variables. Holds paths, never key material.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use erhai_engine::Limits;
+use erhai_policies::ReleaseRules;
+use serde::{Deserialize, Serialize};
+
+use crate::error::GatewayError;
+
+/// The configuration file's name inside a deployment directory.
+pub const CONFIG_FILE: &str = "erhai.toml";
+
+/// Everything the server needs to start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Deployment directory: meta/, datasets/, results/, tls/, keys/ (relative paths are resolved
+    /// against the configuration file's directory).
+    pub data_dir: PathBuf,
+    /// Master key file; default `<data_dir>/keys/master.key`.
+    #[serde(default)]
+    pub master_key_file: Option<PathBuf>,
+    /// Validity of issued user certificates, days.
+    #[serde(default = "default_cert_days")]
+    pub user_cert_days: u32,
+    /// Per-job limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Release rules.
+    #[serde(default)]
+    pub release: ReleaseConfig,
+}
+
+fn default_cert_days() -> u32 {
+    365
+}
+
+/// Per-job limits as configured.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Memory pool per job, MiB.
+    pub memory_mib: u64,
+    /// Wall-clock limit per job, seconds.
+    pub timeout_secs: u64,
+    /// Rows a result may have before checks.
+    pub max_result_rows: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig { memory_mib: 2048, timeout_secs: 120, max_result_rows: 100_000 }
+    }
+}
+
+/// Release rules as configured.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReleaseConfig {
+    /// Minimum distinct privacy units per released row.
+    pub k: u64,
+}
+
+impl Default for ReleaseConfig {
+    fn default() -> Self {
+        ReleaseConfig { k: erhai_policies::release::DEFAULT_K }
+    }
+}
+
+impl ServerConfig {
+    /// A configuration for a deployment in `dir`.
+    pub fn new(dir: &Path, listen: SocketAddr) -> ServerConfig {
+        ServerConfig {
+            listen,
+            data_dir: dir.to_path_buf(),
+            master_key_file: None,
+            user_cert_days: default_cert_days(),
+            limits: LimitsConfig::default(),
+            release: ReleaseConfig::default(),
+        }
+    }
+
+    /// Reads `path`, resolves relative paths against its directory and applies `ERHAI_LISTEN`,
+    /// `ERHAI_DATA_DIR`, `ERHAI_K`, `ERHAI_TIMEOUT_SECS`, `ERHAI_MEMORY_MIB` overrides.
+    pub fn load(path: &Path) -> Result<ServerConfig, GatewayError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(GatewayError::io(format!("reading {}", path.display())))?;
+        let mut cfg: ServerConfig = toml::from_str(&text)
+            .map_err(|e| GatewayError::Config(format!("{}: {e}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if cfg.data_dir.is_relative() {
+            cfg.data_dir = base.join(&cfg.data_dir);
+        }
+        if let Some(k) = &cfg.master_key_file
+            && k.is_relative()
+        {
+            cfg.master_key_file = Some(base.join(k));
+        }
+        cfg.apply_env()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn apply_env(&mut self) -> Result<(), GatewayError> {
+        fn parse<T: std::str::FromStr>(name: &str) -> Result<Option<T>, GatewayError> {
+            match std::env::var(name) {
+                Ok(v) => v
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| GatewayError::Config(format!("{name}={v} is not a valid value"))),
+                Err(_) => Ok(None),
+            }
+        }
+        if let Some(v) = parse("ERHAI_LISTEN")? {
+            self.listen = v;
+        }
+        if let Some(v) = parse::<PathBuf>("ERHAI_DATA_DIR")? {
+            self.data_dir = v;
+        }
+        if let Some(v) = parse("ERHAI_K")? {
+            self.release.k = v;
+        }
+        if let Some(v) = parse("ERHAI_TIMEOUT_SECS")? {
+            self.limits.timeout_secs = v;
+        }
+        if let Some(v) = parse("ERHAI_MEMORY_MIB")? {
+            self.limits.memory_mib = v;
+        }
+        Ok(())
+    }
+
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<(), GatewayError> {
+        self.release_rules()
+            .validate()
+            .map_err(|e| GatewayError::Config(e.to_string()))?;
+        if self.limits.memory_mib < 16 {
+            return Err(GatewayError::Config("limits.memory_mib must be at least 16".into()));
+        }
+        if self.limits.timeout_secs == 0 {
+            return Err(GatewayError::Config("limits.timeout_secs must be at least 1".into()));
+        }
+        if self.user_cert_days == 0 || self.user_cert_days > 3650 {
+            return Err(GatewayError::Config("user_cert_days must be between 1 and 3650".into()));
+        }
+        Ok(())
+    }
+
+    /// The engine's limits.
+    pub fn engine_limits(&self) -> Limits {
+        Limits {
+            memory_bytes: (self.limits.memory_mib as usize).saturating_mul(1 << 20),
+            timeout: Duration::from_secs(self.limits.timeout_secs),
+            max_rows: self.limits.max_result_rows,
+            ..Limits::default()
+        }
+    }
+
+    /// The release rules.
+    pub fn release_rules(&self) -> ReleaseRules {
+        ReleaseRules { k: self.release.k, ..ReleaseRules::default() }
+    }
+
+    /// The master key file.
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys").join("master.key"))
+    }
+
+    /// The TLS directory.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.data_dir.join("tls")
+    }
+
+    /// The sled directory.
+    pub fn meta_dir(&self) -> PathBuf {
+        self.data_dir.join("meta")
+    }
+}

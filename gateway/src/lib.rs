@@ -1,0 +1,21 @@
+//! The erhai gateway: gRPC services over mutual TLS, identity from the verified client
+//! certificate, authorization from one permission matrix, the workflows (register, query, review,
+//! release), state in sled and the audit chain.
+//!
+//! Only this crate knows about users, tenants and roles. It never reads dataset rows itself: the
+//! engine does, and the gateway decides who gets what the engine produced.
+
+pub mod audit;
+pub mod authz;
+pub mod config;
+pub mod deploy;
+pub mod error;
+pub mod identity;
+pub mod pki;
+pub mod server;
+pub mod service;
+pub mod state;
+
+pub use config::ServerConfig;
+pub use error::GatewayError;
+pub use server::{RunningServer, start};

@@ -1,0 +1,178 @@
+//! Starting the server: recovery, TLS 1.3 with mandatory client certificates, the services.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use erhai_engine::{Engine, MasterKey};
+use erhai_proto::v1::admin_service_server::AdminServiceServer;
+use erhai_proto::v1::audit_service_server::AuditServiceServer;
+use erhai_proto::v1::catalog_service_server::CatalogServiceServer;
+use erhai_proto::v1::governance_service_server::GovernanceServiceServer;
+use erhai_proto::v1::query_service_server::QueryServiceServer;
+use erhai_proto::v1::release_service_server::ReleaseServiceServer;
+use erhai_proto::v1::review_service_server::ReviewServiceServer;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::audit::{AuditLog, NewEvent};
+use crate::config::ServerConfig;
+use crate::error::GatewayError;
+use crate::pki::{self, CertificateAuthority};
+use crate::service::{Gateway, Inner};
+use crate::state::Store;
+
+/// Largest gRPC message accepted (upload chunks are far smaller).
+pub const MAX_MESSAGE_BYTES: usize = 32 << 20;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A server running in this process.
+pub struct RunningServer {
+    /// The bound address.
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<Result<(), tonic::transport::Error>>,
+    accept: JoinHandle<()>,
+    gateway: Gateway,
+}
+
+impl RunningServer {
+    /// Stops accepting, finishes in-flight calls, flushes state.
+    pub async fn shutdown(mut self) -> Result<(), GatewayError> {
+        self.accept.abort();
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let r = self.handle.await;
+        self.gateway.0.audit.append(NewEvent {
+            user: "-".into(),
+            action: "shutdown".into(),
+            outcome: "allowed".into(),
+            ..Default::default()
+        })?;
+        self.gateway.0.store.flush()?;
+        match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(GatewayError::Tls(e.to_string())),
+            Err(e) => Err(GatewayError::Tls(e.to_string())),
+        }
+    }
+
+    /// Runs until the server stops by itself.
+    pub async fn wait(self) -> Result<(), GatewayError> {
+        match self.handle.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(GatewayError::Tls(e.to_string())),
+            Err(e) => Err(GatewayError::Tls(e.to_string())),
+        }
+    }
+}
+
+fn tls_config(cfg: &ServerConfig) -> Result<rustls::ServerConfig, GatewayError> {
+    let dir = cfg.tls_dir();
+    let tls = |e: &dyn std::fmt::Display| GatewayError::Tls(e.to_string());
+    let ca = CertificateDer::pem_file_iter(dir.join(pki::CA_CERT))
+        .map_err(|e| tls(&e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls(&e))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in ca {
+        roots.add(c).map_err(|e| tls(&e))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| tls(&e))?;
+    let chain = CertificateDer::pem_file_iter(dir.join(pki::SERVER_CERT))
+        .map_err(|e| tls(&e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls(&e))?;
+    let key = PrivateKeyDer::from_pem_file(dir.join(pki::SERVER_KEY)).map_err(|e| tls(&e))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| tls(&e))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| tls(&e))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
+/// Recovers from any earlier crash, then starts serving on `cfg.listen`.
+pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
+    cfg.validate()?;
+    let master = MasterKey::load(&cfg.master_key_path())?;
+    let engine = Engine::new(&cfg.data_dir, master, cfg.engine_limits(), cfg.release_rules())?;
+    let ca = CertificateAuthority::load(&cfg.tls_dir())?;
+    let store = Store::open(&cfg.meta_dir())?;
+    let audit = AuditLog::open(store.db())?;
+
+    // Crash recovery: half-written files, uploads that never committed, interrupted jobs.
+    let orphans = engine.remove_orphans()?;
+    let uncommitted = store.remove_uncommitted_names()?;
+    for id in &uncommitted {
+        engine.discard_dataset(id);
+    }
+    let interrupted = store.fail_interrupted_jobs()?;
+    audit.append(NewEvent {
+        user: "-".into(),
+        action: "startup".into(),
+        outcome: "allowed".into(),
+        reason: format!(
+            "recovery: {orphans} orphaned files removed, {} uncommitted uploads discarded, {} interrupted jobs marked failed",
+            uncommitted.len(),
+            interrupted.len()
+        ),
+        ..Default::default()
+    })?;
+
+    let acceptor = TlsAcceptor::from(Arc::new(tls_config(&cfg)?));
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(GatewayError::io(format!("binding {}", cfg.listen)))?;
+    let addr = listener.local_addr().map_err(GatewayError::io("reading the bound address"))?;
+
+    let (tx, rx) = mpsc::channel(64);
+    let accept = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, peer)) = listener.accept().await else { continue };
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => {
+                        let _ = tx.send(Ok::<_, std::io::Error>(tls)).await;
+                    }
+                    Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake refused"),
+                    Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+                }
+            });
+        }
+    });
+
+    let gateway = Gateway(Arc::new(Inner { store, audit, engine, ca, cfg }));
+    let g = gateway.clone();
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(AdminServiceServer::new(g.clone()))
+            .add_service(AuditServiceServer::new(g.clone()))
+            .add_service(CatalogServiceServer::new(g.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
+            .add_service(GovernanceServiceServer::new(g.clone()))
+            .add_service(QueryServiceServer::new(g.clone()))
+            .add_service(ReviewServiceServer::new(g.clone()).max_encoding_message_size(MAX_MESSAGE_BYTES))
+            .add_service(ReleaseServiceServer::new(g).max_encoding_message_size(MAX_MESSAGE_BYTES))
+            .serve_with_incoming_shutdown(ReceiverStream::new(rx), async {
+                let _ = shutdown_rx.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, "erhai listening (TLS 1.3, client certificates required)");
+    Ok(RunningServer { addr, shutdown: Some(shutdown_tx), handle, accept, gateway })
+}

@@ -1,0 +1,135 @@
+//! The gRPC services. Every handler resolves the caller from the certificate, asks the permission
+//! matrix, applies object-level rules (own tenant, own unit, never one's own job) and appends an
+//! audit event with the outcome before answering.
+
+mod admin;
+mod catalog;
+mod convert;
+mod query;
+mod release;
+mod review;
+
+use std::sync::Arc;
+
+use erhai_engine::{EngineError, Engine};
+use tonic::{Request, Status};
+
+use crate::audit::{AuditLog, NewEvent};
+use crate::authz::{Action, Role, permits, roles_for};
+use crate::config::ServerConfig;
+use crate::identity;
+use crate::pki::CertificateAuthority;
+use crate::state::{Store, UserRecord, store_status};
+
+/// Shared state of all services.
+pub struct Inner {
+    /// Metadata.
+    pub store: Store,
+    /// Audit chain.
+    pub audit: AuditLog,
+    /// The sandbox engine.
+    pub engine: Engine,
+    /// Issues user certificates.
+    pub ca: CertificateAuthority,
+    /// Configuration.
+    pub cfg: ServerConfig,
+}
+
+/// The service implementation (cheap to clone).
+#[derive(Clone)]
+pub struct Gateway(pub Arc<Inner>);
+
+impl Gateway {
+    /// Identity and permission check; denials are audited here.
+    fn authorize<T>(&self, req: &Request<T>, action: Action, object: &str) -> Result<UserRecord, Status> {
+        let (id, resolved) = identity::resolve(&self.0.store, req);
+        let denied = |user: &str, role: &str, tenant: &str, status: Status| {
+            self.record(NewEvent {
+                user: user.into(),
+                role: role.into(),
+                tenant: tenant.into(),
+                action: action.name(),
+                object: object.into(),
+                outcome: "denied".into(),
+                reason: status.message().into(),
+            });
+            status
+        };
+        let user = resolved.map_err(|s| denied(&id, "", "", s))?;
+        if !permits(user.role, action) {
+            let roles: Vec<&str> = roles_for(action).iter().map(|r| r.name()).collect();
+            let status = Status::permission_denied(format!(
+                "role {} may not {}; it is reserved for: {}",
+                user.role,
+                action.name().replace('_', " "),
+                roles.join(", ")
+            ));
+            return Err(denied(&user.id, user.role.name(), user.tenant.as_deref().unwrap_or(""), status));
+        }
+        Ok(user)
+    }
+
+    fn record(&self, e: NewEvent) {
+        if let Err(err) = self.0.audit.append(e) {
+            // An audit failure must not pass silently; the call itself has already been decided.
+            tracing::error!(error = %err, "audit append failed");
+        }
+    }
+
+    /// Audits the outcome of an authorized call and passes the result through.
+    fn finish<T>(&self, user: &UserRecord, action: Action, object: &str, result: Result<T, Status>) -> Result<T, Status> {
+        let (outcome, reason) = match &result {
+            Ok(_) => ("allowed", String::new()),
+            Err(s) if matches!(s.code(), tonic::Code::PermissionDenied | tonic::Code::Unauthenticated) => {
+                ("denied", s.message().to_string())
+            }
+            Err(s) => ("failed", s.message().to_string()),
+        };
+        self.record(NewEvent {
+            user: user.id.clone(),
+            role: user.role.name().into(),
+            tenant: user.tenant.clone().unwrap_or_default(),
+            action: action.name(),
+            object: object.into(),
+            outcome: outcome.into(),
+            reason,
+        });
+        result
+    }
+
+    /// The caller's tenant (analysts always have one).
+    fn tenant_of(user: &UserRecord) -> Result<&str, Status> {
+        user.tenant
+            .as_deref()
+            .ok_or_else(|| Status::failed_precondition(format!("user `{}` belongs to no tenant", user.id)))
+    }
+
+    /// Whether `user` may see objects of `tenant`: analysts their own tenant only; tenant-bound
+    /// reviewers likewise; platform reviewers and auditors all.
+    fn sees_tenant(user: &UserRecord, tenant: &str) -> bool {
+        match user.role {
+            Role::Analyst | Role::Reviewer => user.tenant.as_deref().is_none_or(|t| t == tenant) && (user.role != Role::Analyst || user.tenant.is_some()),
+            Role::Auditor => true,
+            Role::Admin | Role::Provider => false,
+        }
+    }
+}
+
+/// The gRPC status for an engine error.
+pub fn engine_status(e: &EngineError) -> Status {
+    match e {
+        EngineError::Plan(_) | EngineError::BadData(_) | EngineError::Policy(_) => Status::invalid_argument(e.to_string()),
+        EngineError::Forbidden(_) | EngineError::Refused(_) | EngineError::Unsupported(_) => Status::permission_denied(e.to_string()),
+        EngineError::Timeout(_) => Status::deadline_exceeded(e.to_string()),
+        EngineError::TooManyRows { .. } => Status::resource_exhausted(e.to_string()),
+        EngineError::Execution(_) => Status::aborted(e.to_string()),
+        EngineError::Crypto(_) | EngineError::Io { .. } | EngineError::Parquet(_) => {
+            tracing::error!(error = %e, "engine storage failure");
+            Status::internal(e.to_string())
+        }
+    }
+}
+
+pub(crate) fn internal(e: crate::error::GatewayError) -> Status {
+    store_status(e)
+}

@@ -1,0 +1,148 @@
+//! Conversions from records to the wire types.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::ipc::writer::StreamWriter;
+use arrow::record_batch::RecordBatch;
+use erhai_engine::CheckReport;
+use erhai_policies::PlanVerdict;
+use erhai_proto::v1 as pb;
+use tonic::Status;
+
+use crate::state::{DatasetRecord, JobRecord, StoredField, UserRecord};
+
+pub fn user(u: &UserRecord) -> pb::User {
+    pb::User {
+        id: u.id.clone(),
+        name: u.name.clone(),
+        role: u.role.name().into(),
+        tenant: u.tenant.clone().unwrap_or_default(),
+        unit: u.unit.clone().unwrap_or_default(),
+        expires_at_ms: u.expires_at_ms.unwrap_or(0),
+        disabled: u.disabled,
+        cert_sha256: u.cert_sha256.clone(),
+    }
+}
+
+pub fn dataset(d: &DatasetRecord) -> pb::Dataset {
+    let columns = d
+        .fields
+        .iter()
+        .map(|f| {
+            let p = d.policy.column(&f.name);
+            pb::ColumnInfo {
+                name: f.name.clone(),
+                data_type: f.data_type.clone(),
+                nullable: f.nullable,
+                kind: p.map(|p| p.kind.name().to_string()).unwrap_or_default(),
+                grade: p.map(|p| p.grade.name().to_string()).unwrap_or_default(),
+                uses: p.map(|p| p.uses.iter().map(|u| u.name().to_string()).collect()).unwrap_or_default(),
+                aggregate_functions: p.map(|p| p.aggregate_functions.iter().cloned().collect()).unwrap_or_default(),
+                personal: p.is_some_and(|p| p.personal),
+                sensitive_personal: p.is_some_and(|p| p.sensitive_personal),
+            }
+        })
+        .collect();
+    pb::Dataset {
+        id: d.id.clone(),
+        name: d.name.clone(),
+        description: d.description.clone(),
+        provider_unit: d.provider_unit.clone(),
+        registered_by: d.registered_by.clone(),
+        version: d.version,
+        rows: d.rows,
+        privacy_unit: d.policy.privacy_unit.clone(),
+        columns,
+        created_at_ms: d.created_at_ms,
+    }
+}
+
+pub fn verdict(v: &PlanVerdict) -> pb::PlanVerdict {
+    pb::PlanVerdict {
+        allowed: v.allowed(),
+        columns: v
+            .columns
+            .iter()
+            .map(|c| pb::ColumnVerdict {
+                column: c.column.clone(),
+                sources: c.sources.clone(),
+                derivation: c.derivation.clone(),
+                allowed: c.allowed,
+                rule: c.rule.clone(),
+            })
+            .collect(),
+        refusals: v
+            .refusals
+            .iter()
+            .map(|r| pb::Refusal {
+                column: r.source.to_string(),
+                r#use: r.use_.name().into(),
+                rule: r.rule.clone(),
+                message: r.message.clone(),
+            })
+            .collect(),
+    }
+}
+
+pub fn report(r: &CheckReport) -> pb::CheckReport {
+    pb::CheckReport {
+        rows_computed: r.rows_computed,
+        rows_released: r.rows_released,
+        rows_suppressed: r.rows_suppressed,
+        threshold_k: r.threshold_k,
+        outcome: r.outcome().into(),
+        rows: r
+            .failed_rows
+            .iter()
+            .map(|f| pb::RowCheck { row: f.row, outcome: "fail".into(), reasons: f.reasons.clone() })
+            .collect(),
+        notes: r.notes.clone(),
+    }
+}
+
+pub fn job(j: &JobRecord) -> pb::Job {
+    pb::Job {
+        id: j.id.clone(),
+        tenant: j.tenant.clone(),
+        submitted_by: j.submitted_by.clone(),
+        sql: j.sql.clone(),
+        state: j.state.name().into(),
+        error: j.error.clone().unwrap_or_default(),
+        verdict: j.verdict.as_ref().map(verdict),
+        report: j.report.as_ref().map(report),
+        submitted_at_ms: j.submitted_at_ms,
+        finished_at_ms: j.finished_at_ms.unwrap_or(0),
+        reviewed_by: j.reviewed_by.clone().unwrap_or_default(),
+        review_reason: j.review_reason.clone().unwrap_or_default(),
+        reviewed_at_ms: j.reviewed_at_ms.unwrap_or(0),
+        datasets: j.datasets.clone(),
+    }
+}
+
+/// The Arrow schema recorded for a dataset.
+pub fn schema(fields: &[StoredField]) -> Result<Arc<Schema>, Status> {
+    let fields = fields
+        .iter()
+        .map(|f| {
+            DataType::from_str(&f.data_type)
+                .map(|t| Field::new(&f.name, t, f.nullable))
+                .map_err(|e| Status::internal(format!("stored type of column {} is unreadable: {e}", f.name)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// Encodes batches as one Arrow IPC stream.
+pub fn ipc(schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<u8>, Status> {
+    let mut buf = Vec::new();
+    {
+        let mut w = StreamWriter::try_new(&mut buf, schema).map_err(|e| Status::internal(e.to_string()))?;
+        for b in batches {
+            w.write(b).map_err(|e| Status::internal(e.to_string()))?;
+        }
+        w.finish().map_err(|e| Status::internal(e.to_string()))?;
+    }
+    Ok(buf)
+}

@@ -1,0 +1,158 @@
+//! QueryService: submit a production query, show and list jobs.
+
+use erhai_engine::{EngineError, StoredTable};
+use erhai_proto::v1 as pb;
+use erhai_proto::v1::query_service_server::QueryService;
+use tonic::{Request, Response, Status};
+
+use super::{Gateway, convert, engine_status, internal};
+use crate::authz::Action;
+use crate::state::{JobRecord, JobState, UserRecord, now_ms};
+
+impl Gateway {
+    /// The tables a tenant's job may read: its granted datasets.
+    fn tables_for(&self, tenant: &str) -> Result<Vec<StoredTable>, Status> {
+        let mut tables = Vec::new();
+        for g in self.0.store.grants(Some(tenant)).map_err(internal)? {
+            let Some(d) = self.0.store.dataset(&g.dataset_id).map_err(internal)? else { continue };
+            tables.push(StoredTable {
+                name: d.name.clone(),
+                dataset_id: d.id.clone(),
+                version: d.version,
+                wrapped_key: d.wrapped_key.clone(),
+                schema: convert::schema(&d.fields)?,
+                policy: d.policy.clone(),
+            });
+        }
+        Ok(tables)
+    }
+
+    async fn submit_inner(&self, user: &UserRecord, r: pb::SubmitQueryRequest, object: &mut String) -> Result<pb::Job, Status> {
+        let tenant = Self::tenant_of(user)?.to_string();
+        let sql = r.sql.trim().to_string();
+        if sql.is_empty() {
+            return Err(Status::invalid_argument("empty SQL"));
+        }
+        let tables = self.tables_for(&tenant)?;
+        let store = &self.0.store;
+        let mut job = JobRecord {
+            id: store.new_id("job").map_err(internal)?,
+            tenant,
+            submitted_by: user.id.clone(),
+            sql: sql.clone(),
+            state: JobState::Running,
+            error: None,
+            verdict: None,
+            report: None,
+            datasets: tables.iter().map(|t| t.dataset_id.clone()).collect(),
+            submitted_at_ms: now_ms(),
+            finished_at_ms: None,
+            reviewed_by: None,
+            review_reason: None,
+            reviewed_at_ms: None,
+            result_key: None,
+        };
+        *object = job.id.clone();
+
+        // The plan check answers at once; only an allowed plan becomes a running job.
+        match self.0.engine.check_query(&sql, &tables).await {
+            Ok((_, verdict)) if verdict.allowed() => job.verdict = Some(verdict),
+            Ok((_, verdict)) => {
+                let e = EngineError::Refused(Box::new(verdict.clone()));
+                job.verdict = Some(verdict);
+                return Err(self.end_early(job, JobState::Refused, &e));
+            }
+            Err(e) => {
+                let state = if matches!(engine_status(&e).code(), tonic::Code::PermissionDenied) { JobState::Refused } else { JobState::Failed };
+                return Err(self.end_early(job, state, &e));
+            }
+        }
+        store.put_job(&job).map_err(internal)?;
+
+        let gw = self.clone();
+        let running = job.clone();
+        let task = tokio::spawn(async move { gw.run_job(running, tables).await });
+        if r.wait {
+            return task.await.map_err(|e| Status::internal(format!("job task failed: {e}")));
+        }
+        Ok(convert::job(&job))
+    }
+
+    fn end_early(&self, mut job: JobRecord, state: JobState, e: &EngineError) -> Status {
+        job.state = state;
+        job.error = Some(e.to_string());
+        job.finished_at_ms = Some(now_ms());
+        if let Err(err) = self.0.store.put_job(&job) {
+            return internal(err);
+        }
+        engine_status(e)
+    }
+
+    /// Runs an accepted job to awaiting_review or failed, and audits the end.
+    async fn run_job(&self, mut job: JobRecord, tables: Vec<StoredTable>) -> pb::Job {
+        let outcome = self.0.engine.run_query(&job.id, &job.sql, &tables).await;
+        job.finished_at_ms = Some(now_ms());
+        let (audit_outcome, reason) = match outcome {
+            Ok(o) => {
+                job.state = JobState::AwaitingReview;
+                job.verdict = Some(o.verdict);
+                job.report = Some(o.report);
+                job.result_key = Some(o.result_wrapped_key);
+                ("allowed", String::new())
+            }
+            Err(e) => {
+                job.state = JobState::Failed;
+                job.error = Some(e.to_string());
+                ("failed", e.to_string())
+            }
+        };
+        if let Err(e) = self.0.store.put_job(&job) {
+            tracing::error!(error = %e, job = %job.id, "could not record the end of a job");
+        }
+        self.record(crate::audit::NewEvent {
+            user: job.submitted_by.clone(),
+            role: "analyst".into(),
+            tenant: job.tenant.clone(),
+            action: "job_finished".into(),
+            object: job.id.clone(),
+            outcome: audit_outcome.into(),
+            reason,
+        });
+        convert::job(&job)
+    }
+
+    /// A job `user` may see, or NotFound (other tenants' jobs do not exist for them).
+    pub(crate) fn visible_job(&self, user: &UserRecord, id: &str) -> Result<JobRecord, Status> {
+        self.0
+            .store
+            .job(id)
+            .map_err(internal)?
+            .filter(|j| Self::sees_tenant(user, &j.tenant))
+            .ok_or_else(|| Status::not_found(format!("no job `{id}` visible to you")))
+    }
+}
+
+#[tonic::async_trait]
+impl QueryService for Gateway {
+    async fn submit_query(&self, req: Request<pb::SubmitQueryRequest>) -> Result<Response<pb::Job>, Status> {
+        let user = self.authorize(&req, Action::SubmitQuery, "")?;
+        let mut object = String::new();
+        let r = self.submit_inner(&user, req.into_inner(), &mut object).await;
+        self.finish(&user, Action::SubmitQuery, &object, r).map(Response::new)
+    }
+
+    async fn get_job(&self, req: Request<pb::JobRef>) -> Result<Response<pb::Job>, Status> {
+        let object = req.get_ref().job.clone();
+        let user = self.authorize(&req, Action::GetJob, &object)?;
+        let r = self.visible_job(&user, &object).map(|j| convert::job(&j));
+        self.finish(&user, Action::GetJob, &object, r).map(Response::new)
+    }
+
+    async fn list_jobs(&self, req: Request<pb::Empty>) -> Result<Response<pb::ListJobsResponse>, Status> {
+        let user = self.authorize(&req, Action::ListJobs, "")?;
+        let r = self.0.store.jobs().map_err(internal).map(|jobs| pb::ListJobsResponse {
+            jobs: jobs.iter().filter(|j| Self::sees_tenant(&user, &j.tenant)).map(convert::job).collect(),
+        });
+        self.finish(&user, Action::ListJobs, "", r).map(Response::new)
+    }
+}

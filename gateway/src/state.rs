@@ -1,0 +1,382 @@
+//! Platform state in sled: users, datasets, grants, jobs (the audit chain lives in
+//! [`crate::audit`]). Records are JSON values under string keys; every commit is flushed before
+//! the RPC answers.
+
+use std::path::Path;
+
+use erhai_engine::CheckReport;
+use erhai_policies::{DatasetPolicy, PlanVerdict};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::authz::Role;
+use crate::error::GatewayError;
+
+/// A user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// Unique id; the certificate's common name.
+    pub id: String,
+    /// Real name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Tenant (operating entity), for analysts and tenant reviewers.
+    pub tenant: Option<String>,
+    /// Provider unit, for providers.
+    pub unit: Option<String>,
+    /// Creation time, ms since the epoch.
+    pub created_at_ms: i64,
+    /// Expiry, ms since the epoch.
+    pub expires_at_ms: Option<i64>,
+    /// Disabled users are refused.
+    pub disabled: bool,
+    /// Fingerprint of the only certificate accepted for this user.
+    pub cert_sha256: String,
+}
+
+/// One column as stored: name, Arrow type (display form), nullability.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredField {
+    /// Column name.
+    pub name: String,
+    /// Arrow data type, as displayed (parsed back with `DataType::from_str`).
+    pub data_type: String,
+    /// Nullable.
+    pub nullable: bool,
+}
+
+/// A registered dataset (its current version).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetRecord {
+    /// Id.
+    pub id: String,
+    /// Unique name; the table name in queries.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Provider unit that owns it.
+    pub provider_unit: String,
+    /// User who registered it.
+    pub registered_by: String,
+    /// Version number.
+    pub version: u32,
+    /// Rows.
+    pub rows: u64,
+    /// Bytes on disk (ciphertext).
+    pub bytes: u64,
+    /// Schema.
+    pub fields: Vec<StoredField>,
+    /// Column policy.
+    pub policy: DatasetPolicy,
+    /// Data key wrapped by the master key.
+    pub wrapped_key: Vec<u8>,
+    /// Registration time.
+    pub created_at_ms: i64,
+}
+
+/// A temporary grant of a dataset to a tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRecord {
+    /// Dataset id.
+    pub dataset_id: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Admin who granted.
+    pub granted_by: String,
+    /// When.
+    pub granted_at_ms: i64,
+}
+
+/// Job states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Executing.
+    Running,
+    /// Refused by the plan check (never executed).
+    Refused,
+    /// Executed, checked, quarantined; waiting for a reviewer.
+    AwaitingReview,
+    /// A reviewer rejected it.
+    Rejected,
+    /// A reviewer approved it; the submitting tenant may download it.
+    Released,
+    /// Planning or execution failed.
+    Failed,
+}
+
+impl JobState {
+    /// The state's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            JobState::Running => "running",
+            JobState::Refused => "refused",
+            JobState::AwaitingReview => "awaiting_review",
+            JobState::Rejected => "rejected",
+            JobState::Released => "released",
+            JobState::Failed => "failed",
+        }
+    }
+}
+
+/// A production job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// Id.
+    pub id: String,
+    /// Tenant of the submitter.
+    pub tenant: String,
+    /// Submitting analyst.
+    pub submitted_by: String,
+    /// SQL text.
+    pub sql: String,
+    /// State.
+    pub state: JobState,
+    /// Error or refusal text.
+    pub error: Option<String>,
+    /// Plan verdict.
+    pub verdict: Option<PlanVerdict>,
+    /// Automatic check report.
+    pub report: Option<CheckReport>,
+    /// Dataset ids the job could read.
+    pub datasets: Vec<String>,
+    /// Submission time.
+    pub submitted_at_ms: i64,
+    /// End of execution.
+    pub finished_at_ms: Option<i64>,
+    /// Reviewer.
+    pub reviewed_by: Option<String>,
+    /// Review reason.
+    pub review_reason: Option<String>,
+    /// Review time.
+    pub reviewed_at_ms: Option<i64>,
+    /// Wrapped key of the quarantined result.
+    pub result_key: Option<Vec<u8>>,
+}
+
+/// The sled database and its trees.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    users: sled::Tree,
+    datasets: sled::Tree,
+    dataset_names: sled::Tree,
+    grants: sled::Tree,
+    jobs: sled::Tree,
+}
+
+/// A storage failure, as a status for callers.
+pub fn store_status(e: GatewayError) -> tonic::Status {
+    tracing::error!(error = %e, "metadata store failure");
+    tonic::Status::internal(format!("metadata store failure: {e}"))
+}
+
+/// Current time, ms since the epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, GatewayError> {
+        let db = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open()?;
+        Ok(Store {
+            users: db.open_tree("users")?,
+            datasets: db.open_tree("datasets")?,
+            dataset_names: db.open_tree("dataset_names")?,
+            grants: db.open_tree("grants")?,
+            jobs: db.open_tree("jobs")?,
+            db,
+        })
+    }
+
+    /// The underlying database (for the audit chain's trees).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
+    /// Makes every committed change durable.
+    pub fn flush(&self) -> Result<(), GatewayError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &str) -> Result<Option<T>, GatewayError> {
+        match tree.get(key.as_bytes())? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| GatewayError::Store(format!("corrupt record {key}: {e}"))),
+        }
+    }
+
+    fn put<T: Serialize>(tree: &sled::Tree, key: &str, value: &T) -> Result<(), GatewayError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| GatewayError::Store(e.to_string()))?;
+        tree.insert(key.as_bytes(), bytes)?;
+        Ok(())
+    }
+
+    fn all<T: DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>, GatewayError> {
+        tree.iter()
+            .values()
+            .map(|v| {
+                let v = v?;
+                serde_json::from_slice(&v).map_err(|e| GatewayError::Store(format!("corrupt record: {e}")))
+            })
+            .collect()
+    }
+
+    /// A new id with `prefix`, unique across restarts.
+    pub fn new_id(&self, prefix: &str) -> Result<String, GatewayError> {
+        Ok(format!("{prefix}-{:06}", self.db.generate_id()? + 1))
+    }
+
+    // ---- users
+
+    /// A user by id.
+    pub fn user(&self, id: &str) -> Result<Option<UserRecord>, GatewayError> {
+        Self::get(&self.users, id)
+    }
+
+    /// Inserts a new user; false if the id exists.
+    pub fn insert_user(&self, u: &UserRecord) -> Result<bool, GatewayError> {
+        let bytes = serde_json::to_vec(u).map_err(|e| GatewayError::Store(e.to_string()))?;
+        let inserted = self
+            .users
+            .compare_and_swap(u.id.as_bytes(), None as Option<&[u8]>, Some(bytes))?
+            .is_ok();
+        self.flush()?;
+        Ok(inserted)
+    }
+
+    /// Replaces a user record.
+    pub fn update_user(&self, u: &UserRecord) -> Result<(), GatewayError> {
+        Self::put(&self.users, &u.id, u)?;
+        self.flush()
+    }
+
+    /// All users.
+    pub fn users(&self) -> Result<Vec<UserRecord>, GatewayError> {
+        Self::all(&self.users)
+    }
+
+    // ---- datasets
+
+    /// A dataset by id or name.
+    pub fn dataset(&self, id_or_name: &str) -> Result<Option<DatasetRecord>, GatewayError> {
+        if let Some(d) = Self::get(&self.datasets, id_or_name)? {
+            return Ok(Some(d));
+        }
+        match self.dataset_names.get(id_or_name.as_bytes())? {
+            Some(id) => Self::get(&self.datasets, &String::from_utf8_lossy(&id)),
+            None => Ok(None),
+        }
+    }
+
+    /// Reserves a dataset name for `id`; false if taken.
+    pub fn reserve_dataset_name(&self, name: &str, id: &str) -> Result<bool, GatewayError> {
+        Ok(self
+            .dataset_names
+            .compare_and_swap(name.as_bytes(), None as Option<&[u8]>, Some(id.as_bytes()))?
+            .is_ok())
+    }
+
+    /// Releases a reserved name (failed upload).
+    pub fn release_dataset_name(&self, name: &str) -> Result<(), GatewayError> {
+        self.dataset_names.remove(name.as_bytes())?;
+        Ok(())
+    }
+
+    /// Commits a dataset record.
+    pub fn put_dataset(&self, d: &DatasetRecord) -> Result<(), GatewayError> {
+        Self::put(&self.datasets, &d.id, d)?;
+        self.flush()
+    }
+
+    /// All datasets.
+    pub fn datasets(&self) -> Result<Vec<DatasetRecord>, GatewayError> {
+        Self::all(&self.datasets)
+    }
+
+    /// Names reserved by uploads that never committed (a crash mid-upload): removed at startup.
+    pub fn remove_uncommitted_names(&self) -> Result<Vec<String>, GatewayError> {
+        let mut removed = Vec::new();
+        for kv in self.dataset_names.iter() {
+            let (name, id) = kv?;
+            if self.datasets.get(&id)?.is_none() {
+                self.dataset_names.remove(&name)?;
+                removed.push(String::from_utf8_lossy(&id).to_string());
+            }
+        }
+        self.flush()?;
+        Ok(removed)
+    }
+
+    // ---- grants
+
+    /// Records a grant (idempotent).
+    pub fn put_grant(&self, g: &GrantRecord) -> Result<(), GatewayError> {
+        Self::put(&self.grants, &format!("{}/{}", g.tenant, g.dataset_id), g)?;
+        self.flush()
+    }
+
+    /// Grants of a tenant, or all.
+    pub fn grants(&self, tenant: Option<&str>) -> Result<Vec<GrantRecord>, GatewayError> {
+        let all: Vec<GrantRecord> = Self::all(&self.grants)?;
+        Ok(all.into_iter().filter(|g| tenant.is_none_or(|t| g.tenant == t)).collect())
+    }
+
+    // ---- jobs
+
+    /// A job by id.
+    pub fn job(&self, id: &str) -> Result<Option<JobRecord>, GatewayError> {
+        Self::get(&self.jobs, id)
+    }
+
+    /// Writes a job record.
+    pub fn put_job(&self, j: &JobRecord) -> Result<(), GatewayError> {
+        Self::put(&self.jobs, &j.id, j)?;
+        self.flush()
+    }
+
+    /// Moves a job from `from` to the state `update` leaves it in, atomically: false if the job
+    /// was no longer in `from` (a concurrent decision).
+    pub fn transition_job(&self, id: &str, from: JobState, update: impl Fn(&mut JobRecord)) -> Result<Option<JobRecord>, GatewayError> {
+        loop {
+            let Some(old) = self.jobs.get(id.as_bytes())? else { return Ok(None) };
+            let mut job: JobRecord =
+                serde_json::from_slice(&old).map_err(|e| GatewayError::Store(format!("corrupt job {id}: {e}")))?;
+            if job.state != from {
+                return Ok(None);
+            }
+            update(&mut job);
+            let new = serde_json::to_vec(&job).map_err(|e| GatewayError::Store(e.to_string()))?;
+            if self.jobs.compare_and_swap(id.as_bytes(), Some(old), Some(new))?.is_ok() {
+                self.flush()?;
+                return Ok(Some(job));
+            }
+        }
+    }
+
+    /// All jobs.
+    pub fn jobs(&self) -> Result<Vec<JobRecord>, GatewayError> {
+        Self::all(&self.jobs)
+    }
+
+    /// Marks jobs left running by a crash as failed; returns their ids.
+    pub fn fail_interrupted_jobs(&self) -> Result<Vec<String>, GatewayError> {
+        let mut ids = Vec::new();
+        for mut j in self.jobs()? {
+            if j.state == JobState::Running {
+                j.state = JobState::Failed;
+                j.error = Some("interrupted by a server restart; submit the query again".into());
+                j.finished_at_ms = Some(now_ms());
+                Self::put(&self.jobs, &j.id, &j)?;
+                ids.push(j.id);
+            }
+        }
+        self.flush()?;
+        Ok(ids)
+    }
+}

@@ -1,0 +1,20 @@
+//! The erhai policy model, pure: column classification and allowed uses, release rules, and
+//! verdicts with reasons.
+//!
+//! This crate knows nothing about DataFusion, files or the network. The engine describes a query
+//! plan as [`lineage::PlanLineage`] (which source columns reach which output, and how); this crate
+//! decides whether that is allowed under each column's [`model::ColumnPolicy`] and explains why not.
+//! A regulator should be able to read it end to end.
+
+pub mod check;
+pub mod error;
+pub mod lineage;
+pub mod model;
+pub mod policy_file;
+pub mod release;
+
+pub use check::{check_plan, ColumnVerdict, PlanVerdict, Refusal};
+pub use error::PolicyError;
+pub use lineage::{ContextUse, Derivation, OutputLineage, PlanLineage, SourceColumn, Step, UseContext};
+pub use model::{ColumnKind, ColumnPolicy, DatasetPolicy, Grade, Use};
+pub use release::{ReleaseRules, RowOutcome};

@@ -1,0 +1,449 @@
+//! Column classification: what a column is (kind, grade) and how a query may use it (uses).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::PolicyError;
+
+/// What a column holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnKind {
+    /// Resident identity card number.
+    IdCard,
+    /// Mobile or landline number.
+    Phone,
+    /// A person's name.
+    Name,
+    /// Bank card number.
+    BankCard,
+    /// Postal address.
+    Address,
+    /// E-mail address.
+    Email,
+    /// Vehicle licence plate.
+    Plate,
+    /// Date of birth.
+    BirthDate,
+    /// An attribute that identifies in combination (age, occupation, ...).
+    QuasiIdentifier,
+    /// A category to group by.
+    Dimension,
+    /// A quantity to aggregate.
+    Measure,
+    /// Anything else.
+    Other,
+}
+
+impl ColumnKind {
+    /// All kinds with their policy-file names.
+    pub const ALL: [(&'static str, ColumnKind); 12] = [
+        ("id_card", ColumnKind::IdCard),
+        ("phone", ColumnKind::Phone),
+        ("name", ColumnKind::Name),
+        ("bank_card", ColumnKind::BankCard),
+        ("address", ColumnKind::Address),
+        ("email", ColumnKind::Email),
+        ("plate", ColumnKind::Plate),
+        ("birth_date", ColumnKind::BirthDate),
+        ("quasi_identifier", ColumnKind::QuasiIdentifier),
+        ("dimension", ColumnKind::Dimension),
+        ("measure", ColumnKind::Measure),
+        ("other", ColumnKind::Other),
+    ];
+
+    /// The policy-file name of this kind.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("other")
+    }
+
+    fn parse(column: &str, s: &str) -> Result<Self, PolicyError> {
+        Self::ALL
+            .iter()
+            .find(|(n, _)| *n == s)
+            .map(|(_, k)| *k)
+            .ok_or_else(|| PolicyError::UnknownName {
+                what: "kind",
+                column: column.to_string(),
+                value: s.to_string(),
+                expected: names(Self::ALL.iter().map(|(n, _)| *n)),
+            })
+    }
+}
+
+/// Data grade under GB/T 43697-2024.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grade {
+    /// General data.
+    General,
+    /// Important data.
+    Important,
+    /// Core data: refused at registration.
+    Core,
+}
+
+impl Grade {
+    /// The policy-file name of this grade.
+    pub fn name(self) -> &'static str {
+        match self {
+            Grade::General => "general",
+            Grade::Important => "important",
+            Grade::Core => "core",
+        }
+    }
+
+    fn parse(column: &str, s: &str) -> Result<Self, PolicyError> {
+        match s {
+            "general" => Ok(Grade::General),
+            "important" => Ok(Grade::Important),
+            "core" => Ok(Grade::Core),
+            _ => Err(PolicyError::UnknownName {
+                what: "grade",
+                column: column.to_string(),
+                value: s.to_string(),
+                expected: "general, important".to_string(),
+            }),
+        }
+    }
+}
+
+/// One way a query may use a column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Use {
+    /// Appear in the result as stored.
+    Output,
+    /// Appear in the result only through an approved mask function.
+    OutputMasked,
+    /// Be a GROUP BY key (its values then appear as group labels).
+    GroupBy,
+    /// Be the argument of an allowed aggregate function.
+    Aggregate,
+    /// Be compared in WHERE / HAVING.
+    Filter,
+    /// Be an equi-join key.
+    Join,
+}
+
+impl Use {
+    /// All uses with their policy-file names.
+    pub const ALL: [(&'static str, Use); 6] = [
+        ("output", Use::Output),
+        ("output_masked", Use::OutputMasked),
+        ("group_by", Use::GroupBy),
+        ("aggregate", Use::Aggregate),
+        ("filter", Use::Filter),
+        ("join", Use::Join),
+    ];
+
+    /// The policy-file name of this use.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, u)| *u == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("output")
+    }
+
+    fn parse(column: &str, s: &str) -> Result<Self, PolicyError> {
+        Self::ALL
+            .iter()
+            .find(|(n, _)| *n == s)
+            .map(|(_, u)| *u)
+            .ok_or_else(|| PolicyError::UnknownName {
+                what: "use",
+                column: column.to_string(),
+                value: s.to_string(),
+                expected: names(Self::ALL.iter().map(|(n, _)| *n)),
+            })
+    }
+}
+
+impl fmt::Display for Use {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Aggregate functions allowed by default on a column with the `aggregate` use. Functions that
+/// reveal a single value (min, max, median, first/last) are deliberately absent.
+pub const DEFAULT_AGGREGATES: [&str; 9] = [
+    "count",
+    "count_distinct",
+    "sum",
+    "avg",
+    "stddev",
+    "stddev_pop",
+    "var",
+    "var_pop",
+    "mean",
+];
+
+/// Aggregate functions a policy may list. Anything else is unknown.
+pub const KNOWN_AGGREGATES: [&str; 16] = [
+    "count",
+    "count_distinct",
+    "sum",
+    "avg",
+    "mean",
+    "stddev",
+    "stddev_pop",
+    "var",
+    "var_pop",
+    "min",
+    "max",
+    "median",
+    "approx_distinct",
+    "approx_median",
+    "first_value",
+    "last_value",
+];
+
+/// Aggregate functions allowed on identifiers: "unique visitors" must stay possible.
+pub const IDENTIFIER_AGGREGATES: [&str; 2] = ["count", "count_distinct"];
+
+/// Named sets of uses (DESIGN.md "the policy model").
+pub const PRESETS: [&str; 6] = [
+    "plain",
+    "masked",
+    "dimension",
+    "measure",
+    "identifier",
+    "secret",
+];
+
+/// The uses and aggregate functions of a preset.
+pub fn preset(name: &str) -> Option<(BTreeSet<Use>, BTreeSet<String>)> {
+    let defaults = || DEFAULT_AGGREGATES.iter().map(|s| s.to_string()).collect();
+    let set = |u: &[Use]| u.iter().copied().collect::<BTreeSet<_>>();
+    Some(match name {
+        "plain" => (
+            set(&[
+                Use::Output,
+                Use::GroupBy,
+                Use::Aggregate,
+                Use::Filter,
+                Use::Join,
+            ]),
+            defaults(),
+        ),
+        "masked" => (set(&[Use::OutputMasked]), BTreeSet::new()),
+        "dimension" => (
+            set(&[Use::Output, Use::GroupBy, Use::Filter]),
+            BTreeSet::new(),
+        ),
+        "measure" => (set(&[Use::Aggregate, Use::Filter]), defaults()),
+        "identifier" => (
+            set(&[Use::Join, Use::Aggregate]),
+            IDENTIFIER_AGGREGATES.iter().map(|s| s.to_string()).collect(),
+        ),
+        "secret" => (BTreeSet::new(), BTreeSet::new()),
+        _ => return None,
+    })
+}
+
+/// The policy of one column.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnPolicy {
+    /// What the column holds.
+    pub kind: ColumnKind,
+    /// Its grade.
+    pub grade: Grade,
+    /// Personal information (PIPL).
+    pub personal: bool,
+    /// Sensitive personal information (PIPL).
+    pub sensitive_personal: bool,
+    /// How queries may use it.
+    pub uses: BTreeSet<Use>,
+    /// Aggregate functions allowed when `uses` holds [`Use::Aggregate`].
+    pub aggregate_functions: BTreeSet<String>,
+    /// The preset the uses came from, if any (for explanations).
+    pub preset: Option<String>,
+    /// A declared Arrow type (e.g. `date32`, `decimal128(12,2)`), used to parse CSV and checked
+    /// against the data.
+    pub data_type: Option<String>,
+}
+
+impl ColumnPolicy {
+    /// Whether `use_` is allowed.
+    pub fn allows(&self, use_: Use) -> bool {
+        self.uses.contains(&use_)
+    }
+
+    /// Whether aggregate function `func` is allowed.
+    pub fn allows_aggregate(&self, func: &str) -> bool {
+        self.allows(Use::Aggregate) && self.aggregate_functions.contains(func)
+    }
+
+    /// A short description of what is allowed, for refusal messages.
+    pub fn describe_uses(&self) -> String {
+        if self.uses.is_empty() {
+            return "none".to_string();
+        }
+        self.uses
+            .iter()
+            .map(|u| {
+                if *u == Use::Aggregate {
+                    let f: Vec<&str> = self.aggregate_functions.iter().map(|s| s.as_str()).collect();
+                    format!("aggregate[{}]", f.join(", "))
+                } else {
+                    u.name().to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `kind, preset P` — how the column is classified, for refusal messages.
+    pub fn describe_class(&self) -> String {
+        match &self.preset {
+            Some(p) => format!("{}, preset {}", self.kind.name(), p),
+            None => self.kind.name().to_string(),
+        }
+    }
+
+    pub(crate) fn build(
+        column: &str,
+        kind: &str,
+        grade: &str,
+        personal: bool,
+        sensitive_personal: bool,
+        uses: UsesSpec,
+        functions: Option<Vec<String>>,
+        data_type: Option<String>,
+    ) -> Result<Self, PolicyError> {
+        let kind = ColumnKind::parse(column, kind)?;
+        let grade = Grade::parse(column, grade)?;
+        if grade == Grade::Core {
+            return Err(PolicyError::CoreData(column.to_string()));
+        }
+        let (uses, mut aggregate_functions, preset_name) = match uses {
+            UsesSpec::Preset(p) => {
+                let (u, f) = preset(&p).ok_or_else(|| PolicyError::UnknownName {
+                    what: "preset",
+                    column: column.to_string(),
+                    value: p.clone(),
+                    expected: names(PRESETS.iter().copied()),
+                })?;
+                (u, f, Some(p))
+            }
+            UsesSpec::List(list) => {
+                let mut u = BTreeSet::new();
+                for s in &list {
+                    u.insert(Use::parse(column, s)?);
+                }
+                let f = if u.contains(&Use::Aggregate) {
+                    DEFAULT_AGGREGATES.iter().map(|s| s.to_string()).collect()
+                } else {
+                    BTreeSet::new()
+                };
+                (u, f, None)
+            }
+        };
+        if let Some(list) = functions {
+            aggregate_functions = BTreeSet::new();
+            for f in list {
+                let f = f.to_ascii_lowercase();
+                if !KNOWN_AGGREGATES.contains(&f.as_str()) {
+                    return Err(PolicyError::UnknownFunction {
+                        column: column.to_string(),
+                        function: f,
+                    });
+                }
+                aggregate_functions.insert(f);
+            }
+        }
+        Ok(ColumnPolicy {
+            kind,
+            grade,
+            personal,
+            sensitive_personal: sensitive_personal || kind == ColumnKind::IdCard,
+            uses,
+            aggregate_functions,
+            preset: preset_name,
+            data_type,
+        })
+    }
+}
+
+/// How a policy file spells a column's uses: a preset name or a list of uses.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum UsesSpec {
+    /// A preset name, e.g. `"measure"`.
+    Preset(String),
+    /// Explicit uses, e.g. `["group_by", "filter"]`.
+    List(Vec<String>),
+}
+
+/// The policy of one dataset: every column's policy and the privacy-unit column.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetPolicy {
+    /// The column naming the person or firm the thresholds count.
+    pub privacy_unit: String,
+    /// Column name → policy. Every column of the data has exactly one entry.
+    pub columns: BTreeMap<String, ColumnPolicy>,
+}
+
+impl DatasetPolicy {
+    /// The policy of `column`, if it exists.
+    pub fn column(&self, column: &str) -> Option<&ColumnPolicy> {
+        self.columns.get(column)
+    }
+
+    /// Checks the policy against the data's columns (name, Arrow type as displayed): every
+    /// column classified, no extra entries, a real privacy unit, declared types matching.
+    pub fn validate_against(&self, schema: &[(String, String)]) -> Result<(), PolicyError> {
+        for (name, actual) in schema {
+            let col = self
+                .columns
+                .get(name)
+                .ok_or_else(|| PolicyError::MissingColumn(name.clone()))?;
+            if let Some(declared) = &col.data_type
+                && !same_type(declared, actual)
+            {
+                return Err(PolicyError::TypeMismatch {
+                    column: name.clone(),
+                    declared: declared.clone(),
+                    actual: actual.clone(),
+                });
+            }
+        }
+        for name in self.columns.keys() {
+            if !schema.iter().any(|(n, _)| n == name) {
+                return Err(PolicyError::UnknownColumn(name.clone()));
+            }
+        }
+        if !schema.iter().any(|(n, _)| *n == self.privacy_unit) {
+            return Err(PolicyError::BadPrivacyUnit(self.privacy_unit.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// Compares a declared type with Arrow's display of the actual one, ignoring case and spaces.
+fn same_type(declared: &str, actual: &str) -> bool {
+    let norm = |s: &str| {
+        s.chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_lowercase()
+    };
+    let (d, a) = (norm(declared), norm(actual));
+    d == a
+        || matches!(
+            (d.as_str(), a.as_str()),
+            ("utf8", "utf8view") | ("utf8", "largeutf8") | ("string", "utf8") | ("date", "date32")
+        )
+}
+
+fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
+    it.collect::<Vec<_>>().join(", ")
+}

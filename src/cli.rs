@@ -1,0 +1,459 @@
+//! The command line: `erhai [--identity DIR] [--output table|json] <command>`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use erhai_gateway::ServerConfig;
+use erhai_gateway::config::CONFIG_FILE;
+use erhai_proto::v1 as pb;
+use serde_json::json;
+
+use crate::client::Client;
+use crate::output::{self, Format};
+
+/// erhai — a privacy-preserving compute enclave for public data.
+#[derive(Debug, Parser)]
+#[command(name = "erhai", version, about)]
+pub struct Cli {
+    /// Identity bundle directory (cert.pem, key.pem, ca.pem, endpoint).
+    #[arg(long, global = true, env = "ERHAI_IDENTITY")]
+    pub identity: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value = "table")]
+    pub output: Format,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve {
+        /// Deployment directory holding erhai.toml (or give --config).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run the whole flow on generated data in a throwaway deployment.
+    Demo(crate::demo::DemoArgs),
+    /// Platform administration.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Show the calling user.
+    Whoami,
+    /// Datasets.
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
+    /// Temporary dataset grants to tenants.
+    #[command(subcommand)]
+    Grant(GrantCommand),
+    /// Queries.
+    #[command(subcommand)]
+    Query(QueryCommand),
+    /// Jobs.
+    #[command(subcommand)]
+    Job(JobCommand),
+    /// Export review.
+    #[command(subcommand)]
+    Review(ReviewCommand),
+    /// Released results.
+    #[command(subcommand)]
+    Release(ReleaseCommand),
+    /// The audit chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `erhai admin …`
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a deployment: CA, server certificate, master key, erhai.toml, first admin.
+    Init {
+        /// Deployment directory (must be empty or absent).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Address the server will listen on.
+        #[arg(long, default_value = "127.0.0.1:7443")]
+        listen: SocketAddr,
+    },
+    /// Users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// `erhai admin user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Record a user and write their identity bundle.
+    Add(UserAdd),
+    /// List users.
+    List,
+    /// Set when a user expires (`now`, an RFC 3339 time, or `never`).
+    Expire {
+        /// User id.
+        #[arg(long)]
+        id: String,
+        /// When.
+        #[arg(long)]
+        at: String,
+    },
+}
+
+/// Arguments of `admin user add`.
+#[derive(Debug, Args)]
+pub struct UserAdd {
+    /// User id (the certificate's name).
+    #[arg(long)]
+    pub id: String,
+    /// Real name.
+    #[arg(long)]
+    pub name: String,
+    /// admin, provider, analyst, reviewer or auditor.
+    #[arg(long)]
+    pub role: String,
+    /// Tenant (operating entity), for analysts.
+    #[arg(long, default_value = "")]
+    pub tenant: String,
+    /// Provider unit, for providers.
+    #[arg(long, default_value = "")]
+    pub unit: String,
+    /// Where to write the identity bundle.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Certificate validity in days (default: the platform's).
+    #[arg(long, default_value_t = 0)]
+    pub valid_days: i64,
+}
+
+/// `erhai dataset …`
+#[derive(Debug, Subcommand)]
+pub enum DatasetCommand {
+    /// Upload a CSV, Parquet or Arrow file with its column policy.
+    Register {
+        /// Dataset name (the table name in queries).
+        #[arg(long)]
+        name: String,
+        /// Data file.
+        #[arg(long)]
+        file: PathBuf,
+        /// Column policy (TOML).
+        #[arg(long)]
+        policy: PathBuf,
+        /// Description.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Datasets you can see.
+    List,
+    /// A dataset's schema and policy (never rows).
+    Show {
+        /// Id or name.
+        dataset: String,
+    },
+}
+
+/// `erhai grant …`
+#[derive(Debug, Subcommand)]
+pub enum GrantCommand {
+    /// Let a tenant's analysts query a dataset.
+    Add {
+        /// Dataset id or name.
+        #[arg(long)]
+        dataset: String,
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Grants you can see.
+    List,
+}
+
+/// `erhai query …`
+#[derive(Debug, Subcommand)]
+pub enum QueryCommand {
+    /// Submit a production query; it ends awaiting review, or refused with reasons.
+    Submit {
+        /// The SQL.
+        #[arg(long)]
+        sql: String,
+        /// Wait until the job has run.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+/// `erhai job …`
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// One job: SQL, verdict, report.
+    Show {
+        /// Job id.
+        job: String,
+    },
+    /// Your jobs.
+    List,
+}
+
+/// `erhai review …`
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// Jobs awaiting review.
+    List,
+    /// A job's SQL, report and the rows that would be released.
+    Show {
+        /// Job id.
+        job: String,
+    },
+    /// Release a job's result.
+    Approve {
+        /// Job id.
+        job: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Refuse a job's result.
+    Reject {
+        /// Job id.
+        job: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// `erhai release …`
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// Download an approved result (.csv, .parquet or .arrow by extension).
+    Fetch {
+        /// Job id.
+        job: String,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// `erhai audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Audit events, oldest first.
+    List {
+        /// Only this user's.
+        #[arg(long, default_value = "")]
+        user: String,
+        /// Only this action.
+        #[arg(long, default_value = "")]
+        action: String,
+        /// At most this many (the newest).
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
+    /// Recompute the hash chain.
+    Verify,
+}
+
+async fn connect(cli_identity: &Option<PathBuf>) -> Result<Client, Box<dyn std::error::Error>> {
+    let dir = cli_identity
+        .as_ref()
+        .ok_or("no identity: give --identity DIR or set ERHAI_IDENTITY")?;
+    Ok(Client::connect_dir(dir).await?)
+}
+
+fn print(format: Format, table: impl FnOnce() -> String, json: impl FnOnce() -> serde_json::Value) {
+    match format {
+        Format::Table => println!("{}", table()),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&json()).unwrap_or_default()),
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let fmt = cli.output;
+    match cli.command {
+        Command::Serve { dir, config } => serve(dir, config).await,
+        Command::Demo(args) => crate::demo::run(args).await,
+        Command::Admin(AdminCommand::Init { dir, listen }) => {
+            let d = erhai_gateway::deploy::init(&dir, listen)?;
+            print(
+                fmt,
+                || {
+                    format!(
+                        "deployment created in {}\nconfiguration: {}\nadmin identity: {}\nstart it with: erhai serve --dir {}",
+                        dir.display(),
+                        d.config_file.display(),
+                        d.admin_identity.display(),
+                        dir.display()
+                    )
+                },
+                || json!({"config": d.config_file, "admin_identity": d.admin_identity}),
+            );
+            Ok(())
+        }
+        Command::Admin(AdminCommand::User(cmd)) => {
+            let c = connect(&cli.identity).await?;
+            match cmd {
+                UserCommand::Add(a) => {
+                    let u = c
+                        .add_user(
+                            pb::CreateUserRequest { id: a.id, name: a.name, role: a.role, tenant: a.tenant, unit: a.unit, public_key_pem: String::new(), valid_days: a.valid_days },
+                            &a.out,
+                        )
+                        .await?;
+                    print(fmt, || format!("user {} ({}) created; identity bundle in {}", u.id, u.role, a.out.display()), || output::user_json(&u));
+                }
+                UserCommand::List => {
+                    let us = c.list_users().await?;
+                    print(fmt, || output::users_table(&us), || json!(us.iter().map(output::user_json).collect::<Vec<_>>()));
+                }
+                UserCommand::Expire { id, at } => {
+                    let ms = match at.as_str() {
+                        "now" => chrono::Utc::now().timestamp_millis(),
+                        "never" => 0,
+                        t => chrono::DateTime::parse_from_rfc3339(t).map_err(|e| format!("--at `{t}`: {e}; use now, never or an RFC 3339 time"))?.timestamp_millis(),
+                    };
+                    let u = c.set_user_expiry(&id, ms).await?;
+                    print(fmt, || output::users_table(std::slice::from_ref(&u)), || output::user_json(&u));
+                }
+            }
+            Ok(())
+        }
+        Command::Whoami => {
+            let u = connect(&cli.identity).await?.whoami().await?;
+            print(fmt, || output::users_table(std::slice::from_ref(&u)), || output::user_json(&u));
+            Ok(())
+        }
+        Command::Dataset(cmd) => {
+            let c = connect(&cli.identity).await?;
+            match cmd {
+                DatasetCommand::Register { name, file, policy, description } => {
+                    let policy_text = std::fs::read_to_string(&policy).map_err(|e| format!("{}: {e}", policy.display()))?;
+                    // Parsed here only to read declared CSV types; the server decides.
+                    let parsed = erhai_policies::policy_file::parse_policy(&policy_text).ok();
+                    let (schema, batches) = crate::files::read_data(&file, parsed.as_ref())?;
+                    let d = c.register(&name, &description, &policy_text, schema, batches).await?;
+                    print(fmt, || format!("registered {} as {} ({} rows, encrypted at rest)", d.name, d.id, d.rows), || output::dataset_json(&d));
+                }
+                DatasetCommand::List => {
+                    let ds = c.list_datasets().await?;
+                    print(fmt, || output::datasets_table(&ds), || json!(ds.iter().map(output::dataset_json).collect::<Vec<_>>()));
+                }
+                DatasetCommand::Show { dataset } => {
+                    let d = c.get_dataset(&dataset).await?;
+                    print(fmt, || output::dataset_detail(&d), || output::dataset_json(&d));
+                }
+            }
+            Ok(())
+        }
+        Command::Grant(cmd) => {
+            let c = connect(&cli.identity).await?;
+            let grants = match cmd {
+                GrantCommand::Add { dataset, tenant } => vec![c.add_grant(&dataset, &tenant).await?],
+                GrantCommand::List => c.list_grants().await?,
+            };
+            print(
+                fmt,
+                || output::table(&["dataset", "name", "tenant", "granted by"], grants.iter().map(|g| vec![g.dataset_id.clone(), g.dataset_name.clone(), g.tenant.clone(), g.granted_by.clone()]).collect()),
+                || json!(grants.iter().map(|g| json!({"dataset_id": g.dataset_id, "dataset": g.dataset_name, "tenant": g.tenant, "granted_by": g.granted_by})).collect::<Vec<_>>()),
+            );
+            Ok(())
+        }
+        Command::Query(QueryCommand::Submit { sql, wait }) => {
+            let j = connect(&cli.identity).await?.submit(&sql, wait).await?;
+            print(fmt, || output::job_detail(&j), || output::job_json(&j));
+            if j.state == "failed" {
+                return Err(format!("job {} failed: {}", j.id, j.error).into());
+            }
+            Ok(())
+        }
+        Command::Job(cmd) => {
+            let c = connect(&cli.identity).await?;
+            match cmd {
+                JobCommand::Show { job } => {
+                    let j = c.job(&job).await?;
+                    print(fmt, || output::job_detail(&j), || output::job_json(&j));
+                }
+                JobCommand::List => {
+                    let js = c.jobs().await?;
+                    print(fmt, || output::jobs_table(&js), || json!(js.iter().map(output::job_json).collect::<Vec<_>>()));
+                }
+            }
+            Ok(())
+        }
+        Command::Review(cmd) => {
+            let c = connect(&cli.identity).await?;
+            match cmd {
+                ReviewCommand::List => {
+                    let js = c.pending().await?;
+                    print(fmt, || output::jobs_table(&js), || json!(js.iter().map(output::job_json).collect::<Vec<_>>()));
+                }
+                ReviewCommand::Show { job } => {
+                    let (d, preview) = c.show_review(&job).await?;
+                    let j = d.job.unwrap_or_default();
+                    print(
+                        fmt,
+                        || format!("{}rows that would be released ({} shown):\n{}", output::job_detail(&j), d.preview_rows, output::batches_table(&preview)),
+                        || json!({"job": output::job_json(&j), "preview": output::batches_json(&preview)}),
+                    );
+                }
+                ReviewCommand::Approve { job, reason } | ReviewCommand::Reject { job, reason } if reason.trim().is_empty() => {
+                    return Err(format!("job {job}: a decision needs a non-empty --reason").into());
+                }
+                ReviewCommand::Approve { job, reason } => {
+                    let j = c.decide(&job, true, &reason).await?;
+                    print(fmt, || format!("job {} {}", j.id, j.state), || output::job_json(&j));
+                }
+                ReviewCommand::Reject { job, reason } => {
+                    let j = c.decide(&job, false, &reason).await?;
+                    print(fmt, || format!("job {} {}", j.id, j.state), || output::job_json(&j));
+                }
+            }
+            Ok(())
+        }
+        Command::Release(ReleaseCommand::Fetch { job, out }) => {
+            crate::files::FileFormat::of(&out)?;
+            let (schema, batches) = connect(&cli.identity).await?.fetch(&job).await?;
+            crate::files::write_data(&out, &schema, &batches)?;
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            print(fmt, || format!("wrote {rows} rows to {}", out.display()), || json!({"job": job, "rows": rows, "file": out}));
+            Ok(())
+        }
+        Command::Audit(cmd) => {
+            let c = connect(&cli.identity).await?;
+            match cmd {
+                AuditCommand::List { user, action, limit } => {
+                    let es = c.audit(limit, &user, &action).await?;
+                    print(fmt, || output::audit_table(&es), || output::audit_json(&es));
+                }
+                AuditCommand::Verify => {
+                    let v = c.audit_verify().await?;
+                    print(fmt, || v.detail.clone(), || json!({"ok": v.ok, "events": v.events, "detail": v.detail}));
+                    if !v.ok {
+                        return Err(format!("audit chain broken: {}", v.detail).into());
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(dir: Option<PathBuf>, config: Option<PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
+    let path = match (config, dir) {
+        (Some(c), _) => c,
+        (None, Some(d)) => d.join(CONFIG_FILE),
+        (None, None) => return Err("give --dir DIR (a deployment made by `erhai admin init`) or --config FILE".into()),
+    };
+    let cfg = ServerConfig::load(Path::new(&path))?;
+    let server = erhai_gateway::start(cfg).await?;
+    println!("ready {}", erhai_gateway::deploy::endpoint_for(server.addr));
+    tokio::signal::ctrl_c().await?;
+    server.shutdown().await?;
+    Ok(())
+}

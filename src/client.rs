@@ -1,0 +1,351 @@
+//! The erhai client: an identity bundle, a mutual-TLS channel, and one method per user action.
+
+use std::fs;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use arrow::datatypes::SchemaRef;
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+use arrow::record_batch::RecordBatch;
+use erhai_gateway::pki::{ClientKey, bundle, write_identity};
+use erhai_proto::v1 as pb;
+use erhai_proto::v1::admin_service_client::AdminServiceClient;
+use erhai_proto::v1::audit_service_client::AuditServiceClient;
+use erhai_proto::v1::catalog_service_client::CatalogServiceClient;
+use erhai_proto::v1::governance_service_client::GovernanceServiceClient;
+use erhai_proto::v1::query_service_client::QueryServiceClient;
+use erhai_proto::v1::release_service_client::ReleaseServiceClient;
+use erhai_proto::v1::review_service_client::ReviewServiceClient;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+/// Largest message the client accepts.
+const MAX_MESSAGE_BYTES: usize = 32 << 20;
+/// Rows per uploaded chunk.
+pub const UPLOAD_CHUNK_ROWS: usize = 16 * 1024;
+
+/// Client-side failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The identity bundle is missing or unreadable.
+    #[error("identity {dir}: {what}")]
+    Identity {
+        /// The bundle directory.
+        dir: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// No connection could be made (including TLS failures).
+    #[error("cannot connect to {endpoint}: {detail}")]
+    Connect {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        detail: String,
+    },
+    /// The server answered with an error.
+    #[error("{}: {}", code_name(.0.code()), .0.message())]
+    Status(#[from] tonic::Status),
+    /// Local data could not be read or written.
+    #[error("{0}")]
+    Data(String),
+}
+
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code as C;
+    match code {
+        C::InvalidArgument => "invalid argument",
+        C::PermissionDenied => "permission denied",
+        C::Unauthenticated => "unauthenticated",
+        C::NotFound => "not found",
+        C::AlreadyExists => "already exists",
+        C::FailedPrecondition => "failed precondition",
+        C::DataLoss => "data loss",
+        C::DeadlineExceeded => "deadline exceeded",
+        C::ResourceExhausted => "resource exhausted",
+        C::Unavailable => "unavailable",
+        C::Aborted => "aborted",
+        C::Internal => "internal error",
+        _ => "error",
+    }
+}
+
+impl From<arrow::error::ArrowError> for ClientError {
+    fn from(e: arrow::error::ArrowError) -> Self {
+        ClientError::Data(e.to_string())
+    }
+}
+
+/// An identity bundle read from disk.
+#[derive(Clone)]
+pub struct IdentityBundle {
+    /// Where it was read from.
+    pub dir: PathBuf,
+    cert: String,
+    key: String,
+    ca: String,
+    /// The server endpoint URL.
+    pub endpoint: String,
+}
+
+impl std::fmt::Debug for IdentityBundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityBundle").field("dir", &self.dir).field("endpoint", &self.endpoint).finish_non_exhaustive()
+    }
+}
+
+impl IdentityBundle {
+    /// Reads `dir/{cert.pem,key.pem,ca.pem,endpoint}`.
+    pub fn load(dir: &Path) -> Result<Self, ClientError> {
+        let read = |name: &str| {
+            fs::read_to_string(dir.join(name)).map_err(|e| ClientError::Identity {
+                dir: dir.to_path_buf(),
+                what: format!("cannot read {name}: {e}"),
+            })
+        };
+        Ok(IdentityBundle {
+            dir: dir.to_path_buf(),
+            cert: read(bundle::CERT)?,
+            key: read(bundle::KEY)?,
+            ca: read(bundle::CA)?,
+            endpoint: read(bundle::ENDPOINT)?.trim().to_string(),
+        })
+    }
+}
+
+/// A connected client.
+#[derive(Clone)]
+pub struct Client {
+    channel: Channel,
+    endpoint: String,
+    ca: String,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("endpoint", &self.endpoint).finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Connects with mutual TLS using `identity`.
+    pub async fn connect(identity: &IdentityBundle) -> Result<Client, ClientError> {
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&identity.ca))
+            .identity(Identity::from_pem(&identity.cert, &identity.key))
+            .domain_name("localhost");
+        let err = |e: &dyn std::fmt::Display| ClientError::Connect { endpoint: identity.endpoint.clone(), detail: e.to_string() };
+        let channel = Channel::from_shared(identity.endpoint.clone())
+            .map_err(|e| err(&e))?
+            .tls_config(tls)
+            .map_err(|e| err(&e))?
+            .connect()
+            .await
+            .map_err(|e| {
+                let mut detail = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(s) = src {
+                    detail = format!("{detail}: {s}");
+                    src = s.source();
+                }
+                ClientError::Connect { endpoint: identity.endpoint.clone(), detail }
+            })?;
+        Ok(Client { channel, endpoint: identity.endpoint.clone(), ca: identity.ca.clone() })
+    }
+
+    /// Connects with the bundle in `dir`.
+    pub async fn connect_dir(dir: &Path) -> Result<Client, ClientError> {
+        Self::connect(&IdentityBundle::load(dir)?).await
+    }
+
+    /// The endpoint this client talks to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn admin(&self) -> AdminServiceClient<Channel> {
+        AdminServiceClient::new(self.channel.clone())
+    }
+    fn catalog(&self) -> CatalogServiceClient<Channel> {
+        CatalogServiceClient::new(self.channel.clone()).max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+    fn query(&self) -> QueryServiceClient<Channel> {
+        QueryServiceClient::new(self.channel.clone())
+    }
+    fn review(&self) -> ReviewServiceClient<Channel> {
+        ReviewServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+    fn release(&self) -> ReleaseServiceClient<Channel> {
+        ReleaseServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// Who the server says we are.
+    pub async fn whoami(&self) -> Result<pb::User, ClientError> {
+        let r = self.admin().who_am_i(pb::Empty {}).await?.into_inner();
+        r.user.ok_or_else(|| ClientError::Data("server sent no user".into()))
+    }
+
+    /// Creates a user; generates the key pair here and writes the identity bundle to `out`.
+    pub async fn add_user(&self, mut req: pb::CreateUserRequest, out: &Path) -> Result<pb::User, ClientError> {
+        let key = ClientKey::generate().map_err(|e| ClientError::Data(e.to_string()))?;
+        req.public_key_pem = key.public_key_pem();
+        let r = self.admin().create_user(req).await?.into_inner();
+        write_identity(out, &r.cert_pem, &key.private_key_pem(), &r.ca_pem, &self.endpoint)
+            .map_err(|e| ClientError::Data(e.to_string()))?;
+        r.user.ok_or_else(|| ClientError::Data("server sent no user".into()))
+    }
+
+    /// All users.
+    pub async fn list_users(&self) -> Result<Vec<pb::User>, ClientError> {
+        Ok(self.admin().list_users(pb::Empty {}).await?.into_inner().users)
+    }
+
+    /// Sets when a user expires (ms since the epoch; 0: never).
+    pub async fn set_user_expiry(&self, id: &str, expires_at_ms: i64) -> Result<pb::User, ClientError> {
+        Ok(self.admin().set_user_expiry(pb::SetUserExpiryRequest { id: id.into(), expires_at_ms }).await?.into_inner())
+    }
+
+    /// Registers a dataset from batches: header, IPC chunks, finish.
+    pub async fn register(&self, name: &str, description: &str, policy_toml: &str, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<pb::Dataset, ClientError> {
+        let chunks = upload_messages(name, description, policy_toml, &schema, &batches, true)?;
+        self.register_raw(chunks).await
+    }
+
+    /// Sends prepared upload messages as they are (tests use this to send broken uploads).
+    pub async fn register_raw(&self, chunks: Vec<pb::RegisterChunk>) -> Result<pb::Dataset, ClientError> {
+        Ok(self.catalog().register_dataset(futures::stream::iter(chunks)).await?.into_inner())
+    }
+
+    /// Datasets visible to the caller.
+    pub async fn list_datasets(&self) -> Result<Vec<pb::Dataset>, ClientError> {
+        Ok(self.catalog().list_datasets(pb::Empty {}).await?.into_inner().datasets)
+    }
+
+    /// One dataset's schema and policy.
+    pub async fn get_dataset(&self, dataset: &str) -> Result<pb::Dataset, ClientError> {
+        Ok(self.catalog().get_dataset(pb::DatasetRef { dataset: dataset.into() }).await?.into_inner())
+    }
+
+    /// Grants a dataset to a tenant (admin).
+    pub async fn add_grant(&self, dataset: &str, tenant: &str) -> Result<pb::Grant, ClientError> {
+        let mut c = GovernanceServiceClient::new(self.channel.clone());
+        Ok(c.add_grant(pb::AddGrantRequest { dataset: dataset.into(), tenant: tenant.into() }).await?.into_inner())
+    }
+
+    /// Grants visible to the caller.
+    pub async fn list_grants(&self) -> Result<Vec<pb::Grant>, ClientError> {
+        let mut c = GovernanceServiceClient::new(self.channel.clone());
+        Ok(c.list_grants(pb::Empty {}).await?.into_inner().grants)
+    }
+
+    /// Submits a production query.
+    pub async fn submit(&self, sql: &str, wait: bool) -> Result<pb::Job, ClientError> {
+        Ok(self.query().submit_query(pb::SubmitQueryRequest { sql: sql.into(), wait }).await?.into_inner())
+    }
+
+    /// A job.
+    pub async fn job(&self, id: &str) -> Result<pb::Job, ClientError> {
+        Ok(self.query().get_job(pb::JobRef { job: id.into() }).await?.into_inner())
+    }
+
+    /// Jobs visible to the caller.
+    pub async fn jobs(&self) -> Result<Vec<pb::Job>, ClientError> {
+        Ok(self.query().list_jobs(pb::Empty {}).await?.into_inner().jobs)
+    }
+
+    /// Jobs awaiting review.
+    pub async fn pending(&self) -> Result<Vec<pb::Job>, ClientError> {
+        Ok(self.review().list_pending(pb::Empty {}).await?.into_inner().jobs)
+    }
+
+    /// The reviewer's view of a job, with the preview decoded.
+    pub async fn show_review(&self, job: &str) -> Result<(pb::ReviewDetail, Vec<RecordBatch>), ClientError> {
+        let d = self.review().show_review(pb::JobRef { job: job.into() }).await?.into_inner();
+        let batches = if d.preview_ipc.is_empty() { Vec::new() } else { decode_ipc(&d.preview_ipc)?.1 };
+        Ok((d, batches))
+    }
+
+    /// Approves or rejects a job.
+    pub async fn decide(&self, job: &str, approve: bool, reason: &str) -> Result<pb::Job, ClientError> {
+        Ok(self.review().decide(pb::DecisionRequest { job: job.into(), approve, reason: reason.into() }).await?.into_inner())
+    }
+
+    /// Downloads a released result.
+    pub async fn fetch(&self, job: &str) -> Result<(SchemaRef, Vec<RecordBatch>), ClientError> {
+        let mut stream = self.release().fetch_release(pb::JobRef { job: job.into() }).await?.into_inner();
+        let mut schema = None;
+        let mut batches = Vec::new();
+        while let Some(chunk) = stream.message().await? {
+            let (s, b) = decode_ipc(&chunk.ipc)?;
+            schema.get_or_insert(s);
+            batches.extend(b);
+        }
+        let schema = schema.ok_or_else(|| ClientError::Data("the release held no data".into()))?;
+        Ok((schema, batches))
+    }
+
+    /// Audit events.
+    pub async fn audit(&self, limit: u64, user: &str, action: &str) -> Result<Vec<pb::AuditEvent>, ClientError> {
+        let mut c = AuditServiceClient::new(self.channel.clone());
+        let r = c.list_events(pb::ListAuditRequest { limit, user: user.into(), action: action.into() }).await?;
+        Ok(r.into_inner().events)
+    }
+
+    /// Verifies the audit chain.
+    pub async fn audit_verify(&self) -> Result<pb::VerifyAuditResponse, ClientError> {
+        let mut c = AuditServiceClient::new(self.channel.clone());
+        Ok(c.verify(pb::Empty {}).await?.into_inner())
+    }
+
+    /// The platform CA certificate this client trusts.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca
+    }
+}
+
+/// Encodes one batch (with its schema) as an IPC stream.
+pub fn encode_ipc(schema: &SchemaRef, batch: &RecordBatch) -> Result<Vec<u8>, ClientError> {
+    let mut buf = Vec::new();
+    let mut w = StreamWriter::try_new(&mut buf, schema)?;
+    w.write(batch)?;
+    w.finish()?;
+    drop(w);
+    Ok(buf)
+}
+
+/// Decodes an IPC stream.
+pub fn decode_ipc(bytes: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>), ClientError> {
+    let reader = StreamReader::try_new(Cursor::new(bytes), None)?;
+    let schema = reader.schema();
+    let batches = reader.collect::<Result<Vec<_>, _>>()?;
+    Ok((schema, batches))
+}
+
+/// The messages of an upload: header, chunks of at most [`UPLOAD_CHUNK_ROWS`] rows, and (with
+/// `finish`) the finish message with the totals.
+pub fn upload_messages(name: &str, description: &str, policy_toml: &str, schema: &SchemaRef, batches: &[RecordBatch], finish: bool) -> Result<Vec<pb::RegisterChunk>, ClientError> {
+    use pb::register_chunk::Part;
+    let mut out = vec![pb::RegisterChunk {
+        part: Some(Part::Header(pb::RegisterHeader {
+            name: name.into(),
+            description: description.into(),
+            policy_toml: policy_toml.into(),
+        })),
+    }];
+    let (mut rows, mut count) = (0u64, 0u64);
+    for b in batches {
+        let mut offset = 0;
+        while offset < b.num_rows() {
+            let n = UPLOAD_CHUNK_ROWS.min(b.num_rows() - offset);
+            let slice = b.slice(offset, n);
+            out.push(pb::RegisterChunk { part: Some(Part::Ipc(encode_ipc(schema, &slice)?)) });
+            rows += n as u64;
+            count += 1;
+            offset += n;
+        }
+    }
+    if finish {
+        out.push(pb::RegisterChunk { part: Some(Part::Finish(pb::RegisterFinish { total_rows: rows, total_batches: count })) });
+    }
+    Ok(out)
+}

@@ -1,0 +1,205 @@
+//! Printing results: pretty tables for people, JSON for programs.
+
+use arrow::record_batch::RecordBatch;
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use serde_json::{Value, json};
+
+use erhai_proto::v1 as pb;
+
+/// Output format chosen with `--output`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Pretty tables.
+    Table,
+    /// JSON.
+    Json,
+}
+
+/// A table of rows with headers.
+pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(headers.to_vec());
+    for r in rows {
+        t.add_row(r);
+    }
+    t.to_string()
+}
+
+/// Renders batches as a table (for previews and fetched releases).
+pub fn batches_table(batches: &[RecordBatch]) -> String {
+    arrow::util::pretty::pretty_format_batches(batches).map(|d| d.to_string()).unwrap_or_else(|e| format!("(cannot display: {e})"))
+}
+
+/// Batches as JSON rows.
+pub fn batches_json(batches: &[RecordBatch]) -> Value {
+    let mut buf = Vec::new();
+    {
+        let mut w = arrow::json::ArrayWriter::new(&mut buf);
+        for b in batches {
+            if w.write(b).is_err() {
+                return Value::Null;
+            }
+        }
+        if w.finish().is_err() {
+            return Value::Null;
+        }
+    }
+    serde_json::from_slice(&buf).unwrap_or(Value::Array(vec![]))
+}
+
+fn time(ms: i64) -> String {
+    if ms == 0 {
+        return String::new();
+    }
+    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()
+}
+
+/// A user as JSON.
+pub fn user_json(u: &pb::User) -> Value {
+    json!({"id": u.id, "name": u.name, "role": u.role, "tenant": u.tenant, "unit": u.unit, "expires_at": time(u.expires_at_ms), "disabled": u.disabled})
+}
+
+/// Users as a table.
+pub fn users_table(users: &[pb::User]) -> String {
+    table(
+        &["id", "name", "role", "tenant", "unit", "expires"],
+        users.iter().map(|u| vec![u.id.clone(), u.name.clone(), u.role.clone(), u.tenant.clone(), u.unit.clone(), time(u.expires_at_ms)]).collect(),
+    )
+}
+
+/// A dataset as JSON.
+pub fn dataset_json(d: &pb::Dataset) -> Value {
+    json!({
+        "id": d.id, "name": d.name, "description": d.description, "provider_unit": d.provider_unit,
+        "registered_by": d.registered_by, "version": d.version, "rows": d.rows, "privacy_unit": d.privacy_unit,
+        "created_at": time(d.created_at_ms),
+        "columns": d.columns.iter().map(|c| json!({
+            "name": c.name, "type": c.data_type, "kind": c.kind, "grade": c.grade, "uses": c.uses,
+            "aggregate_functions": c.aggregate_functions, "personal": c.personal, "sensitive_personal": c.sensitive_personal,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Datasets as a table.
+pub fn datasets_table(ds: &[pb::Dataset]) -> String {
+    table(
+        &["id", "name", "provider unit", "version", "rows", "privacy unit"],
+        ds.iter().map(|d| vec![d.id.clone(), d.name.clone(), d.provider_unit.clone(), d.version.to_string(), d.rows.to_string(), d.privacy_unit.clone()]).collect(),
+    )
+}
+
+/// One dataset's schema and policy as a table.
+pub fn dataset_detail(d: &pb::Dataset) -> String {
+    let head = format!(
+        "{} ({}) — {} rows, version {}, provider {}, privacy unit {}\n{}\n",
+        d.name, d.id, d.rows, d.version, d.provider_unit, d.privacy_unit, d.description
+    );
+    head + &table(
+        &["column", "type", "kind", "grade", "allowed uses"],
+        d.columns
+            .iter()
+            .map(|c| {
+                let uses = c
+                    .uses
+                    .iter()
+                    .map(|u| if u == "aggregate" { format!("aggregate[{}]", c.aggregate_functions.join(", ")) } else { u.clone() })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                vec![c.name.clone(), c.data_type.clone(), c.kind.clone(), c.grade.clone(), if uses.is_empty() { "none".into() } else { uses }]
+            })
+            .collect(),
+    )
+}
+
+/// A job as JSON.
+pub fn job_json(j: &pb::Job) -> Value {
+    json!({
+        "id": j.id, "tenant": j.tenant, "submitted_by": j.submitted_by, "sql": j.sql, "state": j.state,
+        "error": j.error, "submitted_at": time(j.submitted_at_ms), "finished_at": time(j.finished_at_ms),
+        "reviewed_by": j.reviewed_by, "review_reason": j.review_reason, "reviewed_at": time(j.reviewed_at_ms),
+        "datasets": j.datasets,
+        "verdict": j.verdict.as_ref().map(|v| json!({
+            "allowed": v.allowed,
+            "columns": v.columns.iter().map(|c| json!({"column": c.column, "sources": c.sources, "derivation": c.derivation, "allowed": c.allowed, "rule": c.rule})).collect::<Vec<_>>(),
+            "refusals": v.refusals.iter().map(|r| json!({"column": r.column, "use": r.r#use, "rule": r.rule, "message": r.message})).collect::<Vec<_>>(),
+        })),
+        "report": j.report.as_ref().map(|r| json!({
+            "outcome": r.outcome, "rows_computed": r.rows_computed, "rows_released": r.rows_released,
+            "rows_suppressed": r.rows_suppressed, "threshold_k": r.threshold_k, "notes": r.notes,
+            "failed_rows": r.rows.iter().map(|x| json!({"row": x.row, "reasons": x.reasons})).collect::<Vec<_>>(),
+        })),
+    })
+}
+
+/// Jobs as a table.
+pub fn jobs_table(jobs: &[pb::Job]) -> String {
+    table(
+        &["id", "tenant", "submitted by", "state", "released rows", "suppressed", "submitted", "sql"],
+        jobs.iter()
+            .map(|j| {
+                let (rel, sup) = j.report.as_ref().map(|r| (r.rows_released.to_string(), r.rows_suppressed.to_string())).unwrap_or_default();
+                let sql: String = j.sql.chars().take(60).collect();
+                vec![j.id.clone(), j.tenant.clone(), j.submitted_by.clone(), j.state.clone(), rel, sup, time(j.submitted_at_ms), sql]
+            })
+            .collect(),
+    )
+}
+
+/// One job in detail: SQL, verdict per column, check report.
+pub fn job_detail(j: &pb::Job) -> String {
+    let mut s = format!("job {} — {}\ntenant {}, submitted by {} at {}\nSQL: {}\n", j.id, j.state, j.tenant, j.submitted_by, time(j.submitted_at_ms), j.sql);
+    if !j.error.is_empty() {
+        s += &format!("error: {}\n", j.error);
+    }
+    if let Some(v) = &j.verdict {
+        s += "plan verdict per output column:\n";
+        s += &table(
+            &["column", "sources", "lineage", "allowed", "rule"],
+            v.columns.iter().map(|c| vec![c.column.clone(), c.sources.join(", "), c.derivation.clone(), c.allowed.to_string(), c.rule.clone()]).collect(),
+        );
+        s.push('\n');
+    }
+    if let Some(r) = &j.report {
+        s += &format!(
+            "automatic checks: {} — {} rows computed, {} released, {} suppressed (k = {})\n",
+            r.outcome, r.rows_computed, r.rows_released, r.rows_suppressed, r.threshold_k
+        );
+        for n in &r.notes {
+            s += &format!("  note: {n}\n");
+        }
+        for x in r.rows.iter().take(10) {
+            s += &format!("  row {} suppressed: {}\n", x.row, x.reasons.join("; "));
+        }
+        if r.rows.len() > 10 {
+            s += &format!("  … and {} more suppressed rows\n", r.rows.len() - 10);
+        }
+    }
+    if !j.reviewed_by.is_empty() {
+        s += &format!("reviewed by {} at {}: {}\n", j.reviewed_by, time(j.reviewed_at_ms), j.review_reason);
+    }
+    s
+}
+
+/// Audit events as JSON.
+pub fn audit_json(events: &[pb::AuditEvent]) -> Value {
+    Value::Array(
+        events
+            .iter()
+            .map(|e| json!({"seq": e.seq, "time": time(e.time_ms), "user": e.user, "role": e.role, "tenant": e.tenant, "action": e.action, "object": e.object, "outcome": e.outcome, "reason": e.reason, "hash": e.hash}))
+            .collect(),
+    )
+}
+
+/// Audit events as a table.
+pub fn audit_table(events: &[pb::AuditEvent]) -> String {
+    table(
+        &["seq", "time", "user", "role", "tenant", "action", "object", "outcome", "reason"],
+        events
+            .iter()
+            .map(|e| {
+                let reason: String = e.reason.chars().take(80).collect();
+                vec![e.seq.to_string(), time(e.time_ms), e.user.clone(), e.role.clone(), e.tenant.clone(), e.action.clone(), e.object.clone(), e.outcome.clone(), reason]
+            })
+            .collect(),
+    )
+}
