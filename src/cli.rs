@@ -269,7 +269,10 @@ async fn connect(cli_identity: &Option<PathBuf>) -> Result<Client, Box<dyn std::
 fn print(format: Format, table: impl FnOnce() -> String, json: impl FnOnce() -> serde_json::Value) {
     match format {
         Format::Table => println!("{}", table()),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&json()).unwrap_or_default()),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json()).unwrap_or_default()
+        ),
     }
 }
 
@@ -302,51 +305,111 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 UserCommand::Add(a) => {
                     let u = c
                         .add_user(
-                            pb::CreateUserRequest { id: a.id, name: a.name, role: a.role, tenant: a.tenant, unit: a.unit, public_key_pem: String::new(), valid_days: a.valid_days },
+                            pb::CreateUserRequest {
+                                id: a.id,
+                                name: a.name,
+                                role: a.role,
+                                tenant: a.tenant,
+                                unit: a.unit,
+                                public_key_pem: String::new(),
+                                valid_days: a.valid_days,
+                            },
                             &a.out,
                         )
                         .await?;
-                    print(fmt, || format!("user {} ({}) created; identity bundle in {}", u.id, u.role, a.out.display()), || output::user_json(&u));
+                    print(
+                        fmt,
+                        || {
+                            format!(
+                                "user {} ({}) created; identity bundle in {}",
+                                u.id,
+                                u.role,
+                                a.out.display()
+                            )
+                        },
+                        || output::user_json(&u),
+                    );
                 }
                 UserCommand::List => {
                     let us = c.list_users().await?;
-                    print(fmt, || output::users_table(&us), || json!(us.iter().map(output::user_json).collect::<Vec<_>>()));
+                    print(
+                        fmt,
+                        || output::users_table(&us),
+                        || json!(us.iter().map(output::user_json).collect::<Vec<_>>()),
+                    );
                 }
                 UserCommand::Expire { id, at } => {
                     let ms = match at.as_str() {
                         "now" => chrono::Utc::now().timestamp_millis(),
                         "never" => 0,
-                        t => chrono::DateTime::parse_from_rfc3339(t).map_err(|e| format!("--at `{t}`: {e}; use now, never or an RFC 3339 time"))?.timestamp_millis(),
+                        t => chrono::DateTime::parse_from_rfc3339(t)
+                            .map_err(|e| {
+                                format!("--at `{t}`: {e}; use now, never or an RFC 3339 time")
+                            })?
+                            .timestamp_millis(),
                     };
                     let u = c.set_user_expiry(&id, ms).await?;
-                    print(fmt, || output::users_table(std::slice::from_ref(&u)), || output::user_json(&u));
+                    print(
+                        fmt,
+                        || output::users_table(std::slice::from_ref(&u)),
+                        || output::user_json(&u),
+                    );
                 }
             }
             Ok(())
         }
         Command::Whoami => {
             let u = connect(&cli.identity).await?.whoami().await?;
-            print(fmt, || output::users_table(std::slice::from_ref(&u)), || output::user_json(&u));
+            print(
+                fmt,
+                || output::users_table(std::slice::from_ref(&u)),
+                || output::user_json(&u),
+            );
             Ok(())
         }
         Command::Dataset(cmd) => {
             let c = connect(&cli.identity).await?;
             match cmd {
-                DatasetCommand::Register { name, file, policy, description } => {
-                    let policy_text = std::fs::read_to_string(&policy).map_err(|e| format!("{}: {e}", policy.display()))?;
+                DatasetCommand::Register {
+                    name,
+                    file,
+                    policy,
+                    description,
+                } => {
+                    let policy_text = std::fs::read_to_string(&policy)
+                        .map_err(|e| format!("{}: {e}", policy.display()))?;
                     // Parsed here only to read declared CSV types; the server decides.
                     let parsed = erhai_policies::policy_file::parse_policy(&policy_text).ok();
                     let (schema, batches) = crate::files::read_data(&file, parsed.as_ref())?;
-                    let d = c.register(&name, &description, &policy_text, schema, batches).await?;
-                    print(fmt, || format!("registered {} as {} ({} rows, encrypted at rest)", d.name, d.id, d.rows), || output::dataset_json(&d));
+                    let d = c
+                        .register(&name, &description, &policy_text, schema, batches)
+                        .await?;
+                    print(
+                        fmt,
+                        || {
+                            format!(
+                                "registered {} as {} ({} rows, encrypted at rest)",
+                                d.name, d.id, d.rows
+                            )
+                        },
+                        || output::dataset_json(&d),
+                    );
                 }
                 DatasetCommand::List => {
                     let ds = c.list_datasets().await?;
-                    print(fmt, || output::datasets_table(&ds), || json!(ds.iter().map(output::dataset_json).collect::<Vec<_>>()));
+                    print(
+                        fmt,
+                        || output::datasets_table(&ds),
+                        || json!(ds.iter().map(output::dataset_json).collect::<Vec<_>>()),
+                    );
                 }
                 DatasetCommand::Show { dataset } => {
                     let d = c.get_dataset(&dataset).await?;
-                    print(fmt, || output::dataset_detail(&d), || output::dataset_json(&d));
+                    print(
+                        fmt,
+                        || output::dataset_detail(&d),
+                        || output::dataset_json(&d),
+                    );
                 }
             }
             Ok(())
@@ -354,13 +417,32 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Grant(cmd) => {
             let c = connect(&cli.identity).await?;
             let grants = match cmd {
-                GrantCommand::Add { dataset, tenant } => vec![c.add_grant(&dataset, &tenant).await?],
+                GrantCommand::Add { dataset, tenant } => {
+                    vec![c.add_grant(&dataset, &tenant).await?]
+                }
                 GrantCommand::List => c.list_grants().await?,
             };
             print(
                 fmt,
-                || output::table(&["dataset", "name", "tenant", "granted by"], grants.iter().map(|g| vec![g.dataset_id.clone(), g.dataset_name.clone(), g.tenant.clone(), g.granted_by.clone()]).collect()),
-                || json!(grants.iter().map(|g| json!({"dataset_id": g.dataset_id, "dataset": g.dataset_name, "tenant": g.tenant, "granted_by": g.granted_by})).collect::<Vec<_>>()),
+                || {
+                    output::table(
+                        &["dataset", "name", "tenant", "granted by"],
+                        grants
+                            .iter()
+                            .map(|g| {
+                                vec![
+                                    g.dataset_id.clone(),
+                                    g.dataset_name.clone(),
+                                    g.tenant.clone(),
+                                    g.granted_by.clone(),
+                                ]
+                            })
+                            .collect(),
+                    )
+                },
+                || {
+                    json!(grants.iter().map(|g| json!({"dataset_id": g.dataset_id, "dataset": g.dataset_name, "tenant": g.tenant, "granted_by": g.granted_by})).collect::<Vec<_>>())
+                },
             );
             Ok(())
         }
@@ -381,7 +463,11 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 }
                 JobCommand::List => {
                     let js = c.jobs().await?;
-                    print(fmt, || output::jobs_table(&js), || json!(js.iter().map(output::job_json).collect::<Vec<_>>()));
+                    print(
+                        fmt,
+                        || output::jobs_table(&js),
+                        || json!(js.iter().map(output::job_json).collect::<Vec<_>>()),
+                    );
                 }
             }
             Ok(())
@@ -391,27 +477,48 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             match cmd {
                 ReviewCommand::List => {
                     let js = c.pending().await?;
-                    print(fmt, || output::jobs_table(&js), || json!(js.iter().map(output::job_json).collect::<Vec<_>>()));
+                    print(
+                        fmt,
+                        || output::jobs_table(&js),
+                        || json!(js.iter().map(output::job_json).collect::<Vec<_>>()),
+                    );
                 }
                 ReviewCommand::Show { job } => {
                     let (d, preview) = c.show_review(&job).await?;
                     let j = d.job.unwrap_or_default();
                     print(
                         fmt,
-                        || format!("{}rows that would be released ({} shown):\n{}", output::job_detail(&j), d.preview_rows, output::batches_table(&preview)),
+                        || {
+                            format!(
+                                "{}rows that would be released ({} shown):\n{}",
+                                output::job_detail(&j),
+                                d.preview_rows,
+                                output::batches_table(&preview)
+                            )
+                        },
                         || json!({"job": output::job_json(&j), "preview": output::batches_json(&preview)}),
                     );
                 }
-                ReviewCommand::Approve { job, reason } | ReviewCommand::Reject { job, reason } if reason.trim().is_empty() => {
+                ReviewCommand::Approve { job, reason } | ReviewCommand::Reject { job, reason }
+                    if reason.trim().is_empty() =>
+                {
                     return Err(format!("job {job}: a decision needs a non-empty --reason").into());
                 }
                 ReviewCommand::Approve { job, reason } => {
                     let j = c.decide(&job, true, &reason).await?;
-                    print(fmt, || format!("job {} {}", j.id, j.state), || output::job_json(&j));
+                    print(
+                        fmt,
+                        || format!("job {} {}", j.id, j.state),
+                        || output::job_json(&j),
+                    );
                 }
                 ReviewCommand::Reject { job, reason } => {
                     let j = c.decide(&job, false, &reason).await?;
-                    print(fmt, || format!("job {} {}", j.id, j.state), || output::job_json(&j));
+                    print(
+                        fmt,
+                        || format!("job {} {}", j.id, j.state),
+                        || output::job_json(&j),
+                    );
                 }
             }
             Ok(())
@@ -421,19 +528,31 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let (schema, batches) = connect(&cli.identity).await?.fetch(&job).await?;
             crate::files::write_data(&out, &schema, &batches)?;
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-            print(fmt, || format!("wrote {rows} rows to {}", out.display()), || json!({"job": job, "rows": rows, "file": out}));
+            print(
+                fmt,
+                || format!("wrote {rows} rows to {}", out.display()),
+                || json!({"job": job, "rows": rows, "file": out}),
+            );
             Ok(())
         }
         Command::Audit(cmd) => {
             let c = connect(&cli.identity).await?;
             match cmd {
-                AuditCommand::List { user, action, limit } => {
+                AuditCommand::List {
+                    user,
+                    action,
+                    limit,
+                } => {
                     let es = c.audit(limit, &user, &action).await?;
                     print(fmt, || output::audit_table(&es), || output::audit_json(&es));
                 }
                 AuditCommand::Verify => {
                     let v = c.audit_verify().await?;
-                    print(fmt, || v.detail.clone(), || json!({"ok": v.ok, "events": v.events, "detail": v.detail}));
+                    print(
+                        fmt,
+                        || v.detail.clone(),
+                        || json!({"ok": v.ok, "events": v.events, "detail": v.detail}),
+                    );
                     if !v.ok {
                         return Err(format!("audit chain broken: {}", v.detail).into());
                     }
@@ -444,11 +563,18 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-async fn serve(dir: Option<PathBuf>, config: Option<PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
+async fn serve(
+    dir: Option<PathBuf>,
+    config: Option<PathBuf>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let path = match (config, dir) {
         (Some(c), _) => c,
         (None, Some(d)) => d.join(CONFIG_FILE),
-        (None, None) => return Err("give --dir DIR (a deployment made by `erhai admin init`) or --config FILE".into()),
+        (None, None) => {
+            return Err(
+                "give --dir DIR (a deployment made by `erhai admin init`) or --config FILE".into(),
+            );
+        }
     };
     let cfg = ServerConfig::load(Path::new(&path))?;
     let server = erhai_gateway::start(cfg).await?;

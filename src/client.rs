@@ -90,7 +90,10 @@ pub struct IdentityBundle {
 
 impl std::fmt::Debug for IdentityBundle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IdentityBundle").field("dir", &self.dir).field("endpoint", &self.endpoint).finish_non_exhaustive()
+        f.debug_struct("IdentityBundle")
+            .field("dir", &self.dir)
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
     }
 }
 
@@ -123,7 +126,9 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("endpoint", &self.endpoint).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
     }
 }
 
@@ -134,7 +139,10 @@ impl Client {
             .ca_certificate(Certificate::from_pem(&identity.ca))
             .identity(Identity::from_pem(&identity.cert, &identity.key))
             .domain_name("localhost");
-        let err = |e: &dyn std::fmt::Display| ClientError::Connect { endpoint: identity.endpoint.clone(), detail: e.to_string() };
+        let err = |e: &dyn std::fmt::Display| ClientError::Connect {
+            endpoint: identity.endpoint.clone(),
+            detail: e.to_string(),
+        };
         let channel = Channel::from_shared(identity.endpoint.clone())
             .map_err(|e| err(&e))?
             .tls_config(tls)
@@ -148,9 +156,16 @@ impl Client {
                     detail = format!("{detail}: {s}");
                     src = s.source();
                 }
-                ClientError::Connect { endpoint: identity.endpoint.clone(), detail }
+                ClientError::Connect {
+                    endpoint: identity.endpoint.clone(),
+                    detail,
+                }
             })?;
-        Ok(Client { channel, endpoint: identity.endpoint.clone(), ca: identity.ca.clone() })
+        Ok(Client {
+            channel,
+            endpoint: identity.endpoint.clone(),
+            ca: identity.ca.clone(),
+        })
     }
 
     /// Connects with the bundle in `dir`.
@@ -182,54 +197,112 @@ impl Client {
     /// Who the server says we are.
     pub async fn whoami(&self) -> Result<pb::User, ClientError> {
         let r = self.admin().who_am_i(pb::Empty {}).await?.into_inner();
-        r.user.ok_or_else(|| ClientError::Data("server sent no user".into()))
+        r.user
+            .ok_or_else(|| ClientError::Data("server sent no user".into()))
     }
 
     /// Creates a user; generates the key pair here and writes the identity bundle to `out`.
-    pub async fn add_user(&self, mut req: pb::CreateUserRequest, out: &Path) -> Result<pb::User, ClientError> {
+    pub async fn add_user(
+        &self,
+        mut req: pb::CreateUserRequest,
+        out: &Path,
+    ) -> Result<pb::User, ClientError> {
         let key = ClientKey::generate().map_err(|e| ClientError::Data(e.to_string()))?;
         req.public_key_pem = key.public_key_pem();
         let r = self.admin().create_user(req).await?.into_inner();
-        write_identity(out, &r.cert_pem, &key.private_key_pem(), &r.ca_pem, &self.endpoint)
-            .map_err(|e| ClientError::Data(e.to_string()))?;
-        r.user.ok_or_else(|| ClientError::Data("server sent no user".into()))
+        write_identity(
+            out,
+            &r.cert_pem,
+            &key.private_key_pem(),
+            &r.ca_pem,
+            &self.endpoint,
+        )
+        .map_err(|e| ClientError::Data(e.to_string()))?;
+        r.user
+            .ok_or_else(|| ClientError::Data("server sent no user".into()))
     }
 
     /// All users.
     pub async fn list_users(&self) -> Result<Vec<pb::User>, ClientError> {
-        Ok(self.admin().list_users(pb::Empty {}).await?.into_inner().users)
+        Ok(self
+            .admin()
+            .list_users(pb::Empty {})
+            .await?
+            .into_inner()
+            .users)
     }
 
     /// Sets when a user expires (ms since the epoch; 0: never).
-    pub async fn set_user_expiry(&self, id: &str, expires_at_ms: i64) -> Result<pb::User, ClientError> {
-        Ok(self.admin().set_user_expiry(pb::SetUserExpiryRequest { id: id.into(), expires_at_ms }).await?.into_inner())
+    pub async fn set_user_expiry(
+        &self,
+        id: &str,
+        expires_at_ms: i64,
+    ) -> Result<pb::User, ClientError> {
+        Ok(self
+            .admin()
+            .set_user_expiry(pb::SetUserExpiryRequest {
+                id: id.into(),
+                expires_at_ms,
+            })
+            .await?
+            .into_inner())
     }
 
     /// Registers a dataset from batches: header, IPC chunks, finish.
-    pub async fn register(&self, name: &str, description: &str, policy_toml: &str, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<pb::Dataset, ClientError> {
+    pub async fn register(
+        &self,
+        name: &str,
+        description: &str,
+        policy_toml: &str,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<pb::Dataset, ClientError> {
         let chunks = upload_messages(name, description, policy_toml, &schema, &batches, true)?;
         self.register_raw(chunks).await
     }
 
     /// Sends prepared upload messages as they are (tests use this to send broken uploads).
-    pub async fn register_raw(&self, chunks: Vec<pb::RegisterChunk>) -> Result<pb::Dataset, ClientError> {
-        Ok(self.catalog().register_dataset(futures::stream::iter(chunks)).await?.into_inner())
+    pub async fn register_raw(
+        &self,
+        chunks: Vec<pb::RegisterChunk>,
+    ) -> Result<pb::Dataset, ClientError> {
+        Ok(self
+            .catalog()
+            .register_dataset(futures::stream::iter(chunks))
+            .await?
+            .into_inner())
     }
 
     /// Datasets visible to the caller.
     pub async fn list_datasets(&self) -> Result<Vec<pb::Dataset>, ClientError> {
-        Ok(self.catalog().list_datasets(pb::Empty {}).await?.into_inner().datasets)
+        Ok(self
+            .catalog()
+            .list_datasets(pb::Empty {})
+            .await?
+            .into_inner()
+            .datasets)
     }
 
     /// One dataset's schema and policy.
     pub async fn get_dataset(&self, dataset: &str) -> Result<pb::Dataset, ClientError> {
-        Ok(self.catalog().get_dataset(pb::DatasetRef { dataset: dataset.into() }).await?.into_inner())
+        Ok(self
+            .catalog()
+            .get_dataset(pb::DatasetRef {
+                dataset: dataset.into(),
+            })
+            .await?
+            .into_inner())
     }
 
     /// Grants a dataset to a tenant (admin).
     pub async fn add_grant(&self, dataset: &str, tenant: &str) -> Result<pb::Grant, ClientError> {
         let mut c = GovernanceServiceClient::new(self.channel.clone());
-        Ok(c.add_grant(pb::AddGrantRequest { dataset: dataset.into(), tenant: tenant.into() }).await?.into_inner())
+        Ok(c.add_grant(pb::AddGrantRequest {
+            dataset: dataset.into(),
+            tenant: tenant.into(),
+        })
+        .await?
+        .into_inner())
     }
 
     /// Grants visible to the caller.
@@ -240,39 +313,88 @@ impl Client {
 
     /// Submits a production query.
     pub async fn submit(&self, sql: &str, wait: bool) -> Result<pb::Job, ClientError> {
-        Ok(self.query().submit_query(pb::SubmitQueryRequest { sql: sql.into(), wait }).await?.into_inner())
+        Ok(self
+            .query()
+            .submit_query(pb::SubmitQueryRequest {
+                sql: sql.into(),
+                wait,
+            })
+            .await?
+            .into_inner())
     }
 
     /// A job.
     pub async fn job(&self, id: &str) -> Result<pb::Job, ClientError> {
-        Ok(self.query().get_job(pb::JobRef { job: id.into() }).await?.into_inner())
+        Ok(self
+            .query()
+            .get_job(pb::JobRef { job: id.into() })
+            .await?
+            .into_inner())
     }
 
     /// Jobs visible to the caller.
     pub async fn jobs(&self) -> Result<Vec<pb::Job>, ClientError> {
-        Ok(self.query().list_jobs(pb::Empty {}).await?.into_inner().jobs)
+        Ok(self
+            .query()
+            .list_jobs(pb::Empty {})
+            .await?
+            .into_inner()
+            .jobs)
     }
 
     /// Jobs awaiting review.
     pub async fn pending(&self) -> Result<Vec<pb::Job>, ClientError> {
-        Ok(self.review().list_pending(pb::Empty {}).await?.into_inner().jobs)
+        Ok(self
+            .review()
+            .list_pending(pb::Empty {})
+            .await?
+            .into_inner()
+            .jobs)
     }
 
     /// The reviewer's view of a job, with the preview decoded.
-    pub async fn show_review(&self, job: &str) -> Result<(pb::ReviewDetail, Vec<RecordBatch>), ClientError> {
-        let d = self.review().show_review(pb::JobRef { job: job.into() }).await?.into_inner();
-        let batches = if d.preview_ipc.is_empty() { Vec::new() } else { decode_ipc(&d.preview_ipc)?.1 };
+    pub async fn show_review(
+        &self,
+        job: &str,
+    ) -> Result<(pb::ReviewDetail, Vec<RecordBatch>), ClientError> {
+        let d = self
+            .review()
+            .show_review(pb::JobRef { job: job.into() })
+            .await?
+            .into_inner();
+        let batches = if d.preview_ipc.is_empty() {
+            Vec::new()
+        } else {
+            decode_ipc(&d.preview_ipc)?.1
+        };
         Ok((d, batches))
     }
 
     /// Approves or rejects a job.
-    pub async fn decide(&self, job: &str, approve: bool, reason: &str) -> Result<pb::Job, ClientError> {
-        Ok(self.review().decide(pb::DecisionRequest { job: job.into(), approve, reason: reason.into() }).await?.into_inner())
+    pub async fn decide(
+        &self,
+        job: &str,
+        approve: bool,
+        reason: &str,
+    ) -> Result<pb::Job, ClientError> {
+        Ok(self
+            .review()
+            .decide(pb::DecisionRequest {
+                job: job.into(),
+                approve,
+                reason: reason.into(),
+            })
+            .await?
+            .into_inner())
     }
 
     /// Downloads a released result.
     pub async fn fetch(&self, job: &str) -> Result<(SchemaRef, Vec<RecordBatch>), ClientError> {
-        let mut stream = self.release().fetch_release(pb::JobRef { job: job.into() }).await?.into_inner();
+        let mut stream = self
+            .release()
+            .fetch_release(pb::JobRef { job: job.into() })
+            .await?
+            .into_inner();
         let mut schema = None;
         let mut batches = Vec::new();
         while let Some(chunk) = stream.message().await? {
@@ -285,9 +407,20 @@ impl Client {
     }
 
     /// Audit events.
-    pub async fn audit(&self, limit: u64, user: &str, action: &str) -> Result<Vec<pb::AuditEvent>, ClientError> {
+    pub async fn audit(
+        &self,
+        limit: u64,
+        user: &str,
+        action: &str,
+    ) -> Result<Vec<pb::AuditEvent>, ClientError> {
         let mut c = AuditServiceClient::new(self.channel.clone());
-        let r = c.list_events(pb::ListAuditRequest { limit, user: user.into(), action: action.into() }).await?;
+        let r = c
+            .list_events(pb::ListAuditRequest {
+                limit,
+                user: user.into(),
+                action: action.into(),
+            })
+            .await?;
         Ok(r.into_inner().events)
     }
 
@@ -323,7 +456,14 @@ pub fn decode_ipc(bytes: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>), ClientE
 
 /// The messages of an upload: header, chunks of at most [`UPLOAD_CHUNK_ROWS`] rows, and (with
 /// `finish`) the finish message with the totals.
-pub fn upload_messages(name: &str, description: &str, policy_toml: &str, schema: &SchemaRef, batches: &[RecordBatch], finish: bool) -> Result<Vec<pb::RegisterChunk>, ClientError> {
+pub fn upload_messages(
+    name: &str,
+    description: &str,
+    policy_toml: &str,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    finish: bool,
+) -> Result<Vec<pb::RegisterChunk>, ClientError> {
     use pb::register_chunk::Part;
     let mut out = vec![pb::RegisterChunk {
         part: Some(Part::Header(pb::RegisterHeader {
@@ -338,14 +478,21 @@ pub fn upload_messages(name: &str, description: &str, policy_toml: &str, schema:
         while offset < b.num_rows() {
             let n = UPLOAD_CHUNK_ROWS.min(b.num_rows() - offset);
             let slice = b.slice(offset, n);
-            out.push(pb::RegisterChunk { part: Some(Part::Ipc(encode_ipc(schema, &slice)?)) });
+            out.push(pb::RegisterChunk {
+                part: Some(Part::Ipc(encode_ipc(schema, &slice)?)),
+            });
             rows += n as u64;
             count += 1;
             offset += n;
         }
     }
     if finish {
-        out.push(pb::RegisterChunk { part: Some(Part::Finish(pb::RegisterFinish { total_rows: rows, total_batches: count })) });
+        out.push(pb::RegisterChunk {
+            part: Some(Part::Finish(pb::RegisterFinish {
+                total_rows: rows,
+                total_batches: count,
+            })),
+        });
     }
     Ok(out)
 }

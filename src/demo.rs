@@ -49,7 +49,10 @@ pub const TENANT: &str = "cangshan-data";
 impl Platform {
     /// Creates a deployment in `dir` (or a temporary directory) and starts it on a free
     /// loopback port. `edit` may adjust the configuration first.
-    pub async fn start(dir: Option<PathBuf>, edit: impl FnOnce(&mut ServerConfig)) -> Result<Platform, Box<dyn std::error::Error>> {
+    pub async fn start(
+        dir: Option<PathBuf>,
+        edit: impl FnOnce(&mut ServerConfig),
+    ) -> Result<Platform, Box<dyn std::error::Error>> {
         let (dir, tmp) = match dir {
             Some(d) => (d, None),
             None => {
@@ -63,8 +66,18 @@ impl Platform {
         edit(&mut cfg);
         let server = erhai_gateway::start(cfg).await?;
         let endpoint = erhai_gateway::deploy::endpoint_for(server.addr);
-        std::fs::write(deployment.admin_identity.join(erhai_gateway::pki::bundle::ENDPOINT), format!("{endpoint}\n"))?;
-        Ok(Platform { dir, server, endpoint, _tmp: tmp })
+        std::fs::write(
+            deployment
+                .admin_identity
+                .join(erhai_gateway::pki::bundle::ENDPOINT),
+            format!("{endpoint}\n"),
+        )?;
+        Ok(Platform {
+            dir,
+            server,
+            endpoint,
+            _tmp: tmp,
+        })
     }
 
     /// The identity bundle directory of `user`.
@@ -78,7 +91,14 @@ impl Platform {
     }
 
     /// Creates a user (as admin) with their bundle under `identities/<id>`; returns their client.
-    pub async fn add_user(&self, id: &str, name: &str, role: &str, tenant: &str, unit: &str) -> Result<Client, ClientError> {
+    pub async fn add_user(
+        &self,
+        id: &str,
+        name: &str,
+        role: &str,
+        tenant: &str,
+        unit: &str,
+    ) -> Result<Client, ClientError> {
         let admin = self.client("admin").await?;
         let req = pb::CreateUserRequest {
             id: id.into(),
@@ -95,13 +115,23 @@ impl Platform {
 
     /// Stops the server and starts it again on the same address and directory.
     pub async fn restart(self) -> Result<Platform, Box<dyn std::error::Error>> {
-        let Platform { dir, server, endpoint, _tmp } = self;
+        let Platform {
+            dir,
+            server,
+            endpoint,
+            _tmp,
+        } = self;
         let addr = server.addr;
         server.shutdown().await?;
         let mut cfg = ServerConfig::load(&dir.join(erhai_gateway::config::CONFIG_FILE))?;
         cfg.listen = addr;
         let server = erhai_gateway::start(cfg).await?;
-        Ok(Platform { dir, server, endpoint, _tmp })
+        Ok(Platform {
+            dir,
+            server,
+            endpoint,
+            _tmp,
+        })
     }
 
     /// Stops the server.
@@ -114,8 +144,20 @@ impl Platform {
 /// The users of the demo: (id, name, role, tenant, unit).
 pub const DEMO_USERS: [(&str, &str, &str, &str, &str); 7] = [
     ("provider", "段文旅", "provider", "", "dali-tourism-bureau"),
-    ("provider-scenic", "杨景区", "provider", "", "dali-scenic-operator"),
-    ("provider-market", "李市监", "provider", "", "dali-market-regulator"),
+    (
+        "provider-scenic",
+        "杨景区",
+        "provider",
+        "",
+        "dali-scenic-operator",
+    ),
+    (
+        "provider-market",
+        "李市监",
+        "provider",
+        "",
+        "dali-market-regulator",
+    ),
     ("analyst", "赵分析", "analyst", TENANT, ""),
     ("analyst2", "和建模", "analyst", TENANT, ""),
     ("reviewer", "周审核", "reviewer", "", ""),
@@ -130,7 +172,11 @@ struct Steps {
 impl Steps {
     fn step(&mut self, what: &str) {
         self.n += 1;
-        println!("\n[{:>5.1}s] {}. {what}", self.start.elapsed().as_secs_f64(), self.n);
+        println!(
+            "\n[{:>5.1}s] {}. {what}",
+            self.start.elapsed().as_secs_f64(),
+            self.n
+        );
     }
 }
 
@@ -144,18 +190,45 @@ fn expect(ok: bool, what: &str) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Registers the three demo tables (as their providers) and grants them to the demo tenant.
-pub async fn load_demo_data(p: &Platform, seed: u64, sizes: Sizes) -> Result<(), Box<dyn std::error::Error>> {
+pub async fn load_demo_data(
+    p: &Platform,
+    seed: u64,
+    sizes: Sizes,
+) -> Result<(), Box<dyn std::error::Error>> {
     let data = demo_data::generate(seed, sizes)?;
     let tables = [
-        ("provider", "hotel_stays", "旅游住宿登记 (tourism bureau)", demo_data::HOTEL_STAYS_POLICY, data.hotel_stays),
-        ("provider-scenic", "scenic_entries", "景区入园记录 (scenic-area operator)", demo_data::SCENIC_ENTRIES_POLICY, data.scenic_entries),
-        ("provider-market", "enterprises", "市场主体登记 (market regulator)", demo_data::ENTERPRISES_POLICY, data.enterprises),
+        (
+            "provider",
+            "hotel_stays",
+            "旅游住宿登记 (tourism bureau)",
+            demo_data::HOTEL_STAYS_POLICY,
+            data.hotel_stays,
+        ),
+        (
+            "provider-scenic",
+            "scenic_entries",
+            "景区入园记录 (scenic-area operator)",
+            demo_data::SCENIC_ENTRIES_POLICY,
+            data.scenic_entries,
+        ),
+        (
+            "provider-market",
+            "enterprises",
+            "市场主体登记 (market regulator)",
+            demo_data::ENTERPRISES_POLICY,
+            data.enterprises,
+        ),
     ];
     let admin = p.client("admin").await?;
     for (user, name, desc, policy, batch) in tables {
         let c = p.client(user).await?;
-        let d = c.register(name, desc, policy, batch.schema(), vec![batch]).await?;
-        println!("   {user} registered {} as {} ({} rows, encrypted)", d.name, d.id, d.rows);
+        let d = c
+            .register(name, desc, policy, batch.schema(), vec![batch])
+            .await?;
+        println!(
+            "   {user} registered {} as {} ({} rows, encrypted)",
+            d.name, d.id, d.rows
+        );
         admin.add_grant(name, TENANT).await?;
     }
     println!("   admin granted all three to tenant {TENANT}");
@@ -164,25 +237,40 @@ pub async fn load_demo_data(p: &Platform, seed: u64, sizes: Sizes) -> Result<(),
 
 /// Runs the demo.
 pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let mut s = Steps { start: Instant::now(), n: 0 };
+    let mut s = Steps {
+        start: Instant::now(),
+        n: 0,
+    };
     s.step("creating a throwaway deployment (CA, server certificate, master key) and starting the server");
     if let Some(d) = &args.dir {
         std::fs::create_dir_all(d)?;
     }
     let p = Platform::start(args.dir.clone(), |_| {}).await?;
-    println!("   listening on {} (TLS 1.3, client certificates required); data in {}", p.endpoint, p.dir.display());
+    println!(
+        "   listening on {} (TLS 1.3, client certificates required); data in {}",
+        p.endpoint,
+        p.dir.display()
+    );
 
     s.step("admin creates users for every role; each gets a certificate and an identity bundle");
     for (id, name, role, tenant, unit) in DEMO_USERS {
         p.add_user(id, name, role, tenant, unit).await?;
-        println!("   {id:<16} {role:<9} {}", if tenant.is_empty() { unit } else { tenant });
+        println!(
+            "   {id:<16} {role:<9} {}",
+            if tenant.is_empty() { unit } else { tenant }
+        );
     }
 
-    s.step(&format!("providers register generated Dali data ({} hotel stays) as encrypted Parquet", args.stays));
+    s.step(&format!(
+        "providers register generated Dali data ({} hotel stays) as encrypted Parquet",
+        args.stays
+    ));
     load_demo_data(&p, args.seed, Sizes::with_stays(args.stays)).await?;
 
     let analyst = p.client("analyst").await?;
-    s.step("the analyst tries to read raw ID numbers — refused, with the column, the use and the rule");
+    s.step(
+        "the analyst tries to read raw ID numbers — refused, with the column, the use and the rule",
+    );
     let sql = "SELECT id_number, district FROM hotel_stays LIMIT 10";
     println!("   SQL: {sql}");
     match analyst.submit(sql, true).await {
@@ -190,7 +278,10 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
             for line in st.message().lines() {
                 println!("   │ {line}");
             }
-            expect(st.message().contains("hotel_stays.id_number"), "refusal names hotel_stays.id_number")?;
+            expect(
+                st.message().contains("hotel_stays.id_number"),
+                "refusal names hotel_stays.id_number",
+            )?;
         }
         other => return Err(format!("expected a refusal, got {other:?}").into()),
     }
@@ -201,8 +292,16 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     println!("   SQL: {sql}");
     let by_district = analyst.submit(sql, true).await?;
     let report = by_district.report.clone().unwrap_or_default();
-    println!("   job {}: {} — {} rows computed, {} suppressed", by_district.id, by_district.state, report.rows_computed, report.rows_suppressed);
-    expect(by_district.state == "awaiting_review" && report.rows_released == 12 && report.rows_suppressed == 0, "all 12 districts pass the threshold")?;
+    println!(
+        "   job {}: {} — {} rows computed, {} suppressed",
+        by_district.id, by_district.state, report.rows_computed, report.rows_suppressed
+    );
+    expect(
+        by_district.state == "awaiting_review"
+            && report.rows_released == 12
+            && report.rows_suppressed == 0,
+        "all 12 districts pass the threshold",
+    )?;
 
     s.step("a fine-grained query (hotel × day) — small groups are suppressed automatically");
     let sql = "SELECT hotel_name, checkin_date, count(*) AS stays FROM hotel_stays GROUP BY hotel_name, checkin_date";
@@ -226,13 +325,30 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     println!("{}", crate::output::batches_table(&preview));
-    expect(detail.preview_rows == 12, "preview shows the 12 district rows")?;
+    expect(
+        detail.preview_rows == 12,
+        "preview shows the 12 district rows",
+    )?;
 
     s.step("the reviewer approves the district job and rejects the fine-grained one");
-    let approved = reviewer.decide(&by_district.id, true, "district totals, all cells above threshold").await?;
-    let rejected = reviewer.decide(&fine.id, false, "too fine-grained for release").await?;
-    println!("   {} → {}; {} → {}", approved.id, approved.state, rejected.id, rejected.state);
-    expect(approved.state == "released" && rejected.state == "rejected", "decisions recorded")?;
+    let approved = reviewer
+        .decide(
+            &by_district.id,
+            true,
+            "district totals, all cells above threshold",
+        )
+        .await?;
+    let rejected = reviewer
+        .decide(&fine.id, false, "too fine-grained for release")
+        .await?;
+    println!(
+        "   {} → {}; {} → {}",
+        approved.id, approved.state, rejected.id, rejected.state
+    );
+    expect(
+        approved.state == "released" && rejected.state == "rejected",
+        "decisions recorded",
+    )?;
 
     s.step("the analyst downloads the released result");
     let (schema, batches) = analyst.fetch(&by_district.id).await?;
@@ -242,7 +358,10 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     println!("   wrote {rows} rows to {}", out.display());
     expect(rows == 12, "12 rows released")?;
     let refused_fetch = analyst.fetch(&fine.id).await;
-    expect(matches!(refused_fetch, Err(ClientError::Status(ref st)) if st.code() == tonic::Code::FailedPrecondition), "a rejected result cannot be downloaded")?;
+    expect(
+        matches!(refused_fetch, Err(ClientError::Status(ref st)) if st.code() == tonic::Code::FailedPrecondition),
+        "a rejected result cannot be downloaded",
+    )?;
 
     s.step("the auditor reads and verifies the audit chain");
     let auditor = p.client("auditor").await?;
@@ -251,18 +370,29 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     println!("   {} events ({} denied)", events.len(), denied);
     let v = auditor.audit_verify().await?;
     println!("   {}", v.detail);
-    expect(v.ok && denied >= 1, "audit chain intact and the refusal recorded")?;
+    expect(
+        v.ok && denied >= 1,
+        "audit chain intact and the refusal recorded",
+    )?;
 
     s.step("at rest, everything is ciphertext: no raw ID number appears in the data directory");
     let data = demo_data::generate(args.seed, Sizes::with_stays(args.stays))?;
-    let sample = arrow::array::AsArray::as_string::<i32>(data.hotel_stays.column(2)).value(0).to_string();
+    let sample = arrow::array::AsArray::as_string::<i32>(data.hotel_stays.column(2))
+        .value(0)
+        .to_string();
     let found = contains_bytes(&p.dir, sample.as_bytes())?;
     expect(!found, &format!("{}… not found on disk", &sample[..6]))?;
 
-    println!("\ndemo finished: every step behaved as expected ({:.1}s)", s.start.elapsed().as_secs_f64());
+    println!(
+        "\ndemo finished: every step behaved as expected ({:.1}s)",
+        s.start.elapsed().as_secs_f64()
+    );
     if args.keep_running {
-        println!("identity bundles: {}/identities/<user>/ — e.g.\n  erhai --identity {} query submit --wait --sql \"SELECT district, count(*) FROM hotel_stays GROUP BY district\"",
-            p.dir.display(), p.identity("analyst").display());
+        println!(
+            "identity bundles: {}/identities/<user>/ — e.g.\n  erhai --identity {} query submit --wait --sql \"SELECT district, count(*) FROM hotel_stays GROUP BY district\"",
+            p.dir.display(),
+            p.identity("analyst").display()
+        );
         println!("ready {}", p.endpoint);
         tokio::signal::ctrl_c().await?;
     }

@@ -43,9 +43,24 @@ const HOMES: [(&str, &str, &str); 10] = [
     ("重庆市", "重庆市", "500103"),
 ];
 
-const SURNAMES: [&str; 16] = ["王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "段", "杜", "和", "欧阳", "司马", "诸葛"];
-const GIVEN: [&str; 20] = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "明", "超", "秀英", "海", "霞"];
-const HOTEL_WORDS: [&str; 8] = ["洱海", "苍山", "古城", "风花雪月", "蝴蝶泉", "三塔", "双廊", "喜洲"];
+const SURNAMES: [&str; 16] = [
+    "王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "段", "杜", "和", "欧阳", "司马",
+    "诸葛",
+];
+const GIVEN: [&str; 20] = [
+    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "明",
+    "超", "秀英", "海", "霞",
+];
+const HOTEL_WORDS: [&str; 8] = [
+    "洱海",
+    "苍山",
+    "古城",
+    "风花雪月",
+    "蝴蝶泉",
+    "三塔",
+    "双廊",
+    "喜洲",
+];
 const HOTEL_KINDS: [&str; 4] = ["客栈", "酒店", "民宿", "宾馆"];
 const SPOTS: [(&str, usize); 10] = [
     ("崇圣寺三塔", 0),
@@ -59,7 +74,16 @@ const SPOTS: [(&str, usize); 10] = [
     ("石宝山", 10),
     ("茈碧湖", 9),
 ];
-const INDUSTRIES: [&str; 8] = ["住宿业", "餐饮业", "旅行社", "零售业", "农业", "制造业", "交通运输", "文化娱乐"];
+const INDUSTRIES: [&str; 8] = [
+    "住宿业",
+    "餐饮业",
+    "旅行社",
+    "零售业",
+    "农业",
+    "制造业",
+    "交通运输",
+    "文化娱乐",
+];
 
 /// Weights of the ISO 7064 MOD 11-2 check over the first 17 digits.
 const ID_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
@@ -93,12 +117,22 @@ pub struct Sizes {
 impl Sizes {
     /// The demo's default: 200k stays.
     pub fn demo() -> Sizes {
-        Sizes { persons: 60_000, stays: 200_000, entries: 150_000, enterprises: 5_000 }
+        Sizes {
+            persons: 60_000,
+            stays: 200_000,
+            entries: 150_000,
+            enterprises: 5_000,
+        }
     }
 
     /// Scaled from a number of stays.
     pub fn with_stays(stays: usize) -> Sizes {
-        Sizes { persons: (stays * 3 / 10).max(50), stays, entries: stays * 3 / 4, enterprises: (stays / 40).max(50) }
+        Sizes {
+            persons: (stays * 3 / 10).max(50),
+            stays,
+            entries: stays * 3 / 4,
+            enterprises: (stays / 40).max(50),
+        }
     }
 }
 
@@ -113,7 +147,8 @@ struct Person {
 
 fn person(rng: &mut ChaCha8Rng) -> Person {
     let home = rng.random_range(0..HOMES.len());
-    let birth = NaiveDate::from_ymd_opt(1950, 1, 1).unwrap_or_default() + chrono::Duration::days(rng.random_range(0..365 * 55));
+    let birth = NaiveDate::from_ymd_opt(1950, 1, 1).unwrap_or_default()
+        + chrono::Duration::days(rng.random_range(0..365 * 55));
     let seq = rng.random_range(0..1000u32);
     let first17 = format!("{}{}{seq:03}", HOMES[home].2, birth.format("%Y%m%d"));
     let check = id_check_char(&first17).unwrap_or('0');
@@ -123,7 +158,11 @@ fn person(rng: &mut ChaCha8Rng) -> Person {
         name.push_str(GIVEN[rng.random_range(0..GIVEN.len())]);
     }
     let prefixes = ["139", "138", "158", "187", "135", "152", "177", "199"];
-    let phone = format!("{}{:08}", prefixes[rng.random_range(0..prefixes.len())], rng.random_range(0..100_000_000u32));
+    let phone = format!(
+        "{}{:08}",
+        prefixes[rng.random_range(0..prefixes.len())],
+        rng.random_range(0..100_000_000u32)
+    );
     Person {
         id: format!("{first17}{check}"),
         name,
@@ -139,7 +178,9 @@ fn days_since_epoch(d: NaiveDate) -> i32 {
 }
 
 fn decimal(values: Vec<i128>) -> Result<ArrayRef, arrow::error::ArrowError> {
-    Ok(Arc::new(Decimal128Array::from(values).with_precision_and_scale(12, 2)?))
+    Ok(Arc::new(
+        Decimal128Array::from(values).with_precision_and_scale(12, 2)?,
+    ))
 }
 
 fn strings(v: Vec<String>) -> ArrayRef {
@@ -159,7 +200,9 @@ pub struct DemoData {
 /// Generates the demo tables.
 pub fn generate(seed: u64, sizes: Sizes) -> Result<DemoData, arrow::error::ArrowError> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let persons: Vec<Person> = (0..sizes.persons.max(1)).map(|_| person(&mut rng)).collect();
+    let persons: Vec<Person> = (0..sizes.persons.max(1))
+        .map(|_| person(&mut rng))
+        .collect();
     // A few hotels per district; the city has many more.
     let mut hotels: Vec<(String, usize)> = Vec::new();
     for (d, (district, _)) in DISTRICTS.iter().enumerate() {
@@ -167,7 +210,12 @@ pub fn generate(seed: u64, sizes: Sizes) -> Result<DemoData, arrow::error::Arrow
         for h in 0..n {
             let place = district.trim_end_matches(['市', '县']);
             hotels.push((
-                format!("{place}{}{}{}", HOTEL_WORDS[h % HOTEL_WORDS.len()], HOTEL_KINDS[(h / HOTEL_WORDS.len()) % HOTEL_KINDS.len()], h / 32 + 1),
+                format!(
+                    "{place}{}{}{}",
+                    HOTEL_WORDS[h % HOTEL_WORDS.len()],
+                    HOTEL_KINDS[(h / HOTEL_WORDS.len()) % HOTEL_KINDS.len()],
+                    h / 32 + 1
+                ),
                 d,
             ));
         }
@@ -175,13 +223,48 @@ pub fn generate(seed: u64, sizes: Sizes) -> Result<DemoData, arrow::error::Arrow
     let start = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap_or_default();
 
     let n = sizes.stays;
-    let (mut stay_id, mut guest, mut idn, mut phone, mut gender, mut by, mut prov, mut city, mut hotel, mut district, mut date, mut nights, mut spend) =
-        (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (
+        mut stay_id,
+        mut guest,
+        mut idn,
+        mut phone,
+        mut gender,
+        mut by,
+        mut prov,
+        mut city,
+        mut hotel,
+        mut district,
+        mut date,
+        mut nights,
+        mut spend,
+    ) = (
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+    );
     for i in 0..n {
         // Skewed towards a core of repeat visitors.
-        let p = &persons[if rng.random_bool(0.3) { rng.random_range(0..persons.len().div_ceil(10)) } else { rng.random_range(0..persons.len()) }];
+        let p = &persons[if rng.random_bool(0.3) {
+            rng.random_range(0..persons.len().div_ceil(10))
+        } else {
+            rng.random_range(0..persons.len())
+        }];
         // Half of all stays are in the city.
-        let h = if rng.random_bool(0.5) { rng.random_range(0..40) } else { rng.random_range(0..hotels.len()) };
+        let h = if rng.random_bool(0.5) {
+            rng.random_range(0..40)
+        } else {
+            rng.random_range(0..hotels.len())
+        };
         let nts = rng.random_range(1..=7);
         stay_id.push(format!("S{:09}", i + 1));
         guest.push(p.name.clone());
@@ -217,7 +300,8 @@ pub fn generate(seed: u64, sizes: Sizes) -> Result<DemoData, arrow::error::Arrow
         ],
     )?;
 
-    let (mut eid, mut eidn, mut spot, mut edist, mut edate, mut ticket) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut eid, mut eidn, mut spot, mut edist, mut edate, mut ticket) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
     for i in 0..sizes.entries {
         let p = &persons[rng.random_range(0..persons.len())];
         let (s, d) = SPOTS[rng.random_range(0..SPOTS.len())];
@@ -240,17 +324,37 @@ pub fn generate(seed: u64, sizes: Sizes) -> Result<DemoData, arrow::error::Arrow
         ],
     )?;
 
-    let (mut code, mut ename, mut rep, mut rphone, mut ind, mut dist, mut cap, mut emp, mut rev) =
-        (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut code, mut ename, mut rep, mut rphone, mut ind, mut dist, mut cap, mut emp, mut rev) = (
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+    );
     const ALNUM: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
     for i in 0..sizes.enterprises {
-        let d = if rng.random_bool(0.4) { 0 } else { rng.random_range(0..DISTRICTS.len()) };
-        let org: String = (0..9).map(|_| ALNUM[rng.random_range(0..ALNUM.len())] as char).collect();
+        let d = if rng.random_bool(0.4) {
+            0
+        } else {
+            rng.random_range(0..DISTRICTS.len())
+        };
+        let org: String = (0..9)
+            .map(|_| ALNUM[rng.random_range(0..ALNUM.len())] as char)
+            .collect();
         let check = ALNUM[rng.random_range(0..ALNUM.len())] as char;
         let boss = person(&mut rng);
         let industry = INDUSTRIES[rng.random_range(0..INDUSTRIES.len())];
         code.push(format!("91{}{org}{check}", DISTRICTS[d].1));
-        ename.push(format!("大理{}{}有限公司{}", HOTEL_WORDS[i % HOTEL_WORDS.len()], industry, i + 1));
+        ename.push(format!(
+            "大理{}{}有限公司{}",
+            HOTEL_WORDS[i % HOTEL_WORDS.len()],
+            industry,
+            i + 1
+        ));
         rep.push(boss.name);
         rphone.push(boss.phone);
         ind.push(industry.to_string());
@@ -273,11 +377,20 @@ pub fn generate(seed: u64, sizes: Sizes) -> Result<DemoData, arrow::error::Arrow
             decimal(rev)?,
         ],
     )?;
-    Ok(DemoData { hotel_stays, scenic_entries, enterprises })
+    Ok(DemoData {
+        hotel_stays,
+        scenic_entries,
+        enterprises,
+    })
 }
 
 fn schema(fields: &[(&str, DataType)]) -> SchemaRef {
-    Arc::new(Schema::new(fields.iter().map(|(n, t)| Field::new(*n, t.clone(), false)).collect::<Vec<_>>()))
+    Arc::new(Schema::new(
+        fields
+            .iter()
+            .map(|(n, t)| Field::new(*n, t.clone(), false))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// Schema of `hotel_stays`.

@@ -31,7 +31,12 @@ pub enum FileFormat {
 impl FileFormat {
     /// The format of `path`, by extension.
     pub fn of(path: &Path) -> Result<FileFormat, ClientError> {
-        match path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref() {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase())
+            .as_deref()
+        {
             Some("csv") => Ok(FileFormat::Csv),
             Some("parquet") => Ok(FileFormat::Parquet),
             Some("arrow" | "ipc" | "feather") => Ok(FileFormat::Arrow),
@@ -49,22 +54,31 @@ fn open(path: &Path) -> Result<File, ClientError> {
 
 /// Reads a data file. For CSV, column types come from the policy's declared `type`s where given,
 /// and are inferred otherwise.
-pub fn read_data(path: &Path, policy: Option<&DatasetPolicy>) -> Result<(SchemaRef, Vec<RecordBatch>), ClientError> {
+pub fn read_data(
+    path: &Path,
+    policy: Option<&DatasetPolicy>,
+) -> Result<(SchemaRef, Vec<RecordBatch>), ClientError> {
     let data = |e: &dyn std::fmt::Display| ClientError::Data(format!("{}: {e}", path.display()));
     match FileFormat::of(path)? {
         FileFormat::Csv => {
             let mut file = open(path)?;
             let format = Format::default().with_header(true);
-            let (inferred, _) = format.infer_schema(BufReader::new(&mut file), Some(10_000)).map_err(|e| data(&e))?;
+            let (inferred, _) = format
+                .infer_schema(BufReader::new(&mut file), Some(10_000))
+                .map_err(|e| data(&e))?;
             let fields = inferred
                 .fields()
                 .iter()
                 .map(|f| {
-                    let declared = policy.and_then(|p| p.column(f.name())).and_then(|c| c.data_type.clone());
+                    let declared = policy
+                        .and_then(|p| p.column(f.name()))
+                        .and_then(|c| c.data_type.clone());
                     match declared {
                         Some(t) => DataType::from_str(&t)
                             .map(|t| Field::new(f.name(), t, true))
-                            .map_err(|e| data(&format!("column {} declares type `{t}`: {e}", f.name()))),
+                            .map_err(|e| {
+                                data(&format!("column {} declares type `{t}`: {e}", f.name()))
+                            }),
                         None => Ok(f.as_ref().clone()),
                     }
                 })
@@ -76,38 +90,55 @@ pub fn read_data(path: &Path, policy: Option<&DatasetPolicy>) -> Result<(SchemaR
                 .with_batch_size(16 * 1024)
                 .build(BufReader::new(file))
                 .map_err(|e| data(&e))?;
-            let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| data(&e))?;
+            let batches = reader
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| data(&e))?;
             Ok((schema, batches))
         }
         FileFormat::Parquet => {
-            let builder = ParquetRecordBatchReaderBuilder::try_new(open(path)?).map_err(|e| data(&e))?;
+            let builder =
+                ParquetRecordBatchReaderBuilder::try_new(open(path)?).map_err(|e| data(&e))?;
             let schema = builder.schema().clone();
-            let batches = builder.build().map_err(|e| data(&e))?.collect::<Result<Vec<_>, _>>().map_err(|e| data(&e))?;
+            let batches = builder
+                .build()
+                .map_err(|e| data(&e))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| data(&e))?;
             Ok((schema, batches))
         }
         FileFormat::Arrow => {
-            let reader = arrow::ipc::reader::FileReader::try_new(open(path)?, None).map_err(|e| data(&e))?;
+            let reader =
+                arrow::ipc::reader::FileReader::try_new(open(path)?, None).map_err(|e| data(&e))?;
             let schema = reader.schema();
-            let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| data(&e))?;
+            let batches = reader
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| data(&e))?;
             Ok((schema, batches))
         }
     }
 }
 
 /// Writes `batches` to `path` in the format its extension names.
-pub fn write_data(path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<(), ClientError> {
+pub fn write_data(
+    path: &Path,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<(), ClientError> {
     let data = |e: &dyn std::fmt::Display| ClientError::Data(format!("{}: {e}", path.display()));
     let format = FileFormat::of(path)?;
     let file = File::create(path).map_err(|e| data(&e))?;
     match format {
         FileFormat::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(file);
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(file);
             for b in batches {
                 w.write(b).map_err(|e| data(&e))?;
             }
             if batches.is_empty() {
                 // A header-only file still says what the columns are.
-                w.write(&RecordBatch::new_empty(schema.clone())).map_err(|e| data(&e))?;
+                w.write(&RecordBatch::new_empty(schema.clone()))
+                    .map_err(|e| data(&e))?;
             }
         }
         FileFormat::Parquet => {
@@ -118,7 +149,8 @@ pub fn write_data(path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> R
             w.close().map_err(|e| data(&e))?;
         }
         FileFormat::Arrow => {
-            let mut w = arrow::ipc::writer::FileWriter::try_new(file, schema).map_err(|e| data(&e))?;
+            let mut w =
+                arrow::ipc::writer::FileWriter::try_new(file, schema).map_err(|e| data(&e))?;
             for b in batches {
                 w.write(b).map_err(|e| data(&e))?;
             }

@@ -18,7 +18,8 @@ pub enum Format {
 /// A table of rows with headers.
 pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED).set_header(headers.to_vec());
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_header(headers.to_vec());
     for r in rows {
         t.add_row(r);
     }
@@ -27,7 +28,9 @@ pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
 
 /// Renders batches as a table (for previews and fetched releases).
 pub fn batches_table(batches: &[RecordBatch]) -> String {
-    arrow::util::pretty::pretty_format_batches(batches).map(|d| d.to_string()).unwrap_or_else(|e| format!("(cannot display: {e})"))
+    arrow::util::pretty::pretty_format_batches(batches)
+        .map(|d| d.to_string())
+        .unwrap_or_else(|e| format!("(cannot display: {e})"))
 }
 
 /// Batches as JSON rows.
@@ -51,7 +54,9 @@ fn time(ms: i64) -> String {
     if ms == 0 {
         return String::new();
     }
-    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
 }
 
 /// A user as JSON.
@@ -63,7 +68,19 @@ pub fn user_json(u: &pb::User) -> Value {
 pub fn users_table(users: &[pb::User]) -> String {
     table(
         &["id", "name", "role", "tenant", "unit", "expires"],
-        users.iter().map(|u| vec![u.id.clone(), u.name.clone(), u.role.clone(), u.tenant.clone(), u.unit.clone(), time(u.expires_at_ms)]).collect(),
+        users
+            .iter()
+            .map(|u| {
+                vec![
+                    u.id.clone(),
+                    u.name.clone(),
+                    u.role.clone(),
+                    u.tenant.clone(),
+                    u.unit.clone(),
+                    time(u.expires_at_ms),
+                ]
+            })
+            .collect(),
     )
 }
 
@@ -83,8 +100,26 @@ pub fn dataset_json(d: &pb::Dataset) -> Value {
 /// Datasets as a table.
 pub fn datasets_table(ds: &[pb::Dataset]) -> String {
     table(
-        &["id", "name", "provider unit", "version", "rows", "privacy unit"],
-        ds.iter().map(|d| vec![d.id.clone(), d.name.clone(), d.provider_unit.clone(), d.version.to_string(), d.rows.to_string(), d.privacy_unit.clone()]).collect(),
+        &[
+            "id",
+            "name",
+            "provider unit",
+            "version",
+            "rows",
+            "privacy unit",
+        ],
+        ds.iter()
+            .map(|d| {
+                vec![
+                    d.id.clone(),
+                    d.name.clone(),
+                    d.provider_unit.clone(),
+                    d.version.to_string(),
+                    d.rows.to_string(),
+                    d.privacy_unit.clone(),
+                ]
+            })
+            .collect(),
     )
 }
 
@@ -102,10 +137,22 @@ pub fn dataset_detail(d: &pb::Dataset) -> String {
                 let uses = c
                     .uses
                     .iter()
-                    .map(|u| if u == "aggregate" { format!("aggregate[{}]", c.aggregate_functions.join(", ")) } else { u.clone() })
+                    .map(|u| {
+                        if u == "aggregate" {
+                            format!("aggregate[{}]", c.aggregate_functions.join(", "))
+                        } else {
+                            u.clone()
+                        }
+                    })
                     .collect::<Vec<_>>()
                     .join(", ");
-                vec![c.name.clone(), c.data_type.clone(), c.kind.clone(), c.grade.clone(), if uses.is_empty() { "none".into() } else { uses }]
+                vec![
+                    c.name.clone(),
+                    c.data_type.clone(),
+                    c.kind.clone(),
+                    c.grade.clone(),
+                    if uses.is_empty() { "none".into() } else { uses },
+                ]
             })
             .collect(),
     )
@@ -134,12 +181,34 @@ pub fn job_json(j: &pb::Job) -> Value {
 /// Jobs as a table.
 pub fn jobs_table(jobs: &[pb::Job]) -> String {
     table(
-        &["id", "tenant", "submitted by", "state", "released rows", "suppressed", "submitted", "sql"],
+        &[
+            "id",
+            "tenant",
+            "submitted by",
+            "state",
+            "released rows",
+            "suppressed",
+            "submitted",
+            "sql",
+        ],
         jobs.iter()
             .map(|j| {
-                let (rel, sup) = j.report.as_ref().map(|r| (r.rows_released.to_string(), r.rows_suppressed.to_string())).unwrap_or_default();
+                let (rel, sup) = j
+                    .report
+                    .as_ref()
+                    .map(|r| (r.rows_released.to_string(), r.rows_suppressed.to_string()))
+                    .unwrap_or_default();
                 let sql: String = j.sql.chars().take(60).collect();
-                vec![j.id.clone(), j.tenant.clone(), j.submitted_by.clone(), j.state.clone(), rel, sup, time(j.submitted_at_ms), sql]
+                vec![
+                    j.id.clone(),
+                    j.tenant.clone(),
+                    j.submitted_by.clone(),
+                    j.state.clone(),
+                    rel,
+                    sup,
+                    time(j.submitted_at_ms),
+                    sql,
+                ]
             })
             .collect(),
     )
@@ -147,7 +216,15 @@ pub fn jobs_table(jobs: &[pb::Job]) -> String {
 
 /// One job in detail: SQL, verdict per column, check report.
 pub fn job_detail(j: &pb::Job) -> String {
-    let mut s = format!("job {} — {}\ntenant {}, submitted by {} at {}\nSQL: {}\n", j.id, j.state, j.tenant, j.submitted_by, time(j.submitted_at_ms), j.sql);
+    let mut s = format!(
+        "job {} — {}\ntenant {}, submitted by {} at {}\nSQL: {}\n",
+        j.id,
+        j.state,
+        j.tenant,
+        j.submitted_by,
+        time(j.submitted_at_ms),
+        j.sql
+    );
     if !j.error.is_empty() {
         s += &format!("error: {}\n", j.error);
     }
@@ -155,7 +232,18 @@ pub fn job_detail(j: &pb::Job) -> String {
         s += "plan verdict per output column:\n";
         s += &table(
             &["column", "sources", "lineage", "allowed", "rule"],
-            v.columns.iter().map(|c| vec![c.column.clone(), c.sources.join(", "), c.derivation.clone(), c.allowed.to_string(), c.rule.clone()]).collect(),
+            v.columns
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.column.clone(),
+                        c.sources.join(", "),
+                        c.derivation.clone(),
+                        c.allowed.to_string(),
+                        c.rule.clone(),
+                    ]
+                })
+                .collect(),
         );
         s.push('\n');
     }
@@ -175,7 +263,12 @@ pub fn job_detail(j: &pb::Job) -> String {
         }
     }
     if !j.reviewed_by.is_empty() {
-        s += &format!("reviewed by {} at {}: {}\n", j.reviewed_by, time(j.reviewed_at_ms), j.review_reason);
+        s += &format!(
+            "reviewed by {} at {}: {}\n",
+            j.reviewed_by,
+            time(j.reviewed_at_ms),
+            j.review_reason
+        );
     }
     s
 }
@@ -193,12 +286,24 @@ pub fn audit_json(events: &[pb::AuditEvent]) -> Value {
 /// Audit events as a table.
 pub fn audit_table(events: &[pb::AuditEvent]) -> String {
     table(
-        &["seq", "time", "user", "role", "tenant", "action", "object", "outcome", "reason"],
+        &[
+            "seq", "time", "user", "role", "tenant", "action", "object", "outcome", "reason",
+        ],
         events
             .iter()
             .map(|e| {
                 let reason: String = e.reason.chars().take(80).collect();
-                vec![e.seq.to_string(), time(e.time_ms), e.user.clone(), e.role.clone(), e.tenant.clone(), e.action.clone(), e.object.clone(), e.outcome.clone(), reason]
+                vec![
+                    e.seq.to_string(),
+                    time(e.time_ms),
+                    e.user.clone(),
+                    e.role.clone(),
+                    e.tenant.clone(),
+                    e.action.clone(),
+                    e.object.clone(),
+                    e.outcome.clone(),
+                    reason,
+                ]
             })
             .collect(),
     )

@@ -13,10 +13,16 @@ async fn platform() -> Platform {
     erhai::install_crypto_provider();
     let p = Platform::start(None, |_| {}).await.expect("start");
     for (id, name, role, tenant, unit) in DEMO_USERS {
-        p.add_user(id, name, role, tenant, unit).await.expect("user");
+        p.add_user(id, name, role, tenant, unit)
+            .await
+            .expect("user");
     }
-    p.add_user("other-analyst", "外部分析", "analyst", "erhai-insight", "").await.expect("user");
-    load_demo_data(&p, SEED, Sizes::with_stays(STAYS)).await.expect("data");
+    p.add_user("other-analyst", "外部分析", "analyst", "erhai-insight", "")
+        .await
+        .expect("user");
+    load_demo_data(&p, SEED, Sizes::with_stays(STAYS))
+        .await
+        .expect("data");
     p
 }
 
@@ -48,15 +54,34 @@ async fn register_query_review_release() {
     assert_eq!(report.rows_released, 12);
 
     // Nothing is downloadable before approval.
-    check_status(analyst.fetch(&job.id).await, Code::FailedPrecondition, "only results a reviewer approved");
+    check_status(
+        analyst.fetch(&job.id).await,
+        Code::FailedPrecondition,
+        "only results a reviewer approved",
+    );
 
     let (detail, preview) = reviewer.show_review(&job.id).await.expect("show");
     assert_eq!(detail.preview_rows, 12);
-    assert_eq!(preview[0].num_columns(), 3, "hidden statistics never leave the engine");
-    check_status(reviewer.decide(&job.id, true, "  ").await, Code::InvalidArgument, "needs a reason");
-    let approved = reviewer.decide(&job.id, true, "district totals").await.expect("approve");
+    assert_eq!(
+        preview[0].num_columns(),
+        3,
+        "hidden statistics never leave the engine"
+    );
+    check_status(
+        reviewer.decide(&job.id, true, "  ").await,
+        Code::InvalidArgument,
+        "needs a reason",
+    );
+    let approved = reviewer
+        .decide(&job.id, true, "district totals")
+        .await
+        .expect("approve");
     assert_eq!(approved.state, "released");
-    check_status(reviewer.decide(&job.id, false, "again").await, Code::FailedPrecondition, "is released by reviewer");
+    check_status(
+        reviewer.decide(&job.id, false, "again").await,
+        Code::FailedPrecondition,
+        "is released by reviewer",
+    );
 
     let (schema, batches) = analyst.fetch(&job.id).await.expect("fetch");
     assert_eq!(schema.fields().len(), 3);
@@ -66,7 +91,8 @@ async fn register_query_review_release() {
     // The released visitors equal what DataFusion computes on the generated data directly.
     let data = demo_data::generate(SEED, Sizes::with_stays(STAYS)).expect("data");
     let ctx = datafusion::prelude::SessionContext::new();
-    ctx.register_batch("hotel_stays", data.hotel_stays).expect("register");
+    ctx.register_batch("hotel_stays", data.hotel_stays)
+        .expect("register");
     let expected = ctx
         .sql("SELECT sum(v) FROM (SELECT count(DISTINCT id_number) AS v FROM hotel_stays GROUP BY district)")
         .await
@@ -74,10 +100,17 @@ async fn register_query_review_release() {
         .collect()
         .await
         .expect("collect");
-    let expected = arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(expected[0].column(0)).value(0);
+    let expected =
+        arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(expected[0].column(0))
+            .value(0);
     let released: i64 = batches
         .iter()
-        .map(|b| arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(b.column(1)).iter().flatten().sum::<i64>())
+        .map(|b| {
+            arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(b.column(1))
+                .iter()
+                .flatten()
+                .sum::<i64>()
+        })
         .sum();
     assert_eq!(released, expected);
 
@@ -86,7 +119,11 @@ async fn register_query_review_release() {
         let out = p.dir.join(format!("out.{ext}"));
         erhai::files::write_data(&out, &schema, &batches).expect("write");
         let (_, back) = erhai::files::read_data(&out, None).expect("read back");
-        assert_eq!(back.iter().map(|b| b.num_rows()).sum::<usize>(), 12, "{ext}");
+        assert_eq!(
+            back.iter().map(|b| b.num_rows()).sum::<usize>(),
+            12,
+            "{ext}"
+        );
     }
     p.stop().await.expect("stop");
 }
@@ -100,8 +137,15 @@ async fn small_groups_are_suppressed() {
         .await
         .expect("submit");
     let r = job.report.expect("report");
-    assert!(r.rows_suppressed > 0 && r.rows_suppressed == r.rows_computed - r.rows_released, "{r:?}");
-    assert!(r.rows[0].reasons[0].contains("distinct privacy units of hotel_stays"), "{:?}", r.rows[0]);
+    assert!(
+        r.rows_suppressed > 0 && r.rows_suppressed == r.rows_computed - r.rows_released,
+        "{r:?}"
+    );
+    assert!(
+        r.rows[0].reasons[0].contains("distinct privacy units of hotel_stays"),
+        "{:?}",
+        r.rows[0]
+    );
     // A global aggregate over fewer than k persons is suppressed whole: 0 and 1 look alike.
     let tiny = analyst
         .submit("SELECT count(*) AS n FROM hotel_stays WHERE district = '漾濞县' AND nights = 7 AND birth_year = 1960", true)
@@ -116,28 +160,92 @@ async fn refusals_name_column_use_and_rule() {
     let p = platform().await;
     let analyst = p.client("analyst").await.expect("analyst");
     let cases: &[(&str, Code, &str)] = &[
-        ("SELECT id_number, district FROM hotel_stays", Code::PermissionDenied, "hotel_stays.id_number"),
-        ("SELECT upper(id_number) AS x, count(*) FROM hotel_stays GROUP BY upper(id_number)", Code::PermissionDenied, "group_by"),
-        ("SELECT district, max(spend_yuan) FROM hotel_stays GROUP BY district", Code::PermissionDenied, "max() returns one row's value"),
-        ("SELECT guest_name, count(*) FROM hotel_stays GROUP BY guest_name", Code::PermissionDenied, "hotel_stays.guest_name"),
-        ("SELECT * FROM hotel_stays", Code::PermissionDenied, "may not be output raw"),
-        ("SELECT district FROM hotel_stays", Code::PermissionDenied, "production results must be aggregated"),
-        ("SELECT district, count(*) FROM hotel_stays WHERE stay_id = 'S000000001' GROUP BY district", Code::PermissionDenied, "hotel_stays.stay_id"),
-        ("SELEC district FROM hotel_stays", Code::InvalidArgument, "could not be planned"),
-        ("SELECT count(*) FROM no_such_table", Code::InvalidArgument, "no_such_table"),
-        ("CREATE TABLE t AS SELECT 1", Code::PermissionDenied, "only queries"),
-        ("SELECT count(*) FROM hotel_stays; SELECT 1", Code::InvalidArgument, "could not be planned"),
-        ("EXPLAIN SELECT count(*) FROM hotel_stays", Code::PermissionDenied, "EXPLAIN is not available"),
-        ("SELECT count(*) AS __erhai_units_0 FROM hotel_stays", Code::PermissionDenied, "reserved"),
-        ("SELECT count(*) FROM read_parquet('/etc/passwd')", Code::InvalidArgument, "read_parquet"),
+        (
+            "SELECT id_number, district FROM hotel_stays",
+            Code::PermissionDenied,
+            "hotel_stays.id_number",
+        ),
+        (
+            "SELECT upper(id_number) AS x, count(*) FROM hotel_stays GROUP BY upper(id_number)",
+            Code::PermissionDenied,
+            "group_by",
+        ),
+        (
+            "SELECT district, max(spend_yuan) FROM hotel_stays GROUP BY district",
+            Code::PermissionDenied,
+            "max() returns one row's value",
+        ),
+        (
+            "SELECT guest_name, count(*) FROM hotel_stays GROUP BY guest_name",
+            Code::PermissionDenied,
+            "hotel_stays.guest_name",
+        ),
+        (
+            "SELECT * FROM hotel_stays",
+            Code::PermissionDenied,
+            "may not be output raw",
+        ),
+        (
+            "SELECT district FROM hotel_stays",
+            Code::PermissionDenied,
+            "production results must be aggregated",
+        ),
+        (
+            "SELECT district, count(*) FROM hotel_stays WHERE stay_id = 'S000000001' GROUP BY district",
+            Code::PermissionDenied,
+            "hotel_stays.stay_id",
+        ),
+        (
+            "SELEC district FROM hotel_stays",
+            Code::InvalidArgument,
+            "could not be planned",
+        ),
+        (
+            "SELECT count(*) FROM no_such_table",
+            Code::InvalidArgument,
+            "no_such_table",
+        ),
+        (
+            "CREATE TABLE t AS SELECT 1",
+            Code::PermissionDenied,
+            "only queries",
+        ),
+        (
+            "SELECT count(*) FROM hotel_stays; SELECT 1",
+            Code::PermissionDenied,
+            "exactly one SQL statement",
+        ),
+        (
+            "EXPLAIN SELECT count(*) FROM hotel_stays",
+            Code::PermissionDenied,
+            "EXPLAIN is not available",
+        ),
+        (
+            "SELECT count(*) AS __erhai_units_0 FROM hotel_stays",
+            Code::PermissionDenied,
+            "reserved",
+        ),
+        (
+            "SELECT count(*) FROM read_parquet('/etc/passwd')",
+            Code::InvalidArgument,
+            "read_parquet",
+        ),
     ];
     for (sql, code, fragment) in cases {
         let (c, m) = status(analyst.submit(sql, true).await);
-        assert_eq!((c, m.contains(fragment)), (*code, true), "{sql}\n→ {c:?}: {m}");
+        assert_eq!(
+            (c, m.contains(fragment)),
+            (*code, true),
+            "{sql}\n→ {c:?}: {m}"
+        );
     }
     // Refused jobs are recorded, never run.
     let jobs = analyst.jobs().await.expect("jobs");
-    assert!(jobs.iter().all(|j| j.state == "refused" || j.state == "failed"), "{jobs:?}");
+    assert!(
+        jobs.iter()
+            .all(|j| j.state == "refused" || j.state == "failed"),
+        "{jobs:?}"
+    );
     assert!(jobs.iter().all(|j| j.report.is_none()));
     p.stop().await.expect("stop");
 }
@@ -148,29 +256,69 @@ async fn tenants_are_isolated_and_roles_enforced() {
     let analyst = p.client("analyst").await.expect("analyst");
     let other = p.client("other-analyst").await.expect("other");
     let job = analyst.submit(BY_DISTRICT, true).await.expect("submit");
-    p.client("reviewer").await.expect("r").decide(&job.id, true, "ok").await.expect("approve");
+    p.client("reviewer")
+        .await
+        .expect("r")
+        .decide(&job.id, true, "ok")
+        .await
+        .expect("approve");
 
     // Tenant B sees neither the job nor the release nor the datasets granted to A.
     check_status(other.job(&job.id).await, Code::NotFound, "no job");
     check_status(other.fetch(&job.id).await, Code::NotFound, "no job");
     assert!(other.jobs().await.expect("jobs").is_empty());
     assert!(other.list_datasets().await.expect("datasets").is_empty());
-    check_status(other.submit(BY_DISTRICT, true).await, Code::InvalidArgument, "hotel_stays");
+    check_status(
+        other.submit(BY_DISTRICT, true).await,
+        Code::InvalidArgument,
+        "hotel_stays",
+    );
 
     // The permission matrix.
     let provider = p.client("provider").await.expect("provider");
     let admin = p.client("admin").await.expect("admin");
     let reviewer = p.client("reviewer").await.expect("reviewer");
-    check_status(provider.submit(BY_DISTRICT, true).await, Code::PermissionDenied, "role provider may not submit query");
-    check_status(admin.fetch(&job.id).await, Code::PermissionDenied, "role admin may not fetch release");
-    check_status(admin.submit(BY_DISTRICT, true).await, Code::PermissionDenied, "reserved for: analyst");
-    check_status(reviewer.fetch(&job.id).await, Code::PermissionDenied, "reserved for: analyst");
-    check_status(analyst.decide(&job.id, true, "mine").await, Code::PermissionDenied, "reserved for: reviewer");
-    check_status(analyst.audit(10, "", "").await, Code::PermissionDenied, "reserved for: auditor, admin");
-    check_status(analyst.add_grant("hotel_stays", "erhai-insight").await, Code::PermissionDenied, "reserved for: admin");
+    check_status(
+        provider.submit(BY_DISTRICT, true).await,
+        Code::PermissionDenied,
+        "role provider may not submit query",
+    );
+    check_status(
+        admin.fetch(&job.id).await,
+        Code::PermissionDenied,
+        "role admin may not fetch release",
+    );
+    check_status(
+        admin.submit(BY_DISTRICT, true).await,
+        Code::PermissionDenied,
+        "reserved for: analyst",
+    );
+    check_status(
+        reviewer.fetch(&job.id).await,
+        Code::PermissionDenied,
+        "reserved for: analyst",
+    );
+    check_status(
+        analyst.decide(&job.id, true, "mine").await,
+        Code::PermissionDenied,
+        "reserved for: reviewer",
+    );
+    check_status(
+        analyst.audit(10, "", "").await,
+        Code::PermissionDenied,
+        "reserved for: auditor, admin",
+    );
+    check_status(
+        analyst.add_grant("hotel_stays", "erhai-insight").await,
+        Code::PermissionDenied,
+        "reserved for: admin",
+    );
     // Providers see only their own unit's datasets.
     let mine = provider.list_datasets().await.expect("datasets");
-    assert_eq!(mine.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), vec!["hotel_stays"]);
+    assert_eq!(
+        mine.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
+        vec!["hotel_stays"]
+    );
     p.stop().await.expect("stop");
 }
 
@@ -185,34 +333,126 @@ async fn bad_uploads_change_nothing() {
 
     // A CSV whose columns do not match the policy.
     let csv = p.dir.join("stays.csv");
-    erhai::files::write_data(&csv, &schema, &[batch.project(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]).expect("project")]).expect("csv");
+    erhai::files::write_data(
+        &csv,
+        &schema,
+        &[batch
+            .project(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+            .expect("project")],
+    )
+    .expect("csv");
     let policy = demo_data::HOTEL_STAYS_POLICY;
     let parsed = erhai_policies::policy_file::parse_policy(policy).expect("policy");
     let (s, b) = erhai::files::read_data(&csv, Some(&parsed)).expect("read csv");
-    check_status(provider.register("stays_csv", "", policy, s, b).await, Code::InvalidArgument, "policy names column `spend_yuan`");
+    check_status(
+        provider.register("stays_csv", "", policy, s, b).await,
+        Code::InvalidArgument,
+        "policy names column `spend_yuan`",
+    );
 
     // A column without a policy entry.
     let short_policy = policy.replace("[columns.nights]", "[columns.nights_renamed]");
-    check_status(provider.register("stays2", "", &short_policy, schema.clone(), vec![batch.clone()]).await, Code::InvalidArgument, "column `nights` has no policy entry");
+    check_status(
+        provider
+            .register(
+                "stays2",
+                "",
+                &short_policy,
+                schema.clone(),
+                vec![batch.clone()],
+            )
+            .await,
+        Code::InvalidArgument,
+        "column `nights` has no policy entry",
+    );
 
     // A bad policy file.
-    check_status(provider.register("stays3", "", "privacy_unit = 1", schema.clone(), vec![batch.clone()]).await, Code::InvalidArgument, "policy");
-    check_status(provider.register("Bad Name", "", policy, schema.clone(), vec![batch.clone()]).await, Code::InvalidArgument, "dataset name");
+    check_status(
+        provider
+            .register(
+                "stays3",
+                "",
+                "privacy_unit = 1",
+                schema.clone(),
+                vec![batch.clone()],
+            )
+            .await,
+        Code::InvalidArgument,
+        "policy",
+    );
+    check_status(
+        provider
+            .register("Bad Name", "", policy, schema.clone(), vec![batch.clone()])
+            .await,
+        Code::InvalidArgument,
+        "dataset name",
+    );
 
     // A truncated upload: no finish message, then a lying finish message.
-    let msgs = upload_messages("stays4", "", policy, &schema, &[batch.clone()], false).expect("msgs");
-    check_status(provider.register_raw(msgs).await, Code::DataLoss, "truncated");
-    let mut msgs = upload_messages("stays4", "", policy, &schema, &[batch.clone()], true).expect("msgs");
-    msgs.remove(1);
-    check_status(provider.register_raw(msgs).await, Code::DataLoss, "incomplete");
+    let msgs = upload_messages(
+        "stays4",
+        "",
+        policy,
+        &schema,
+        std::slice::from_ref(&batch),
+        false,
+    )
+    .expect("msgs");
+    check_status(
+        provider.register_raw(msgs).await,
+        Code::DataLoss,
+        "truncated",
+    );
+    let mut msgs = upload_messages(
+        "stays4",
+        "",
+        policy,
+        &schema,
+        std::slice::from_ref(&batch),
+        true,
+    )
+    .expect("msgs");
+    if let Some(erhai_proto::v1::RegisterChunk {
+        part: Some(erhai_proto::v1::register_chunk::Part::Finish(f)),
+    }) = msgs.last_mut()
+    {
+        f.total_rows += 1;
+    }
+    check_status(
+        provider.register_raw(msgs).await,
+        Code::DataLoss,
+        "incomplete",
+    );
 
     // A name already taken.
-    check_status(provider.register("hotel_stays", "", policy, schema.clone(), vec![batch.clone()]).await, Code::AlreadyExists, "already exists");
+    check_status(
+        provider
+            .register(
+                "hotel_stays",
+                "",
+                policy,
+                schema.clone(),
+                vec![batch.clone()],
+            )
+            .await,
+        Code::AlreadyExists,
+        "already exists",
+    );
 
-    assert_eq!(provider.list_datasets().await.expect("list").len(), before, "nothing was registered");
+    assert_eq!(
+        provider.list_datasets().await.expect("list").len(),
+        before,
+        "nothing was registered"
+    );
     // The name of a failed upload is free again, and no half-written files stayed behind.
-    provider.register("stays4", "", policy, schema, vec![batch]).await.expect("a good upload works");
-    let leftovers = walk(&p.dir.join("datasets")).into_iter().filter(|f| f.extension().is_some_and(|e| e == "tmp")).count();
+    provider
+        .register("stays4", "", policy, schema, vec![batch])
+        .await
+        .expect("a good upload works");
+    let leftovers = walk(&p.dir.join("datasets"))
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "tmp"))
+        .count();
     assert_eq!(leftovers, 0);
     p.stop().await.expect("stop");
 }
@@ -222,7 +462,11 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             let path = e.path();
-            if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
+            if path.is_dir() {
+                out.extend(walk(&path))
+            } else {
+                out.push(path)
+            }
         }
     }
     out
@@ -233,44 +477,79 @@ async fn identity_is_the_verified_certificate() {
     let p = platform().await;
     // Without a client certificate the TLS handshake fails: no call reaches a service.
     let ca = std::fs::read_to_string(p.identity("analyst").join("ca.pem")).expect("ca");
-    let tls = tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(&ca)).domain_name("localhost");
-    let channel = tonic::transport::Channel::from_shared(p.endpoint.clone()).expect("uri").tls_config(tls).expect("tls").connect().await;
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(&ca))
+        .domain_name("localhost");
+    let channel = tonic::transport::Channel::from_shared(p.endpoint.clone())
+        .expect("uri")
+        .tls_config(tls)
+        .expect("tls")
+        .connect()
+        .await;
     let anonymous = match channel {
         Err(_) => true,
-        Ok(ch) => erhai_proto::v1::admin_service_client::AdminServiceClient::new(ch).who_am_i(erhai_proto::v1::Empty {}).await.is_err(),
+        Ok(ch) => erhai_proto::v1::admin_service_client::AdminServiceClient::new(ch)
+            .who_am_i(erhai_proto::v1::Empty {})
+            .await
+            .is_err(),
     };
     assert!(anonymous, "a call without a client certificate must fail");
 
     // A certificate from another platform's CA is refused.
-    let other = Platform::start(None, |_| {}).await.expect("second platform");
+    let other = Platform::start(None, |_| {})
+        .await
+        .expect("second platform");
     let mut foreign = IdentityBundle::load(&other.identity("admin")).expect("bundle");
     foreign.endpoint = p.endpoint.clone();
     let foreign_ok = match Client::connect(&foreign).await {
         Err(_) => false,
         Ok(c) => c.whoami().await.is_ok(),
     };
-    assert!(!foreign_ok, "a foreign CA's certificate must not authenticate");
+    assert!(
+        !foreign_ok,
+        "a foreign CA's certificate must not authenticate"
+    );
     other.stop().await.expect("stop other");
 
     // Role and tenant come from the user record at each call: expiry takes effect at once.
     let analyst = p.client("analyst").await.expect("analyst");
     assert_eq!(analyst.whoami().await.expect("whoami").tenant, TENANT);
     let admin = p.client("admin").await.expect("admin");
-    admin.set_user_expiry("analyst", chrono::Utc::now().timestamp_millis() - 1000).await.expect("expire");
-    check_status(analyst.submit(BY_DISTRICT, true).await, Code::Unauthenticated, "expired");
+    admin
+        .set_user_expiry("analyst", chrono::Utc::now().timestamp_millis() - 1000)
+        .await
+        .expect("expire");
+    check_status(
+        analyst.submit(BY_DISTRICT, true).await,
+        Code::Unauthenticated,
+        "expired",
+    );
     admin.set_user_expiry("analyst", 0).await.expect("renew");
     analyst.whoami().await.expect("renewed");
 
     // Re-issuing a user's certificate is refused (ids are unique); a duplicate id too.
     let dup = p.add_user("analyst", "x", "analyst", TENANT, "").await;
     check_status(dup, Code::AlreadyExists, "already exists");
-    check_status(p.add_user("bad id", "x", "analyst", TENANT, "").await, Code::InvalidArgument, "user id");
-    check_status(p.add_user("no-tenant", "x", "analyst", "", "").await, Code::InvalidArgument, "--tenant");
+    check_status(
+        p.add_user("bad id", "x", "analyst", TENANT, "").await,
+        Code::InvalidArgument,
+        "user id",
+    );
+    check_status(
+        p.add_user("no-tenant", "x", "analyst", "", "").await,
+        Code::InvalidArgument,
+        "--tenant",
+    );
 
     // Every call, allowed or denied, is audited; the chain verifies.
     let auditor = p.client("auditor").await.expect("auditor");
     let events = auditor.audit(100_000, "analyst", "").await.expect("audit");
-    assert!(events.iter().any(|e| e.outcome == "denied" && e.reason.contains("expired")), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.outcome == "denied" && e.reason.contains("expired")),
+        "{events:?}"
+    );
     assert!(auditor.audit_verify().await.expect("verify").ok);
     p.stop().await.expect("stop");
 }
@@ -280,9 +559,22 @@ async fn nothing_at_rest_is_plaintext_and_restart_keeps_state() {
     let p = platform().await;
     let data = demo_data::generate(SEED, Sizes::with_stays(STAYS)).expect("data");
     let stays = &data.hotel_stays;
-    let value = |col: usize, row: usize| arrow::array::AsArray::as_string::<i32>(stays.column(col)).value(row).to_string();
-    for needle in [value(2, 0), value(2, 17), value(1, 3), value(3, 5), value(8, 0)] {
-        assert!(!contains_bytes(&p.dir, needle.as_bytes()).expect("scan"), "`{needle}` found in plaintext on disk");
+    let value = |col: usize, row: usize| {
+        arrow::array::AsArray::as_string::<i32>(stays.column(col))
+            .value(row)
+            .to_string()
+    };
+    for needle in [
+        value(2, 0),
+        value(2, 17),
+        value(1, 3),
+        value(3, 5),
+        value(8, 0),
+    ] {
+        assert!(
+            !contains_bytes(&p.dir, needle.as_bytes()).expect("scan"),
+            "`{needle}` found in plaintext on disk"
+        );
     }
     // The files are Parquet with an encrypted footer ("PARE"), not plain Parquet ("PAR1").
     let files: Vec<_> = walk(&p.dir.join("datasets"));
@@ -297,10 +589,22 @@ async fn nothing_at_rest_is_plaintext_and_restart_keeps_state() {
     let job = analyst.submit(BY_DISTRICT, true).await.expect("submit");
     let p = p.restart().await.expect("restart");
     let analyst = p.client("analyst").await.expect("reconnect");
-    assert_eq!(analyst.job(&job.id).await.expect("job").state, "awaiting_review");
-    let again = analyst.submit(BY_DISTRICT, true).await.expect("query after restart");
+    assert_eq!(
+        analyst.job(&job.id).await.expect("job").state,
+        "awaiting_review"
+    );
+    let again = analyst
+        .submit(BY_DISTRICT, true)
+        .await
+        .expect("query after restart");
     assert_eq!(again.report.expect("report").rows_released, 12);
-    let v = p.client("auditor").await.expect("auditor").audit_verify().await.expect("verify");
+    let v = p
+        .client("auditor")
+        .await
+        .expect("auditor")
+        .audit_verify()
+        .await
+        .expect("verify");
     assert!(v.ok, "{}", v.detail);
     p.stop().await.expect("stop");
 }

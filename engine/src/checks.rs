@@ -46,7 +46,11 @@ pub struct CheckReport {
 impl CheckReport {
     /// `pass` when something is releasable, `fail` when every row was suppressed.
     pub fn outcome(&self) -> &'static str {
-        if self.rows_released > 0 { "pass" } else { "fail" }
+        if self.rows_released > 0 {
+            "pass"
+        } else {
+            "fail"
+        }
     }
 }
 
@@ -59,7 +63,10 @@ pub fn apply_checks(
     rules: &ReleaseRules,
 ) -> Result<(Vec<RecordBatch>, CheckReport)> {
     let visible = schema.fields().len();
-    let mut report = CheckReport { threshold_k: rules.k, ..Default::default() };
+    let mut report = CheckReport {
+        threshold_k: rules.k,
+        ..Default::default()
+    };
     let mut out = Vec::new();
     for batch in batches {
         let n = batch.num_rows();
@@ -70,9 +77,15 @@ pub fn apply_checks(
         }
         let counts: Vec<&Int64Array> = (visible..batch.num_columns())
             .map(|i| {
-                batch.column(i).as_any().downcast_ref::<Int64Array>().ok_or_else(|| {
-                    EngineError::Execution("privacy-unit statistics have an unexpected type".into())
-                })
+                batch
+                    .column(i)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .ok_or_else(|| {
+                        EngineError::Execution(
+                            "privacy-unit statistics have an unexpected type".into(),
+                        )
+                    })
             })
             .collect::<Result<_>>()?;
         let mut keep = Vec::with_capacity(n);
@@ -81,7 +94,16 @@ pub fn apply_checks(
                 .datasets
                 .iter()
                 .zip(&counts)
-                .map(|(d, c)| (d.clone(), if c.is_null(r) { 0 } else { c.value(r).max(0) as u64 }))
+                .map(|(d, c)| {
+                    (
+                        d.clone(),
+                        if c.is_null(r) {
+                            0
+                        } else {
+                            c.value(r).max(0) as u64
+                        },
+                    )
+                })
                 .collect();
             // A row with no contributing dataset (constants only) has no units: it fails.
             let outcome = if per_dataset.is_empty() {
@@ -95,7 +117,10 @@ pub fn apply_checks(
                     keep.push(false);
                     report.rows_suppressed += 1;
                     if report.failed_rows.len() < MAX_LISTED_ROWS {
-                        report.failed_rows.push(RowCheck { row: report.rows_computed + r as u64, reasons });
+                        report.failed_rows.push(RowCheck {
+                            row: report.rows_computed + r as u64,
+                            reasons,
+                        });
                     }
                 }
             }

@@ -6,7 +6,7 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::error::{EngineError, Result};
@@ -36,9 +36,10 @@ impl MasterKey {
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(0o600);
         }
-        let mut f = opts
-            .open(path)
-            .map_err(EngineError::io(format!("creating master key {}", path.display())))?;
+        let mut f = opts.open(path).map_err(EngineError::io(format!(
+            "creating master key {}",
+            path.display()
+        )))?;
         f.write_all(hex::encode(bytes).as_bytes())
             .and_then(|_| f.sync_all())
             .map_err(EngineError::io("writing master key"))?;
@@ -47,8 +48,10 @@ impl MasterKey {
 
     /// Loads the master key from `path`, refusing a file readable by others.
     pub fn load(path: &Path) -> Result<MasterKey> {
-        let meta = fs::metadata(path)
-            .map_err(EngineError::io(format!("reading master key {}", path.display())))?;
+        let meta = fs::metadata(path).map_err(EngineError::io(format!(
+            "reading master key {}",
+            path.display()
+        )))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -60,8 +63,10 @@ impl MasterKey {
                 )));
             }
         }
-        let text = fs::read_to_string(path)
-            .map_err(EngineError::io(format!("reading master key {}", path.display())))?;
+        let text = fs::read_to_string(path).map_err(EngineError::io(format!(
+            "reading master key {}",
+            path.display()
+        )))?;
         let bytes = hex::decode(text.trim()).map_err(|_| {
             EngineError::Crypto(format!("master key {} is not hex", path.display()))
         })?;
@@ -103,7 +108,9 @@ impl MasterKey {
     /// Unwraps a data key wrapped for `context`.
     pub fn unwrap_key(&self, wrapped: &[u8], context: &str) -> Result<DataKey> {
         if wrapped.len() != NONCE_LEN + KEY_LEN + AES_256_GCM.tag_len() {
-            return Err(EngineError::Crypto(format!("wrapped key for {context} has the wrong length")));
+            return Err(EngineError::Crypto(format!(
+                "wrapped key for {context} has the wrong length"
+            )));
         }
         let (nonce, sealed) = wrapped.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce)
@@ -160,9 +167,21 @@ mod tests {
         let loaded = MasterKey::load(&path).expect("load");
         let key = DataKey::generate().expect("key");
         let wrapped = master.wrap(&key, "ds1/v1").expect("wrap");
-        assert_eq!(loaded.unwrap_key(&wrapped, "ds1/v1").expect("unwrap").0, key.0);
-        assert!(loaded.unwrap_key(&wrapped, "ds2/v1").is_err(), "context is bound");
-        assert!(MasterKey::create(&path).is_err(), "never overwrites a master key");
-        assert_eq!(format!("{master:?} {key:?}"), "MasterKey(<redacted>) DataKey(<redacted>)");
+        assert_eq!(
+            loaded.unwrap_key(&wrapped, "ds1/v1").expect("unwrap").0,
+            key.0
+        );
+        assert!(
+            loaded.unwrap_key(&wrapped, "ds2/v1").is_err(),
+            "context is bound"
+        );
+        assert!(
+            MasterKey::create(&path).is_err(),
+            "never overwrites a master key"
+        );
+        assert_eq!(
+            format!("{master:?} {key:?}"),
+            "MasterKey(<redacted>) DataKey(<redacted>)"
+        );
     }
 }

@@ -114,9 +114,19 @@ fn result_key_object(job_id: &str) -> String {
 
 impl Engine {
     /// An engine over `data_dir`.
-    pub fn new(data_dir: &Path, master: MasterKey, limits: Limits, rules: ReleaseRules) -> Result<Engine> {
+    pub fn new(
+        data_dir: &Path,
+        master: MasterKey,
+        limits: Limits,
+        rules: ReleaseRules,
+    ) -> Result<Engine> {
         rules.validate()?;
-        Ok(Engine { data_dir: data_dir.to_path_buf(), master, limits, rules })
+        Ok(Engine {
+            data_dir: data_dir.to_path_buf(),
+            master,
+            limits,
+            rules,
+        })
     }
 
     /// The release rules in force.
@@ -125,7 +135,13 @@ impl Engine {
     }
 
     /// Starts storing a new dataset version after checking the policy against the schema.
-    pub fn begin_upload(&self, dataset_id: &str, version: u32, schema: SchemaRef, policy: &DatasetPolicy) -> Result<Upload> {
+    pub fn begin_upload(
+        &self,
+        dataset_id: &str,
+        version: u32,
+        schema: SchemaRef,
+        policy: &DatasetPolicy,
+    ) -> Result<Upload> {
         let columns: Vec<(String, String)> = schema
             .fields()
             .iter()
@@ -137,7 +153,11 @@ impl Engine {
         let wrapped_key = self.master.wrap(&key, &object)?;
         let dir = store::dataset_dir(&self.data_dir, dataset_id, version);
         let writer = store::EncryptedWriter::create(&dir, schema.clone(), &key, &object)?;
-        Ok(Upload { writer, wrapped_key, schema })
+        Ok(Upload {
+            writer,
+            wrapped_key,
+            schema,
+        })
     }
 
     /// Removes a dataset version's files (an upload that failed before commit).
@@ -162,24 +182,47 @@ impl Engine {
     }
 
     /// Plans and checks a query without running it.
-    pub async fn check_query(&self, sql: &str, tables: &[StoredTable]) -> Result<(PlanLineage, PlanVerdict)> {
+    pub async fn check_query(
+        &self,
+        sql: &str,
+        tables: &[StoredTable],
+    ) -> Result<(PlanLineage, PlanVerdict)> {
         let sandbox = self.sandbox(tables).await?;
         let (lineage, verdict, _) = sandbox.check(sql, true).await?;
         Ok((lineage, verdict))
     }
 
     /// Runs a production query: check, rewrite, execute, automatic checks, quarantine.
-    pub async fn run_query(&self, job_id: &str, sql: &str, tables: &[StoredTable]) -> Result<QueryOutcome> {
+    pub async fn run_query(
+        &self,
+        job_id: &str,
+        sql: &str,
+        tables: &[StoredTable],
+    ) -> Result<QueryOutcome> {
         let sandbox = self.sandbox(tables).await?;
         let checked = sandbox.prepare(sql).await?;
         let executed = sandbox.execute(&checked).await?;
-        let (released, report) =
-            checks::apply_checks(&executed.batches, executed.schema.clone(), &executed.units, &self.rules)?;
+        let (released, report) = checks::apply_checks(
+            &executed.batches,
+            executed.schema.clone(),
+            &executed.units,
+            &self.rules,
+        )?;
         let result_wrapped_key = self.quarantine(job_id, executed.schema.clone(), &released)?;
-        Ok(QueryOutcome { verdict: checked.verdict, lineage: checked.lineage, report, result_wrapped_key })
+        Ok(QueryOutcome {
+            verdict: checked.verdict,
+            lineage: checked.lineage,
+            report,
+            result_wrapped_key,
+        })
     }
 
-    fn quarantine(&self, job_id: &str, schema: Arc<Schema>, batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    fn quarantine(
+        &self,
+        job_id: &str,
+        schema: Arc<Schema>,
+        batches: &[RecordBatch],
+    ) -> Result<Vec<u8>> {
         let key = DataKey::generate()?;
         let object = result_key_object(job_id);
         let wrapped = self.master.wrap(&key, &object)?;
@@ -193,7 +236,11 @@ impl Engine {
     }
 
     /// Reads a quarantined result.
-    pub fn read_result(&self, job_id: &str, wrapped_key: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    pub fn read_result(
+        &self,
+        job_id: &str,
+        wrapped_key: &[u8],
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         let object = result_key_object(job_id);
         let key = self.master.unwrap_key(wrapped_key, &object)?;
         let path = store::result_dir(&self.data_dir, job_id).join(store::DATA_FILE);

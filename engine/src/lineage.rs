@@ -7,8 +7,11 @@
 use std::collections::HashMap;
 
 use datafusion::common::{Column, DFSchema};
-use datafusion::logical_expr::{Expr, LogicalPlan, Subquery};
-use erhai_policies::{ContextUse, Derivation, OutputLineage, PlanLineage, SourceColumn, Step, UseContext};
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{Expr, LogicalPlan, Operator, Subquery};
+use erhai_policies::{
+    ContextUse, Derivation, OutputLineage, PlanLineage, SourceColumn, Step, UseContext,
+};
 
 use crate::error::{EngineError, Result};
 
@@ -17,16 +20,28 @@ type Lin = Vec<Derivation>;
 /// Computes the lineage of `plan`. `tables` maps the table names the query can see to the
 /// dataset names used in the policies.
 pub fn plan_lineage(plan: &LogicalPlan, tables: &HashMap<String, String>) -> Result<PlanLineage> {
-    let mut cx = Cx { tables, uses: Vec::new(), outer: Vec::new(), ctes: HashMap::new() };
+    let mut cx = Cx {
+        tables,
+        uses: Vec::new(),
+        outer: Vec::new(),
+        ctes: HashMap::new(),
+    };
     let cols = cx.node(plan)?;
     let outputs = plan
         .schema()
         .fields()
         .iter()
         .zip(cols)
-        .map(|(f, derivations)| OutputLineage { name: f.name().clone(), derivations })
+        .map(|(f, derivations)| OutputLineage {
+            name: f.name().clone(),
+            derivations,
+        })
         .collect();
-    Ok(PlanLineage { outputs, uses: cx.uses, aggregated: is_aggregated(plan) })
+    Ok(PlanLineage {
+        outputs,
+        uses: cx.uses,
+        aggregated: is_aggregated(plan),
+    })
 }
 
 /// Whether every output row of `plan` is an aggregate over input rows.
@@ -71,6 +86,17 @@ fn merge(into: &mut Lin, more: Lin) {
     }
 }
 
+/// A column, possibly of an enclosing query, possibly cast: what an equi-join key looks like.
+fn is_column_ref(e: &Expr) -> bool {
+    match e {
+        Expr::Column(_) | Expr::OuterReferenceColumn(..) => true,
+        Expr::Cast(c) => is_column_ref(&c.expr),
+        Expr::TryCast(c) => is_column_ref(&c.expr),
+        Expr::Alias(a) => is_column_ref(&a.expr),
+        _ => false,
+    }
+}
+
 fn unsupported(what: &str) -> EngineError {
     EngineError::Unsupported(format!(
         "{what} is not allowed in the sandbox (the lineage analysis does not cover it, so it cannot be checked)"
@@ -95,7 +121,10 @@ impl Cx<'_> {
                         .iter()
                         .map(|f| {
                             vec![Derivation {
-                                source: SourceColumn { dataset: dataset.clone(), column: f.name().clone() },
+                                source: SourceColumn {
+                                    dataset: dataset.clone(),
+                                    column: f.name().clone(),
+                                },
                                 steps: vec![],
                             }]
                         })
@@ -115,7 +144,7 @@ impl Cx<'_> {
             }
             P::Filter(f) => {
                 let input = self.node(&f.input)?;
-                self.record(&f.predicate, f.input.schema(), &input, UseContext::Filter)?;
+                self.record_predicate(&f.predicate, f.input.schema(), &input)?;
                 input
             }
             P::Sort(s) => {
@@ -192,7 +221,12 @@ impl Cx<'_> {
             P::Join(j) => {
                 let left = self.node(&j.left)?;
                 let right = self.node(&j.right)?;
-                let combined = j.left.schema().as_ref().clone().join(j.right.schema())
+                let combined = j
+                    .left
+                    .schema()
+                    .as_ref()
+                    .clone()
+                    .join(j.right.schema())
                     .map_err(|e| EngineError::Plan(e.to_string()))?;
                 let mut both = left.clone();
                 both.extend(right.iter().cloned());
@@ -201,7 +235,7 @@ impl Cx<'_> {
                     self.record(r, &combined, &both, UseContext::JoinKey)?;
                 }
                 if let Some(f) = &j.filter {
-                    self.record(f, &combined, &both, UseContext::Filter)?;
+                    self.record_predicate(f, &combined, &both)?;
                 }
                 use datafusion::common::JoinType as J;
                 let mut cols = match j.join_type {
@@ -226,7 +260,9 @@ impl Cx<'_> {
                 for input in &u.inputs {
                     let lin = self.node(input)?;
                     if lin.len() != cols.len() {
-                        return Err(EngineError::Plan("UNION inputs differ in column count".into()));
+                        return Err(EngineError::Plan(
+                            "UNION inputs differ in column count".into(),
+                        ));
                     }
                     for (c, l) in cols.iter_mut().zip(lin) {
                         merge(c, l);
@@ -257,7 +293,11 @@ impl Cx<'_> {
                     .iter()
                     .map(|&i| {
                         let lin = input.get(i).cloned().unwrap_or_default();
-                        if exec.contains(&i) { with_step(&lin, &Step::Scalar("unnest".into())) } else { lin }
+                        if exec.contains(&i) {
+                            with_step(&lin, &Step::Scalar("unnest".into()))
+                        } else {
+                            lin
+                        }
                     })
                     .collect()
             }
@@ -278,10 +318,26 @@ impl Cx<'_> {
                 self.ctes.remove(&r.name);
                 cols
             }
-            P::Statement(_) => return Err(EngineError::Forbidden("statements (SET, PREPARE, transactions ...) are not allowed in the sandbox".into())),
-            P::Explain(_) | P::Analyze(_) => return Err(EngineError::Forbidden("EXPLAIN is not available in the sandbox: use `query check` for the plan verdict".into())),
-            P::Dml(_) | P::Ddl(_) | P::Copy(_) => return Err(EngineError::Forbidden("only queries (SELECT) are allowed in the sandbox: no DDL, DML or COPY".into())),
-            P::DescribeTable(_) => return Err(EngineError::Forbidden("DESCRIBE is not available in the sandbox: use `dataset show`".into())),
+            P::Statement(_) => {
+                return Err(EngineError::Forbidden(
+                    "statements (SET, PREPARE, transactions ...) are not allowed in the sandbox"
+                        .into(),
+                ));
+            }
+            P::Explain(_) | P::Analyze(_) => return Err(EngineError::Forbidden(
+                "EXPLAIN is not available in the sandbox: use `query check` for the plan verdict"
+                    .into(),
+            )),
+            P::Dml(_) | P::Ddl(_) | P::Copy(_) => {
+                return Err(EngineError::Forbidden(
+                    "only queries (SELECT) are allowed in the sandbox: no DDL, DML or COPY".into(),
+                ));
+            }
+            P::DescribeTable(_) => {
+                return Err(EngineError::Forbidden(
+                    "DESCRIBE is not available in the sandbox: use `dataset show`".into(),
+                ));
+            }
             P::Extension(e) => return Err(unsupported(&format!("plan node {}", e.node.name()))),
         };
         if cols.len() != plan.schema().fields().len() {
@@ -293,12 +349,46 @@ impl Cx<'_> {
         Ok(cols)
     }
 
+    /// Records a WHERE / ON / HAVING predicate: each conjunct `a = b` between two plain column
+    /// references (also across a correlated subquery) is an equi-join; everything else filters.
+    fn record_predicate(
+        &mut self,
+        predicate: &Expr,
+        schema: &DFSchema,
+        input: &[Lin],
+    ) -> Result<()> {
+        for conjunct in split_conjunction(predicate) {
+            let context = match conjunct {
+                Expr::BinaryExpr(b)
+                    if b.op == Operator::Eq
+                        && is_column_ref(&b.left)
+                        && is_column_ref(&b.right) =>
+                {
+                    UseContext::JoinKey
+                }
+                _ => UseContext::Filter,
+            };
+            self.record(conjunct, schema, input, context)?;
+        }
+        Ok(())
+    }
+
     /// Records every source column of `expr` as used in `context`.
-    fn record(&mut self, expr: &Expr, schema: &DFSchema, input: &[Lin], context: UseContext) -> Result<()> {
+    fn record(
+        &mut self,
+        expr: &Expr,
+        schema: &DFSchema,
+        input: &[Lin],
+        context: UseContext,
+    ) -> Result<()> {
         let lin = self.expr(expr, schema, input)?;
         let text = expr.to_string();
         for d in lin {
-            let u = ContextUse { derivation: d, context, expr: text.clone() };
+            let u = ContextUse {
+                derivation: d,
+                context,
+                expr: text.clone(),
+            };
             if !self.uses.contains(&u) {
                 self.uses.push(u);
             }
@@ -322,7 +412,9 @@ impl Cx<'_> {
                 return Ok(lin.get(i).cloned().unwrap_or_default());
             }
         }
-        Err(EngineError::Unsupported(format!("correlated column `{c}` could not be resolved")))
+        Err(EngineError::Unsupported(format!(
+            "correlated column `{c}` could not be resolved"
+        )))
     }
 
     /// Lineage of a subquery's output columns, analysed with the enclosing schema in scope.
@@ -355,8 +447,12 @@ impl Cx<'_> {
             Expr::SimilarTo(l) => all(self, &[&l.expr, &l.pattern], scalar("similar to"))?,
             Expr::Not(e) => all(self, &[e], scalar("not"))?,
             Expr::IsNull(e) | Expr::IsNotNull(e) => all(self, &[e], scalar("is null"))?,
-            Expr::IsTrue(e) | Expr::IsFalse(e) | Expr::IsUnknown(e) | Expr::IsNotTrue(e)
-            | Expr::IsNotFalse(e) | Expr::IsNotUnknown(e) => all(self, &[e], scalar("is true"))?,
+            Expr::IsTrue(e)
+            | Expr::IsFalse(e)
+            | Expr::IsUnknown(e)
+            | Expr::IsNotTrue(e)
+            | Expr::IsNotFalse(e)
+            | Expr::IsNotUnknown(e) => all(self, &[e], scalar("is true"))?,
             Expr::Negative(e) => all(self, &[e], scalar("-"))?,
             Expr::Between(b) => all(self, &[&b.expr, &b.low, &b.high], scalar("between"))?,
             Expr::Case(c) => {
@@ -373,8 +469,16 @@ impl Cx<'_> {
                 }
                 all(self, &parts, scalar("case"))?
             }
-            Expr::Cast(c) => all(self, &[&c.expr], Step::Cast(c.field.data_type().to_string()))?,
-            Expr::TryCast(c) => all(self, &[&c.expr], Step::Cast(c.field.data_type().to_string()))?,
+            Expr::Cast(c) => all(
+                self,
+                &[&c.expr],
+                Step::Cast(c.field.data_type().to_string()),
+            )?,
+            Expr::TryCast(c) => all(
+                self,
+                &[&c.expr],
+                Step::Cast(c.field.data_type().to_string()),
+            )?,
             Expr::ScalarFunction(f) => {
                 let args: Vec<&Expr> = f.args.iter().collect();
                 all(self, &args, scalar(f.func.name()))?
@@ -388,7 +492,14 @@ impl Cx<'_> {
                     self.record(&s.expr, schema, input, UseContext::Sort)?;
                 }
                 let args: Vec<&Expr> = p.args.iter().collect();
-                all(self, &args, Step::Aggregate { func: f.func.name().to_ascii_lowercase(), distinct: p.distinct })?
+                all(
+                    self,
+                    &args,
+                    Step::Aggregate {
+                        func: f.func.name().to_ascii_lowercase(),
+                        distinct: p.distinct,
+                    },
+                )?
             }
             Expr::WindowFunction(w) => {
                 let p = &w.params;
@@ -415,7 +526,11 @@ impl Cx<'_> {
                 let inner = self.subquery(&s.subquery, schema, input)?;
                 let outer = self.expr(&s.expr, schema, input)?;
                 for d in outer.into_iter().chain(inner.into_iter().flatten()) {
-                    self.uses.push(ContextUse { derivation: d, context: UseContext::JoinKey, expr: expr.to_string() });
+                    self.uses.push(ContextUse {
+                        derivation: d,
+                        context: UseContext::JoinKey,
+                        expr: expr.to_string(),
+                    });
                 }
                 Vec::new()
             }

@@ -14,11 +14,13 @@ use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use datafusion::common::config::{EncryptionFactoryOptions, TableParquetOptions};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::execution::SessionStateDefaults;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::parquet_encryption::EncryptionFactory;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::execution::SessionStateDefaults;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::object_store::path::Path as ObjectPath;
@@ -59,7 +61,9 @@ impl Default for Limits {
             memory_bytes: 2 << 30,
             timeout: Duration::from_secs(120),
             max_rows: 100_000,
-            target_partitions: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            target_partitions: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
         }
     }
 }
@@ -101,7 +105,9 @@ impl EncryptionFactory for KeyRing {
         _schema: &SchemaRef,
         _file_path: &ObjectPath,
     ) -> datafusion::error::Result<Option<Arc<FileEncryptionProperties>>> {
-        Err(datafusion::error::DataFusionError::Plan("the sandbox never writes files".into()))
+        Err(datafusion::error::DataFusionError::Plan(
+            "the sandbox never writes files".into(),
+        ))
     }
 
     async fn get_file_decryption_properties(
@@ -123,24 +129,102 @@ impl EncryptionFactory for KeyRing {
 
 /// Scalar functions that exist in the sandbox. Anything else does not.
 pub const SCALAR_FUNCTIONS: &[&str] = &[
-    "abs", "ceil", "floor", "round", "trunc", "power", "pow", "sqrt", "cbrt", "ln", "log", "log2",
-    "log10", "exp", "signum", "greatest", "least", "coalesce", "nullif", "nvl", "nvl2", "isnan",
-    "iszero", "upper", "lower", "trim", "btrim", "ltrim", "rtrim", "length", "char_length",
-    "character_length", "octet_length", "substr", "substring", "left", "right", "concat",
-    "concat_ws", "replace", "lpad", "rpad", "starts_with", "ends_with", "strpos", "instr",
-    "split_part", "reverse", "repeat", "initcap", "date_trunc", "date_part", "datepart",
-    "date_bin", "to_date", "to_char", "make_date", "to_timestamp", "current_date", "now",
-    "regexp_like", "regexp_replace", "get_field", "arrow_cast", "nanvl", "mod",
+    "abs",
+    "ceil",
+    "floor",
+    "round",
+    "trunc",
+    "power",
+    "pow",
+    "sqrt",
+    "cbrt",
+    "ln",
+    "log",
+    "log2",
+    "log10",
+    "exp",
+    "signum",
+    "greatest",
+    "least",
+    "coalesce",
+    "nullif",
+    "nvl",
+    "nvl2",
+    "isnan",
+    "iszero",
+    "upper",
+    "lower",
+    "trim",
+    "btrim",
+    "ltrim",
+    "rtrim",
+    "length",
+    "char_length",
+    "character_length",
+    "octet_length",
+    "substr",
+    "substring",
+    "left",
+    "right",
+    "concat",
+    "concat_ws",
+    "replace",
+    "lpad",
+    "rpad",
+    "starts_with",
+    "ends_with",
+    "strpos",
+    "instr",
+    "split_part",
+    "reverse",
+    "repeat",
+    "initcap",
+    "date_trunc",
+    "date_part",
+    "datepart",
+    "date_bin",
+    "to_date",
+    "to_char",
+    "make_date",
+    "to_timestamp",
+    "current_date",
+    "now",
+    "regexp_like",
+    "regexp_replace",
+    "get_field",
+    "arrow_cast",
+    "nanvl",
+    "mod",
 ];
 
 /// Aggregate functions that exist in the sandbox. Whether a column may be aggregated with one is
 /// the policy's decision; functions that reveal single values are kept so that refusals can name
 /// them instead of failing as unknown.
 pub const AGGREGATE_FUNCTIONS: &[&str] = &[
-    "count", "sum", "avg", "mean", "min", "max", "median", "stddev", "stddev_samp", "stddev_pop",
-    "var", "var_samp", "var_pop", "variance", "approx_distinct", "approx_median",
-    "approx_percentile_cont", "array_agg", "string_agg", "first_value", "last_value", "bool_and",
-    "bool_or", "grouping",
+    "count",
+    "sum",
+    "avg",
+    "mean",
+    "min",
+    "max",
+    "median",
+    "stddev",
+    "stddev_samp",
+    "stddev_pop",
+    "var",
+    "var_samp",
+    "var_pop",
+    "variance",
+    "approx_distinct",
+    "approx_median",
+    "approx_percentile_cont",
+    "array_agg",
+    "string_agg",
+    "first_value",
+    "last_value",
+    "bool_and",
+    "bool_or",
+    "grouping",
 ];
 
 /// One job's sandbox.
@@ -178,10 +262,15 @@ impl Sandbox {
     pub async fn new(tables: Vec<TableSpec>, limits: Limits) -> Result<Sandbox> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(limits.memory_bytes, 1.0)
-            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+            )
             .build_arc()
             .map_err(|e| EngineError::Execution(e.to_string()))?;
-        let keys = tables.iter().map(|t| (t.key_object.clone(), t.key.clone())).collect();
+        let keys = tables
+            .iter()
+            .map(|t| (t.key_object.clone(), t.key.clone()))
+            .collect();
         runtime.register_parquet_encryption_factory(FACTORY_ID, Arc::new(KeyRing { keys }));
 
         let config = SessionConfig::new()
@@ -216,7 +305,11 @@ impl Sandbox {
         for t in tables {
             let mut options = TableParquetOptions::default();
             options.crypto.factory_id = Some(FACTORY_ID.to_string());
-            options.crypto.factory_options.options.insert(KEY_OPTION.to_string(), t.key_object.clone());
+            options
+                .crypto
+                .factory_options
+                .options
+                .insert(KEY_OPTION.to_string(), t.key_object.clone());
             let format = ParquetFormat::default().with_options(options);
             let listing = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
             let url = ListingTableUrl::parse(format!("{}/", t.dir.display()))
@@ -224,14 +317,24 @@ impl Sandbox {
             let config = ListingTableConfig::new(url)
                 .with_listing_options(listing)
                 .with_schema(t.schema.clone());
-            let table = ListingTable::try_new(config).map_err(|e| EngineError::Execution(e.to_string()))?;
+            let table =
+                ListingTable::try_new(config).map_err(|e| EngineError::Execution(e.to_string()))?;
             ctx.register_table(t.name.as_str(), Arc::new(table))
                 .map_err(|e| EngineError::Execution(e.to_string()))?;
             names.insert(t.name.clone(), t.name.clone());
-            units.insert(t.name.clone(), (t.name.clone(), t.policy.privacy_unit.clone()));
+            units.insert(
+                t.name.clone(),
+                (t.name.clone(), t.policy.privacy_unit.clone()),
+            );
             policies.insert(t.name.clone(), t.policy);
         }
-        Ok(Sandbox { ctx, tables: names, units, policies, limits })
+        Ok(Sandbox {
+            ctx,
+            tables: names,
+            units,
+            policies,
+            limits,
+        })
     }
 
     /// Parses and plans `sql` under the sandbox's SQL options.
@@ -247,6 +350,7 @@ impl Sandbox {
                 "names starting with `{HIDDEN_PREFIX}` are reserved for erhai's statistics"
             )));
         }
+        gate_statement(sql)?;
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
@@ -260,7 +364,11 @@ impl Sandbox {
     }
 
     /// Plans and checks `sql` without running it. `require_aggregation` is set for production.
-    pub async fn check(&self, sql: &str, require_aggregation: bool) -> Result<(PlanLineage, PlanVerdict, LogicalPlan)> {
+    pub async fn check(
+        &self,
+        sql: &str,
+        require_aggregation: bool,
+    ) -> Result<(PlanLineage, PlanVerdict, LogicalPlan)> {
         let plan = self.plan(sql).await?;
         let lineage = plan_lineage(&plan, &self.tables)?;
         let verdict = check_plan(&lineage, &self.policies, require_aggregation);
@@ -275,7 +383,13 @@ impl Sandbox {
         }
         let visible = Arc::new(plan.schema().as_arrow().clone());
         let (plan, units) = add_unit_counts(&plan, &self.units)?;
-        Ok(CheckedQuery { lineage, verdict, plan, visible, units })
+        Ok(CheckedQuery {
+            lineage,
+            verdict,
+            plan,
+            visible,
+            units,
+        })
     }
 
     /// Runs a checked query within the limits.
@@ -303,7 +417,39 @@ impl Sandbox {
         let batches = tokio::time::timeout(self.limits.timeout, run)
             .await
             .map_err(|_| EngineError::Timeout(self.limits.timeout.as_secs()))??;
-        Ok(Executed { batches, schema: q.visible.clone(), units: q.units.clone() })
+        Ok(Executed {
+            batches,
+            schema: q.visible.clone(),
+            units: q.units.clone(),
+        })
+    }
+}
+
+/// Parses `sql` once before planning: exactly one statement, and it must be a query. DDL, DML,
+/// COPY, SET and the like are refused here, before the planner could touch files or settings.
+fn gate_statement(sql: &str) -> Result<()> {
+    use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+    use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+    let statements = DFParser::parse_sql(sql).map_err(|e| classify(e.to_string()))?;
+    if statements.len() != 1 {
+        return Err(EngineError::Forbidden(format!(
+            "submit exactly one SQL statement; found {}",
+            statements.len()
+        )));
+    }
+    match statements.front() {
+        Some(DfStatement::Statement(st)) if matches!(st.as_ref(), SqlStatement::Query(_)) => Ok(()),
+        Some(DfStatement::Explain(_)) => Err(EngineError::Forbidden(
+            "EXPLAIN is not available in the sandbox: use `query check` for the plan verdict".into(),
+        )),
+        Some(DfStatement::Statement(st)) if matches!(st.as_ref(), SqlStatement::Explain { .. } | SqlStatement::ExplainTable { .. }) => {
+            Err(EngineError::Forbidden(
+                "EXPLAIN and DESCRIBE are not available in the sandbox: use `query check` or `dataset show`".into(),
+            ))
+        }
+        _ => Err(EngineError::Forbidden(
+            "only queries (SELECT) are allowed in the sandbox: no DDL, DML, COPY or SET".into(),
+        )),
     }
 }
 
@@ -332,8 +478,13 @@ fn exec_error(e: datafusion::error::DataFusionError) -> EngineError {
 /// Turns DataFusion's planning errors into the sandbox's categories.
 fn classify(msg: String) -> EngineError {
     let lower = msg.to_ascii_lowercase();
-    if lower.contains("ddl not supported") || lower.contains("dml not supported") || lower.contains("statement not supported") {
-        EngineError::Forbidden(format!("only queries (SELECT) are allowed in the sandbox: {msg}"))
+    if lower.contains("ddl not supported")
+        || lower.contains("dml not supported")
+        || lower.contains("statement not supported")
+    {
+        EngineError::Forbidden(format!(
+            "only queries (SELECT) are allowed in the sandbox: {msg}"
+        ))
     } else {
         EngineError::Plan(msg)
     }

@@ -27,7 +27,10 @@ pub const DATA_FILE: &str = "part-0.parquet";
 
 /// Where a dataset version's files live.
 pub fn dataset_dir(data_dir: &Path, dataset_id: &str, version: u32) -> PathBuf {
-    data_dir.join("datasets").join(dataset_id).join(format!("v{version}"))
+    data_dir
+        .join("datasets")
+        .join(dataset_id)
+        .join(format!("v{version}"))
 }
 
 /// Where a job's quarantined result lives.
@@ -40,7 +43,10 @@ pub(crate) fn aad_for(object: &str) -> Vec<u8> {
     format!("erhai:{object}").into_bytes()
 }
 
-pub(crate) fn decryption_properties(key: &DataKey, object: &str) -> Result<Arc<FileDecryptionProperties>> {
+pub(crate) fn decryption_properties(
+    key: &DataKey,
+    object: &str,
+) -> Result<Arc<FileDecryptionProperties>> {
     Ok(FileDecryptionProperties::builder(key.bytes())
         .with_aad_prefix(aad_for(object))
         .build()?)
@@ -69,9 +75,15 @@ impl EncryptedWriter {
             .set_max_row_group_row_count(Some(128 * 1024))
             .with_file_encryption_properties(encryption)
             .build();
-        let file = File::create(&tmp).map_err(EngineError::io(format!("creating {}", tmp.display())))?;
+        let file =
+            File::create(&tmp).map_err(EngineError::io(format!("creating {}", tmp.display())))?;
         let writer = ArrowWriter::try_new(file, schema, Some(props))?;
-        Ok(EncryptedWriter { writer: Some(writer), tmp, target, rows: 0 })
+        Ok(EncryptedWriter {
+            writer: Some(writer),
+            tmp,
+            target,
+            rows: 0,
+        })
     }
 
     /// Appends a batch.
@@ -97,10 +109,15 @@ impl EncryptedWriter {
             .take()
             .ok_or_else(|| EngineError::Parquet("writer already finished".into()))?;
         let file = w.into_inner()?;
-        file.sync_all().map_err(EngineError::io("fsync of data file"))?;
-        let size = file.metadata().map_err(EngineError::io("stat of data file"))?.len();
+        file.sync_all()
+            .map_err(EngineError::io("fsync of data file"))?;
+        let size = file
+            .metadata()
+            .map_err(EngineError::io("stat of data file"))?
+            .len();
         drop(file);
-        fs::rename(&self.tmp, &self.target).map_err(EngineError::io("renaming data file into place"))?;
+        fs::rename(&self.tmp, &self.target)
+            .map_err(EngineError::io("renaming data file into place"))?;
         if let Some(dir) = self.target.parent() {
             File::open(dir)
                 .and_then(|d| d.sync_all())
@@ -119,12 +136,20 @@ impl Drop for EncryptedWriter {
 }
 
 /// Reads a whole encrypted Parquet file (a quarantined result: small by construction).
-pub fn read_encrypted(path: &Path, key: &DataKey, object: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+pub fn read_encrypted(
+    path: &Path,
+    key: &DataKey,
+    object: &str,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let file = File::open(path).map_err(EngineError::io(format!("opening {}", path.display())))?;
-    let options = ArrowReaderOptions::new().with_file_decryption_properties(decryption_properties(key, object)?);
+    let options = ArrowReaderOptions::new()
+        .with_file_decryption_properties(decryption_properties(key, object)?);
     let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)?;
     let schema = builder.schema().clone();
-    let batches = builder.build()?.map(|b| b.map_err(EngineError::from)).collect::<Result<_>>()?;
+    let batches = builder
+        .build()?
+        .map(|b| b.map_err(EngineError::from))
+        .collect::<Result<_>>()?;
     Ok((schema, batches))
 }
 
@@ -148,7 +173,8 @@ pub fn remove_orphans(data_dir: &Path) -> Result<usize> {
     }
     let mut removed = 0;
     for sub in ["datasets", "results"] {
-        walk(&data_dir.join(sub), &mut removed).map_err(EngineError::io("removing orphaned files"))?;
+        walk(&data_dir.join(sub), &mut removed)
+            .map_err(EngineError::io("removing orphaned files"))?;
     }
     Ok(removed)
 }
@@ -165,7 +191,10 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, false)]));
         let batch = RecordBatch::try_new(
             schema.clone(),
-            vec![Arc::new(StringArray::from(vec!["SECRET-VALUE-洱海"; 100]))],
+            vec![Arc::new(StringArray::from(vec![
+                "SECRET-VALUE-洱海";
+                100
+            ]))],
         )
         .expect("batch");
         let key = DataKey::generate().expect("key");
@@ -174,11 +203,20 @@ mod tests {
         w.finish().expect("finish");
         let path = dir.path().join(DATA_FILE);
         let raw = fs::read(&path).expect("read");
-        assert!(!raw.windows(12).any(|w| w == b"SECRET-VALUE"), "plaintext found on disk");
+        assert!(
+            !raw.windows(12).any(|w| w == b"SECRET-VALUE"),
+            "plaintext found on disk"
+        );
         let back = read_encrypted(&path, &key, "ds/v1").expect("decrypt");
         assert_eq!(back.1[0], batch);
         let other = DataKey::generate().expect("key");
-        assert!(read_encrypted(&path, &other, "ds/v1").is_err(), "wrong key must fail");
-        assert!(read_encrypted(&path, &key, "ds/v2").is_err(), "swapped file must fail");
+        assert!(
+            read_encrypted(&path, &other, "ds/v1").is_err(),
+            "wrong key must fail"
+        );
+        assert!(
+            read_encrypted(&path, &key, "ds/v2").is_err(),
+            "swapped file must fail"
+        );
     }
 }

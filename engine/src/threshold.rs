@@ -34,7 +34,12 @@ pub type UnitMap = HashMap<String, (String, String)>;
 pub fn add_unit_counts(plan: &LogicalPlan, units: &UnitMap) -> Result<(LogicalPlan, UnitColumns)> {
     let mut cx = Cx { units, next: 0 };
     let (plan, hidden) = cx.top(plan)?;
-    Ok((plan, UnitColumns { datasets: hidden.into_iter().map(|(_, d)| d).collect() }))
+    Ok((
+        plan,
+        UnitColumns {
+            datasets: hidden.into_iter().map(|(_, d)| d).collect(),
+        },
+    ))
 }
 
 struct Cx<'a> {
@@ -48,9 +53,8 @@ fn df(e: datafusion::error::DataFusionError) -> EngineError {
 
 fn not_yet(node: &LogicalPlan) -> EngineError {
     EngineError::Unsupported(format!(
-        "the privacy-unit statistics cannot yet be computed through a {} node; \
-         rewrite the query without it (for example, aggregate once, without nested aggregation \
-         or set operations)",
+        "the privacy-unit statistics cannot yet be computed through this plan node: {}; \
+         rewrite the query to aggregate once, without nested aggregation or set operations",
         node_name(node)
     ))
 }
@@ -62,7 +66,10 @@ fn node_name(plan: &LogicalPlan) -> String {
 
 /// The column named `name` in `plan`'s output, with its qualifier.
 fn col_of(plan: &LogicalPlan, name: &str) -> Result<Expr> {
-    let (q, f) = plan.schema().qualified_field_with_unqualified_name(name).map_err(df)?;
+    let (q, f) = plan
+        .schema()
+        .qualified_field_with_unqualified_name(name)
+        .map_err(df)?;
     Ok(Expr::Column(Column::new(q.cloned(), f.name())))
 }
 
@@ -72,9 +79,16 @@ impl Cx<'_> {
     /// Above (and at) the aggregate: adds the counts and passes them up.
     fn top(&mut self, plan: &LogicalPlan) -> Result<(LogicalPlan, Hidden)> {
         match plan {
-            LogicalPlan::Aggregate(a) => self.aggregate(&a.input, a.group_expr.clone(), a.aggr_expr.clone()),
+            LogicalPlan::Aggregate(a) => {
+                self.aggregate(&a.input, a.group_expr.clone(), a.aggr_expr.clone())
+            }
             LogicalPlan::Distinct(Distinct::All(input)) => {
-                let groups = input.schema().columns().into_iter().map(Expr::Column).collect();
+                let groups = input
+                    .schema()
+                    .columns()
+                    .into_iter()
+                    .map(Expr::Column)
+                    .collect();
                 self.aggregate(input, groups, Vec::new())
             }
             LogicalPlan::Projection(p) => {
@@ -91,17 +105,31 @@ impl Cx<'_> {
                 let a = SubqueryAlias::try_new(Arc::new(input), a.alias.clone()).map_err(df)?;
                 Ok((LogicalPlan::SubqueryAlias(a), hidden))
             }
-            LogicalPlan::Sort(_) | LogicalPlan::Limit(_) | LogicalPlan::Filter(_) | LogicalPlan::Repartition(_) => {
-                let child = plan.inputs().first().copied().ok_or_else(|| not_yet(plan))?;
+            LogicalPlan::Sort(_)
+            | LogicalPlan::Limit(_)
+            | LogicalPlan::Filter(_)
+            | LogicalPlan::Repartition(_) => {
+                let child = plan
+                    .inputs()
+                    .first()
+                    .copied()
+                    .ok_or_else(|| not_yet(plan))?;
                 let (input, hidden) = self.top(child)?;
-                let p = plan.with_new_exprs(plan.expressions(), vec![input]).map_err(df)?;
+                let p = plan
+                    .with_new_exprs(plan.expressions(), vec![input])
+                    .map_err(df)?;
                 Ok((p, hidden))
             }
             _ => Err(not_yet(plan)),
         }
     }
 
-    fn aggregate(&mut self, input: &LogicalPlan, groups: Vec<Expr>, mut aggr: Vec<Expr>) -> Result<(LogicalPlan, Hidden)> {
+    fn aggregate(
+        &mut self,
+        input: &LogicalPlan,
+        groups: Vec<Expr>,
+        mut aggr: Vec<Expr>,
+    ) -> Result<(LogicalPlan, Hidden)> {
         let (input, units) = self.expose(input)?;
         let mut hidden = Vec::new();
         for (i, (unit, dataset)) in units.iter().enumerate() {
@@ -126,7 +154,12 @@ impl Cx<'_> {
                     .qualified_field_with_unqualified_name(unit)
                     .map_err(df)?;
                 let unit_col = Expr::Column(Column::new(q.cloned(), f.name())).alias(&name);
-                let mut exprs: Vec<Expr> = scan.projected_schema.columns().into_iter().map(Expr::Column).collect();
+                let mut exprs: Vec<Expr> = scan
+                    .projected_schema
+                    .columns()
+                    .into_iter()
+                    .map(Expr::Column)
+                    .collect();
                 exprs.push(unit_col);
                 let p = Projection::try_new(exprs, Arc::new(plan.clone())).map_err(df)?;
                 Ok((LogicalPlan::Projection(p), vec![(name, dataset.clone())]))
@@ -150,10 +183,19 @@ impl Cx<'_> {
                 let w = Window::try_new(w.window_expr.clone(), Arc::new(input)).map_err(df)?;
                 Ok((LogicalPlan::Window(w), hidden))
             }
-            LogicalPlan::Filter(_) | LogicalPlan::Sort(_) | LogicalPlan::Limit(_) | LogicalPlan::Repartition(_) => {
-                let child = plan.inputs().first().copied().ok_or_else(|| not_yet(plan))?;
+            LogicalPlan::Filter(_)
+            | LogicalPlan::Sort(_)
+            | LogicalPlan::Limit(_)
+            | LogicalPlan::Repartition(_) => {
+                let child = plan
+                    .inputs()
+                    .first()
+                    .copied()
+                    .ok_or_else(|| not_yet(plan))?;
                 let (input, hidden) = self.expose(child)?;
-                let p = plan.with_new_exprs(plan.expressions(), vec![input]).map_err(df)?;
+                let p = plan
+                    .with_new_exprs(plan.expressions(), vec![input])
+                    .map_err(df)?;
                 Ok((p, hidden))
             }
             LogicalPlan::Join(j) => {
@@ -165,10 +207,14 @@ impl Cx<'_> {
                     J::LeftSemi | J::LeftAnti | J::LeftMark => lh,
                     J::RightSemi | J::RightAnti | J::RightMark => rh,
                 };
-                let p = plan.with_new_exprs(plan.expressions(), vec![left, right]).map_err(df)?;
+                let p = plan
+                    .with_new_exprs(plan.expressions(), vec![left, right])
+                    .map_err(df)?;
                 Ok((p, hidden))
             }
-            LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => Ok((plan.clone(), Vec::new())),
+            LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => {
+                Ok((plan.clone(), Vec::new()))
+            }
             _ => Err(not_yet(plan)),
         }
     }

@@ -70,7 +70,9 @@ fn hash_event(e: &AuditEvent) -> String {
     ctx.update(e.prev_hash.as_bytes());
     ctx.update(&e.seq.to_be_bytes());
     ctx.update(&e.time_ms.to_be_bytes());
-    for f in [&e.user, &e.role, &e.tenant, &e.action, &e.object, &e.outcome, &e.reason] {
+    for f in [
+        &e.user, &e.role, &e.tenant, &e.action, &e.object, &e.outcome, &e.reason,
+    ] {
         ctx.update(&(f.len() as u64).to_be_bytes());
         ctx.update(f.as_bytes());
     }
@@ -89,12 +91,19 @@ impl AuditLog {
             }
             None => (0, String::new()),
         };
-        Ok(AuditLog { db: db.clone(), tree, head: Mutex::new(head) })
+        Ok(AuditLog {
+            db: db.clone(),
+            tree,
+            head: Mutex::new(head),
+        })
     }
 
     /// Appends an event durably; returns it.
     pub fn append(&self, n: NewEvent) -> Result<AuditEvent, GatewayError> {
-        let mut head = self.head.lock().map_err(|_| GatewayError::Store("audit lock poisoned".into()))?;
+        let mut head = self
+            .head
+            .lock()
+            .map_err(|_| GatewayError::Store("audit lock poisoned".into()))?;
         let mut e = AuditEvent {
             seq: head.0 + 1,
             time_ms: now_ms(),
@@ -117,12 +126,17 @@ impl AuditLog {
     }
 
     /// Events in order, newest `limit`, filtered.
-    pub fn list(&self, limit: usize, user: Option<&str>, action: Option<&str>) -> Result<Vec<AuditEvent>, GatewayError> {
+    pub fn list(
+        &self,
+        limit: usize,
+        user: Option<&str>,
+        action: Option<&str>,
+    ) -> Result<Vec<AuditEvent>, GatewayError> {
         let mut out = Vec::new();
         for kv in self.tree.iter().rev() {
             let (_, v) = kv?;
-            let e: AuditEvent =
-                serde_json::from_slice(&v).map_err(|e| GatewayError::Store(format!("corrupt audit event: {e}")))?;
+            let e: AuditEvent = serde_json::from_slice(&v)
+                .map_err(|e| GatewayError::Store(format!("corrupt audit event: {e}")))?;
             if user.is_some_and(|u| e.user != u) || action.is_some_and(|a| e.action != a) {
                 continue;
             }
@@ -143,16 +157,31 @@ impl AuditLog {
             let (k, v) = kv?;
             let e: AuditEvent = match serde_json::from_slice(&v) {
                 Ok(e) => e,
-                Err(err) => return Ok(Err(format!("event at key {} is unreadable: {err}", hex::encode(&k)))),
+                Err(err) => {
+                    return Ok(Err(format!(
+                        "event at key {} is unreadable: {err}",
+                        hex::encode(&k)
+                    )));
+                }
             };
             if e.seq != expected_seq {
-                return Ok(Err(format!("expected event {expected_seq}, found event {}: events are missing or reordered", e.seq)));
+                return Ok(Err(format!(
+                    "expected event {expected_seq}, found event {}: events are missing or reordered",
+                    e.seq
+                )));
             }
             if e.prev_hash != prev {
-                return Ok(Err(format!("event {} does not link to event {}", e.seq, e.seq - 1)));
+                return Ok(Err(format!(
+                    "event {} does not link to event {}",
+                    e.seq,
+                    e.seq - 1
+                )));
             }
             if hash_event(&e) != e.hash {
-                return Ok(Err(format!("event {} was modified: its hash does not match its contents", e.seq)));
+                return Ok(Err(format!(
+                    "event {} was modified: its hash does not match its contents",
+                    e.seq
+                )));
             }
             prev = e.hash;
             expected_seq += 1;
@@ -166,7 +195,12 @@ mod tests {
     use super::*;
 
     fn event(action: &str) -> NewEvent {
-        NewEvent { user: "u".into(), action: action.into(), outcome: "allowed".into(), ..Default::default() }
+        NewEvent {
+            user: "u".into(),
+            action: action.into(),
+            outcome: "allowed".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -179,12 +213,25 @@ mod tests {
         }
         assert_eq!(log.verify().expect("verify"), Ok(3));
         let tree = db.open_tree("audit").expect("tree");
-        let mut e: AuditEvent = serde_json::from_slice(&tree.get(2u64.to_be_bytes()).expect("get").expect("some")).expect("json");
+        let mut e: AuditEvent =
+            serde_json::from_slice(&tree.get(2u64.to_be_bytes()).expect("get").expect("some"))
+                .expect("json");
         e.outcome = "denied".into();
-        tree.insert(2u64.to_be_bytes(), serde_json::to_vec(&e).expect("json")).expect("insert");
-        assert!(log.verify().expect("verify").unwrap_err().contains("event 2 was modified"));
+        tree.insert(2u64.to_be_bytes(), serde_json::to_vec(&e).expect("json"))
+            .expect("insert");
+        assert!(
+            log.verify()
+                .expect("verify")
+                .unwrap_err()
+                .contains("event 2 was modified")
+        );
         tree.remove(2u64.to_be_bytes()).expect("remove");
-        assert!(log.verify().expect("verify").unwrap_err().contains("missing or reordered"));
+        assert!(
+            log.verify()
+                .expect("verify")
+                .unwrap_err()
+                .contains("missing or reordered")
+        );
         // Reopening continues from the stored head.
         let log2 = AuditLog::open(&db).expect("reopen");
         assert_eq!(log2.append(event("d")).expect("append").seq, 4);

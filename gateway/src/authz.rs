@@ -25,7 +25,13 @@ pub enum Role {
 
 impl Role {
     /// All roles.
-    pub const ALL: [Role; 5] = [Role::Admin, Role::Provider, Role::Analyst, Role::Reviewer, Role::Auditor];
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Provider,
+        Role::Analyst,
+        Role::Reviewer,
+        Role::Auditor,
+    ];
 
     /// The role's name.
     pub fn name(self) -> &'static str {
@@ -112,15 +118,51 @@ pub const MATRIX: &[(Action, &[Role])] = &[
     (Action::CreateUser, &[Role::Admin]),
     (Action::ListUsers, &[Role::Admin]),
     (Action::SetUserExpiry, &[Role::Admin]),
-    (Action::WhoAmI, &[Role::Admin, Role::Provider, Role::Analyst, Role::Reviewer, Role::Auditor]),
+    (
+        Action::WhoAmI,
+        &[
+            Role::Admin,
+            Role::Provider,
+            Role::Analyst,
+            Role::Reviewer,
+            Role::Auditor,
+        ],
+    ),
     (Action::RegisterDataset, &[Role::Provider]),
-    (Action::ListDatasets, &[Role::Admin, Role::Provider, Role::Analyst, Role::Reviewer, Role::Auditor]),
-    (Action::GetDataset, &[Role::Admin, Role::Provider, Role::Analyst, Role::Reviewer, Role::Auditor]),
+    (
+        Action::ListDatasets,
+        &[
+            Role::Admin,
+            Role::Provider,
+            Role::Analyst,
+            Role::Reviewer,
+            Role::Auditor,
+        ],
+    ),
+    (
+        Action::GetDataset,
+        &[
+            Role::Admin,
+            Role::Provider,
+            Role::Analyst,
+            Role::Reviewer,
+            Role::Auditor,
+        ],
+    ),
     (Action::AddGrant, &[Role::Admin]),
-    (Action::ListGrants, &[Role::Admin, Role::Provider, Role::Analyst]),
+    (
+        Action::ListGrants,
+        &[Role::Admin, Role::Provider, Role::Analyst],
+    ),
     (Action::SubmitQuery, &[Role::Analyst]),
-    (Action::GetJob, &[Role::Analyst, Role::Reviewer, Role::Auditor]),
-    (Action::ListJobs, &[Role::Analyst, Role::Reviewer, Role::Auditor]),
+    (
+        Action::GetJob,
+        &[Role::Analyst, Role::Reviewer, Role::Auditor],
+    ),
+    (
+        Action::ListJobs,
+        &[Role::Analyst, Role::Reviewer, Role::Auditor],
+    ),
     (Action::ListPending, &[Role::Reviewer]),
     (Action::ShowReview, &[Role::Reviewer]),
     (Action::Decide, &[Role::Reviewer]),
@@ -131,7 +173,11 @@ pub const MATRIX: &[(Action, &[Role])] = &[
 
 /// The roles allowed to perform `action`.
 pub fn roles_for(action: Action) -> &'static [Role] {
-    MATRIX.iter().find(|(a, _)| *a == action).map(|(_, r)| *r).unwrap_or(&[])
+    MATRIX
+        .iter()
+        .find(|(a, _)| *a == action)
+        .map(|(_, r)| *r)
+        .unwrap_or(&[])
 }
 
 /// Whether `role` may perform `action`.

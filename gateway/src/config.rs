@@ -55,7 +55,11 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig { memory_mib: 2048, timeout_secs: 120, max_result_rows: 100_000 }
+        LimitsConfig {
+            memory_mib: 2048,
+            timeout_secs: 120,
+            max_result_rows: 100_000,
+        }
     }
 }
 
@@ -69,7 +73,9 @@ pub struct ReleaseConfig {
 
 impl Default for ReleaseConfig {
     fn default() -> Self {
-        ReleaseConfig { k: erhai_policies::release::DEFAULT_K }
+        ReleaseConfig {
+            k: erhai_policies::release::DEFAULT_K,
+        }
     }
 }
 
@@ -141,13 +147,19 @@ impl ServerConfig {
             .validate()
             .map_err(|e| GatewayError::Config(e.to_string()))?;
         if self.limits.memory_mib < 16 {
-            return Err(GatewayError::Config("limits.memory_mib must be at least 16".into()));
+            return Err(GatewayError::Config(
+                "limits.memory_mib must be at least 16".into(),
+            ));
         }
         if self.limits.timeout_secs == 0 {
-            return Err(GatewayError::Config("limits.timeout_secs must be at least 1".into()));
+            return Err(GatewayError::Config(
+                "limits.timeout_secs must be at least 1".into(),
+            ));
         }
         if self.user_cert_days == 0 || self.user_cert_days > 3650 {
-            return Err(GatewayError::Config("user_cert_days must be between 1 and 3650".into()));
+            return Err(GatewayError::Config(
+                "user_cert_days must be between 1 and 3650".into(),
+            ));
         }
         Ok(())
     }
@@ -164,7 +176,10 @@ impl ServerConfig {
 
     /// The release rules.
     pub fn release_rules(&self) -> ReleaseRules {
-        ReleaseRules { k: self.release.k, ..ReleaseRules::default() }
+        ReleaseRules {
+            k: self.release.k,
+            ..ReleaseRules::default()
+        }
     }
 
     /// The master key file.

@@ -23,16 +23,29 @@ pub struct Deployment {
 
 /// The endpoint URL clients use for a listen address.
 pub fn endpoint_for(listen: SocketAddr) -> String {
-    let ip = if listen.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { listen.ip() };
+    let ip = if listen.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        listen.ip()
+    };
     format!("https://{}", SocketAddr::new(ip, listen.port()))
 }
 
 /// Creates a deployment in `dir` (which must be empty or absent).
 pub fn init(dir: &Path, listen: SocketAddr) -> Result<Deployment, GatewayError> {
-    if dir.exists() && std::fs::read_dir(dir).map_err(GatewayError::io("reading target directory"))?.next().is_some() {
-        return Err(GatewayError::Config(format!("{} is not empty; init creates a new deployment only", dir.display())));
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map_err(GatewayError::io("reading target directory"))?
+            .next()
+            .is_some()
+    {
+        return Err(GatewayError::Config(format!(
+            "{} is not empty; init creates a new deployment only",
+            dir.display()
+        )));
     }
-    std::fs::create_dir_all(dir.join("keys")).map_err(GatewayError::io("creating keys directory"))?;
+    std::fs::create_dir_all(dir.join("keys"))
+        .map_err(GatewayError::io("creating keys directory"))?;
     let cfg = ServerConfig::new(Path::new("."), listen);
     let mut abs = cfg.clone();
     abs.data_dir = dir.to_path_buf();
@@ -58,6 +71,15 @@ pub fn init(dir: &Path, listen: SocketAddr) -> Result<Deployment, GatewayError> 
         cert_sha256: fp,
     })?;
     let admin_identity = dir.join("identities").join("admin");
-    pki::write_identity(&admin_identity, &cert, &key.private_key_pem(), ca.ca_pem(), &endpoint_for(listen))?;
-    Ok(Deployment { config_file, admin_identity })
+    pki::write_identity(
+        &admin_identity,
+        &cert,
+        &key.private_key_pem(),
+        ca.ca_pem(),
+        &endpoint_for(listen),
+    )?;
+    Ok(Deployment {
+        config_file,
+        admin_identity,
+    })
 }

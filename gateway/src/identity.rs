@@ -9,10 +9,18 @@ use crate::state::{Store, UserRecord, now_ms};
 /// The certificate's user id (for audit, even when the lookup fails) and the outcome.
 pub fn resolve<T>(store: &Store, req: &Request<T>) -> (String, Result<UserRecord, Status>) {
     let Some(certs) = req.peer_certs() else {
-        return ("-".into(), Err(Status::unauthenticated("no client certificate: erhai requires mutual TLS")));
+        return (
+            "-".into(),
+            Err(Status::unauthenticated(
+                "no client certificate: erhai requires mutual TLS",
+            )),
+        );
     };
     let Some(leaf) = certs.first() else {
-        return ("-".into(), Err(Status::unauthenticated("empty client certificate chain")));
+        return (
+            "-".into(),
+            Err(Status::unauthenticated("empty client certificate chain")),
+        );
     };
     let id = match common_name(leaf.as_ref()) {
         Ok(id) => id,
@@ -21,17 +29,28 @@ pub fn resolve<T>(store: &Store, req: &Request<T>) -> (String, Result<UserRecord
     let user = match store.user(&id) {
         Ok(Some(u)) => u,
         Ok(None) => {
-            return (id.clone(), Err(Status::unauthenticated(format!("the certificate names user `{id}`, who is not registered"))));
+            return (
+                id.clone(),
+                Err(Status::unauthenticated(format!(
+                    "the certificate names user `{id}`, who is not registered"
+                ))),
+            );
         }
         Err(e) => return (id, Err(crate::state::store_status(e))),
     };
     if user.cert_sha256 != fingerprint(leaf.as_ref()) {
-        return (id.clone(), Err(Status::unauthenticated(format!(
-            "this certificate is no longer valid for user `{id}`: a newer one was issued"
-        ))));
+        return (
+            id.clone(),
+            Err(Status::unauthenticated(format!(
+                "this certificate is no longer valid for user `{id}`: a newer one was issued"
+            ))),
+        );
     }
     if user.disabled {
-        return (id.clone(), Err(Status::unauthenticated(format!("user `{id}` is disabled"))));
+        return (
+            id.clone(),
+            Err(Status::unauthenticated(format!("user `{id}` is disabled"))),
+        );
     }
     if let Some(exp) = user.expires_at_ms
         && exp <= now_ms()
@@ -39,7 +58,12 @@ pub fn resolve<T>(store: &Store, req: &Request<T>) -> (String, Result<UserRecord
         let when = chrono::DateTime::from_timestamp_millis(exp)
             .map(|t| t.to_rfc3339())
             .unwrap_or_else(|| exp.to_string());
-        return (id.clone(), Err(Status::unauthenticated(format!("user `{id}` expired at {when}; ask the platform admin to renew"))));
+        return (
+            id.clone(),
+            Err(Status::unauthenticated(format!(
+                "user `{id}` expired at {when}; ask the platform admin to renew"
+            ))),
+        );
     }
     (id, Ok(user))
 }

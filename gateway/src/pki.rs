@@ -53,27 +53,48 @@ fn validity(params: &mut CertificateParams, days: u32) {
 
 /// Creates the CA and server certificate in `tls_dir`.
 pub fn create_ca_and_server(tls_dir: &Path) -> Result<(), GatewayError> {
-    fs::create_dir_all(tls_dir).map_err(GatewayError::io(format!("creating {}", tls_dir.display())))?;
+    fs::create_dir_all(tls_dir)
+        .map_err(GatewayError::io(format!("creating {}", tls_dir.display())))?;
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca.distinguished_name.push(DnType::CommonName, "erhai platform CA");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca.distinguished_name
+        .push(DnType::CommonName, "erhai platform CA");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     validity(&mut ca, 3650);
     let ca_cert = ca.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca, ca_key);
 
     let server_key = KeyPair::generate()?;
-    let mut server = CertificateParams::new(SERVER_NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
-    server.distinguished_name.push(DnType::CommonName, "erhai server");
+    let mut server = CertificateParams::new(
+        SERVER_NAMES
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+    )?;
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "erhai server");
     server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     validity(&mut server, 825);
     let server_cert = server.signed_by(&server_key, &issuer)?;
 
-    fs::write(tls_dir.join(CA_CERT), ca_cert.pem()).map_err(GatewayError::io("writing CA certificate"))?;
-    write_private(&tls_dir.join(CA_KEY), issuer.key().serialize_pem().as_bytes())?;
-    fs::write(tls_dir.join(SERVER_CERT), server_cert.pem()).map_err(GatewayError::io("writing server certificate"))?;
-    write_private(&tls_dir.join(SERVER_KEY), server_key.serialize_pem().as_bytes())?;
+    fs::write(tls_dir.join(CA_CERT), ca_cert.pem())
+        .map_err(GatewayError::io("writing CA certificate"))?;
+    write_private(
+        &tls_dir.join(CA_KEY),
+        issuer.key().serialize_pem().as_bytes(),
+    )?;
+    fs::write(tls_dir.join(SERVER_CERT), server_cert.pem())
+        .map_err(GatewayError::io("writing server certificate"))?;
+    write_private(
+        &tls_dir.join(SERVER_KEY),
+        server_key.serialize_pem().as_bytes(),
+    )?;
     Ok(())
 }
 
@@ -92,8 +113,10 @@ impl std::fmt::Debug for CertificateAuthority {
 impl CertificateAuthority {
     /// Loads the CA from `tls_dir`.
     pub fn load(tls_dir: &Path) -> Result<Self, GatewayError> {
-        let ca_pem = fs::read_to_string(tls_dir.join(CA_CERT)).map_err(GatewayError::io("reading CA certificate"))?;
-        let key_pem = fs::read_to_string(tls_dir.join(CA_KEY)).map_err(GatewayError::io("reading CA key"))?;
+        let ca_pem = fs::read_to_string(tls_dir.join(CA_CERT))
+            .map_err(GatewayError::io("reading CA certificate"))?;
+        let key_pem =
+            fs::read_to_string(tls_dir.join(CA_KEY)).map_err(GatewayError::io("reading CA key"))?;
         let key = KeyPair::from_pem(&key_pem)?;
         let issuer = Issuer::from_ca_cert_pem(&ca_pem, key)?;
         Ok(CertificateAuthority { issuer, ca_pem })
@@ -106,9 +129,15 @@ impl CertificateAuthority {
 
     /// Issues a client certificate for `user_id` over the public key in `public_key_pem`.
     /// Returns the certificate PEM and its SHA-256 fingerprint.
-    pub fn issue_user(&self, user_id: &str, public_key_pem: &str, days: u32) -> Result<(String, String), GatewayError> {
-        let spki = SubjectPublicKeyInfo::from_pem(public_key_pem)
-            .map_err(|e| GatewayError::Pki(format!("public key is not a PEM SubjectPublicKeyInfo: {e}")))?;
+    pub fn issue_user(
+        &self,
+        user_id: &str,
+        public_key_pem: &str,
+        days: u32,
+    ) -> Result<(String, String), GatewayError> {
+        let spki = SubjectPublicKeyInfo::from_pem(public_key_pem).map_err(|e| {
+            GatewayError::Pki(format!("public key is not a PEM SubjectPublicKeyInfo: {e}"))
+        })?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name.push(DnType::CommonName, user_id);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
@@ -126,7 +155,8 @@ pub fn fingerprint(der: &[u8]) -> String {
 
 /// The subject common name of a DER certificate.
 pub fn common_name(der: &[u8]) -> Result<String, GatewayError> {
-    let (_, cert) = X509Certificate::from_der(der).map_err(|e| GatewayError::Pki(format!("unreadable certificate: {e}")))?;
+    let (_, cert) = X509Certificate::from_der(der)
+        .map_err(|e| GatewayError::Pki(format!("unreadable certificate: {e}")))?;
     let cn = cert
         .subject()
         .iter_common_name()
@@ -144,7 +174,9 @@ pub struct ClientKey {
 impl ClientKey {
     /// Generates a key pair (ECDSA P-256).
     pub fn generate() -> Result<Self, GatewayError> {
-        Ok(ClientKey { key: KeyPair::generate()? })
+        Ok(ClientKey {
+            key: KeyPair::generate()?,
+        })
     }
 
     /// The public key, PEM SubjectPublicKeyInfo.
@@ -171,11 +203,18 @@ pub mod bundle {
 }
 
 /// Writes an identity bundle into `dir` (created if needed; the key file is 0600).
-pub fn write_identity(dir: &Path, cert_pem: &str, key_pem: &str, ca_pem: &str, endpoint: &str) -> Result<(), GatewayError> {
+pub fn write_identity(
+    dir: &Path,
+    cert_pem: &str,
+    key_pem: &str,
+    ca_pem: &str,
+    endpoint: &str,
+) -> Result<(), GatewayError> {
     fs::create_dir_all(dir).map_err(GatewayError::io(format!("creating {}", dir.display())))?;
     fs::write(dir.join(bundle::CERT), cert_pem).map_err(GatewayError::io("writing cert.pem"))?;
     write_private(&dir.join(bundle::KEY), key_pem.as_bytes())?;
     fs::write(dir.join(bundle::CA), ca_pem).map_err(GatewayError::io("writing ca.pem"))?;
-    fs::write(dir.join(bundle::ENDPOINT), format!("{endpoint}\n")).map_err(GatewayError::io("writing endpoint"))?;
+    fs::write(dir.join(bundle::ENDPOINT), format!("{endpoint}\n"))
+        .map_err(GatewayError::io("writing endpoint"))?;
     Ok(())
 }

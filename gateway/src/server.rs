@@ -108,7 +108,12 @@ fn tls_config(cfg: &ServerConfig) -> Result<rustls::ServerConfig, GatewayError> 
 pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
     cfg.validate()?;
     let master = MasterKey::load(&cfg.master_key_path())?;
-    let engine = Engine::new(&cfg.data_dir, master, cfg.engine_limits(), cfg.release_rules())?;
+    let engine = Engine::new(
+        &cfg.data_dir,
+        master,
+        cfg.engine_limits(),
+        cfg.release_rules(),
+    )?;
     let ca = CertificateAuthority::load(&cfg.tls_dir())?;
     let store = Store::open(&cfg.meta_dir())?;
     let audit = AuditLog::open(store.db())?;
@@ -136,12 +141,16 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(GatewayError::io(format!("binding {}", cfg.listen)))?;
-    let addr = listener.local_addr().map_err(GatewayError::io("reading the bound address"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(GatewayError::io("reading the bound address"))?;
 
     let (tx, rx) = mpsc::channel(64);
     let accept = tokio::spawn(async move {
         loop {
-            let Ok((tcp, peer)) = listener.accept().await else { continue };
+            let Ok((tcp, peer)) = listener.accept().await else {
+                continue;
+            };
             let acceptor = acceptor.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
@@ -156,17 +165,27 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
         }
     });
 
-    let gateway = Gateway(Arc::new(Inner { store, audit, engine, ca, cfg }));
+    let gateway = Gateway(Arc::new(Inner {
+        store,
+        audit,
+        engine,
+        ca,
+        cfg,
+    }));
     let g = gateway.clone();
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
         tonic::transport::Server::builder()
             .add_service(AdminServiceServer::new(g.clone()))
             .add_service(AuditServiceServer::new(g.clone()))
-            .add_service(CatalogServiceServer::new(g.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
+            .add_service(
+                CatalogServiceServer::new(g.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES),
+            )
             .add_service(GovernanceServiceServer::new(g.clone()))
             .add_service(QueryServiceServer::new(g.clone()))
-            .add_service(ReviewServiceServer::new(g.clone()).max_encoding_message_size(MAX_MESSAGE_BYTES))
+            .add_service(
+                ReviewServiceServer::new(g.clone()).max_encoding_message_size(MAX_MESSAGE_BYTES),
+            )
             .add_service(ReleaseServiceServer::new(g).max_encoding_message_size(MAX_MESSAGE_BYTES))
             .serve_with_incoming_shutdown(ReceiverStream::new(rx), async {
                 let _ = shutdown_rx.await;
@@ -174,5 +193,11 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
             .await
     });
     tracing::info!(%addr, "erhai listening (TLS 1.3, client certificates required)");
-    Ok(RunningServer { addr, shutdown: Some(shutdown_tx), handle, accept, gateway })
+    Ok(RunningServer {
+        addr,
+        shutdown: Some(shutdown_tx),
+        handle,
+        accept,
+        gateway,
+    })
 }

@@ -11,7 +11,7 @@ mod review;
 
 use std::sync::Arc;
 
-use erhai_engine::{EngineError, Engine};
+use erhai_engine::{Engine, EngineError};
 use tonic::{Request, Status};
 
 use crate::audit::{AuditLog, NewEvent};
@@ -41,7 +41,12 @@ pub struct Gateway(pub Arc<Inner>);
 
 impl Gateway {
     /// Identity and permission check; denials are audited here.
-    fn authorize<T>(&self, req: &Request<T>, action: Action, object: &str) -> Result<UserRecord, Status> {
+    fn authorize<T>(
+        &self,
+        req: &Request<T>,
+        action: Action,
+        object: &str,
+    ) -> Result<UserRecord, Status> {
         let (id, resolved) = identity::resolve(&self.0.store, req);
         let denied = |user: &str, role: &str, tenant: &str, status: Status| {
             self.record(NewEvent {
@@ -64,7 +69,12 @@ impl Gateway {
                 action.name().replace('_', " "),
                 roles.join(", ")
             ));
-            return Err(denied(&user.id, user.role.name(), user.tenant.as_deref().unwrap_or(""), status));
+            return Err(denied(
+                &user.id,
+                user.role.name(),
+                user.tenant.as_deref().unwrap_or(""),
+                status,
+            ));
         }
         Ok(user)
     }
@@ -77,10 +87,21 @@ impl Gateway {
     }
 
     /// Audits the outcome of an authorized call and passes the result through.
-    fn finish<T>(&self, user: &UserRecord, action: Action, object: &str, result: Result<T, Status>) -> Result<T, Status> {
+    fn finish<T>(
+        &self,
+        user: &UserRecord,
+        action: Action,
+        object: &str,
+        result: Result<T, Status>,
+    ) -> Result<T, Status> {
         let (outcome, reason) = match &result {
             Ok(_) => ("allowed", String::new()),
-            Err(s) if matches!(s.code(), tonic::Code::PermissionDenied | tonic::Code::Unauthenticated) => {
+            Err(s)
+                if matches!(
+                    s.code(),
+                    tonic::Code::PermissionDenied | tonic::Code::Unauthenticated
+                ) =>
+            {
                 ("denied", s.message().to_string())
             }
             Err(s) => ("failed", s.message().to_string()),
@@ -99,16 +120,19 @@ impl Gateway {
 
     /// The caller's tenant (analysts always have one).
     fn tenant_of(user: &UserRecord) -> Result<&str, Status> {
-        user.tenant
-            .as_deref()
-            .ok_or_else(|| Status::failed_precondition(format!("user `{}` belongs to no tenant", user.id)))
+        user.tenant.as_deref().ok_or_else(|| {
+            Status::failed_precondition(format!("user `{}` belongs to no tenant", user.id))
+        })
     }
 
     /// Whether `user` may see objects of `tenant`: analysts their own tenant only; tenant-bound
     /// reviewers likewise; platform reviewers and auditors all.
     fn sees_tenant(user: &UserRecord, tenant: &str) -> bool {
         match user.role {
-            Role::Analyst | Role::Reviewer => user.tenant.as_deref().is_none_or(|t| t == tenant) && (user.role != Role::Analyst || user.tenant.is_some()),
+            Role::Analyst | Role::Reviewer => {
+                user.tenant.as_deref().is_none_or(|t| t == tenant)
+                    && (user.role != Role::Analyst || user.tenant.is_some())
+            }
             Role::Auditor => true,
             Role::Admin | Role::Provider => false,
         }
@@ -118,8 +142,12 @@ impl Gateway {
 /// The gRPC status for an engine error.
 pub fn engine_status(e: &EngineError) -> Status {
     match e {
-        EngineError::Plan(_) | EngineError::BadData(_) | EngineError::Policy(_) => Status::invalid_argument(e.to_string()),
-        EngineError::Forbidden(_) | EngineError::Refused(_) | EngineError::Unsupported(_) => Status::permission_denied(e.to_string()),
+        EngineError::Plan(_) | EngineError::BadData(_) | EngineError::Policy(_) => {
+            Status::invalid_argument(e.to_string())
+        }
+        EngineError::Forbidden(_) | EngineError::Refused(_) | EngineError::Unsupported(_) => {
+            Status::permission_denied(e.to_string())
+        }
         EngineError::Timeout(_) => Status::deadline_exceeded(e.to_string()),
         EngineError::TooManyRows { .. } => Status::resource_exhausted(e.to_string()),
         EngineError::Execution(_) => Status::aborted(e.to_string()),

@@ -180,7 +180,10 @@ pub fn now_ms() -> i64 {
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, GatewayError> {
-        let db = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open()?;
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
         Ok(Store {
             users: db.open_tree("users")?,
             datasets: db.open_tree("datasets")?,
@@ -222,7 +225,8 @@ impl Store {
             .values()
             .map(|v| {
                 let v = v?;
-                serde_json::from_slice(&v).map_err(|e| GatewayError::Store(format!("corrupt record: {e}")))
+                serde_json::from_slice(&v)
+                    .map_err(|e| GatewayError::Store(format!("corrupt record: {e}")))
             })
             .collect()
     }
@@ -324,7 +328,10 @@ impl Store {
     /// Grants of a tenant, or all.
     pub fn grants(&self, tenant: Option<&str>) -> Result<Vec<GrantRecord>, GatewayError> {
         let all: Vec<GrantRecord> = Self::all(&self.grants)?;
-        Ok(all.into_iter().filter(|g| tenant.is_none_or(|t| g.tenant == t)).collect())
+        Ok(all
+            .into_iter()
+            .filter(|g| tenant.is_none_or(|t| g.tenant == t))
+            .collect())
     }
 
     // ---- jobs
@@ -342,17 +349,28 @@ impl Store {
 
     /// Moves a job from `from` to the state `update` leaves it in, atomically: false if the job
     /// was no longer in `from` (a concurrent decision).
-    pub fn transition_job(&self, id: &str, from: JobState, update: impl Fn(&mut JobRecord)) -> Result<Option<JobRecord>, GatewayError> {
+    pub fn transition_job(
+        &self,
+        id: &str,
+        from: JobState,
+        update: impl Fn(&mut JobRecord),
+    ) -> Result<Option<JobRecord>, GatewayError> {
         loop {
-            let Some(old) = self.jobs.get(id.as_bytes())? else { return Ok(None) };
-            let mut job: JobRecord =
-                serde_json::from_slice(&old).map_err(|e| GatewayError::Store(format!("corrupt job {id}: {e}")))?;
+            let Some(old) = self.jobs.get(id.as_bytes())? else {
+                return Ok(None);
+            };
+            let mut job: JobRecord = serde_json::from_slice(&old)
+                .map_err(|e| GatewayError::Store(format!("corrupt job {id}: {e}")))?;
             if job.state != from {
                 return Ok(None);
             }
             update(&mut job);
             let new = serde_json::to_vec(&job).map_err(|e| GatewayError::Store(e.to_string()))?;
-            if self.jobs.compare_and_swap(id.as_bytes(), Some(old), Some(new))?.is_ok() {
+            if self
+                .jobs
+                .compare_and_swap(id.as_bytes(), Some(old), Some(new))?
+                .is_ok()
+            {
                 self.flush()?;
                 return Ok(Some(job));
             }

@@ -108,28 +108,33 @@ pub fn check_plan(
                     }
                     allowed = false;
                     refusal.output = Some(out.name.clone());
-                    refusal.message = format!(
-                        "output column `{}`: {}",
-                        out.name, refusal.message
-                    );
-                    push_unique(&mut verdict.refusals, refusal);
+                    refusal.message = format!("output column `{}`: {}", out.name, refusal.message);
+                    push_unique(&mut verdict.refusals, *refusal);
                 }
             }
         }
-        let mut sources: Vec<String> = out.derivations.iter().map(|d| d.source.to_string()).collect();
+        let mut sources: Vec<String> = out
+            .derivations
+            .iter()
+            .map(|d| d.source.to_string())
+            .collect();
         sources.sort();
         sources.dedup();
         verdict.columns.push(ColumnVerdict {
             column: out.name.clone(),
             sources,
-            derivation: if paths.is_empty() { "constant".to_string() } else { paths.join("; ") },
+            derivation: if paths.is_empty() {
+                "constant".to_string()
+            } else {
+                paths.join("; ")
+            },
             allowed,
             rule,
         });
     }
     for u in &lineage.uses {
         if let Err(refusal) = decide_context(&u.derivation, u.context, &u.expr, policies) {
-            push_unique(&mut verdict.refusals, refusal);
+            push_unique(&mut verdict.refusals, *refusal);
         }
     }
     if require_aggregation && !lineage.aggregated && !lineage.outputs.is_empty() {
@@ -139,7 +144,10 @@ pub fn check_plan(
             .flat_map(|o| o.derivations.iter())
             .next()
             .map(|d| d.source.clone())
-            .unwrap_or(SourceColumn { dataset: "*".into(), column: "*".into() });
+            .unwrap_or(SourceColumn {
+                dataset: "*".into(),
+                column: "*".into(),
+            });
         verdict.refusals.push(Refusal {
             output: None,
             source: first,
@@ -155,10 +163,9 @@ pub fn check_plan(
 }
 
 fn push_unique(list: &mut Vec<Refusal>, r: Refusal) {
-    if !list
-        .iter()
-        .any(|x| x.source == r.source && x.use_ == r.use_ && x.rule == r.rule && x.output == r.output)
-    {
+    if !list.iter().any(|x| {
+        x.source == r.source && x.use_ == r.use_ && x.rule == r.rule && x.output == r.output
+    }) {
         list.push(r);
     }
 }
@@ -170,11 +177,17 @@ fn policy_of<'a>(
     policies.get(&source.dataset)?.column(&source.column)
 }
 
-fn refuse(source: &SourceColumn, use_: Use, rule: &str, message: String) -> Refusal {
-    Refusal { output: None, source: source.clone(), use_, rule: rule.to_string(), message }
+fn refuse(source: &SourceColumn, use_: Use, rule: &str, message: String) -> Box<Refusal> {
+    Box::new(Refusal {
+        output: None,
+        source: source.clone(),
+        use_,
+        rule: rule.to_string(),
+        message,
+    })
 }
 
-fn unclassified(source: &SourceColumn, use_: Use) -> Refusal {
+fn unclassified(source: &SourceColumn, use_: Use) -> Box<Refusal> {
     refuse(
         source,
         use_,
@@ -209,7 +222,7 @@ fn scalar_names(steps: &[Step]) -> Vec<String> {
 fn decide_output(
     d: &Derivation,
     policies: &BTreeMap<String, DatasetPolicy>,
-) -> Result<&'static str, Refusal> {
+) -> Result<&'static str, Box<Refusal>> {
     let src = &d.source;
     let Some(col) = policy_of(src, policies) else {
         return Err(unclassified(src, Use::Output));
@@ -217,8 +230,10 @@ fn decide_output(
     let class = col.describe_class();
     let allowed = col.describe_uses();
 
-    if let Some(Step::Window(w)) = d.steps.iter().find(|s| matches!(s, Step::Window(_))) {
-        if !col.allows(Use::Output) {
+    if let Some(Step::Window(w)) = d.steps.iter().find(|s| matches!(s, Step::Window(_)))
+        && !col.allows(Use::Output)
+    {
+        {
             return Err(refuse(
                 src,
                 Use::Output,
@@ -232,7 +247,10 @@ fn decide_output(
         }
     }
 
-    let agg_pos = d.steps.iter().rposition(|s| matches!(s, Step::Aggregate { .. }));
+    let agg_pos = d
+        .steps
+        .iter()
+        .rposition(|s| matches!(s, Step::Aggregate { .. }));
     if let Some(pos) = agg_pos {
         let Step::Aggregate { func, distinct } = &d.steps[pos] else {
             return Ok("aggregate");
@@ -248,7 +266,10 @@ fn decide_output(
                     ),
                 )
             } else if !col.allows(Use::Aggregate) {
-                ("aggregate-not-allowed", format!("column {src} ({class}) may not be aggregated"))
+                (
+                    "aggregate-not-allowed",
+                    format!("column {src} ({class}) may not be aggregated"),
+                )
             } else {
                 (
                     "aggregate-function-not-allowed",
@@ -304,7 +325,11 @@ fn decide_output(
         let hint = if col.allows(Use::Aggregate) {
             format!(
                 "; aggregate it instead ({})",
-                col.aggregate_functions.iter().cloned().collect::<Vec<_>>().join(", ")
+                col.aggregate_functions
+                    .iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         } else if col.allows(Use::GroupBy) {
             "; use it as a GROUP BY key instead".to_string()
@@ -329,7 +354,7 @@ fn decide_context(
     context: UseContext,
     expr: &str,
     policies: &BTreeMap<String, DatasetPolicy>,
-) -> Result<(), Refusal> {
+) -> Result<(), Box<Refusal>> {
     let src = &d.source;
     let needed = match context {
         UseContext::Filter => Use::Filter,
@@ -412,7 +437,10 @@ uses = "measure"
             outputs: vec![OutputLineage {
                 name: "c".into(),
                 derivations: vec![Derivation {
-                    source: SourceColumn { dataset: "stays".into(), column: column.into() },
+                    source: SourceColumn {
+                        dataset: "stays".into(),
+                        column: column.into(),
+                    },
                     steps,
                 }],
             }],
@@ -422,7 +450,10 @@ uses = "measure"
     }
 
     fn agg(func: &str, distinct: bool) -> Step {
-        Step::Aggregate { func: func.into(), distinct }
+        Step::Aggregate {
+            func: func.into(),
+            distinct,
+        }
     }
 
     /// `None` means allowed; `Some(rule)` the rule that refuses.
@@ -439,27 +470,62 @@ uses = "measure"
     #[test]
     fn output_rules() {
         check("id_number", vec![], Some("raw-output-not-allowed"));
-        check("id_number", vec![Step::Scalar("upper".into())], Some("raw-output-not-allowed"));
+        check(
+            "id_number",
+            vec![Step::Scalar("upper".into())],
+            Some("raw-output-not-allowed"),
+        );
         check("id_number", vec![agg("count", true)], None);
-        check("id_number", vec![agg("sum", false)], Some("aggregate-function-not-allowed"));
-        check("id_number", vec![agg("max", false)], Some("single-value-aggregate"));
-        check("id_number", vec![Step::Scalar("=".into()), agg("count", false)], Some("function-inside-aggregate"));
+        check(
+            "id_number",
+            vec![agg("sum", false)],
+            Some("aggregate-function-not-allowed"),
+        );
+        check(
+            "id_number",
+            vec![agg("max", false)],
+            Some("single-value-aggregate"),
+        );
+        check(
+            "id_number",
+            vec![Step::Scalar("=".into()), agg("count", false)],
+            Some("function-inside-aggregate"),
+        );
         check("spend", vec![agg("sum", false)], None);
-        check("spend", vec![agg("min", false)], Some("single-value-aggregate"));
+        check(
+            "spend",
+            vec![agg("min", false)],
+            Some("single-value-aggregate"),
+        );
         check("spend", vec![], Some("raw-output-not-allowed"));
         check("district", vec![Step::GroupKey], None);
         check("district", vec![], None);
-        check("id_number", vec![Step::GroupKey], Some("group-by-not-allowed"));
-        check("spend", vec![Step::Window("sum".into())], Some("window-is-raw-output"));
+        check(
+            "id_number",
+            vec![Step::GroupKey],
+            Some("group-by-not-allowed"),
+        );
+        check(
+            "spend",
+            vec![Step::Window("sum".into())],
+            Some("window-is-raw-output"),
+        );
     }
 
     #[test]
     fn refusal_names_column_use_and_rule() {
-        let v = check_plan(&out("id_number", vec![Step::Scalar("upper".into())]), &policies(), true);
+        let v = check_plan(
+            &out("id_number", vec![Step::Scalar("upper".into())]),
+            &policies(),
+            true,
+        );
         let msg = v.explain();
         assert!(msg.contains("stays.id_number"), "{msg}");
         assert!(msg.contains("upper()"), "{msg}");
-        assert!(msg.contains("allowed uses are: aggregate[count, count_distinct], join"), "{msg}");
+        assert!(
+            msg.contains("allowed uses are: aggregate[count, count_distinct], join"),
+            "{msg}"
+        );
     }
 
     #[test]

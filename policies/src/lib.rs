@@ -13,8 +13,10 @@ pub mod model;
 pub mod policy_file;
 pub mod release;
 
-pub use check::{check_plan, ColumnVerdict, PlanVerdict, Refusal};
+pub use check::{ColumnVerdict, PlanVerdict, Refusal, check_plan};
 pub use error::PolicyError;
-pub use lineage::{ContextUse, Derivation, OutputLineage, PlanLineage, SourceColumn, Step, UseContext};
+pub use lineage::{
+    ContextUse, Derivation, OutputLineage, PlanLineage, SourceColumn, Step, UseContext,
+};
 pub use model::{ColumnKind, ColumnPolicy, DatasetPolicy, Grade, Use};
 pub use release::{ReleaseRules, RowOutcome};

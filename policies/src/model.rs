@@ -242,7 +242,10 @@ pub fn preset(name: &str) -> Option<(BTreeSet<Use>, BTreeSet<String>)> {
         "measure" => (set(&[Use::Aggregate, Use::Filter]), defaults()),
         "identifier" => (
             set(&[Use::Join, Use::Aggregate]),
-            IDENTIFIER_AGGREGATES.iter().map(|s| s.to_string()).collect(),
+            IDENTIFIER_AGGREGATES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         ),
         "secret" => (BTreeSet::new(), BTreeSet::new()),
         _ => return None,
@@ -291,7 +294,11 @@ impl ColumnPolicy {
             .iter()
             .map(|u| {
                 if *u == Use::Aggregate {
-                    let f: Vec<&str> = self.aggregate_functions.iter().map(|s| s.as_str()).collect();
+                    let f: Vec<&str> = self
+                        .aggregate_functions
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect();
                     format!("aggregate[{}]", f.join(", "))
                 } else {
                     u.name().to_string()
@@ -309,18 +316,18 @@ impl ColumnPolicy {
         }
     }
 
-    pub(crate) fn build(
-        column: &str,
-        kind: &str,
-        grade: &str,
-        personal: bool,
-        sensitive_personal: bool,
-        uses: UsesSpec,
-        functions: Option<Vec<String>>,
-        data_type: Option<String>,
-    ) -> Result<Self, PolicyError> {
-        let kind = ColumnKind::parse(column, kind)?;
-        let grade = Grade::parse(column, grade)?;
+    pub(crate) fn build(column: &str, spec: ColumnSpec) -> Result<Self, PolicyError> {
+        let ColumnSpec {
+            kind,
+            grade,
+            personal,
+            sensitive_personal,
+            uses,
+            aggregate_functions: functions,
+            data_type,
+        } = spec;
+        let kind = ColumnKind::parse(column, &kind)?;
+        let grade = Grade::parse(column, &grade)?;
         if grade == Grade::Core {
             return Err(PolicyError::CoreData(column.to_string()));
         }
@@ -371,6 +378,30 @@ impl ColumnPolicy {
             data_type,
         })
     }
+}
+
+/// One column's entry in a policy file, before validation.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSpec {
+    /// Kind name.
+    pub kind: String,
+    /// Grade name.
+    pub grade: String,
+    /// Personal information.
+    #[serde(default)]
+    pub personal: bool,
+    /// Sensitive personal information.
+    #[serde(default)]
+    pub sensitive_personal: bool,
+    /// A preset or a list of uses.
+    pub uses: UsesSpec,
+    /// Overrides the default aggregate list.
+    #[serde(default)]
+    pub aggregate_functions: Option<Vec<String>>,
+    /// Declared Arrow type.
+    #[serde(default, rename = "type")]
+    pub data_type: Option<String>,
 }
 
 /// How a policy file spells a column's uses: a preset name or a list of uses.

@@ -22,29 +22,13 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::error::PolicyError;
-use crate::model::{ColumnPolicy, DatasetPolicy, UsesSpec};
+use crate::model::{ColumnPolicy, ColumnSpec, DatasetPolicy};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileRepr {
     privacy_unit: String,
-    columns: BTreeMap<String, ColumnRepr>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ColumnRepr {
-    kind: String,
-    grade: String,
-    #[serde(default)]
-    personal: bool,
-    #[serde(default)]
-    sensitive_personal: bool,
-    uses: UsesSpec,
-    #[serde(default)]
-    aggregate_functions: Option<Vec<String>>,
-    #[serde(default, rename = "type")]
-    data_type: Option<String>,
+    columns: BTreeMap<String, ColumnSpec>,
 }
 
 /// Policy files larger than this are refused before parsing.
@@ -67,16 +51,7 @@ pub fn parse_policy(text: &str) -> Result<DatasetPolicy, PolicyError> {
     }
     let mut columns = BTreeMap::new();
     for (name, c) in repr.columns {
-        let policy = ColumnPolicy::build(
-            &name,
-            &c.kind,
-            &c.grade,
-            c.personal,
-            c.sensitive_personal,
-            c.uses,
-            c.aggregate_functions,
-            c.data_type,
-        )?;
+        let policy = ColumnPolicy::build(&name, c)?;
         columns.insert(name, policy);
     }
     if !columns.contains_key(&repr.privacy_unit) {
@@ -113,7 +88,10 @@ uses = ["group_by", "filter"]
         assert!(id.allows(Use::Join));
         assert!(id.allows_aggregate("count_distinct"));
         assert!(!id.allows(Use::Output));
-        assert!(id.sensitive_personal, "id cards are sensitive personal information");
+        assert!(
+            id.sensitive_personal,
+            "id cards are sensitive personal information"
+        );
         let d = p.column("district").expect("district");
         assert!(d.allows(Use::GroupBy) && !d.allows(Use::Output));
     }
@@ -124,10 +102,19 @@ uses = ["group_by", "filter"]
             let err = parse_policy(text).expect_err("must be refused").to_string();
             assert!(err.contains(expected), "{err} should contain {expected}");
         };
-        check(&GOOD.replace("\"identifier\"", "\"secrett\""), "unknown preset `secrett`");
+        check(
+            &GOOD.replace("\"identifier\"", "\"secrett\""),
+            "unknown preset `secrett`",
+        );
         check(&GOOD.replace("\"important\"", "\"core\""), "core data");
-        check(&GOOD.replace("privacy_unit = \"id\"", "privacy_unit = \"nope\""), "privacy_unit `nope`");
-        check(&GOOD.replace("\"filter\"]", "\"filtre\"]"), "unknown use `filtre`");
+        check(
+            &GOOD.replace("privacy_unit = \"id\"", "privacy_unit = \"nope\""),
+            "privacy_unit `nope`",
+        );
+        check(
+            &GOOD.replace("\"filter\"]", "\"filtre\"]"),
+            "unknown use `filtre`",
+        );
         check(&format!("{GOOD}\nextra = 1"), "not valid TOML");
         check("privacy_unit = ", "not valid TOML");
     }

@@ -18,7 +18,10 @@ pub struct ReleaseRules {
 
 impl Default for ReleaseRules {
     fn default() -> Self {
-        ReleaseRules { k: DEFAULT_K, max_rows: 100_000 }
+        ReleaseRules {
+            k: DEFAULT_K,
+            max_rows: 100_000,
+        }
     }
 }
 
@@ -50,7 +53,11 @@ impl ReleaseRules {
                 )
             })
             .collect();
-        if reasons.is_empty() { RowOutcome::Pass } else { RowOutcome::Fail(reasons) }
+        if reasons.is_empty() {
+            RowOutcome::Pass
+        } else {
+            RowOutcome::Fail(reasons)
+        }
     }
 }
 
@@ -71,8 +78,14 @@ mod tests {
     fn threshold_boundaries() {
         let r = ReleaseRules::default();
         assert_eq!(r.check_row(&[("a".into(), 10)]), RowOutcome::Pass);
-        assert!(matches!(r.check_row(&[("a".into(), 9)]), RowOutcome::Fail(_)));
-        assert!(matches!(r.check_row(&[("a".into(), 0)]), RowOutcome::Fail(_)));
+        assert!(matches!(
+            r.check_row(&[("a".into(), 9)]),
+            RowOutcome::Fail(_)
+        ));
+        assert!(matches!(
+            r.check_row(&[("a".into(), 0)]),
+            RowOutcome::Fail(_)
+        ));
         // Across a join, every dataset must meet its own threshold.
         assert!(matches!(
             r.check_row(&[("a".into(), 50), ("b".into(), 3)]),

@@ -13,12 +13,16 @@ use crate::state::{UserRecord, now_ms};
 pub(crate) fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
         && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
 }
 
 impl Gateway {
-    fn create_user_inner(&self, r: pb::CreateUserRequest) -> Result<pb::CreateUserResponse, Status> {
+    fn create_user_inner(
+        &self,
+        r: pb::CreateUserRequest,
+    ) -> Result<pb::CreateUserResponse, Status> {
         if !valid_name(&r.id) {
             return Err(Status::invalid_argument(format!(
                 "user id `{}` is invalid: use 1-64 lower-case letters, digits, '-', '_' or '.'",
@@ -28,35 +32,60 @@ impl Gateway {
         let role: Role = r.role.parse().map_err(Status::invalid_argument)?;
         let name = r.name.trim();
         if name.is_empty() || name.chars().count() > 100 {
-            return Err(Status::invalid_argument("name must be 1 to 100 characters (real-name registration)"));
+            return Err(Status::invalid_argument(
+                "name must be 1 to 100 characters (real-name registration)",
+            ));
         }
-        let opt = |s: &str| if s.is_empty() { None } else { Some(s.to_string()) };
+        let opt = |s: &str| {
+            if s.is_empty() {
+                None
+            } else {
+                Some(s.to_string())
+            }
+        };
         let (tenant, unit) = (opt(&r.tenant), opt(&r.unit));
         for (what, v) in [("tenant", &tenant), ("unit", &unit)] {
             if let Some(v) = v
                 && !valid_name(v)
             {
-                return Err(Status::invalid_argument(format!("{what} `{v}` is invalid: use lower-case letters, digits, '-', '_' or '.'")));
+                return Err(Status::invalid_argument(format!(
+                    "{what} `{v}` is invalid: use lower-case letters, digits, '-', '_' or '.'"
+                )));
             }
         }
         match role {
             Role::Analyst if tenant.is_none() => {
-                return Err(Status::invalid_argument("an analyst belongs to a tenant: give --tenant"));
+                return Err(Status::invalid_argument(
+                    "an analyst belongs to a tenant: give --tenant",
+                ));
             }
             Role::Provider if unit.is_none() => {
-                return Err(Status::invalid_argument("a provider belongs to a data-provider unit: give --unit"));
+                return Err(Status::invalid_argument(
+                    "a provider belongs to a data-provider unit: give --unit",
+                ));
             }
             Role::Admin | Role::Auditor | Role::Provider if tenant.is_some() => {
-                return Err(Status::invalid_argument(format!("role {role} does not belong to a tenant")));
+                return Err(Status::invalid_argument(format!(
+                    "role {role} does not belong to a tenant"
+                )));
             }
             _ => {}
         }
         if r.valid_days < 0 || r.valid_days > 3650 {
-            return Err(Status::invalid_argument("valid_days must be between 0 (default) and 3650"));
+            return Err(Status::invalid_argument(
+                "valid_days must be between 0 (default) and 3650",
+            ));
         }
-        let days = if r.valid_days == 0 { self.0.cfg.user_cert_days } else { r.valid_days as u32 };
+        let days = if r.valid_days == 0 {
+            self.0.cfg.user_cert_days
+        } else {
+            r.valid_days as u32
+        };
         if self.0.store.user(&r.id).map_err(internal)?.is_some() {
-            return Err(Status::already_exists(format!("user `{}` already exists", r.id)));
+            return Err(Status::already_exists(format!(
+                "user `{}` already exists",
+                r.id
+            )));
         }
         let (cert_pem, fp) = self
             .0
@@ -75,65 +104,107 @@ impl Gateway {
             cert_sha256: fp,
         };
         if !self.0.store.insert_user(&user).map_err(internal)? {
-            return Err(Status::already_exists(format!("user `{}` already exists", r.id)));
+            return Err(Status::already_exists(format!(
+                "user `{}` already exists",
+                r.id
+            )));
         }
-        Ok(pb::CreateUserResponse { user: Some(convert::user(&user)), cert_pem, ca_pem: self.0.ca.ca_pem().to_string() })
+        Ok(pb::CreateUserResponse {
+            user: Some(convert::user(&user)),
+            cert_pem,
+            ca_pem: self.0.ca.ca_pem().to_string(),
+        })
     }
 }
 
 #[tonic::async_trait]
 impl AdminService for Gateway {
-    async fn create_user(&self, req: Request<pb::CreateUserRequest>) -> Result<Response<pb::CreateUserResponse>, Status> {
+    async fn create_user(
+        &self,
+        req: Request<pb::CreateUserRequest>,
+    ) -> Result<Response<pb::CreateUserResponse>, Status> {
         let object = req.get_ref().id.clone();
         let user = self.authorize(&req, Action::CreateUser, &object)?;
         let r = self.create_user_inner(req.into_inner());
-        self.finish(&user, Action::CreateUser, &object, r).map(Response::new)
+        self.finish(&user, Action::CreateUser, &object, r)
+            .map(Response::new)
     }
 
-    async fn list_users(&self, req: Request<pb::Empty>) -> Result<Response<pb::ListUsersResponse>, Status> {
+    async fn list_users(
+        &self,
+        req: Request<pb::Empty>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
         let user = self.authorize(&req, Action::ListUsers, "")?;
         let r = self
             .0
             .store
             .users()
-            .map(|u| pb::ListUsersResponse { users: u.iter().map(convert::user).collect() })
+            .map(|u| pb::ListUsersResponse {
+                users: u.iter().map(convert::user).collect(),
+            })
             .map_err(internal);
-        self.finish(&user, Action::ListUsers, "", r).map(Response::new)
+        self.finish(&user, Action::ListUsers, "", r)
+            .map(Response::new)
     }
 
-    async fn set_user_expiry(&self, req: Request<pb::SetUserExpiryRequest>) -> Result<Response<pb::User>, Status> {
+    async fn set_user_expiry(
+        &self,
+        req: Request<pb::SetUserExpiryRequest>,
+    ) -> Result<Response<pb::User>, Status> {
         let object = req.get_ref().id.clone();
         let user = self.authorize(&req, Action::SetUserExpiry, &object)?;
-        let r = (|| {
-            let r = req.get_ref();
-            let mut target = self
-                .0
-                .store
-                .user(&r.id)
-                .map_err(internal)?
-                .ok_or_else(|| Status::not_found(format!("user `{}` does not exist", r.id)))?;
-            target.expires_at_ms = if r.expires_at_ms == 0 { None } else { Some(r.expires_at_ms) };
-            self.0.store.update_user(&target).map_err(internal)?;
-            Ok(convert::user(&target))
-        })();
-        self.finish(&user, Action::SetUserExpiry, &object, r).map(Response::new)
+        let r =
+            (|| {
+                let r = req.get_ref();
+                let mut target =
+                    self.0.store.user(&r.id).map_err(internal)?.ok_or_else(|| {
+                        Status::not_found(format!("user `{}` does not exist", r.id))
+                    })?;
+                target.expires_at_ms = if r.expires_at_ms == 0 {
+                    None
+                } else {
+                    Some(r.expires_at_ms)
+                };
+                self.0.store.update_user(&target).map_err(internal)?;
+                Ok(convert::user(&target))
+            })();
+        self.finish(&user, Action::SetUserExpiry, &object, r)
+            .map(Response::new)
     }
 
-    async fn who_am_i(&self, req: Request<pb::Empty>) -> Result<Response<pb::WhoAmIResponse>, Status> {
+    async fn who_am_i(
+        &self,
+        req: Request<pb::Empty>,
+    ) -> Result<Response<pb::WhoAmIResponse>, Status> {
         let user = self.authorize(&req, Action::WhoAmI, "")?;
-        let r = Ok(pb::WhoAmIResponse { user: Some(convert::user(&user)) });
+        let r = Ok(pb::WhoAmIResponse {
+            user: Some(convert::user(&user)),
+        });
         self.finish(&user, Action::WhoAmI, "", r).map(Response::new)
     }
 }
 
 #[tonic::async_trait]
 impl AuditService for Gateway {
-    async fn list_events(&self, req: Request<pb::ListAuditRequest>) -> Result<Response<pb::ListAuditResponse>, Status> {
+    async fn list_events(
+        &self,
+        req: Request<pb::ListAuditRequest>,
+    ) -> Result<Response<pb::ListAuditResponse>, Status> {
         let user = self.authorize(&req, Action::ListAudit, "")?;
         let r = {
             let q = req.get_ref();
-            let limit = if q.limit == 0 { 1000 } else { q.limit.min(100_000) as usize };
-            let opt = |s: &str| if s.is_empty() { None } else { Some(s.to_string()) };
+            let limit = if q.limit == 0 {
+                1000
+            } else {
+                q.limit.min(100_000) as usize
+            };
+            let opt = |s: &str| {
+                if s.is_empty() {
+                    None
+                } else {
+                    Some(s.to_string())
+                }
+            };
             self.0
                 .audit
                 .list(limit, opt(&q.user).as_deref(), opt(&q.action).as_deref())
@@ -156,15 +227,28 @@ impl AuditService for Gateway {
                 })
                 .map_err(internal)
         };
-        self.finish(&user, Action::ListAudit, "", r).map(Response::new)
+        self.finish(&user, Action::ListAudit, "", r)
+            .map(Response::new)
     }
 
-    async fn verify(&self, req: Request<pb::Empty>) -> Result<Response<pb::VerifyAuditResponse>, Status> {
+    async fn verify(
+        &self,
+        req: Request<pb::Empty>,
+    ) -> Result<Response<pb::VerifyAuditResponse>, Status> {
         let user = self.authorize(&req, Action::VerifyAudit, "")?;
         let r = self.0.audit.verify().map_err(internal).map(|v| match v {
-            Ok(n) => pb::VerifyAuditResponse { ok: true, events: n, detail: format!("{n} events, chain intact") },
-            Err(detail) => pb::VerifyAuditResponse { ok: false, events: 0, detail },
+            Ok(n) => pb::VerifyAuditResponse {
+                ok: true,
+                events: n,
+                detail: format!("{n} events, chain intact"),
+            },
+            Err(detail) => pb::VerifyAuditResponse {
+                ok: false,
+                events: 0,
+                detail,
+            },
         });
-        self.finish(&user, Action::VerifyAudit, "", r).map(Response::new)
+        self.finish(&user, Action::VerifyAudit, "", r)
+            .map(Response::new)
     }
 }

@@ -21,7 +21,8 @@ use crate::state::{DatasetRecord, GrantRecord, StoredField, UserRecord, now_ms};
 fn valid_dataset_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
 }
 
@@ -30,25 +31,41 @@ fn supported_type(t: &DataType) -> bool {
     matches!(
         t,
         T::Boolean
-            | T::Int8 | T::Int16 | T::Int32 | T::Int64
-            | T::UInt8 | T::UInt16 | T::UInt32 | T::UInt64
-            | T::Float32 | T::Float64
+            | T::Int8
+            | T::Int16
+            | T::Int32
+            | T::Int64
+            | T::UInt8
+            | T::UInt16
+            | T::UInt32
+            | T::UInt64
+            | T::Float32
+            | T::Float64
             | T::Decimal128(_, _)
-            | T::Utf8 | T::LargeUtf8 | T::Utf8View
-            | T::Date32 | T::Date64
+            | T::Utf8
+            | T::LargeUtf8
+            | T::Utf8View
+            | T::Date32
+            | T::Date64
             | T::Timestamp(_, _)
     )
 }
 
 impl Gateway {
     /// Receives an upload. On any failure nothing stays behind: files removed, name released.
-    async fn register_inner(&self, user: &UserRecord, stream: &mut Streaming<pb::RegisterChunk>, object: &mut String) -> Result<pb::Dataset, Status> {
-        let first = stream
-            .message()
-            .await?
-            .ok_or_else(|| Status::invalid_argument("empty upload: expected a header message first"))?;
+    async fn register_inner(
+        &self,
+        user: &UserRecord,
+        stream: &mut Streaming<pb::RegisterChunk>,
+        object: &mut String,
+    ) -> Result<pb::Dataset, Status> {
+        let first = stream.message().await?.ok_or_else(|| {
+            Status::invalid_argument("empty upload: expected a header message first")
+        })?;
         let Some(Part::Header(header)) = first.part else {
-            return Err(Status::invalid_argument("the first message of an upload must be its header"));
+            return Err(Status::invalid_argument(
+                "the first message of an upload must be its header",
+            ));
         };
         *object = header.name.clone();
         if !valid_dataset_name(&header.name) {
@@ -58,17 +75,25 @@ impl Gateway {
             )));
         }
         if header.description.chars().count() > 2000 {
-            return Err(Status::invalid_argument("description is longer than 2000 characters"));
+            return Err(Status::invalid_argument(
+                "description is longer than 2000 characters",
+            ));
         }
-        let policy = parse_policy(&header.policy_toml).map_err(|e| Status::invalid_argument(format!("policy: {e}")))?;
-        let unit = user
-            .unit
-            .clone()
-            .ok_or_else(|| Status::failed_precondition(format!("provider `{}` belongs to no unit", user.id)))?;
+        let policy = parse_policy(&header.policy_toml)
+            .map_err(|e| Status::invalid_argument(format!("policy: {e}")))?;
+        let unit = user.unit.clone().ok_or_else(|| {
+            Status::failed_precondition(format!("provider `{}` belongs to no unit", user.id))
+        })?;
         let store = &self.0.store;
         let id = store.new_id("ds").map_err(internal)?;
-        if !store.reserve_dataset_name(&header.name, &id).map_err(internal)? {
-            return Err(Status::already_exists(format!("a dataset named `{}` already exists", header.name)));
+        if !store
+            .reserve_dataset_name(&header.name, &id)
+            .map_err(internal)?
+        {
+            return Err(Status::already_exists(format!(
+                "a dataset named `{}` already exists",
+                header.name
+            )));
         }
         *object = format!("{id} ({})", header.name);
         let result = self.receive(stream, &id, &policy).await;
@@ -95,7 +120,11 @@ impl Gateway {
                     fields: schema
                         .fields()
                         .iter()
-                        .map(|f| StoredField { name: f.name().clone(), data_type: f.data_type().to_string(), nullable: f.is_nullable() })
+                        .map(|f| StoredField {
+                            name: f.name().clone(),
+                            data_type: f.data_type().to_string(),
+                            nullable: f.is_nullable(),
+                        })
                         .collect(),
                     policy,
                     wrapped_key,
@@ -121,20 +150,32 @@ impl Gateway {
         }
     }
 
-    async fn receive(&self, stream: &mut Streaming<pb::RegisterChunk>, id: &str, policy: &erhai_policies::DatasetPolicy) -> Result<(Upload, u64), Status> {
+    async fn receive(
+        &self,
+        stream: &mut Streaming<pb::RegisterChunk>,
+        id: &str,
+        policy: &erhai_policies::DatasetPolicy,
+    ) -> Result<(Upload, u64), Status> {
         let mut upload: Option<Upload> = None;
         let mut batches = 0u64;
         while let Some(msg) = stream.message().await? {
             match msg.part {
                 Some(Part::Ipc(bytes)) => {
-                    let reader = StreamReader::try_new(Cursor::new(bytes), None)
-                        .map_err(|e| Status::invalid_argument(format!("chunk {} is not an Arrow IPC stream: {e}", batches + 1)))?;
+                    let reader = StreamReader::try_new(Cursor::new(bytes), None).map_err(|e| {
+                        Status::invalid_argument(format!(
+                            "chunk {} is not an Arrow IPC stream: {e}",
+                            batches + 1
+                        ))
+                    })?;
                     let schema = reader.schema();
                     if upload.is_none() {
                         let mut seen = HashSet::new();
                         for f in schema.fields() {
                             if !seen.insert(f.name().as_str()) {
-                                return Err(Status::invalid_argument(format!("column `{}` appears twice", f.name())));
+                                return Err(Status::invalid_argument(format!(
+                                    "column `{}` appears twice",
+                                    f.name()
+                                )));
                             }
                             if !supported_type(f.data_type()) {
                                 return Err(Status::invalid_argument(format!(
@@ -144,17 +185,31 @@ impl Gateway {
                                 )));
                             }
                         }
-                        upload = Some(self.0.engine.begin_upload(id, 1, schema.clone(), policy).map_err(|e| engine_status(&e))?);
+                        upload = Some(
+                            self.0
+                                .engine
+                                .begin_upload(id, 1, schema.clone(), policy)
+                                .map_err(|e| engine_status(&e))?,
+                        );
                     }
-                    let up = upload.as_mut().ok_or_else(|| Status::internal("upload not started"))?;
+                    let up = upload
+                        .as_mut()
+                        .ok_or_else(|| Status::internal("upload not started"))?;
                     for batch in reader {
-                        let batch = batch.map_err(|e| Status::invalid_argument(format!("chunk {} is corrupt: {e}", batches + 1)))?;
+                        let batch = batch.map_err(|e| {
+                            Status::invalid_argument(format!(
+                                "chunk {} is corrupt: {e}",
+                                batches + 1
+                            ))
+                        })?;
                         up.write(&batch).map_err(|e| engine_status(&e))?;
                         batches += 1;
                     }
                 }
                 Some(Part::Finish(f)) => {
-                    let up = upload.ok_or_else(|| Status::invalid_argument("upload holds no data: nothing was registered"))?;
+                    let up = upload.ok_or_else(|| {
+                        Status::invalid_argument("upload holds no data: nothing was registered")
+                    })?;
                     if f.total_rows != up.rows() || f.total_batches != batches {
                         return Err(Status::data_loss(format!(
                             "upload is incomplete: the client sent {} rows in {} batches, the server received {} rows in {batches}; nothing was registered",
@@ -164,28 +219,45 @@ impl Gateway {
                         )));
                     }
                     if stream.message().await?.is_some() {
-                        return Err(Status::invalid_argument("messages after the finish message; nothing was registered"));
+                        return Err(Status::invalid_argument(
+                            "messages after the finish message; nothing was registered",
+                        ));
                     }
                     let rows = up.rows();
                     return Ok((up, rows));
                 }
-                Some(Part::Header(_)) => return Err(Status::invalid_argument("a second header in one upload")),
+                Some(Part::Header(_)) => {
+                    return Err(Status::invalid_argument("a second header in one upload"));
+                }
                 None => return Err(Status::invalid_argument("an empty upload message")),
             }
         }
-        Err(Status::data_loss("upload ended before its finish message (truncated); nothing was registered"))
+        Err(Status::data_loss(
+            "upload ended before its finish message (truncated); nothing was registered",
+        ))
     }
 
     /// Datasets `user` may see: providers their unit's, analysts their tenant's grants, others all.
     pub(crate) fn visible_datasets(&self, user: &UserRecord) -> Result<Vec<DatasetRecord>, Status> {
         let all = self.0.store.datasets().map_err(internal)?;
         Ok(match user.role {
-            Role::Provider => all.into_iter().filter(|d| Some(&d.provider_unit) == user.unit.as_ref()).collect(),
+            Role::Provider => all
+                .into_iter()
+                .filter(|d| Some(&d.provider_unit) == user.unit.as_ref())
+                .collect(),
             Role::Analyst => {
                 let tenant = Self::tenant_of(user)?;
-                let granted: HashSet<String> =
-                    self.0.store.grants(Some(tenant)).map_err(internal)?.into_iter().map(|g| g.dataset_id).collect();
-                all.into_iter().filter(|d| granted.contains(&d.id)).collect()
+                let granted: HashSet<String> = self
+                    .0
+                    .store
+                    .grants(Some(tenant))
+                    .map_err(internal)?
+                    .into_iter()
+                    .map(|g| g.dataset_id)
+                    .collect();
+                all.into_iter()
+                    .filter(|d| granted.contains(&d.id))
+                    .collect()
             }
             Role::Admin | Role::Reviewer | Role::Auditor => all,
         })
@@ -194,23 +266,36 @@ impl Gateway {
 
 #[tonic::async_trait]
 impl CatalogService for Gateway {
-    async fn register_dataset(&self, req: Request<Streaming<pb::RegisterChunk>>) -> Result<Response<pb::Dataset>, Status> {
+    async fn register_dataset(
+        &self,
+        req: Request<Streaming<pb::RegisterChunk>>,
+    ) -> Result<Response<pb::Dataset>, Status> {
         let user = self.authorize(&req, Action::RegisterDataset, "")?;
         let mut stream = req.into_inner();
         let mut object = String::new();
         let r = self.register_inner(&user, &mut stream, &mut object).await;
-        self.finish(&user, Action::RegisterDataset, &object, r).map(Response::new)
+        self.finish(&user, Action::RegisterDataset, &object, r)
+            .map(Response::new)
     }
 
-    async fn list_datasets(&self, req: Request<pb::Empty>) -> Result<Response<pb::ListDatasetsResponse>, Status> {
+    async fn list_datasets(
+        &self,
+        req: Request<pb::Empty>,
+    ) -> Result<Response<pb::ListDatasetsResponse>, Status> {
         let user = self.authorize(&req, Action::ListDatasets, "")?;
         let r = self
             .visible_datasets(&user)
-            .map(|ds| pb::ListDatasetsResponse { datasets: ds.iter().map(convert::dataset).collect() });
-        self.finish(&user, Action::ListDatasets, "", r).map(Response::new)
+            .map(|ds| pb::ListDatasetsResponse {
+                datasets: ds.iter().map(convert::dataset).collect(),
+            });
+        self.finish(&user, Action::ListDatasets, "", r)
+            .map(Response::new)
     }
 
-    async fn get_dataset(&self, req: Request<pb::DatasetRef>) -> Result<Response<pb::Dataset>, Status> {
+    async fn get_dataset(
+        &self,
+        req: Request<pb::DatasetRef>,
+    ) -> Result<Response<pb::Dataset>, Status> {
         let object = req.get_ref().dataset.clone();
         let user = self.authorize(&req, Action::GetDataset, &object)?;
         let r = self.visible_datasets(&user).and_then(|ds| {
@@ -219,34 +304,58 @@ impl CatalogService for Gateway {
                 .map(convert::dataset)
                 .ok_or_else(|| Status::not_found(format!("no dataset `{object}` visible to you")))
         });
-        self.finish(&user, Action::GetDataset, &object, r).map(Response::new)
+        self.finish(&user, Action::GetDataset, &object, r)
+            .map(Response::new)
     }
 }
 
 #[tonic::async_trait]
 impl GovernanceService for Gateway {
-    async fn add_grant(&self, req: Request<pb::AddGrantRequest>) -> Result<Response<pb::Grant>, Status> {
+    async fn add_grant(
+        &self,
+        req: Request<pb::AddGrantRequest>,
+    ) -> Result<Response<pb::Grant>, Status> {
         let object = format!("{} -> {}", req.get_ref().dataset, req.get_ref().tenant);
         let user = self.authorize(&req, Action::AddGrant, &object)?;
         let r = (|| {
             let r = req.get_ref();
             if !super::admin::valid_name(&r.tenant) {
-                return Err(Status::invalid_argument(format!("tenant `{}` is invalid", r.tenant)));
+                return Err(Status::invalid_argument(format!(
+                    "tenant `{}` is invalid",
+                    r.tenant
+                )));
             }
             let d = self
                 .0
                 .store
                 .dataset(&r.dataset)
                 .map_err(internal)?
-                .ok_or_else(|| Status::not_found(format!("dataset `{}` does not exist", r.dataset)))?;
-            let g = GrantRecord { dataset_id: d.id.clone(), tenant: r.tenant.clone(), granted_by: user.id.clone(), granted_at_ms: now_ms() };
+                .ok_or_else(|| {
+                    Status::not_found(format!("dataset `{}` does not exist", r.dataset))
+                })?;
+            let g = GrantRecord {
+                dataset_id: d.id.clone(),
+                tenant: r.tenant.clone(),
+                granted_by: user.id.clone(),
+                granted_at_ms: now_ms(),
+            };
             self.0.store.put_grant(&g).map_err(internal)?;
-            Ok(pb::Grant { dataset_id: d.id, dataset_name: d.name, tenant: g.tenant, granted_by: g.granted_by, granted_at_ms: g.granted_at_ms })
+            Ok(pb::Grant {
+                dataset_id: d.id,
+                dataset_name: d.name,
+                tenant: g.tenant,
+                granted_by: g.granted_by,
+                granted_at_ms: g.granted_at_ms,
+            })
         })();
-        self.finish(&user, Action::AddGrant, &object, r).map(Response::new)
+        self.finish(&user, Action::AddGrant, &object, r)
+            .map(Response::new)
     }
 
-    async fn list_grants(&self, req: Request<pb::Empty>) -> Result<Response<pb::ListGrantsResponse>, Status> {
+    async fn list_grants(
+        &self,
+        req: Request<pb::Empty>,
+    ) -> Result<Response<pb::ListGrantsResponse>, Status> {
         let user = self.authorize(&req, Action::ListGrants, "")?;
         let r = (|| {
             let grants = match user.role {
@@ -260,11 +369,18 @@ impl GovernanceService for Gateway {
                     .into_iter()
                     .filter_map(|g| {
                         let d = datasets.iter().find(|d| d.id == g.dataset_id)?;
-                        Some(pb::Grant { dataset_id: g.dataset_id, dataset_name: d.name.clone(), tenant: g.tenant, granted_by: g.granted_by, granted_at_ms: g.granted_at_ms })
+                        Some(pb::Grant {
+                            dataset_id: g.dataset_id,
+                            dataset_name: d.name.clone(),
+                            tenant: g.tenant,
+                            granted_by: g.granted_by,
+                            granted_at_ms: g.granted_at_ms,
+                        })
                     })
                     .collect(),
             })
         })();
-        self.finish(&user, Action::ListGrants, "", r).map(Response::new)
+        self.finish(&user, Action::ListGrants, "", r)
+            .map(Response::new)
     }
 }

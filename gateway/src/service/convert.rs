@@ -38,8 +38,12 @@ pub fn dataset(d: &DatasetRecord) -> pb::Dataset {
                 nullable: f.nullable,
                 kind: p.map(|p| p.kind.name().to_string()).unwrap_or_default(),
                 grade: p.map(|p| p.grade.name().to_string()).unwrap_or_default(),
-                uses: p.map(|p| p.uses.iter().map(|u| u.name().to_string()).collect()).unwrap_or_default(),
-                aggregate_functions: p.map(|p| p.aggregate_functions.iter().cloned().collect()).unwrap_or_default(),
+                uses: p
+                    .map(|p| p.uses.iter().map(|u| u.name().to_string()).collect())
+                    .unwrap_or_default(),
+                aggregate_functions: p
+                    .map(|p| p.aggregate_functions.iter().cloned().collect())
+                    .unwrap_or_default(),
                 personal: p.is_some_and(|p| p.personal),
                 sensitive_personal: p.is_some_and(|p| p.sensitive_personal),
             }
@@ -96,7 +100,11 @@ pub fn report(r: &CheckReport) -> pb::CheckReport {
         rows: r
             .failed_rows
             .iter()
-            .map(|f| pb::RowCheck { row: f.row, outcome: "fail".into(), reasons: f.reasons.clone() })
+            .map(|f| pb::RowCheck {
+                row: f.row,
+                outcome: "fail".into(),
+                reasons: f.reasons.clone(),
+            })
             .collect(),
         notes: r.notes.clone(),
     }
@@ -128,7 +136,12 @@ pub fn schema(fields: &[StoredField]) -> Result<Arc<Schema>, Status> {
         .map(|f| {
             DataType::from_str(&f.data_type)
                 .map(|t| Field::new(&f.name, t, f.nullable))
-                .map_err(|e| Status::internal(format!("stored type of column {} is unreadable: {e}", f.name)))
+                .map_err(|e| {
+                    Status::internal(format!(
+                        "stored type of column {} is unreadable: {e}",
+                        f.name
+                    ))
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Arc::new(Schema::new(fields)))
@@ -138,7 +151,8 @@ pub fn schema(fields: &[StoredField]) -> Result<Arc<Schema>, Status> {
 pub fn ipc(schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<u8>, Status> {
     let mut buf = Vec::new();
     {
-        let mut w = StreamWriter::try_new(&mut buf, schema).map_err(|e| Status::internal(e.to_string()))?;
+        let mut w =
+            StreamWriter::try_new(&mut buf, schema).map_err(|e| Status::internal(e.to_string()))?;
         for b in batches {
             w.write(b).map_err(|e| Status::internal(e.to_string()))?;
         }

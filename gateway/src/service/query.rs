@@ -14,7 +14,9 @@ impl Gateway {
     fn tables_for(&self, tenant: &str) -> Result<Vec<StoredTable>, Status> {
         let mut tables = Vec::new();
         for g in self.0.store.grants(Some(tenant)).map_err(internal)? {
-            let Some(d) = self.0.store.dataset(&g.dataset_id).map_err(internal)? else { continue };
+            let Some(d) = self.0.store.dataset(&g.dataset_id).map_err(internal)? else {
+                continue;
+            };
             tables.push(StoredTable {
                 name: d.name.clone(),
                 dataset_id: d.id.clone(),
@@ -27,7 +29,12 @@ impl Gateway {
         Ok(tables)
     }
 
-    async fn submit_inner(&self, user: &UserRecord, r: pb::SubmitQueryRequest, object: &mut String) -> Result<pb::Job, Status> {
+    async fn submit_inner(
+        &self,
+        user: &UserRecord,
+        r: pb::SubmitQueryRequest,
+        object: &mut String,
+    ) -> Result<pb::Job, Status> {
         let tenant = Self::tenant_of(user)?.to_string();
         let sql = r.sql.trim().to_string();
         if sql.is_empty() {
@@ -63,7 +70,11 @@ impl Gateway {
                 return Err(self.end_early(job, JobState::Refused, &e));
             }
             Err(e) => {
-                let state = if matches!(engine_status(&e).code(), tonic::Code::PermissionDenied) { JobState::Refused } else { JobState::Failed };
+                let state = if matches!(engine_status(&e).code(), tonic::Code::PermissionDenied) {
+                    JobState::Refused
+                } else {
+                    JobState::Failed
+                };
                 return Err(self.end_early(job, state, &e));
             }
         }
@@ -73,7 +84,9 @@ impl Gateway {
         let running = job.clone();
         let task = tokio::spawn(async move { gw.run_job(running, tables).await });
         if r.wait {
-            return task.await.map_err(|e| Status::internal(format!("job task failed: {e}")));
+            return task
+                .await
+                .map_err(|e| Status::internal(format!("job task failed: {e}")));
         }
         Ok(convert::job(&job))
     }
@@ -134,25 +147,45 @@ impl Gateway {
 
 #[tonic::async_trait]
 impl QueryService for Gateway {
-    async fn submit_query(&self, req: Request<pb::SubmitQueryRequest>) -> Result<Response<pb::Job>, Status> {
+    async fn submit_query(
+        &self,
+        req: Request<pb::SubmitQueryRequest>,
+    ) -> Result<Response<pb::Job>, Status> {
         let user = self.authorize(&req, Action::SubmitQuery, "")?;
         let mut object = String::new();
-        let r = self.submit_inner(&user, req.into_inner(), &mut object).await;
-        self.finish(&user, Action::SubmitQuery, &object, r).map(Response::new)
+        let r = self
+            .submit_inner(&user, req.into_inner(), &mut object)
+            .await;
+        self.finish(&user, Action::SubmitQuery, &object, r)
+            .map(Response::new)
     }
 
     async fn get_job(&self, req: Request<pb::JobRef>) -> Result<Response<pb::Job>, Status> {
         let object = req.get_ref().job.clone();
         let user = self.authorize(&req, Action::GetJob, &object)?;
         let r = self.visible_job(&user, &object).map(|j| convert::job(&j));
-        self.finish(&user, Action::GetJob, &object, r).map(Response::new)
+        self.finish(&user, Action::GetJob, &object, r)
+            .map(Response::new)
     }
 
-    async fn list_jobs(&self, req: Request<pb::Empty>) -> Result<Response<pb::ListJobsResponse>, Status> {
+    async fn list_jobs(
+        &self,
+        req: Request<pb::Empty>,
+    ) -> Result<Response<pb::ListJobsResponse>, Status> {
         let user = self.authorize(&req, Action::ListJobs, "")?;
-        let r = self.0.store.jobs().map_err(internal).map(|jobs| pb::ListJobsResponse {
-            jobs: jobs.iter().filter(|j| Self::sees_tenant(&user, &j.tenant)).map(convert::job).collect(),
-        });
-        self.finish(&user, Action::ListJobs, "", r).map(Response::new)
+        let r = self
+            .0
+            .store
+            .jobs()
+            .map_err(internal)
+            .map(|jobs| pb::ListJobsResponse {
+                jobs: jobs
+                    .iter()
+                    .filter(|j| Self::sees_tenant(&user, &j.tenant))
+                    .map(convert::job)
+                    .collect(),
+            });
+        self.finish(&user, Action::ListJobs, "", r)
+            .map(Response::new)
     }
 }

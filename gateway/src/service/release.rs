@@ -26,11 +26,15 @@ impl Gateway {
         let (schema, batches) = self.result_of(&job)?;
         let mut chunks = Vec::new();
         for b in &batches {
-            chunks.push(pb::ReleaseChunk { ipc: convert::ipc(&schema, std::slice::from_ref(b))? });
+            chunks.push(pb::ReleaseChunk {
+                ipc: convert::ipc(&schema, std::slice::from_ref(b))?,
+            });
         }
         if chunks.is_empty() {
             // An empty release still carries its schema.
-            chunks.push(pb::ReleaseChunk { ipc: convert::ipc(&schema, &[])? });
+            chunks.push(pb::ReleaseChunk {
+                ipc: convert::ipc(&schema, &[])?,
+            });
         }
         Ok(chunks)
     }
@@ -40,7 +44,10 @@ impl Gateway {
 impl ReleaseService for Gateway {
     type FetchReleaseStream = ChunkStream;
 
-    async fn fetch_release(&self, req: Request<pb::JobRef>) -> Result<Response<Self::FetchReleaseStream>, Status> {
+    async fn fetch_release(
+        &self,
+        req: Request<pb::JobRef>,
+    ) -> Result<Response<Self::FetchReleaseStream>, Status> {
         let object = req.get_ref().job.clone();
         let user = self.authorize(&req, Action::FetchRelease, &object)?;
         let r = self.fetch_inner(&user, &object);

@@ -13,12 +13,23 @@ pub const PREVIEW_ROWS: usize = 200;
 
 impl Gateway {
     /// Decrypts a job's quarantined result.
-    pub(crate) fn result_of(&self, job: &JobRecord) -> Result<(arrow::datatypes::SchemaRef, Vec<arrow::record_batch::RecordBatch>), Status> {
-        let key = job
-            .result_key
-            .as_ref()
-            .ok_or_else(|| Status::failed_precondition(format!("job `{}` has no result", job.id)))?;
-        self.0.engine.read_result(&job.id, key).map_err(|e| engine_status(&e))
+    pub(crate) fn result_of(
+        &self,
+        job: &JobRecord,
+    ) -> Result<
+        (
+            arrow::datatypes::SchemaRef,
+            Vec<arrow::record_batch::RecordBatch>,
+        ),
+        Status,
+    > {
+        let key = job.result_key.as_ref().ok_or_else(|| {
+            Status::failed_precondition(format!("job `{}` has no result", job.id))
+        })?;
+        self.0
+            .engine
+            .read_result(&job.id, key)
+            .map_err(|e| engine_status(&e))
     }
 
     fn show_inner(&self, user: &UserRecord, id: &str) -> Result<pb::ReviewDetail, Status> {
@@ -40,16 +51,24 @@ impl Gateway {
         } else {
             (Vec::new(), 0)
         };
-        Ok(pb::ReviewDetail { job: Some(convert::job(&job)), preview_ipc, preview_rows })
+        Ok(pb::ReviewDetail {
+            job: Some(convert::job(&job)),
+            preview_ipc,
+            preview_rows,
+        })
     }
 
     fn decide_inner(&self, user: &UserRecord, r: &pb::DecisionRequest) -> Result<pb::Job, Status> {
         let reason = r.reason.trim();
         if reason.is_empty() {
-            return Err(Status::invalid_argument("a decision needs a reason (--reason)"));
+            return Err(Status::invalid_argument(
+                "a decision needs a reason (--reason)",
+            ));
         }
         if reason.chars().count() > 2000 {
-            return Err(Status::invalid_argument("the reason is longer than 2000 characters"));
+            return Err(Status::invalid_argument(
+                "the reason is longer than 2000 characters",
+            ));
         }
         let job = self.visible_job(user, &r.job)?;
         if job.submitted_by == user.id {
@@ -58,7 +77,11 @@ impl Gateway {
                 job.id
             )));
         }
-        let to = if r.approve { JobState::Released } else { JobState::Rejected };
+        let to = if r.approve {
+            JobState::Released
+        } else {
+            JobState::Rejected
+        };
         let updated = self
             .0
             .store
@@ -73,7 +96,10 @@ impl Gateway {
             Some(j) => Ok(convert::job(&j)),
             None => {
                 let now = self.visible_job(user, &r.job)?;
-                let by = now.reviewed_by.map(|b| format!(" by {b}")).unwrap_or_default();
+                let by = now
+                    .reviewed_by
+                    .map(|b| format!(" by {b}"))
+                    .unwrap_or_default();
                 Err(Status::failed_precondition(format!(
                     "job `{}` is {}{by}: only a job awaiting review can be decided, once",
                     now.id,
@@ -86,30 +112,53 @@ impl Gateway {
 
 #[tonic::async_trait]
 impl ReviewService for Gateway {
-    async fn list_pending(&self, req: Request<pb::Empty>) -> Result<Response<pb::ListJobsResponse>, Status> {
+    async fn list_pending(
+        &self,
+        req: Request<pb::Empty>,
+    ) -> Result<Response<pb::ListJobsResponse>, Status> {
         let user = self.authorize(&req, Action::ListPending, "")?;
-        let r = self.0.store.jobs().map_err(internal).map(|jobs| pb::ListJobsResponse {
-            jobs: jobs
-                .iter()
-                .filter(|j| j.state == JobState::AwaitingReview && Self::sees_tenant(&user, &j.tenant))
-                .map(convert::job)
-                .collect(),
-        });
-        self.finish(&user, Action::ListPending, "", r).map(Response::new)
+        let r = self
+            .0
+            .store
+            .jobs()
+            .map_err(internal)
+            .map(|jobs| pb::ListJobsResponse {
+                jobs: jobs
+                    .iter()
+                    .filter(|j| {
+                        j.state == JobState::AwaitingReview && Self::sees_tenant(&user, &j.tenant)
+                    })
+                    .map(convert::job)
+                    .collect(),
+            });
+        self.finish(&user, Action::ListPending, "", r)
+            .map(Response::new)
     }
 
-    async fn show_review(&self, req: Request<pb::JobRef>) -> Result<Response<pb::ReviewDetail>, Status> {
+    async fn show_review(
+        &self,
+        req: Request<pb::JobRef>,
+    ) -> Result<Response<pb::ReviewDetail>, Status> {
         let object = req.get_ref().job.clone();
         let user = self.authorize(&req, Action::ShowReview, &object)?;
         let r = self.show_inner(&user, &object);
-        self.finish(&user, Action::ShowReview, &object, r).map(Response::new)
+        self.finish(&user, Action::ShowReview, &object, r)
+            .map(Response::new)
     }
 
     async fn decide(&self, req: Request<pb::DecisionRequest>) -> Result<Response<pb::Job>, Status> {
         let object = req.get_ref().job.clone();
         let user = self.authorize(&req, Action::Decide, &object)?;
         let r = self.decide_inner(&user, req.get_ref());
-        let object = format!("{object} ({})", if req.get_ref().approve { "approve" } else { "reject" });
-        self.finish(&user, Action::Decide, &object, r).map(Response::new)
+        let object = format!(
+            "{object} ({})",
+            if req.get_ref().approve {
+                "approve"
+            } else {
+                "reject"
+            }
+        );
+        self.finish(&user, Action::Decide, &object, r)
+            .map(Response::new)
     }
 }

@@ -1,0 +1,182 @@
+//! The CLI against a real server: exit codes, messages on stderr, JSON output.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use erhai::demo::{DEMO_USERS, Platform, load_demo_data};
+use erhai::demo_data::Sizes;
+
+fn erhai(identity: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_erhai"))
+        .arg("--identity")
+        .arg(identity)
+        .args(args)
+        .output()
+        .expect("run erhai")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_drives_the_whole_flow() {
+    erhai::install_crypto_provider();
+    let p = Platform::start(None, |_| {}).await.expect("start");
+    for (id, name, role, tenant, unit) in DEMO_USERS {
+        p.add_user(id, name, role, tenant, unit)
+            .await
+            .expect("user");
+    }
+    load_demo_data(&p, 5, Sizes::with_stays(2_000))
+        .await
+        .expect("data");
+    let analyst = p.identity("analyst");
+    let reviewer = p.identity("reviewer");
+
+    // A refusal exits non-zero with the reason on stderr.
+    let out = erhai(
+        &analyst,
+        &[
+            "query",
+            "submit",
+            "--sql",
+            "SELECT id_number FROM hotel_stays",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("hotel_stays.id_number"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // An accepted query, as JSON.
+    let sql =
+        "SELECT district, count(DISTINCT id_number) AS visitors FROM hotel_stays GROUP BY district";
+    let out = erhai(
+        &analyst,
+        &[
+            "--output", "json", "query", "submit", "--wait", "--sql", sql,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let job: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(job["state"], "awaiting_review");
+    let id = job["id"].as_str().expect("id").to_string();
+
+    let out = erhai(&reviewer, &["review", "show", &id]);
+    assert!(
+        out.status.success() && text(&out.stdout).contains("大理市"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = erhai(
+        &reviewer,
+        &["review", "approve", &id, "--reason", "district totals"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = erhai(&reviewer, &["review", "approve", &id, "--reason", "again"]);
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("failed precondition"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let file = p.dir.join("visitors.csv");
+    let out = erhai(
+        &analyst,
+        &[
+            "release",
+            "fetch",
+            &id,
+            "--out",
+            file.to_str().expect("path"),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let csv = std::fs::read_to_string(&file).expect("csv");
+    assert_eq!(csv.lines().count(), 13, "{csv}");
+    assert!(csv.starts_with("district,visitors"));
+
+    // Other commands answer, in both formats.
+    for args in [
+        &["dataset", "list"][..],
+        &["dataset", "show", "hotel_stays"],
+        &["job", "list"],
+        &["whoami"],
+    ] {
+        let out = erhai(&analyst, args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    }
+    let out = erhai(&p.identity("auditor"), &["audit", "verify"]);
+    assert!(
+        out.status.success() && text(&out.stdout).contains("chain intact"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // A missing identity is a clear error.
+    let out = erhai(&p.dir.join("nowhere"), &["whoami"]);
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("cannot read cert.pem"),
+        "{}",
+        text(&out.stderr)
+    );
+    p.stop().await.expect("stop");
+}
+
+#[test]
+fn admin_init_creates_a_deployment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = dir.path().join("d");
+    let out = Command::new(env!("CARGO_BIN_EXE_erhai"))
+        .args([
+            "admin",
+            "init",
+            "--dir",
+            target.to_str().expect("path"),
+            "--listen",
+            "127.0.0.1:7443",
+        ])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for f in [
+        "erhai.toml",
+        "tls/ca.pem",
+        "tls/server.pem",
+        "keys/master.key",
+        "identities/admin/cert.pem",
+        "identities/admin/endpoint",
+    ] {
+        assert!(target.join(f).exists(), "{f} missing");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in [
+            "keys/master.key",
+            "tls/ca.key",
+            "tls/server.key",
+            "identities/admin/key.pem",
+        ] {
+            let mode = std::fs::metadata(target.join(f))
+                .expect("meta")
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o600, "{f}");
+        }
+    }
+    // A second init into the same directory is refused and changes nothing.
+    let out = Command::new(env!("CARGO_BIN_EXE_erhai"))
+        .args(["admin", "init", "--dir", target.to_str().expect("path")])
+        .output()
+        .expect("run");
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("not empty"),
+        "{}",
+        text(&out.stderr)
+    );
+}
