@@ -1,1 +1,97 @@
-fn main() {}
+//! The policy check on a plan (lineage + rules) against DataFusion's own planning of the same
+//! query, measured in the same run: the ratio is the figure that matters on a noisy machine.
+//!
+//! cargo bench --bench policy_check
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use erhai::demo_data::{self, Sizes};
+use erhai_engine::{Limits, MasterKey, Sandbox, TableSpec, dataset_key_object};
+use erhai_policies::policy_file::parse_policy;
+
+const QUERIES: [(&str, &str); 4] = [
+    (
+        "district",
+        "SELECT district, count(DISTINCT id_number) AS visitors, sum(spend_yuan) FROM hotel_stays GROUP BY district ORDER BY district",
+    ),
+    (
+        "join",
+        "SELECT h.district, count(DISTINCT s.id_number) FROM hotel_stays h JOIN scenic_entries s ON h.id_number = s.id_number WHERE h.nights > 2 GROUP BY h.district",
+    ),
+    (
+        "semi_join",
+        "SELECT home_province, avg(nights) FROM hotel_stays WHERE id_number IN (SELECT id_number FROM scenic_entries WHERE spot_name = '苍山') GROUP BY home_province HAVING count(*) > 10",
+    ),
+    (
+        "cte",
+        "WITH t AS (SELECT district AS d, nights AS n FROM hotel_stays WHERE gender = '女') SELECT d, sum(n), count(*) FROM t GROUP BY d",
+    ),
+];
+
+fn sandbox(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> Sandbox {
+    let master = MasterKey::create(&dir.join("master.key")).expect("key");
+    let engine = erhai_engine::Engine::new(dir, master, Limits::default(), Default::default())
+        .expect("engine");
+    let data = demo_data::generate(1, Sizes::with_stays(1_000)).expect("data");
+    let mut specs = Vec::new();
+    for (i, (name, policy, batch)) in [
+        (
+            "hotel_stays",
+            demo_data::HOTEL_STAYS_POLICY,
+            data.hotel_stays,
+        ),
+        (
+            "scenic_entries",
+            demo_data::SCENIC_ENTRIES_POLICY,
+            data.scenic_entries,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let policy = parse_policy(policy).expect("policy");
+        let id = format!("ds{i}");
+        let mut up = engine
+            .begin_upload(&id, 1, batch.schema(), &policy)
+            .expect("upload");
+        up.write(&batch).expect("write");
+        let wrapped = up.wrapped_key.clone();
+        up.finish().expect("finish");
+        let master = MasterKey::load(&dir.join("master.key")).expect("key");
+        let object = dataset_key_object(&id, 1);
+        specs.push(TableSpec {
+            name: name.into(),
+            dir: erhai_engine::store::dataset_dir(dir, &id, 1),
+            key: master.unwrap_key(&wrapped, &object).expect("unwrap"),
+            key_object: object,
+            schema: batch.schema(),
+            policy,
+        });
+    }
+    rt.block_on(Sandbox::new(specs, Limits::default()))
+        .expect("sandbox")
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sb = sandbox(&rt, dir.path());
+    let mut g = c.benchmark_group("policy_check");
+    for (name, sql) in QUERIES {
+        let plan = rt.block_on(sb.plan(sql)).expect("plan");
+        let (_, verdict) = sb.check_plan(&plan, true).expect("check");
+        assert!(verdict.allowed(), "{name}: {}", verdict.explain());
+        g.bench_function(format!("{name}/datafusion_planning"), |b| {
+            b.to_async(&rt)
+                .iter(|| async { black_box(sb.plan(black_box(sql)).await.expect("plan")) })
+        });
+        g.bench_function(format!("{name}/lineage_and_check"), |b| {
+            b.iter(|| black_box(sb.check_plan(black_box(&plan), true).expect("check")))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -370,9 +370,19 @@ impl Sandbox {
         require_aggregation: bool,
     ) -> Result<(PlanLineage, PlanVerdict, LogicalPlan)> {
         let plan = self.plan(sql).await?;
-        let lineage = plan_lineage(&plan, &self.tables)?;
-        let verdict = check_plan(&lineage, &self.policies, require_aggregation);
+        let (lineage, verdict) = self.check_plan(&plan, require_aggregation)?;
         Ok((lineage, verdict, plan))
+    }
+
+    /// Lineage and verdict of an already planned query.
+    pub fn check_plan(
+        &self,
+        plan: &LogicalPlan,
+        require_aggregation: bool,
+    ) -> Result<(PlanLineage, PlanVerdict)> {
+        let lineage = plan_lineage(plan, &self.tables)?;
+        let verdict = check_plan(&lineage, &self.policies, require_aggregation);
+        Ok((lineage, verdict))
     }
 
     /// Checks `sql` and, when allowed, rewrites it to compute the privacy-unit statistics.
