@@ -7,10 +7,9 @@ CARGO ?= cargo
 demo:
 	$(CARGO) run --quiet --bin erhai -- demo
 
-## Unit tests, .slt policy cases and end-to-end tests over real TLS; benches must compile.
+## Unit tests, .slt policy cases, end-to-end tests over real TLS, and each bench run once.
 test:
-	$(CARGO) test --workspace --no-fail-fast
-	$(CARGO) build --benches --quiet
+	$(CARGO) test --workspace --all-targets --no-fail-fast
 
 lint:
 	$(CARGO) fmt --all --check

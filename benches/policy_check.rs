@@ -6,9 +6,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use erhai::demo::store_demo_tables;
 use erhai::demo_data::{self, Sizes};
-use erhai_engine::{Limits, MasterKey, Sandbox, TableSpec, dataset_key_object};
-use erhai_policies::policy_file::parse_policy;
+use erhai_engine::{Limits, MasterKey, Sandbox};
 
 const QUERIES: [(&str, &str); 4] = [
     (
@@ -34,43 +34,8 @@ fn sandbox(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> Sandbox {
     let engine = erhai_engine::Engine::new(dir, master, Limits::default(), Default::default())
         .expect("engine");
     let data = demo_data::generate(1, Sizes::with_stays(1_000)).expect("data");
-    let mut specs = Vec::new();
-    for (i, (name, policy, batch)) in [
-        (
-            "hotel_stays",
-            demo_data::HOTEL_STAYS_POLICY,
-            data.hotel_stays,
-        ),
-        (
-            "scenic_entries",
-            demo_data::SCENIC_ENTRIES_POLICY,
-            data.scenic_entries,
-        ),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let policy = parse_policy(policy).expect("policy");
-        let id = format!("ds{i}");
-        let mut up = engine
-            .begin_upload(&id, 1, batch.schema(), &policy)
-            .expect("upload");
-        up.write(&batch).expect("write");
-        let wrapped = up.wrapped_key.clone();
-        up.finish().expect("finish");
-        let master = MasterKey::load(&dir.join("master.key")).expect("key");
-        let object = dataset_key_object(&id, 1);
-        specs.push(TableSpec {
-            name: name.into(),
-            dir: erhai_engine::store::dataset_dir(dir, &id, 1),
-            key: master.unwrap_key(&wrapped, &object).expect("unwrap"),
-            key_object: object,
-            schema: batch.schema(),
-            policy,
-        });
-    }
-    rt.block_on(Sandbox::new(specs, Limits::default()))
-        .expect("sandbox")
+    let tables = store_demo_tables(&engine, data).expect("store");
+    rt.block_on(engine.sandbox(&tables)).expect("sandbox")
 }
 
 fn bench(c: &mut Criterion) {

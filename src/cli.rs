@@ -185,6 +185,12 @@ pub enum QueryCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Check a query without running it: each output column's lineage and the rule applied.
+    Check {
+        /// The SQL.
+        #[arg(long)]
+        sql: String,
+    },
 }
 
 /// `erhai job …`
@@ -444,6 +450,18 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     json!(grants.iter().map(|g| json!({"dataset_id": g.dataset_id, "dataset": g.dataset_name, "tenant": g.tenant, "granted_by": g.granted_by})).collect::<Vec<_>>())
                 },
             );
+            Ok(())
+        }
+        Command::Query(QueryCommand::Check { sql }) => {
+            let v = connect(&cli.identity).await?.check(&sql).await?;
+            print(
+                fmt,
+                || output::verdict_detail(&v),
+                || output::verdict_json(&v),
+            );
+            if !v.allowed {
+                return Err("the query would be refused".into());
+            }
             Ok(())
         }
         Command::Query(QueryCommand::Submit { sql, wait }) => {

@@ -323,6 +323,15 @@ impl Client {
             .into_inner())
     }
 
+    /// Checks a query without running it.
+    pub async fn check(&self, sql: &str) -> Result<pb::PlanVerdict, ClientError> {
+        let req = pb::SubmitQueryRequest {
+            sql: sql.into(),
+            wait: false,
+        };
+        Ok(self.query().check_query(req).await?.into_inner())
+    }
+
     /// A job.
     pub async fn job(&self, id: &str) -> Result<pb::Job, ClientError> {
         Ok(self

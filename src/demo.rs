@@ -235,6 +235,51 @@ pub async fn load_demo_data(
     Ok(())
 }
 
+/// Stores the three demo tables directly in `engine` (no server, no users): for the policy
+/// cases and the benches.
+pub fn store_demo_tables(
+    engine: &erhai_engine::Engine,
+    data: demo_data::DemoData,
+) -> Result<Vec<erhai_engine::StoredTable>, Box<dyn std::error::Error>> {
+    let mut tables = Vec::new();
+    for (i, (name, policy, batch)) in [
+        (
+            "hotel_stays",
+            demo_data::HOTEL_STAYS_POLICY,
+            data.hotel_stays,
+        ),
+        (
+            "scenic_entries",
+            demo_data::SCENIC_ENTRIES_POLICY,
+            data.scenic_entries,
+        ),
+        (
+            "enterprises",
+            demo_data::ENTERPRISES_POLICY,
+            data.enterprises,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let policy = erhai_policies::policy_file::parse_policy(policy)?;
+        let id = format!("ds-{i}");
+        let mut upload = engine.begin_upload(&id, 1, batch.schema(), &policy)?;
+        upload.write(&batch)?;
+        let wrapped_key = upload.wrapped_key.clone();
+        upload.finish()?;
+        tables.push(erhai_engine::StoredTable {
+            name: name.into(),
+            dataset_id: id,
+            version: 1,
+            wrapped_key,
+            schema: batch.schema(),
+            policy,
+        });
+    }
+    Ok(tables)
+}
+
 /// Runs the demo.
 pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut s = Steps {

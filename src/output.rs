@@ -158,6 +158,42 @@ pub fn dataset_detail(d: &pb::Dataset) -> String {
     )
 }
 
+/// A plan verdict as JSON.
+pub fn verdict_json(v: &pb::PlanVerdict) -> Value {
+    json!({
+        "allowed": v.allowed,
+        "columns": v.columns.iter().map(|c| json!({"column": c.column, "sources": c.sources, "derivation": c.derivation, "allowed": c.allowed, "rule": c.rule})).collect::<Vec<_>>(),
+        "refusals": v.refusals.iter().map(|r| json!({"column": r.column, "use": r.r#use, "rule": r.rule, "message": r.message})).collect::<Vec<_>>(),
+    })
+}
+
+/// A plan verdict for people: per output column, then every refusal.
+pub fn verdict_detail(v: &pb::PlanVerdict) -> String {
+    let mut s = format!(
+        "verdict: {}\n",
+        if v.allowed { "allowed" } else { "refused" }
+    );
+    s += &table(
+        &["column", "sources", "lineage", "allowed", "rule"],
+        v.columns
+            .iter()
+            .map(|c| {
+                vec![
+                    c.column.clone(),
+                    c.sources.join(", "),
+                    c.derivation.clone(),
+                    c.allowed.to_string(),
+                    c.rule.clone(),
+                ]
+            })
+            .collect(),
+    );
+    for r in &v.refusals {
+        s += &format!("\n✗ {} [{} / {}]: {}", r.column, r.r#use, r.rule, r.message);
+    }
+    s
+}
+
 /// A job as JSON.
 pub fn job_json(j: &pb::Job) -> Value {
     json!({
@@ -165,11 +201,7 @@ pub fn job_json(j: &pb::Job) -> Value {
         "error": j.error, "submitted_at": time(j.submitted_at_ms), "finished_at": time(j.finished_at_ms),
         "reviewed_by": j.reviewed_by, "review_reason": j.review_reason, "reviewed_at": time(j.reviewed_at_ms),
         "datasets": j.datasets,
-        "verdict": j.verdict.as_ref().map(|v| json!({
-            "allowed": v.allowed,
-            "columns": v.columns.iter().map(|c| json!({"column": c.column, "sources": c.sources, "derivation": c.derivation, "allowed": c.allowed, "rule": c.rule})).collect::<Vec<_>>(),
-            "refusals": v.refusals.iter().map(|r| json!({"column": r.column, "use": r.r#use, "rule": r.rule, "message": r.message})).collect::<Vec<_>>(),
-        })),
+        "verdict": j.verdict.as_ref().map(verdict_json),
         "report": j.report.as_ref().map(|r| json!({
             "outcome": r.outcome, "rows_computed": r.rows_computed, "rows_released": r.rows_released,
             "rows_suppressed": r.rows_suppressed, "threshold_k": r.threshold_k, "notes": r.notes,

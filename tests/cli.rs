@@ -51,6 +51,38 @@ async fn cli_drives_the_whole_flow() {
         text(&out.stderr)
     );
 
+    // A dry run explains the verdict per column without running anything.
+    let out = erhai(
+        &analyst,
+        &[
+            "query",
+            "check",
+            "--sql",
+            "SELECT district, count(DISTINCT id_number) FROM hotel_stays GROUP BY district",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("count(DISTINCT …)"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = erhai(
+        &analyst,
+        &[
+            "--output",
+            "json",
+            "query",
+            "check",
+            "--sql",
+            "SELECT phone, count(*) FROM hotel_stays GROUP BY phone",
+        ],
+    );
+    assert!(!out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["refusals"][0]["column"], "hotel_stays.phone");
+    assert_eq!(v["refusals"][0]["use"], "group_by");
+
     // An accepted query, as JSON.
     let sql =
         "SELECT district, count(DISTINCT id_number) AS visitors FROM hotel_stays GROUP BY district";

@@ -10,8 +10,12 @@ const STAYS: usize = 3_000;
 
 /// A platform with the demo users, the demo data and a second tenant's analyst.
 async fn platform() -> Platform {
+    platform_with(|_| {}).await
+}
+
+async fn platform_with(edit: impl FnOnce(&mut erhai_gateway::ServerConfig)) -> Platform {
     erhai::install_crypto_provider();
-    let p = Platform::start(None, |_| {}).await.expect("start");
+    let p = Platform::start(None, edit).await.expect("start");
     for (id, name, role, tenant, unit) in DEMO_USERS {
         p.add_user(id, name, role, tenant, unit)
             .await
@@ -606,5 +610,29 @@ async fn nothing_at_rest_is_plaintext_and_restart_keeps_state() {
         .await
         .expect("verify");
     assert!(v.ok, "{}", v.detail);
+    p.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_give_precise_errors() {
+    let p = platform_with(|cfg| cfg.limits.max_result_rows = 5).await;
+    let analyst = p.client("analyst").await.expect("analyst");
+    let job = analyst.submit(BY_DISTRICT, true).await.expect("submit");
+    assert_eq!(job.state, "failed");
+    assert!(
+        job.error.contains("exceeds the limit of 5 rows"),
+        "{}",
+        job.error
+    );
+    check_status(
+        analyst.fetch(&job.id).await,
+        Code::FailedPrecondition,
+        "is failed",
+    );
+    check_status(
+        analyst.submit(&"x".repeat(70_000), true).await,
+        Code::PermissionDenied,
+        "the limit is 65536",
+    );
     p.stop().await.expect("stop");
 }

@@ -1,14 +1,15 @@
 //! Policy decisions as data: every `tests/slt/*.slt` file runs through the real sandbox (the
 //! engine's production path: plan check, statistics rewrite, encrypted scan, threshold checks) on
 //! deterministic demo data. Allowed queries list their released rows; refused ones the reason.
+//! `ERHAI_SLT_COMPLETE=1 cargo test --test policy_slt` fills in expected rows of new cases.
 
 use std::sync::Arc;
 
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use erhai::demo::store_demo_tables;
 use erhai::demo_data::{self, Sizes};
 use erhai_engine::{Engine, Limits, MasterKey, StoredTable};
 use erhai_policies::ReleaseRules;
-use erhai_policies::policy_file::parse_policy;
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
 
 #[derive(Debug)]
@@ -73,44 +74,7 @@ async fn sandbox(dir: &std::path::Path) -> Sandbox {
     let engine =
         Engine::new(dir, master, Limits::default(), ReleaseRules::default()).expect("engine");
     let data = demo_data::generate(42, Sizes::with_stays(3_000)).expect("data");
-    let mut tables = Vec::new();
-    for (i, (name, policy, batch)) in [
-        (
-            "hotel_stays",
-            demo_data::HOTEL_STAYS_POLICY,
-            data.hotel_stays,
-        ),
-        (
-            "scenic_entries",
-            demo_data::SCENIC_ENTRIES_POLICY,
-            data.scenic_entries,
-        ),
-        (
-            "enterprises",
-            demo_data::ENTERPRISES_POLICY,
-            data.enterprises,
-        ),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let policy = parse_policy(policy).expect("policy");
-        let id = format!("ds-{i}");
-        let mut up = engine
-            .begin_upload(&id, 1, batch.schema(), &policy)
-            .expect("upload");
-        up.write(&batch).expect("write");
-        let wrapped_key = up.wrapped_key.clone();
-        up.finish().expect("finish");
-        tables.push(StoredTable {
-            name: name.into(),
-            dataset_id: id,
-            version: 1,
-            wrapped_key,
-            schema: batch.schema(),
-            policy,
-        });
-    }
+    let tables = store_demo_tables(&engine, data).expect("store");
     Sandbox {
         engine: Arc::new(engine),
         tables: Arc::new(tables),
@@ -136,7 +100,19 @@ async fn slt_policy_cases() {
             let db = db.clone();
             async move { Ok::<_, SltError>(db) }
         });
-        if let Err(e) = runner.run_file_async(file).await {
+        // ERHAI_SLT_COMPLETE=1 rewrites the expected output in place (review the diff!).
+        if std::env::var_os("ERHAI_SLT_COMPLETE").is_some() {
+            runner
+                .update_test_file(
+                    file,
+                    " ",
+                    sqllogictest::default_validator,
+                    sqllogictest::default_normalizer,
+                    sqllogictest::default_column_validator,
+                )
+                .await
+                .expect("complete");
+        } else if let Err(e) = runner.run_file_async(file).await {
             failures.push(format!("{}: {e}", file.display()));
         }
     }

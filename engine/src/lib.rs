@@ -165,7 +165,8 @@ impl Engine {
         let _ = std::fs::remove_dir_all(self.data_dir.join("datasets").join(dataset_id));
     }
 
-    async fn sandbox(&self, tables: &[StoredTable]) -> Result<Sandbox> {
+    /// A sandbox over `tables` (their keys unwrapped here), for planning and checking.
+    pub async fn sandbox(&self, tables: &[StoredTable]) -> Result<Sandbox> {
         let mut specs = Vec::with_capacity(tables.len());
         for t in tables {
             let object = dataset_key_object(&t.dataset_id, t.version);

@@ -49,6 +49,7 @@ pub fn is_aggregated(plan: &LogicalPlan) -> bool {
     match plan {
         LogicalPlan::Aggregate(_) => true,
         LogicalPlan::Distinct(datafusion::logical_expr::Distinct::All(_)) => true,
+        LogicalPlan::Union(u) => u.inputs.iter().all(|p| is_aggregated(p)),
         LogicalPlan::Projection(_)
         | LogicalPlan::Sort(_)
         | LogicalPlan::Limit(_)
@@ -84,6 +85,15 @@ fn merge(into: &mut Lin, more: Lin) {
             into.push(d);
         }
     }
+}
+
+/// Whether a key's lineage is one or more source columns passed through unchanged (casts aside):
+/// not a constant, not a computed value.
+fn is_plain(lin: &Lin) -> bool {
+    !lin.is_empty()
+        && lin
+            .iter()
+            .all(|d| d.steps.iter().all(|s| matches!(s, Step::Cast(_))))
 }
 
 /// A column, possibly of an enclosing query, possibly cast: what an equi-join key looks like.
@@ -358,30 +368,34 @@ impl Cx<'_> {
         input: &[Lin],
     ) -> Result<()> {
         for conjunct in split_conjunction(predicate) {
-            let context = match conjunct {
-                Expr::BinaryExpr(b)
-                    if b.op == Operator::Eq
-                        && is_column_ref(&b.left)
-                        && is_column_ref(&b.right) =>
-                {
+            if let Expr::BinaryExpr(b) = conjunct
+                && b.op == Operator::Eq
+                && is_column_ref(&b.left)
+                && is_column_ref(&b.right)
+            {
+                let left = self.expr(&b.left, schema, input)?;
+                let right = self.expr(&b.right, schema, input)?;
+                // A "key" compared with a constant (a VALUES row, a literal subquery) is a
+                // literal comparison, not a join.
+                let context = if is_plain(&left) && is_plain(&right) {
                     UseContext::JoinKey
-                }
-                _ => UseContext::Filter,
-            };
-            self.record(conjunct, schema, input, context)?;
+                } else {
+                    UseContext::Filter
+                };
+                self.push_uses(left.into_iter().chain(right), context, conjunct);
+            } else {
+                self.record(conjunct, schema, input, UseContext::Filter)?;
+            }
         }
         Ok(())
     }
 
-    /// Records every source column of `expr` as used in `context`.
-    fn record(
+    fn push_uses(
         &mut self,
-        expr: &Expr,
-        schema: &DFSchema,
-        input: &[Lin],
+        lin: impl IntoIterator<Item = Derivation>,
         context: UseContext,
-    ) -> Result<()> {
-        let lin = self.expr(expr, schema, input)?;
+        expr: &Expr,
+    ) {
         let text = expr.to_string();
         for d in lin {
             let u = ContextUse {
@@ -393,6 +407,18 @@ impl Cx<'_> {
                 self.uses.push(u);
             }
         }
+    }
+
+    /// Records every source column of `expr` as used in `context`.
+    fn record(
+        &mut self,
+        expr: &Expr,
+        schema: &DFSchema,
+        input: &[Lin],
+        context: UseContext,
+    ) -> Result<()> {
+        let lin = self.expr(expr, schema, input)?;
+        self.push_uses(lin, context, expr);
         Ok(())
     }
 
@@ -522,16 +548,20 @@ impl Cx<'_> {
                 Vec::new()
             }
             Expr::InSubquery(s) => {
-                // `x IN (SELECT y ...)` is a semi-join: both sides are join keys.
-                let inner = self.subquery(&s.subquery, schema, input)?;
+                // `x IN (SELECT y ...)` is a semi-join when both sides are plain columns: join
+                // keys. Against constants or computed values it is a literal comparison.
+                let inner: Lin = self
+                    .subquery(&s.subquery, schema, input)?
+                    .into_iter()
+                    .flatten()
+                    .collect();
                 let outer = self.expr(&s.expr, schema, input)?;
-                for d in outer.into_iter().chain(inner.into_iter().flatten()) {
-                    self.uses.push(ContextUse {
-                        derivation: d,
-                        context: UseContext::JoinKey,
-                        expr: expr.to_string(),
-                    });
-                }
+                let context = if is_column_ref(&s.expr) && is_plain(&outer) && is_plain(&inner) {
+                    UseContext::JoinKey
+                } else {
+                    UseContext::Filter
+                };
+                self.push_uses(outer.into_iter().chain(inner), context, expr);
                 Vec::new()
             }
             Expr::SetComparison(s) => {

@@ -76,8 +76,52 @@ fn col_of(plan: &LogicalPlan, name: &str) -> Result<Expr> {
 type Hidden = Vec<(String, String)>;
 
 impl Cx<'_> {
+    /// Rebuilds a node that keeps its input's rows (projection, alias, filter, sort, limit,
+    /// window, repartition) over `below`'s rewrite of its input, carrying the hidden columns
+    /// through. `None` for any other node.
+    fn carry(
+        &mut self,
+        plan: &LogicalPlan,
+        below: fn(&mut Self, &LogicalPlan) -> Result<(LogicalPlan, Hidden)>,
+    ) -> Option<Result<(LogicalPlan, Hidden)>> {
+        Some(match plan {
+            LogicalPlan::Projection(p) => below(self, &p.input).and_then(|(input, hidden)| {
+                let mut exprs = p.expr.clone();
+                for (name, _) in &hidden {
+                    exprs.push(col_of(&input, name)?);
+                }
+                let p = Projection::try_new(exprs, Arc::new(input)).map_err(df)?;
+                Ok((LogicalPlan::Projection(p), hidden))
+            }),
+            LogicalPlan::SubqueryAlias(a) => below(self, &a.input).and_then(|(input, hidden)| {
+                let a = SubqueryAlias::try_new(Arc::new(input), a.alias.clone()).map_err(df)?;
+                Ok((LogicalPlan::SubqueryAlias(a), hidden))
+            }),
+            LogicalPlan::Window(w) => below(self, &w.input).and_then(|(input, hidden)| {
+                let w = Window::try_new(w.window_expr.clone(), Arc::new(input)).map_err(df)?;
+                Ok((LogicalPlan::Window(w), hidden))
+            }),
+            LogicalPlan::Filter(_)
+            | LogicalPlan::Sort(_)
+            | LogicalPlan::Limit(_)
+            | LogicalPlan::Repartition(_) => match plan.inputs().first().copied() {
+                Some(child) => below(self, child).and_then(|(input, hidden)| {
+                    let p = plan
+                        .with_new_exprs(plan.expressions(), vec![input])
+                        .map_err(df)?;
+                    Ok((p, hidden))
+                }),
+                None => Err(not_yet(plan)),
+            },
+            _ => return None,
+        })
+    }
+
     /// Above (and at) the aggregate: adds the counts and passes them up.
     fn top(&mut self, plan: &LogicalPlan) -> Result<(LogicalPlan, Hidden)> {
+        if let Some(r) = self.carry(plan, Self::top) {
+            return r;
+        }
         match plan {
             LogicalPlan::Aggregate(a) => {
                 self.aggregate(&a.input, a.group_expr.clone(), a.aggr_expr.clone())
@@ -90,35 +134,6 @@ impl Cx<'_> {
                     .map(Expr::Column)
                     .collect();
                 self.aggregate(input, groups, Vec::new())
-            }
-            LogicalPlan::Projection(p) => {
-                let (input, hidden) = self.top(&p.input)?;
-                let mut exprs = p.expr.clone();
-                for (name, _) in &hidden {
-                    exprs.push(col_of(&input, name)?);
-                }
-                let p = Projection::try_new(exprs, Arc::new(input)).map_err(df)?;
-                Ok((LogicalPlan::Projection(p), hidden))
-            }
-            LogicalPlan::SubqueryAlias(a) => {
-                let (input, hidden) = self.top(&a.input)?;
-                let a = SubqueryAlias::try_new(Arc::new(input), a.alias.clone()).map_err(df)?;
-                Ok((LogicalPlan::SubqueryAlias(a), hidden))
-            }
-            LogicalPlan::Sort(_)
-            | LogicalPlan::Limit(_)
-            | LogicalPlan::Filter(_)
-            | LogicalPlan::Repartition(_) => {
-                let child = plan
-                    .inputs()
-                    .first()
-                    .copied()
-                    .ok_or_else(|| not_yet(plan))?;
-                let (input, hidden) = self.top(child)?;
-                let p = plan
-                    .with_new_exprs(plan.expressions(), vec![input])
-                    .map_err(df)?;
-                Ok((p, hidden))
             }
             _ => Err(not_yet(plan)),
         }
@@ -143,6 +158,9 @@ impl Cx<'_> {
 
     /// Below the aggregate: carries each scanned dataset's privacy-unit column up to it.
     fn expose(&mut self, plan: &LogicalPlan) -> Result<(LogicalPlan, Hidden)> {
+        if let Some(r) = self.carry(plan, Self::expose) {
+            return r;
+        }
         match plan {
             LogicalPlan::TableScan(scan) => {
                 let table = scan.table_name.table();
@@ -163,40 +181,6 @@ impl Cx<'_> {
                 exprs.push(unit_col);
                 let p = Projection::try_new(exprs, Arc::new(plan.clone())).map_err(df)?;
                 Ok((LogicalPlan::Projection(p), vec![(name, dataset.clone())]))
-            }
-            LogicalPlan::Projection(p) => {
-                let (input, hidden) = self.expose(&p.input)?;
-                let mut exprs = p.expr.clone();
-                for (name, _) in &hidden {
-                    exprs.push(col_of(&input, name)?);
-                }
-                let p = Projection::try_new(exprs, Arc::new(input)).map_err(df)?;
-                Ok((LogicalPlan::Projection(p), hidden))
-            }
-            LogicalPlan::SubqueryAlias(a) => {
-                let (input, hidden) = self.expose(&a.input)?;
-                let a = SubqueryAlias::try_new(Arc::new(input), a.alias.clone()).map_err(df)?;
-                Ok((LogicalPlan::SubqueryAlias(a), hidden))
-            }
-            LogicalPlan::Window(w) => {
-                let (input, hidden) = self.expose(&w.input)?;
-                let w = Window::try_new(w.window_expr.clone(), Arc::new(input)).map_err(df)?;
-                Ok((LogicalPlan::Window(w), hidden))
-            }
-            LogicalPlan::Filter(_)
-            | LogicalPlan::Sort(_)
-            | LogicalPlan::Limit(_)
-            | LogicalPlan::Repartition(_) => {
-                let child = plan
-                    .inputs()
-                    .first()
-                    .copied()
-                    .ok_or_else(|| not_yet(plan))?;
-                let (input, hidden) = self.expose(child)?;
-                let p = plan
-                    .with_new_exprs(plan.expressions(), vec![input])
-                    .map_err(df)?;
-                Ok((p, hidden))
             }
             LogicalPlan::Join(j) => {
                 use datafusion::common::JoinType as J;

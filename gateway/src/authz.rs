@@ -85,6 +85,8 @@ pub enum Action {
     ListGrants,
     /// Submit a query.
     SubmitQuery,
+    /// Check a query without running it.
+    CheckQuery,
     /// Show a job.
     GetJob,
     /// List jobs.
@@ -155,6 +157,7 @@ pub const MATRIX: &[(Action, &[Role])] = &[
         &[Role::Admin, Role::Provider, Role::Analyst],
     ),
     (Action::SubmitQuery, &[Role::Analyst]),
+    (Action::CheckQuery, &[Role::Analyst]),
     (
         Action::GetJob,
         &[Role::Analyst, Role::Reviewer, Role::Auditor],

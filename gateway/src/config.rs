@@ -51,6 +51,8 @@ pub struct LimitsConfig {
     pub timeout_secs: u64,
     /// Rows a result may have before checks.
     pub max_result_rows: u64,
+    /// Jobs executing at once; more wait their turn.
+    pub concurrent_jobs: usize,
 }
 
 impl Default for LimitsConfig {
@@ -59,6 +61,7 @@ impl Default for LimitsConfig {
             memory_mib: 2048,
             timeout_secs: 120,
             max_result_rows: 100_000,
+            concurrent_jobs: 2,
         }
     }
 }

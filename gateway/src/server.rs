@@ -148,8 +148,14 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
     let (tx, rx) = mpsc::channel(64);
     let accept = tokio::spawn(async move {
         loop {
-            let Ok((tcp, peer)) = listener.accept().await else {
-                continue;
+            let (tcp, peer) = match listener.accept().await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             let acceptor = acceptor.clone();
             let tx = tx.clone();
@@ -165,12 +171,14 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
         }
     });
 
+    let job_slots = tokio::sync::Semaphore::new(cfg.limits.concurrent_jobs.max(1));
     let gateway = Gateway(Arc::new(Inner {
         store,
         audit,
         engine,
         ca,
         cfg,
+        job_slots,
     }));
     let g = gateway.clone();
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();

@@ -33,6 +33,8 @@ pub struct Inner {
     pub ca: CertificateAuthority,
     /// Configuration.
     pub cfg: ServerConfig,
+    /// Jobs executing at once are bounded, so that memory stays bounded: each has its own pool.
+    pub job_slots: tokio::sync::Semaphore,
 }
 
 /// The service implementation (cheap to clone).
@@ -128,13 +130,10 @@ impl Gateway {
     /// Whether `user` may see objects of `tenant`: analysts their own tenant only; tenant-bound
     /// reviewers likewise; platform reviewers and auditors all.
     fn sees_tenant(user: &UserRecord, tenant: &str) -> bool {
-        match user.role {
-            Role::Analyst | Role::Reviewer => {
-                user.tenant.as_deref().is_none_or(|t| t == tenant)
-                    && (user.role != Role::Analyst || user.tenant.is_some())
-            }
-            Role::Auditor => true,
-            Role::Admin | Role::Provider => false,
+        match (user.role, user.tenant.as_deref()) {
+            (Role::Analyst, Some(own)) | (Role::Reviewer, Some(own)) => own == tenant,
+            (Role::Reviewer, None) | (Role::Auditor, _) => true,
+            (Role::Analyst, None) | (Role::Admin, _) | (Role::Provider, _) => false,
         }
     }
 }

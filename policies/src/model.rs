@@ -235,9 +235,13 @@ pub fn preset(name: &str) -> Option<(BTreeSet<Use>, BTreeSet<String>)> {
             defaults(),
         ),
         "masked" => (set(&[Use::OutputMasked]), BTreeSet::new()),
+        // Counting a category's distinct values ("how many hotels") discloses no row.
         "dimension" => (
-            set(&[Use::Output, Use::GroupBy, Use::Filter]),
-            BTreeSet::new(),
+            set(&[Use::Output, Use::GroupBy, Use::Filter, Use::Aggregate]),
+            IDENTIFIER_AGGREGATES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         ),
         "measure" => (set(&[Use::Aggregate, Use::Filter]), defaults()),
         "identifier" => (

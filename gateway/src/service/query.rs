@@ -103,7 +103,10 @@ impl Gateway {
 
     /// Runs an accepted job to awaiting_review or failed, and audits the end.
     async fn run_job(&self, mut job: JobRecord, tables: Vec<StoredTable>) -> pb::Job {
-        let outcome = self.0.engine.run_query(&job.id, &job.sql, &tables).await;
+        let outcome = match self.0.job_slots.acquire().await {
+            Ok(_slot) => self.0.engine.run_query(&job.id, &job.sql, &tables).await,
+            Err(_) => Err(EngineError::Execution("the server is shutting down".into())),
+        };
         job.finished_at_ms = Some(now_ms());
         let (audit_outcome, reason) = match outcome {
             Ok(o) => {
@@ -157,6 +160,27 @@ impl QueryService for Gateway {
             .submit_inner(&user, req.into_inner(), &mut object)
             .await;
         self.finish(&user, Action::SubmitQuery, &object, r)
+            .map(Response::new)
+    }
+
+    async fn check_query(
+        &self,
+        req: Request<pb::SubmitQueryRequest>,
+    ) -> Result<Response<pb::PlanVerdict>, Status> {
+        let user = self.authorize(&req, Action::CheckQuery, "")?;
+        let r = async {
+            let tenant = Self::tenant_of(&user)?.to_string();
+            let tables = self.tables_for(&tenant)?;
+            let (_, verdict) = self
+                .0
+                .engine
+                .check_query(req.get_ref().sql.trim(), &tables)
+                .await
+                .map_err(|e| engine_status(&e))?;
+            Ok(convert::verdict(&verdict))
+        }
+        .await;
+        self.finish(&user, Action::CheckQuery, "", r)
             .map(Response::new)
     }
 
