@@ -92,7 +92,7 @@ pub fn check_plan(
     let mut verdict = PlanVerdict::default();
     for out in &lineage.outputs {
         let mut allowed = true;
-        let mut rule = String::from("no source column: constant");
+        let mut rule = String::from("no source column");
         let mut paths = Vec::new();
         for d in &out.derivations {
             paths.push(format!("{} ({})", d.source, d.describe()));
@@ -124,7 +124,7 @@ pub fn check_plan(
             column: out.name.clone(),
             sources,
             derivation: if paths.is_empty() {
-                "constant".to_string()
+                "no source column (a constant or count(*))".to_string()
             } else {
                 paths.join("; ")
             },
