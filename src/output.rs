@@ -167,13 +167,9 @@ pub fn verdict_json(v: &pb::PlanVerdict) -> Value {
     })
 }
 
-/// A plan verdict for people: per output column, then every refusal.
-pub fn verdict_detail(v: &pb::PlanVerdict) -> String {
-    let mut s = format!(
-        "verdict: {}\n",
-        if v.allowed { "allowed" } else { "refused" }
-    );
-    s += &table(
+/// Each output column's sources, lineage and rule, as a table.
+fn verdict_columns(v: &pb::PlanVerdict) -> String {
+    table(
         &["column", "sources", "lineage", "allowed", "rule"],
         v.columns
             .iter()
@@ -187,7 +183,16 @@ pub fn verdict_detail(v: &pb::PlanVerdict) -> String {
                 ]
             })
             .collect(),
+    )
+}
+
+/// A plan verdict for people: per output column, then every refusal.
+pub fn verdict_detail(v: &pb::PlanVerdict) -> String {
+    let mut s = format!(
+        "verdict: {}\n",
+        if v.allowed { "allowed" } else { "refused" }
     );
+    s += &verdict_columns(v);
     for r in &v.refusals {
         s += &format!("\n✗ {} [{} / {}]: {}", r.column, r.r#use, r.rule, r.message);
     }
@@ -262,21 +267,7 @@ pub fn job_detail(j: &pb::Job) -> String {
     }
     if let Some(v) = &j.verdict {
         s += "plan verdict per output column:\n";
-        s += &table(
-            &["column", "sources", "lineage", "allowed", "rule"],
-            v.columns
-                .iter()
-                .map(|c| {
-                    vec![
-                        c.column.clone(),
-                        c.sources.join(", "),
-                        c.derivation.clone(),
-                        c.allowed.to_string(),
-                        c.rule.clone(),
-                    ]
-                })
-                .collect(),
-        );
+        s += &verdict_columns(v);
         s.push('\n');
     }
     if let Some(r) = &j.report {

@@ -137,6 +137,22 @@ impl Gateway {
         convert::job(&job)
     }
 
+    /// The jobs `user` may see that also satisfy `keep`.
+    pub(crate) fn jobs_visible_to(
+        &self,
+        user: &UserRecord,
+        keep: impl Fn(&JobRecord) -> bool,
+    ) -> Result<pb::ListJobsResponse, Status> {
+        let jobs = self.0.store.jobs().map_err(internal)?;
+        Ok(pb::ListJobsResponse {
+            jobs: jobs
+                .iter()
+                .filter(|j| Self::sees_tenant(user, &j.tenant) && keep(j))
+                .map(convert::job)
+                .collect(),
+        })
+    }
+
     /// A job `user` may see, or NotFound (other tenants' jobs do not exist for them).
     pub(crate) fn visible_job(&self, user: &UserRecord, id: &str) -> Result<JobRecord, Status> {
         self.0
@@ -197,18 +213,7 @@ impl QueryService for Gateway {
         req: Request<pb::Empty>,
     ) -> Result<Response<pb::ListJobsResponse>, Status> {
         let user = self.authorize(&req, Action::ListJobs, "")?;
-        let r = self
-            .0
-            .store
-            .jobs()
-            .map_err(internal)
-            .map(|jobs| pb::ListJobsResponse {
-                jobs: jobs
-                    .iter()
-                    .filter(|j| Self::sees_tenant(&user, &j.tenant))
-                    .map(convert::job)
-                    .collect(),
-            });
+        let r = self.jobs_visible_to(&user, |_| true);
         self.finish(&user, Action::ListJobs, "", r)
             .map(Response::new)
     }

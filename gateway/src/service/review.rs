@@ -117,20 +117,7 @@ impl ReviewService for Gateway {
         req: Request<pb::Empty>,
     ) -> Result<Response<pb::ListJobsResponse>, Status> {
         let user = self.authorize(&req, Action::ListPending, "")?;
-        let r = self
-            .0
-            .store
-            .jobs()
-            .map_err(internal)
-            .map(|jobs| pb::ListJobsResponse {
-                jobs: jobs
-                    .iter()
-                    .filter(|j| {
-                        j.state == JobState::AwaitingReview && Self::sees_tenant(&user, &j.tenant)
-                    })
-                    .map(convert::job)
-                    .collect(),
-            });
+        let r = self.jobs_visible_to(&user, |j| j.state == JobState::AwaitingReview);
         self.finish(&user, Action::ListPending, "", r)
             .map(Response::new)
     }
