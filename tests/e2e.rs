@@ -615,7 +615,11 @@ async fn nothing_at_rest_is_plaintext_and_restart_keeps_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_give_precise_errors() {
-    let p = platform_with(|cfg| cfg.limits.max_result_rows = 5).await;
+    let p = platform_with(|cfg| {
+        cfg.limits.max_result_rows = 5;
+        cfg.limits.max_upload_mib = 1;
+    })
+    .await;
     let analyst = p.client("analyst").await.expect("analyst");
     let job = analyst.submit(BY_DISTRICT, true).await.expect("submit");
     assert_eq!(job.state, "failed");

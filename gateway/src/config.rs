@@ -53,6 +53,8 @@ pub struct LimitsConfig {
     pub max_result_rows: u64,
     /// Jobs executing at once; more wait their turn.
     pub concurrent_jobs: usize,
+    /// Largest upload accepted, in MiB of Arrow IPC data.
+    pub max_upload_mib: u64,
 }
 
 impl Default for LimitsConfig {
@@ -62,6 +64,7 @@ impl Default for LimitsConfig {
             timeout_secs: 120,
             max_result_rows: 100_000,
             concurrent_jobs: 2,
+            max_upload_mib: 16 * 1024,
         }
     }
 }

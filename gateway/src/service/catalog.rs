@@ -158,9 +158,18 @@ impl Gateway {
     ) -> Result<(Upload, u64), Status> {
         let mut upload: Option<Upload> = None;
         let mut batches = 0u64;
+        let limit = self.0.cfg.limits.max_upload_mib.saturating_mul(1 << 20);
+        let mut received = 0u64;
         while let Some(msg) = stream.message().await? {
             match msg.part {
                 Some(Part::Ipc(bytes)) => {
+                    received += bytes.len() as u64;
+                    if received > limit {
+                        return Err(Status::resource_exhausted(format!(
+                            "upload exceeds the limit of {} MiB; nothing was registered",
+                            self.0.cfg.limits.max_upload_mib
+                        )));
+                    }
                     let reader = StreamReader::try_new(Cursor::new(bytes), None).map_err(|e| {
                         Status::invalid_argument(format!(
                             "chunk {} is not an Arrow IPC stream: {e}",
