@@ -35,7 +35,8 @@ fn sandbox(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> Sandbox {
         .expect("engine");
     let data = demo_data::generate(1, Sizes::with_stays(1_000)).expect("data");
     let tables = store_demo_tables(&engine, data).expect("store");
-    rt.block_on(engine.sandbox(&tables)).expect("sandbox")
+    rt.block_on(engine.sandbox(&tables, "bench"))
+        .expect("sandbox")
 }
 
 fn bench(c: &mut Criterion) {

@@ -198,7 +198,9 @@ fn generated_sql_never_panics_the_checker() {
         demo_data::generate(3, Sizes::with_stays(200)).expect("data"),
     )
     .expect("store");
-    let sb = rt.block_on(engine.sandbox(&tables)).expect("sandbox");
+    let sb = rt
+        .block_on(engine.sandbox(&tables, "fuzz"))
+        .expect("sandbox");
     let (refused, allowed) = run(&rt, &sb, query(), 400);
     // The generator must reach the checker, on both sides of it.
     assert!(

@@ -8,13 +8,19 @@ use std::path::Path;
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
+use ring::{hkdf, hmac};
 
 use crate::error::{EngineError, Result};
+use crate::masks::PseudonymKey;
 
 const KEY_LEN: usize = 32;
 
-/// The platform master key. It wraps data keys and nothing else.
-pub struct MasterKey(LessSafeKey);
+/// The platform master key. It wraps data keys, and a key derived from it (HKDF) keys the
+/// per-scope pseudonyms; nothing else.
+pub struct MasterKey {
+    wrapping: LessSafeKey,
+    pseudonym_root: hmac::Key,
+}
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -82,7 +88,22 @@ impl MasterKey {
         }
         let key = UnboundKey::new(&AES_256_GCM, bytes)
             .map_err(|_| EngineError::Crypto("invalid master key".into()))?;
-        Ok(MasterKey(LessSafeKey::new(key)))
+        let pseudonym_root = hkdf::Salt::new(hkdf::HKDF_SHA256, b"erhai master key v1")
+            .extract(bytes)
+            .expand(&[b"pseudonym"], hmac::HMAC_SHA256)
+            .map_err(|_| EngineError::Crypto("deriving the pseudonym key failed".into()))?
+            .into();
+        Ok(MasterKey {
+            wrapping: LessSafeKey::new(key),
+            pseudonym_root,
+        })
+    }
+
+    /// The `pseudonym()` key of one scope (e.g. a scenario): stable for the scope, unrelated
+    /// across scopes, and not usable to unwrap anything.
+    pub fn pseudonym_key(&self, scope: &str) -> PseudonymKey {
+        let tag = hmac::sign(&self.pseudonym_root, scope.as_bytes());
+        PseudonymKey::new(hmac::Key::new(hmac::HMAC_SHA256, tag.as_ref()))
     }
 
     /// Wraps a data key; `context` (dataset id and version, or job id) is bound as associated
@@ -93,7 +114,7 @@ impl MasterKey {
             .fill(&mut nonce)
             .map_err(|_| EngineError::Crypto("system random source failed".into()))?;
         let mut buf = key.0.to_vec();
-        self.0
+        self.wrapping
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(context.as_bytes()),
@@ -117,7 +138,7 @@ impl MasterKey {
             .map_err(|_| EngineError::Crypto("bad nonce".into()))?;
         let mut buf = sealed.to_vec();
         let plain = self
-            .0
+            .wrapping
             .open_in_place(nonce, Aad::from(context.as_bytes()), &mut buf)
             .map_err(|_| {
                 EngineError::Crypto(format!(

@@ -8,6 +8,7 @@ pub mod checks;
 pub mod error;
 pub mod keys;
 pub mod lineage;
+pub mod masks;
 pub mod sandbox;
 pub mod store;
 pub mod threshold;
@@ -22,6 +23,7 @@ use erhai_policies::{DatasetPolicy, PlanLineage, PlanVerdict, ReleaseRules};
 pub use checks::CheckReport;
 pub use error::{EngineError, Result};
 pub use keys::{DataKey, MasterKey};
+pub use masks::PseudonymKey;
 pub use sandbox::{Limits, Sandbox, TableSpec};
 
 /// A registered dataset version as the gateway stores it.
@@ -165,8 +167,9 @@ impl Engine {
         let _ = std::fs::remove_dir_all(self.data_dir.join("datasets").join(dataset_id));
     }
 
-    /// A sandbox over `tables` (their keys unwrapped here), for planning and checking.
-    pub async fn sandbox(&self, tables: &[StoredTable]) -> Result<Sandbox> {
+    /// A sandbox over `tables` (their keys unwrapped here), for planning and checking;
+    /// `scope` keys its pseudonyms.
+    pub async fn sandbox(&self, tables: &[StoredTable], scope: &str) -> Result<Sandbox> {
         let mut specs = Vec::with_capacity(tables.len());
         for t in tables {
             let object = dataset_key_object(&t.dataset_id, t.version);
@@ -179,7 +182,12 @@ impl Engine {
                 policy: t.policy.clone(),
             });
         }
-        Sandbox::new(specs, self.limits.clone()).await
+        Sandbox::new(
+            specs,
+            self.limits.clone(),
+            &self.master.pseudonym_key(scope),
+        )
+        .await
     }
 
     /// Plans and checks a query without running it.
@@ -187,8 +195,9 @@ impl Engine {
         &self,
         sql: &str,
         tables: &[StoredTable],
+        scope: &str,
     ) -> Result<(PlanLineage, PlanVerdict)> {
-        let sandbox = self.sandbox(tables).await?;
+        let sandbox = self.sandbox(tables, scope).await?;
         let (lineage, verdict, _) = sandbox.check(sql, true).await?;
         Ok((lineage, verdict))
     }
@@ -199,8 +208,9 @@ impl Engine {
         job_id: &str,
         sql: &str,
         tables: &[StoredTable],
+        scope: &str,
     ) -> Result<QueryOutcome> {
-        let sandbox = self.sandbox(tables).await?;
+        let sandbox = self.sandbox(tables, scope).await?;
         let checked = sandbox.prepare(sql).await?;
         let executed = sandbox.execute(&checked).await?;
         let (released, report) = checks::apply_checks(

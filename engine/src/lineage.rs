@@ -6,11 +6,13 @@
 
 use std::collections::HashMap;
 
-use datafusion::common::{Column, DFSchema};
+use arrow::datatypes::DataType;
+use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Expr, LogicalPlan, Operator, Subquery};
 use erhai_policies::{
-    ContextUse, Derivation, OutputLineage, PlanLineage, SourceColumn, Step, UseContext,
+    ContextUse, Derivation, MaskArg, OutputLineage, PlanLineage, SourceColumn, Step, UseContext,
+    masks,
 };
 
 use crate::error::{EngineError, Result};
@@ -104,6 +106,32 @@ fn is_column_ref(e: &Expr) -> bool {
         Expr::TryCast(c) => is_column_ref(&c.expr),
         Expr::Alias(a) => is_column_ref(&a.expr),
         _ => false,
+    }
+}
+
+/// A mask parameter: a constant, possibly behind the casts type coercion added.
+fn mask_arg(mask: &str, e: &Expr) -> Result<MaskArg> {
+    let refuse = || {
+        EngineError::Unsupported(format!(
+            "{mask}() parameters must be constants (an integer or a quoted word), found `{e}`"
+        ))
+    };
+    let value = match e {
+        Expr::Literal(v, _) => v,
+        Expr::Cast(c) => match c.expr.as_ref() {
+            Expr::Literal(v, _) => v,
+            _ => return Err(refuse()),
+        },
+        _ => return Err(refuse()),
+    };
+    match value {
+        ScalarValue::Utf8(Some(t))
+        | ScalarValue::LargeUtf8(Some(t))
+        | ScalarValue::Utf8View(Some(t)) => Ok(MaskArg::Text(t.clone())),
+        v => match v.cast_to(&DataType::Int64) {
+            Ok(ScalarValue::Int64(Some(i))) if v.data_type().is_integer() => Ok(MaskArg::Int(i)),
+            _ => Err(refuse()),
+        },
     }
 }
 
@@ -505,6 +533,20 @@ impl Cx<'_> {
                 &[&c.expr],
                 Step::Cast(c.field.data_type().to_string()),
             )?,
+            Expr::ScalarFunction(f) if masks::lookup(f.func.name()).is_some() => {
+                let Some((value, params)) = f.args.split_first() else {
+                    return Err(unsupported("a mask function without a value"));
+                };
+                let args = params
+                    .iter()
+                    .map(|p| mask_arg(f.func.name(), p))
+                    .collect::<Result<Vec<_>>>()?;
+                let step = Step::Mask {
+                    name: f.func.name().to_string(),
+                    args,
+                };
+                all(self, &[value], step)?
+            }
             Expr::ScalarFunction(f) => {
                 let args: Vec<&Expr> = f.args.iter().collect();
                 all(self, &args, scalar(f.func.name()))?

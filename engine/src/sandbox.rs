@@ -33,6 +33,7 @@ use futures::StreamExt;
 use crate::error::{EngineError, Result};
 use crate::keys::DataKey;
 use crate::lineage::plan_lineage;
+use crate::masks::{PseudonymKey, mask_functions};
 use crate::store::decryption_properties;
 use crate::threshold::{HIDDEN_PREFIX, UnitColumns, UnitMap, add_unit_counts};
 
@@ -259,7 +260,12 @@ pub struct Executed {
 
 impl Sandbox {
     /// Builds a session holding exactly `tables`.
-    pub async fn new(tables: Vec<TableSpec>, limits: Limits) -> Result<Sandbox> {
+    /// `pseudonym` keys the `pseudonym()` mask for the job's scope.
+    pub async fn new(
+        tables: Vec<TableSpec>,
+        limits: Limits,
+        pseudonym: &PseudonymKey,
+    ) -> Result<Sandbox> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(limits.memory_bytes, 1.0)
             .with_disk_manager_builder(
@@ -285,6 +291,7 @@ impl Sandbox {
                 SessionStateDefaults::default_scalar_functions()
                     .into_iter()
                     .filter(|f| SCALAR_FUNCTIONS.contains(&f.name()))
+                    .chain(mask_functions(pseudonym))
                     .collect(),
             )
             .with_aggregate_functions(

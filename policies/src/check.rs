@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::lineage::{Derivation, PlanLineage, SourceColumn, Step, UseContext};
+use crate::masks::{ApprovedMask, MaskArg};
 use crate::model::{ColumnPolicy, DatasetPolicy, Use};
 
 /// Aggregates that return one input value rather than a summary of many.
@@ -227,8 +228,26 @@ fn decide_output(
     let Some(col) = policy_of(src, policies) else {
         return Err(unclassified(src, Use::Output));
     };
+    if let Some((name, args)) = leading_mask(d) {
+        return decide_mask(src, col, name, args);
+    }
     let class = col.describe_class();
     let allowed = col.describe_uses();
+    if !col.allows(Use::Output)
+        && let Some(Step::Mask { name, .. }) =
+            d.steps.iter().find(|s| matches!(s, Step::Mask { .. }))
+    {
+        return Err(refuse(
+            src,
+            Use::OutputMasked,
+            "mask-not-on-column",
+            format!(
+                "column {src} ({class}) reaches {name}() through {}: a mask must be applied to the \
+                 column itself (only casts may come first), or it may not hide what it should",
+                d.describe()
+            ),
+        ));
+    }
 
     if let Some(Step::Window(w)) = d.steps.iter().find(|s| matches!(s, Step::Window(_)))
         && !col.allows(Use::Output)
@@ -349,6 +368,79 @@ fn decide_output(
     Ok("output allowed by column policy")
 }
 
+/// The mask a derivation passes through first, applied to the column itself (casts aside).
+fn leading_mask(d: &Derivation) -> Option<(&str, &[MaskArg])> {
+    for s in &d.steps {
+        match s {
+            Step::Cast(_) => continue,
+            Step::Mask { name, args } => return Some((name, args)),
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Decides a column that reaches the output through mask `name` called with `args`.
+fn decide_mask(
+    src: &SourceColumn,
+    col: &ColumnPolicy,
+    name: &str,
+    args: &[MaskArg],
+) -> Result<&'static str, Box<Refusal>> {
+    if col.allows(Use::Output) {
+        return Ok("output allowed by column policy (masked)");
+    }
+    let class = col.describe_class();
+    if !col.allows(Use::OutputMasked) {
+        return Err(refuse(
+            src,
+            Use::OutputMasked,
+            "masked-output-not-allowed",
+            format!(
+                "column {src} ({class}) may not be output, not even through {name}(); the \
+                 column's allowed uses are: {}",
+                col.describe_uses()
+            ),
+        ));
+    }
+    let approved: Vec<&ApprovedMask> = col.masks.iter().filter(|m| m.name == name).collect();
+    let list = || {
+        col.masks
+            .iter()
+            .map(|m| m.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if approved.is_empty() {
+        return Err(refuse(
+            src,
+            Use::OutputMasked,
+            "mask-not-approved",
+            format!(
+                "mask {name}() is not approved for column {src} ({class}); its approved masks \
+                 are: {}",
+                list()
+            ),
+        ));
+    }
+    let mut reason = String::new();
+    for m in approved {
+        match m.admits(args) {
+            Ok(()) => return Ok("output through a mask approved by column policy"),
+            Err(e) => reason = e,
+        }
+    }
+    Err(refuse(
+        src,
+        Use::OutputMasked,
+        "mask-parameters-not-approved",
+        format!(
+            "column {src} ({class}): {reason}; its approved masks are: {}",
+            list()
+        ),
+    ))
+}
+
 fn decide_context(
     d: &Derivation,
     context: UseContext,
@@ -365,6 +457,15 @@ fn decide_context(
     let Some(col) = policy_of(src, policies) else {
         return Err(unclassified(src, needed));
     };
+    // A masked value is no more revealing than the masked output the column already allows.
+    if let Some((name, args)) = leading_mask(d) {
+        return decide_mask(src, col, name, args)
+            .map(|_| ())
+            .map_err(|mut r| {
+                r.message = format!("in {context} `{expr}`: {}", r.message);
+                r
+            });
+    }
     // An aggregated value carries no single row: sorting or filtering (HAVING) on it is decided
     // by the output rules of the aggregate itself.
     if d.steps.iter().any(|s| matches!(s, Step::Aggregate { .. })) {
@@ -426,6 +527,15 @@ uses = "dimension"
 kind = "measure"
 grade = "general"
 uses = "measure"
+[columns.phone]
+kind = "phone"
+grade = "important"
+uses = "masked"
+[columns.card]
+kind = "bank_card"
+grade = "important"
+uses = ["output_masked"]
+masks = ["keep_first_n_last_m(4, 4)"]
 "#,
         )
         .expect("policy");
@@ -509,6 +619,55 @@ uses = "measure"
             "spend",
             vec![Step::Window("sum".into())],
             Some("window-is-raw-output"),
+        );
+    }
+
+    fn mask(name: &str, args: Vec<i64>) -> Step {
+        Step::Mask {
+            name: name.into(),
+            args: args.into_iter().map(MaskArg::Int).collect(),
+        }
+    }
+
+    #[test]
+    fn mask_rules() {
+        check("phone", vec![mask("mask_phone", vec![])], None);
+        check(
+            "phone",
+            vec![Step::Cast("Utf8".into()), mask("mask_phone", vec![])],
+            None,
+        );
+        check(
+            "phone",
+            vec![mask("mask_phone", vec![]), Step::GroupKey],
+            None,
+        );
+        check("phone", vec![], Some("raw-output-not-allowed"));
+        check(
+            "phone",
+            vec![mask("mask_name", vec![])],
+            Some("mask-not-approved"),
+        );
+        check(
+            "phone",
+            vec![Step::Scalar("substr".into()), mask("mask_phone", vec![])],
+            Some("mask-not-on-column"),
+        );
+        check(
+            "id_number",
+            vec![mask("mask_id_card", vec![])],
+            Some("masked-output-not-allowed"),
+        );
+        check("card", vec![mask("keep_first_n_last_m", vec![4, 2])], None);
+        check(
+            "card",
+            vec![mask("keep_first_n_last_m", vec![16, 0])],
+            Some("mask-parameters-not-approved"),
+        );
+        check(
+            "card",
+            vec![mask("keep_first_n_last_m", vec![4])],
+            Some("mask-parameters-not-approved"),
         );
     }
 

@@ -52,6 +52,14 @@ pub enum PolicyError {
         /// The function named.
         function: String,
     },
+    /// A mask list entry that is unknown, unbounded or out of range.
+    #[error("column `{column}`: {reason}")]
+    BadMask {
+        /// The column.
+        column: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A setting out of its allowed range.
     #[error("{0}")]
     Invalid(String),

@@ -9,6 +9,7 @@
 pub mod check;
 pub mod error;
 pub mod lineage;
+pub mod masks;
 pub mod model;
 pub mod policy_file;
 pub mod release;
@@ -18,5 +19,6 @@ pub use error::PolicyError;
 pub use lineage::{
     ContextUse, Derivation, OutputLineage, PlanLineage, SourceColumn, Step, UseContext,
 };
+pub use masks::{ApprovedMask, MaskArg};
 pub use model::{ColumnKind, ColumnPolicy, DatasetPolicy, Grade, Use};
 pub use release::{ReleaseRules, RowOutcome};

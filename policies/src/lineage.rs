@@ -28,6 +28,13 @@ pub enum Step {
     Scalar(String),
     /// A type cast.
     Cast(String),
+    /// A mask function from [`crate::masks::MASKS`] with its constant parameters.
+    Mask {
+        /// Function name.
+        name: String,
+        /// Parameters after the masked value, as written (defaults not filled in).
+        args: Vec<crate::masks::MaskArg>,
+    },
     /// An aggregate function; `func` is lower-case, DISTINCT recorded separately.
     Aggregate {
         /// Function name.
@@ -46,6 +53,14 @@ impl fmt::Display for Step {
         match self {
             Step::Scalar(s) => write!(f, "{s}()"),
             Step::Cast(t) => write!(f, "cast as {t}"),
+            Step::Mask { name, args } => {
+                let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+                if args.is_empty() {
+                    write!(f, "mask {name}()")
+                } else {
+                    write!(f, "mask {name}(…, {})", args.join(", "))
+                }
+            }
             Step::Aggregate { func, distinct } => {
                 write!(f, "{func}({}…)", if *distinct { "DISTINCT " } else { "" })
             }

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::PolicyError;
+use crate::masks::{ApprovedMask, default_masks};
 
 /// What a column holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -25,6 +26,8 @@ pub enum ColumnKind {
     Email,
     /// Vehicle licence plate.
     Plate,
+    /// IPv4 or IPv6 address.
+    IpAddress,
     /// Date of birth.
     BirthDate,
     /// An attribute that identifies in combination (age, occupation, ...).
@@ -39,7 +42,7 @@ pub enum ColumnKind {
 
 impl ColumnKind {
     /// All kinds with their policy-file names.
-    pub const ALL: [(&'static str, ColumnKind); 12] = [
+    pub const ALL: [(&'static str, ColumnKind); 13] = [
         ("id_card", ColumnKind::IdCard),
         ("phone", ColumnKind::Phone),
         ("name", ColumnKind::Name),
@@ -47,6 +50,7 @@ impl ColumnKind {
         ("address", ColumnKind::Address),
         ("email", ColumnKind::Email),
         ("plate", ColumnKind::Plate),
+        ("ip_address", ColumnKind::IpAddress),
         ("birth_date", ColumnKind::BirthDate),
         ("quasi_identifier", ColumnKind::QuasiIdentifier),
         ("dimension", ColumnKind::Dimension),
@@ -271,6 +275,8 @@ pub struct ColumnPolicy {
     pub uses: BTreeSet<Use>,
     /// Aggregate functions allowed when `uses` holds [`Use::Aggregate`].
     pub aggregate_functions: BTreeSet<String>,
+    /// Masks approved for [`Use::OutputMasked`], the first being the column's default mask.
+    pub masks: Vec<ApprovedMask>,
     /// The preset the uses came from, if any (for explanations).
     pub preset: Option<String>,
     /// A declared Arrow type (e.g. `date32`, `decimal128(12,2)`), used to parse CSV and checked
@@ -328,6 +334,7 @@ impl ColumnPolicy {
             sensitive_personal,
             uses,
             aggregate_functions: functions,
+            masks,
             data_type,
         } = spec;
         let kind = ColumnKind::parse(column, &kind)?;
@@ -371,6 +378,7 @@ impl ColumnPolicy {
                 aggregate_functions.insert(f);
             }
         }
+        let masks = approved_masks(column, kind, &uses, masks)?;
         Ok(ColumnPolicy {
             kind,
             grade,
@@ -378,6 +386,7 @@ impl ColumnPolicy {
             sensitive_personal: sensitive_personal || kind == ColumnKind::IdCard,
             uses,
             aggregate_functions,
+            masks,
             preset: preset_name,
             data_type,
         })
@@ -403,9 +412,60 @@ pub struct ColumnSpec {
     /// Overrides the default aggregate list.
     #[serde(default)]
     pub aggregate_functions: Option<Vec<String>>,
+    /// Masks approved for `output_masked` (default: the kind's masks), e.g.
+    /// `["mask_phone", "keep_first_n_last_m(3, 4)"]`.
+    #[serde(default)]
+    pub masks: Option<Vec<String>>,
     /// Declared Arrow type.
     #[serde(default, rename = "type")]
     pub data_type: Option<String>,
+}
+
+/// The masks a column approves: those its policy lists, or its kind's defaults when it allows
+/// `output_masked` and lists none.
+fn approved_masks(
+    column: &str,
+    kind: ColumnKind,
+    uses: &BTreeSet<Use>,
+    listed: Option<Vec<String>>,
+) -> Result<Vec<ApprovedMask>, PolicyError> {
+    let bad = |reason: String| PolicyError::BadMask {
+        column: column.to_string(),
+        reason,
+    };
+    let masked = uses.contains(&Use::OutputMasked);
+    match listed {
+        Some(list) => {
+            if !masked && !uses.contains(&Use::Output) {
+                return Err(bad(
+                    "the column lists masks but does not allow output_masked".to_string(),
+                ));
+            }
+            if list.is_empty() && masked {
+                return Err(bad("output_masked needs at least one mask".to_string()));
+            }
+            list.iter()
+                .map(|m| ApprovedMask::parse(m).map_err(bad))
+                .collect()
+        }
+        None if masked => {
+            let defaults = default_masks(kind);
+            if defaults.is_empty() {
+                return Err(bad(format!(
+                    "kind {} has no default mask; list the approved masks with `masks = [...]`",
+                    kind.name()
+                )));
+            }
+            Ok(defaults
+                .iter()
+                .map(|m| ApprovedMask {
+                    name: m.to_string(),
+                    bound: None,
+                })
+                .collect())
+        }
+        None => Ok(Vec::new()),
+    }
 }
 
 /// How a policy file spells a column's uses: a preset name or a list of uses.

@@ -62,7 +62,8 @@ impl Gateway {
         *object = job.id.clone();
 
         // The plan check answers at once; only an allowed plan becomes a running job.
-        match self.0.engine.check_query(&sql, &tables).await {
+        let scope = pseudonym_scope(&job.tenant);
+        match self.0.engine.check_query(&sql, &tables, &scope).await {
             Ok((_, verdict)) if verdict.allowed() => job.verdict = Some(verdict),
             Ok((_, verdict)) => {
                 let e = EngineError::Refused(Box::new(verdict.clone()));
@@ -104,7 +105,13 @@ impl Gateway {
     /// Runs an accepted job to awaiting_review or failed, and audits the end.
     async fn run_job(&self, mut job: JobRecord, tables: Vec<StoredTable>) -> pb::Job {
         let outcome = match self.0.job_slots.acquire().await {
-            Ok(_slot) => self.0.engine.run_query(&job.id, &job.sql, &tables).await,
+            Ok(_slot) => {
+                let scope = pseudonym_scope(&job.tenant);
+                self.0
+                    .engine
+                    .run_query(&job.id, &job.sql, &tables, &scope)
+                    .await
+            }
             Err(_) => Err(EngineError::Execution("the server is shutting down".into())),
         };
         job.finished_at_ms = Some(now_ms());
@@ -190,7 +197,7 @@ impl QueryService for Gateway {
             let (_, verdict) = self
                 .0
                 .engine
-                .check_query(req.get_ref().sql.trim(), &tables)
+                .check_query(req.get_ref().sql.trim(), &tables, &pseudonym_scope(&tenant))
                 .await
                 .map_err(|e| engine_status(&e))?;
             Ok(convert::verdict(&verdict))
@@ -217,4 +224,10 @@ impl QueryService for Gateway {
         self.finish(&user, Action::ListJobs, "", r)
             .map(Response::new)
     }
+}
+
+/// Whose pseudonyms a job's `pseudonym()` produces: one tenant's tokens join with each other and
+/// with nobody else's. (Scenarios, when they arrive, narrow this to one scenario.)
+fn pseudonym_scope(tenant: &str) -> String {
+    format!("tenant/{tenant}")
 }

@@ -1,0 +1,363 @@
+//! The desensitization library as DataFusion scalar functions. Which calls are safe is decided by
+//! [`erhai_policies::masks`]; this module only computes them, vectorized over Arrow arrays with
+//! one reused buffer per batch (no allocation per row), null-preserving and UTF-8 correct.
+//!
+//! Parameters must be constants: the plan check compares them with the column's approved masks,
+//! and every call re-validates them, so a call the check did not see cannot widen a mask.
+
+mod generalize;
+mod text;
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanBuilder, Date32Array, Float64Array, Int32Builder, Int64Array,
+    StringBuilder,
+};
+use arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type};
+use datafusion::common::{ScalarValue, exec_err, plan_err};
+use datafusion::error::Result;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use erhai_policies::MaskArg;
+use erhai_policies::masks::{MASKS, MaskSpec};
+use ring::hmac;
+
+use text::TextKernel;
+
+/// The key of `pseudonym()` for one scope (a scenario): the same value gets the same token
+/// within the scope and unrelated tokens across scopes.
+#[derive(Clone)]
+pub struct PseudonymKey(hmac::Key);
+
+impl PseudonymKey {
+    pub(crate) fn new(key: hmac::Key) -> PseudonymKey {
+        PseudonymKey(key)
+    }
+}
+
+impl fmt::Debug for PseudonymKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PseudonymKey(<redacted>)")
+    }
+}
+
+/// What a mask computes, by input and output type.
+#[derive(Clone, Copy)]
+enum Kernel {
+    /// string → string.
+    Text(TextKernel),
+    /// string → boolean (`id_card_valid`).
+    Valid,
+    /// string → int32 (`id_card_birth_year`).
+    BirthYear,
+    /// string → 32 hex characters of a keyed HMAC.
+    Pseudonym,
+    /// date → string band.
+    AgeBand,
+    /// date → date.
+    DateTrunc,
+    /// int64 or float64 → the same type.
+    Bucket,
+}
+
+fn kernel(name: &str) -> Option<Kernel> {
+    use text::*;
+    Some(match name {
+        "mask_id_card" => Kernel::Text(mask_id_card),
+        "id_card_valid" => Kernel::Valid,
+        "id_card_birth_year" => Kernel::BirthYear,
+        "id_card_region" => Kernel::Text(id_card_region),
+        "id_card_gender" => Kernel::Text(id_card_gender),
+        "mask_phone" => Kernel::Text(mask_phone),
+        "mask_name" => Kernel::Text(mask_name),
+        "mask_bank_card" => Kernel::Text(mask_bank_card),
+        "mask_email" => Kernel::Text(mask_email),
+        "mask_address" => Kernel::Text(mask_address),
+        "mask_plate" => Kernel::Text(mask_plate),
+        "mask_ip" => Kernel::Text(mask_ip),
+        "keep_first_n_last_m" => Kernel::Text(keep_first_n_last_m),
+        "keep_from_x_to_y" => Kernel::Text(keep_from_x_to_y),
+        "mask_first_n_last_m" => Kernel::Text(mask_first_n_last_m),
+        "mask_from_x_to_y" => Kernel::Text(mask_from_x_to_y),
+        "mask_before_char" => Kernel::Text(mask_before_char),
+        "mask_after_char" => Kernel::Text(mask_after_char),
+        "pseudonym" => Kernel::Pseudonym,
+        "age_band" => Kernel::AgeBand,
+        "date_trunc_to" => Kernel::DateTrunc,
+        "bucket" => Kernel::Bucket,
+        _ => return None,
+    })
+}
+
+/// One mask function as a scalar UDF.
+pub struct MaskUdf {
+    spec: &'static MaskSpec,
+    kernel: Kernel,
+    signature: Signature,
+    pseudonym: PseudonymKey,
+}
+
+impl fmt::Debug for MaskUdf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MaskUdf({})", self.spec.name)
+    }
+}
+
+// One session holds one instance per name, so the name identifies it.
+impl PartialEq for MaskUdf {
+    fn eq(&self, other: &Self) -> bool {
+        self.spec.name == other.spec.name
+    }
+}
+
+impl Eq for MaskUdf {}
+
+impl Hash for MaskUdf {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.spec.name.hash(state);
+    }
+}
+
+/// Every mask function, with `pseudonym` keyed for this session's scope.
+pub fn mask_functions(pseudonym: &PseudonymKey) -> Vec<Arc<ScalarUDF>> {
+    MASKS
+        .iter()
+        .filter_map(|spec| {
+            Some(Arc::new(ScalarUDF::new_from_impl(MaskUdf {
+                spec,
+                kernel: kernel(spec.name)?,
+                signature: Signature::user_defined(Volatility::Immutable),
+                pseudonym: pseudonym.clone(),
+            })))
+        })
+        .collect()
+}
+
+fn is_string(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+fn is_integer(t: &DataType) -> bool {
+    t.is_integer()
+}
+
+impl MaskUdf {
+    fn param(&self, i: usize, v: &ColumnarValue) -> Result<MaskArg> {
+        let ColumnarValue::Scalar(s) = v else {
+            return plan_err!(
+                "{}() parameter {} must be a constant",
+                self.spec.name,
+                i + 1
+            );
+        };
+        Ok(match s {
+            ScalarValue::Utf8(Some(t))
+            | ScalarValue::LargeUtf8(Some(t))
+            | ScalarValue::Utf8View(Some(t)) => MaskArg::Text(t.clone()),
+            other => match other.cast_to(&DataType::Int64)? {
+                ScalarValue::Int64(Some(i)) => MaskArg::Int(i),
+                _ => {
+                    return plan_err!(
+                        "{}() parameter {} must be an integer or a word",
+                        self.spec.name,
+                        i + 1
+                    );
+                }
+            },
+        })
+    }
+}
+
+impl ScalarUDFImpl for MaskUdf {
+    fn name(&self) -> &str {
+        self.spec.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let Some((value, params)) = arg_types.split_first() else {
+            return plan_err!("{}() needs a value to mask", self.spec.name);
+        };
+        self.spec
+            .check_arity(params.len())
+            .map_err(datafusion::error::DataFusionError::Plan)?;
+        let value = match self.kernel {
+            Kernel::AgeBand | Kernel::DateTrunc => DataType::Date32,
+            Kernel::Bucket if is_integer(value) || value.is_null() => DataType::Int64,
+            Kernel::Bucket if value.is_numeric() => DataType::Float64,
+            Kernel::Bucket => {
+                return plan_err!("bucket() needs a number, found {value}");
+            }
+            _ if is_string(value) => value.clone(),
+            _ => DataType::Utf8,
+        };
+        let mut out = vec![value];
+        for p in params {
+            out.push(if is_integer(p) {
+                DataType::Int64
+            } else {
+                p.clone()
+            });
+        }
+        Ok(out)
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(match self.kernel {
+            Kernel::Valid => DataType::Boolean,
+            Kernel::BirthYear => DataType::Int32,
+            Kernel::DateTrunc => DataType::Date32,
+            Kernel::Bucket => arg_types.first().cloned().unwrap_or(DataType::Int64),
+            Kernel::Text(_) | Kernel::Pseudonym | Kernel::AgeBand => DataType::Utf8,
+        })
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let Some((value, params)) = args.args.split_first() else {
+            return plan_err!("{}() needs a value to mask", self.spec.name);
+        };
+        let params = params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| self.param(i, p))
+            .collect::<Result<Vec<_>>>()?;
+        let params = self
+            .spec
+            .resolve(&params)
+            .map_err(datafusion::error::DataFusionError::Plan)?;
+        let array = value.to_array(args.number_rows)?;
+        let out: ArrayRef = match self.kernel {
+            Kernel::Text(f) => {
+                let mut b = StringBuilder::with_capacity(array.len(), array.len() * 16);
+                let mut buf = String::with_capacity(64);
+                each_str(&array, |v| match v {
+                    Some(s) => {
+                        buf.clear();
+                        if f(s, &params, &mut buf) {
+                            b.append_value(&buf);
+                        } else {
+                            b.append_null();
+                        }
+                    }
+                    None => b.append_null(),
+                })?;
+                Arc::new(b.finish())
+            }
+            Kernel::Pseudonym => {
+                let mut b = StringBuilder::with_capacity(array.len(), array.len() * 32);
+                let mut buf = String::with_capacity(32);
+                each_str(&array, |v| match v {
+                    Some(s) => {
+                        buf.clear();
+                        let tag = hmac::sign(&self.pseudonym.0, s.as_bytes());
+                        push_hex(&tag.as_ref()[..16], &mut buf);
+                        b.append_value(&buf);
+                    }
+                    None => b.append_null(),
+                })?;
+                Arc::new(b.finish())
+            }
+            Kernel::Valid => {
+                let mut b = BooleanBuilder::with_capacity(array.len());
+                each_str(&array, |v| b.append_option(v.and_then(text::id_card_valid)))?;
+                Arc::new(b.finish())
+            }
+            Kernel::BirthYear => {
+                let mut b = Int32Builder::with_capacity(array.len());
+                each_str(&array, |v| {
+                    b.append_option(v.and_then(text::id_card_birth_year))
+                })?;
+                Arc::new(b.finish())
+            }
+            Kernel::AgeBand => {
+                let width = int_param(&params);
+                let Some(today) = generalize::today() else {
+                    return exec_err!("the system clock is before 1970");
+                };
+                let dates = array.as_primitive_opt::<Date32Type>().ok_or_else(|| {
+                    datafusion::error::DataFusionError::Plan("age_band() needs a date".into())
+                })?;
+                let mut b = StringBuilder::with_capacity(dates.len(), dates.len() * 5);
+                let mut buf = String::with_capacity(8);
+                for v in dates.iter() {
+                    buf.clear();
+                    match v {
+                        Some(d) if generalize::age_band(d, today, width, &mut buf) => {
+                            b.append_value(&buf)
+                        }
+                        _ => b.append_null(),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            Kernel::DateTrunc => {
+                let unit = match params.first() {
+                    Some(MaskArg::Text(u)) => u.as_str(),
+                    _ => "month",
+                };
+                let dates = array.as_primitive_opt::<Date32Type>().ok_or_else(|| {
+                    datafusion::error::DataFusionError::Plan("date_trunc_to() needs a date".into())
+                })?;
+                Arc::new(
+                    dates
+                        .iter()
+                        .map(|v| v.and_then(|d| generalize::date_trunc_to(d, unit)))
+                        .collect::<Date32Array>(),
+                )
+            }
+            Kernel::Bucket => {
+                let width = int_param(&params);
+                if let Some(ints) = array.as_primitive_opt::<Int64Type>() {
+                    Arc::new(
+                        ints.iter()
+                            .map(|v| v.and_then(|v| generalize::bucket_int(v, width)))
+                            .collect::<Int64Array>(),
+                    )
+                } else if let Some(floats) = array.as_primitive_opt::<Float64Type>() {
+                    Arc::new(
+                        floats
+                            .iter()
+                            .map(|v| v.and_then(|v| generalize::bucket_float(v, width)))
+                            .collect::<Float64Array>(),
+                    )
+                } else {
+                    return plan_err!("bucket() needs a number, found {}", array.data_type());
+                }
+            }
+        };
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+fn int_param(params: &[MaskArg]) -> i64 {
+    match params.first() {
+        Some(MaskArg::Int(w)) => *w,
+        _ => 0,
+    }
+}
+
+/// Calls `f` with every value of a string array of any of Arrow's string layouts.
+fn each_str(array: &ArrayRef, mut f: impl FnMut(Option<&str>)) -> Result<()> {
+    match array.data_type() {
+        DataType::Utf8 => array.as_string::<i32>().iter().for_each(&mut f),
+        DataType::LargeUtf8 => array.as_string::<i64>().iter().for_each(&mut f),
+        DataType::Utf8View => array.as_string_view().iter().for_each(&mut f),
+        other => return exec_err!("a mask needs a string, found {other}"),
+    }
+    Ok(())
+}
+
+fn push_hex(bytes: &[u8], out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+}
