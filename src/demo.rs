@@ -262,22 +262,46 @@ pub fn store_demo_tables(
     .into_iter()
     .enumerate()
     {
-        let policy = erhai_policies::policy_file::parse_policy(policy)?;
-        let id = format!("ds-{i}");
-        let mut upload = engine.begin_upload(&id, 1, batch.schema(), &policy)?;
-        upload.write(&batch)?;
-        let wrapped_key = upload.wrapped_key.clone();
-        upload.finish()?;
-        tables.push(erhai_engine::StoredTable {
-            name: name.into(),
-            dataset_id: id,
-            version: 1,
-            wrapped_key,
-            schema: batch.schema(),
+        tables.push(store_table(
+            engine,
+            &format!("ds-{i}"),
+            name,
             policy,
-        });
+            &[batch],
+        )?);
     }
     Ok(tables)
+}
+
+/// Registers `batches` directly in `engine` (no server) as version 1 of dataset `id`, for
+/// tests and benchmarks.
+pub fn store_table(
+    engine: &erhai_engine::Engine,
+    id: &str,
+    name: &str,
+    policy: &str,
+    batches: &[arrow::record_batch::RecordBatch],
+) -> Result<erhai_engine::StoredTable, Box<dyn std::error::Error>> {
+    let policy = erhai_policies::policy_file::parse_policy(policy)
+        .map_err(|e| format!("policy of {name}: {e}"))?;
+    let schema = batches
+        .first()
+        .map(|b| b.schema())
+        .ok_or_else(|| format!("{name} has no rows"))?;
+    let mut upload = engine.begin_upload(id, 1, schema.clone(), &policy)?;
+    for b in batches {
+        upload.write(b)?;
+    }
+    let wrapped_key = upload.wrapped_key.clone();
+    upload.finish()?;
+    Ok(erhai_engine::StoredTable {
+        name: name.into(),
+        dataset_id: id.to_string(),
+        version: 1,
+        wrapped_key,
+        schema,
+        policy,
+    })
 }
 
 /// Runs the demo.

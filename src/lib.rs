@@ -7,6 +7,7 @@ pub mod demo;
 pub mod demo_data;
 pub mod files;
 pub mod output;
+pub mod tpch;
 
 /// Installs the rustls crypto provider (ring) for this process; call once at startup.
 pub fn install_crypto_provider() {

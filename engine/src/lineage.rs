@@ -27,6 +27,7 @@ pub fn plan_lineage(plan: &LogicalPlan, tables: &HashMap<String, String>) -> Res
         uses: Vec::new(),
         outer: Vec::new(),
         ctes: HashMap::new(),
+        in_aggregate: 0,
     };
     let cols = cx.node(plan)?;
     let outputs = plan
@@ -67,6 +68,8 @@ struct Cx<'a> {
     uses: Vec<ContextUse>,
     /// Schemas and lineage of enclosing queries, innermost last, for correlated columns.
     outer: Vec<(DFSchema, Vec<Lin>)>,
+    /// Depth of aggregate-argument nesting at the expression being analysed.
+    in_aggregate: usize,
     /// Lineage of recursive CTE work tables by name.
     ctes: HashMap<String, Vec<Lin>>,
 }
@@ -107,6 +110,46 @@ fn is_column_ref(e: &Expr) -> bool {
         Expr::Alias(a) => is_column_ref(&a.expr),
         _ => false,
     }
+}
+
+/// For a disjunction whose every branch contains the same column equalities, those equalities
+/// and the branches' other conjuncts; `None` when `e` is not such a disjunction.
+fn common_equalities(e: &Expr) -> Option<(Vec<&Expr>, Vec<&Expr>)> {
+    fn disjuncts<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
+        match e {
+            Expr::BinaryExpr(b) if b.op == Operator::Or => {
+                disjuncts(&b.left, out);
+                disjuncts(&b.right, out);
+            }
+            other => out.push(other),
+        }
+    }
+    let mut branches = Vec::new();
+    disjuncts(e, &mut branches);
+    if branches.len() < 2 {
+        return None;
+    }
+    let branches: Vec<Vec<&Expr>> = branches.into_iter().map(split_conjunction).collect();
+    let is_key_eq = |c: &Expr| {
+        matches!(c, Expr::BinaryExpr(b)
+            if b.op == Operator::Eq && is_column_ref(&b.left) && is_column_ref(&b.right))
+    };
+    let common: Vec<&Expr> = branches[0]
+        .iter()
+        .filter(|c| is_key_eq(c))
+        .filter(|c| branches[1..].iter().all(|b| b.contains(c)))
+        .copied()
+        .collect();
+    if common.is_empty() {
+        return None;
+    }
+    let rest = branches
+        .iter()
+        .flatten()
+        .filter(|c| !common.contains(c))
+        .copied()
+        .collect();
+    Some((common, rest))
 }
 
 /// A mask parameter: a constant, possibly behind the casts type coercion added.
@@ -396,26 +439,44 @@ impl Cx<'_> {
         input: &[Lin],
     ) -> Result<()> {
         for conjunct in split_conjunction(predicate) {
-            if let Expr::BinaryExpr(b) = conjunct
-                && b.op == Operator::Eq
-                && is_column_ref(&b.left)
-                && is_column_ref(&b.right)
-            {
-                let left = self.expr(&b.left, schema, input)?;
-                let right = self.expr(&b.right, schema, input)?;
-                // A "key" compared with a constant (a VALUES row, a literal subquery) is a
-                // literal comparison, not a join.
-                let context = if is_plain(&left) && is_plain(&right) {
-                    UseContext::JoinKey
-                } else {
-                    UseContext::Filter
-                };
-                self.push_uses(left.into_iter().chain(right), context, conjunct);
+            if let Some((common, rest)) = common_equalities(conjunct) {
+                // `(a = b AND x) OR (a = b AND y)`: the join key shared by every branch is a
+                // join key; the rest filters.
+                for e in common {
+                    self.record_conjunct(e, schema, input)?;
+                }
+                for e in rest {
+                    self.record(e, schema, input, UseContext::Filter)?;
+                }
             } else {
-                self.record(conjunct, schema, input, UseContext::Filter)?;
+                self.record_conjunct(conjunct, schema, input)?;
             }
         }
         Ok(())
+    }
+
+    /// One conjunct: `a = b` between plain column references is a join key, anything else a
+    /// filter.
+    fn record_conjunct(&mut self, conjunct: &Expr, schema: &DFSchema, input: &[Lin]) -> Result<()> {
+        if let Expr::BinaryExpr(b) = conjunct
+            && b.op == Operator::Eq
+            && is_column_ref(&b.left)
+            && is_column_ref(&b.right)
+        {
+            let left = self.expr(&b.left, schema, input)?;
+            let right = self.expr(&b.right, schema, input)?;
+            // A "key" compared with a constant (a VALUES row, a literal subquery) is a
+            // literal comparison, not a join.
+            let context = if is_plain(&left) && is_plain(&right) {
+                UseContext::JoinKey
+            } else {
+                UseContext::Filter
+            };
+            self.push_uses(left.into_iter().chain(right), context, conjunct);
+            Ok(())
+        } else {
+            self.record(conjunct, schema, input, UseContext::Filter)
+        }
     }
 
     fn push_uses(
@@ -474,7 +535,9 @@ impl Cx<'_> {
     /// Lineage of a subquery's output columns, analysed with the enclosing schema in scope.
     fn subquery(&mut self, s: &Subquery, schema: &DFSchema, input: &[Lin]) -> Result<Vec<Lin>> {
         self.outer.push((schema.clone(), input.to_vec()));
+        let depth = std::mem::replace(&mut self.in_aggregate, 0);
         let out = self.node(&s.subquery);
+        self.in_aggregate = depth;
         self.outer.pop();
         out
     }
@@ -509,6 +572,23 @@ impl Cx<'_> {
             | Expr::IsNotUnknown(e) => all(self, &[e], scalar("is true"))?,
             Expr::Negative(e) => all(self, &[e], scalar("-"))?,
             Expr::Between(b) => all(self, &[&b.expr, &b.low, &b.high], scalar("between"))?,
+            Expr::Case(c) if self.in_aggregate > 0 => {
+                // Inside an aggregate, a CASE condition only selects which rows' values are
+                // summarized, exactly as WHERE would: it is checked as a filter, and only the
+                // THEN / ELSE values flow into the aggregate.
+                if let Some(e) = &c.expr {
+                    self.record(e, schema, input, UseContext::Filter)?;
+                }
+                let mut parts: Vec<&Expr> = Vec::new();
+                for (w, t) in &c.when_then_expr {
+                    self.record(w, schema, input, UseContext::Filter)?;
+                    parts.push(t);
+                }
+                if let Some(e) = &c.else_expr {
+                    parts.push(e);
+                }
+                all(self, &parts, scalar("case"))?
+            }
             Expr::Case(c) => {
                 let mut parts: Vec<&Expr> = Vec::new();
                 if let Some(e) = &c.expr {
@@ -560,14 +640,17 @@ impl Cx<'_> {
                     self.record(&s.expr, schema, input, UseContext::Sort)?;
                 }
                 let args: Vec<&Expr> = p.args.iter().collect();
-                all(
+                self.in_aggregate += 1;
+                let lin = all(
                     self,
                     &args,
                     Step::Aggregate {
                         func: f.func.name().to_ascii_lowercase(),
                         distinct: p.distinct,
                     },
-                )?
+                );
+                self.in_aggregate -= 1;
+                lin?
             }
             Expr::WindowFunction(w) => {
                 let p = &w.params;
