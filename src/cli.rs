@@ -147,6 +147,12 @@ pub enum DatasetCommand {
         /// Description.
         #[arg(long, default_value = "")]
         description: String,
+        /// Fraction of rows in the development sample (default: the server's, 1%).
+        #[arg(long)]
+        sample_rate: Option<f64>,
+        /// Seed of the development sample.
+        #[arg(long, default_value_t = 0)]
+        sample_seed: u64,
     },
     /// Datasets you can see.
     List,
@@ -176,14 +182,21 @@ pub enum GrantCommand {
 /// `erhai query …`
 #[derive(Debug, Subcommand)]
 pub enum QueryCommand {
-    /// Submit a production query; it ends awaiting review, or refused with reasons.
+    /// Submit a query. Production (the default) ends awaiting review, or refused with reasons;
+    /// development runs on the desensitized samples and prints the rows at once.
     Submit {
         /// The SQL.
         #[arg(long)]
         sql: String,
-        /// Wait until the job has run.
+        /// Wait until a production job has run.
         #[arg(long)]
         wait: bool,
+        /// Where to run: prod (full data, reviewed) or dev (samples, no review).
+        #[arg(long, value_enum, default_value_t = Env::Prod)]
+        env: Env,
+        /// Development only: also write the rows to this file (.csv, .parquet or .arrow).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Check a query without running it: each output column's lineage and the rule applied.
     Check {
@@ -191,6 +204,15 @@ pub enum QueryCommand {
         #[arg(long)]
         sql: String,
     },
+}
+
+/// The two environments of a query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Env {
+    /// Full data; the result goes to review.
+    Prod,
+    /// Sampled, desensitized data; rows return at once.
+    Dev,
 }
 
 /// `erhai job …`
@@ -203,6 +225,11 @@ pub enum JobCommand {
     },
     /// Your jobs.
     List,
+    /// Submit a development job's SQL to production (checked, run and reviewed there).
+    Promote {
+        /// The development job's id.
+        job: String,
+    },
 }
 
 /// `erhai review …`
@@ -381,6 +408,8 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     file,
                     policy,
                     description,
+                    sample_rate,
+                    sample_seed,
                 } => {
                     let policy_text = std::fs::read_to_string(&policy)
                         .map_err(|e| format!("{}: {e}", policy.display()))?;
@@ -388,7 +417,15 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     let parsed = erhai_policies::policy_file::parse_policy(&policy_text).ok();
                     let (schema, batches) = crate::files::read_data(&file, parsed.as_ref())?;
                     let d = c
-                        .register(&name, &description, &policy_text, schema, batches)
+                        .register_sampled(
+                            &name,
+                            &description,
+                            &policy_text,
+                            schema,
+                            batches,
+                            sample_rate.unwrap_or(0.0),
+                            sample_seed,
+                        )
                         .await?;
                     print(
                         fmt,
@@ -464,7 +501,42 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             Ok(())
         }
-        Command::Query(QueryCommand::Submit { sql, wait }) => {
+        Command::Query(QueryCommand::Submit {
+            sql,
+            wait: _,
+            env: Env::Dev,
+            out,
+        }) => {
+            if let Some(out) = &out {
+                crate::files::FileFormat::of(out)?;
+            }
+            let (j, schema, batches) = connect(&cli.identity).await?.run_dev(&sql).await?;
+            if let Some(out) = &out {
+                crate::files::write_data(out, &schema, &batches)?;
+            }
+            print(
+                fmt,
+                || {
+                    format!(
+                        "development job {} (samples, not reviewed; promote with `erhai job promote {}`)\n{}",
+                        j.id,
+                        j.id,
+                        output::batches_table(&batches)
+                    )
+                },
+                || json!({"job": output::job_json(&j), "rows": output::batches_json(&batches)}),
+            );
+            Ok(())
+        }
+        Command::Query(QueryCommand::Submit {
+            sql,
+            wait,
+            env: Env::Prod,
+            out,
+        }) => {
+            if out.is_some() {
+                return Err("--out is for development runs; production results are fetched with `erhai release fetch` once approved".into());
+            }
             let j = connect(&cli.identity).await?.submit(&sql, wait).await?;
             print(fmt, || output::job_detail(&j), || output::job_json(&j));
             if j.state == "failed" {
@@ -477,6 +549,10 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             match cmd {
                 JobCommand::Show { job } => {
                     let j = c.job(&job).await?;
+                    print(fmt, || output::job_detail(&j), || output::job_json(&j));
+                }
+                JobCommand::Promote { job } => {
+                    let j = c.promote(&job).await?;
                     print(fmt, || output::job_detail(&j), || output::job_json(&j));
                 }
                 JobCommand::List => {

@@ -185,7 +185,7 @@ impl Client {
         CatalogServiceClient::new(self.channel.clone()).max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
     fn query(&self) -> QueryServiceClient<Channel> {
-        QueryServiceClient::new(self.channel.clone())
+        QueryServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
     fn review(&self) -> ReviewServiceClient<Channel> {
         ReviewServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -257,7 +257,31 @@ impl Client {
         schema: SchemaRef,
         batches: Vec<RecordBatch>,
     ) -> Result<pb::Dataset, ClientError> {
-        let chunks = upload_messages(name, description, policy_toml, &schema, &batches, true)?;
+        self.register_sampled(name, description, policy_toml, schema, batches, 0.0, 0)
+            .await
+    }
+
+    /// Registers a dataset choosing its development sample's rate (0: the server's default)
+    /// and seed.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn register_sampled(
+        &self,
+        name: &str,
+        description: &str,
+        policy_toml: &str,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        sample_rate: f64,
+        sample_seed: u64,
+    ) -> Result<pb::Dataset, ClientError> {
+        let mut chunks = upload_messages(name, description, policy_toml, &schema, &batches, true)?;
+        if let Some(pb::RegisterChunk {
+            part: Some(pb::register_chunk::Part::Header(h)),
+        }) = chunks.first_mut()
+        {
+            h.dev_sample_rate = sample_rate;
+            h.dev_sample_seed = sample_seed;
+        }
         self.register_raw(chunks).await
     }
 
@@ -319,6 +343,32 @@ impl Client {
                 sql: sql.into(),
                 wait,
             })
+            .await?
+            .into_inner())
+    }
+
+    /// Runs a query on the development samples; the rows come back at once.
+    pub async fn run_dev(
+        &self,
+        sql: &str,
+    ) -> Result<(pb::Job, SchemaRef, Vec<RecordBatch>), ClientError> {
+        let r = self
+            .query()
+            .run_dev_query(pb::SubmitQueryRequest {
+                sql: sql.into(),
+                wait: true,
+            })
+            .await?
+            .into_inner();
+        let (schema, batches) = decode_ipc(&r.arrow_ipc)?;
+        Ok((r.job.unwrap_or_default(), schema, batches))
+    }
+
+    /// Submits a development job's SQL to production.
+    pub async fn promote(&self, job: &str) -> Result<pb::Job, ClientError> {
+        Ok(self
+            .query()
+            .promote_job(pb::JobRef { job: job.into() })
             .await?
             .into_inner())
     }
@@ -479,6 +529,8 @@ pub fn upload_messages(
             name: name.into(),
             description: description.into(),
             policy_toml: policy_toml.into(),
+            dev_sample_rate: 0.0,
+            dev_sample_seed: 0,
         })),
     }];
     let (mut rows, mut count) = (0u64, 0u64);

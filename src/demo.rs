@@ -301,6 +301,7 @@ pub fn store_table(
         wrapped_key,
         schema,
         policy,
+        env: erhai_engine::Env::Prod,
     })
 }
 

@@ -89,10 +89,10 @@ pub fn dataset_json(d: &pb::Dataset) -> Value {
     json!({
         "id": d.id, "name": d.name, "description": d.description, "provider_unit": d.provider_unit,
         "registered_by": d.registered_by, "version": d.version, "rows": d.rows, "privacy_unit": d.privacy_unit,
-        "created_at": time(d.created_at_ms),
+        "created_at": time(d.created_at_ms), "dev_sample_rows": d.dev_sample_rows,
         "columns": d.columns.iter().map(|c| json!({
             "name": c.name, "type": c.data_type, "kind": c.kind, "grade": c.grade, "uses": c.uses,
-            "aggregate_functions": c.aggregate_functions, "personal": c.personal, "sensitive_personal": c.sensitive_personal,
+            "aggregate_functions": c.aggregate_functions, "masks": c.masks, "personal": c.personal, "sensitive_personal": c.sensitive_personal,
         })).collect::<Vec<_>>(),
     })
 }
@@ -126,8 +126,15 @@ pub fn datasets_table(ds: &[pb::Dataset]) -> String {
 /// One dataset's schema and policy as a table.
 pub fn dataset_detail(d: &pb::Dataset) -> String {
     let head = format!(
-        "{} ({}) — {} rows, version {}, provider {}, privacy unit {}\n{}\n",
-        d.name, d.id, d.rows, d.version, d.provider_unit, d.privacy_unit, d.description
+        "{} ({}) — {} rows, version {}, provider {}, privacy unit {}, development sample {} rows\n{}\n",
+        d.name,
+        d.id,
+        d.rows,
+        d.version,
+        d.provider_unit,
+        d.privacy_unit,
+        d.dev_sample_rows,
+        d.description
     );
     head + &table(
         &["column", "type", "kind", "grade", "allowed uses"],
@@ -140,6 +147,8 @@ pub fn dataset_detail(d: &pb::Dataset) -> String {
                     .map(|u| {
                         if u == "aggregate" {
                             format!("aggregate[{}]", c.aggregate_functions.join(", "))
+                        } else if u == "output_masked" && !c.masks.is_empty() {
+                            format!("output_masked[{}]", c.masks.join(", "))
                         } else {
                             u.clone()
                         }
@@ -205,7 +214,7 @@ pub fn job_json(j: &pb::Job) -> Value {
         "id": j.id, "tenant": j.tenant, "submitted_by": j.submitted_by, "sql": j.sql, "state": j.state,
         "error": j.error, "submitted_at": time(j.submitted_at_ms), "finished_at": time(j.finished_at_ms),
         "reviewed_by": j.reviewed_by, "review_reason": j.review_reason, "reviewed_at": time(j.reviewed_at_ms),
-        "datasets": j.datasets,
+        "datasets": j.datasets, "env": j.env, "promoted_from": j.promoted_from,
         "verdict": j.verdict.as_ref().map(verdict_json),
         "report": j.report.as_ref().map(|r| json!({
             "outcome": r.outcome, "rows_computed": r.rows_computed, "rows_released": r.rows_released,
@@ -254,14 +263,21 @@ pub fn jobs_table(jobs: &[pb::Job]) -> String {
 /// One job in detail: SQL, verdict per column, check report.
 pub fn job_detail(j: &pb::Job) -> String {
     let mut s = format!(
-        "job {} — {}\ntenant {}, submitted by {} at {}\nSQL: {}\n",
+        "job {} — {} ({})\ntenant {}, submitted by {} at {}\nSQL: {}\n",
         j.id,
         j.state,
+        if j.env.is_empty() { "prod" } else { &j.env },
         j.tenant,
         j.submitted_by,
         time(j.submitted_at_ms),
         j.sql
     );
+    if !j.promoted_from.is_empty() {
+        s.push_str(&format!(
+            "promoted from development job {}\n",
+            j.promoted_from
+        ));
+    }
     if !j.error.is_empty() {
         s += &format!("error: {}\n", j.error);
     }

@@ -640,3 +640,98 @@ async fn limits_give_precise_errors() {
     );
     p.stop().await.expect("stop");
 }
+
+/// Every string value of `batches`.
+fn strings(batches: &[arrow::record_batch::RecordBatch]) -> std::collections::HashSet<String> {
+    use arrow::array::Array;
+    let mut out = std::collections::HashSet::new();
+    for b in batches {
+        for col in b.columns() {
+            let Ok(s) = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8) else {
+                continue;
+            };
+            let s = s
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>()
+                .expect("utf8");
+            out.extend(s.iter().flatten().map(str::to_string));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn development_runs_on_desensitized_samples() {
+    use arrow::array::AsArray;
+    let p = platform().await;
+    let analyst = p.client("analyst").await.expect("analyst");
+    let raw = demo_data::generate(SEED, Sizes::with_stays(STAYS)).expect("data");
+
+    let d = analyst.get_dataset("hotel_stays").await.expect("dataset");
+    assert_eq!(d.dev_sample_rows, 1_000, "1% of 3,000 is below the floor");
+
+    // Row-level output is fine in development: the sample is desensitized.
+    let (job, _, rows) = analyst
+        .run_dev("SELECT * FROM hotel_stays")
+        .await
+        .expect("dev query");
+    assert_eq!((job.env.as_str(), job.state.as_str()), ("dev", "completed"));
+    assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 1_000);
+    let seen = strings(&rows);
+    let stays = &raw.hotel_stays;
+    for column in ["id_number", "phone", "guest_name", "stay_id"] {
+        let values = stays
+            .column_by_name(column)
+            .expect("column")
+            .as_string::<i32>();
+        let leaked = values
+            .iter()
+            .flatten()
+            .filter(|v| seen.contains(*v))
+            .count();
+        assert_eq!(leaked, 0, "raw {column} values in the development sample");
+    }
+    let schema = rows[0].schema();
+    assert!(
+        schema.column_with_name("stay_id").is_none(),
+        "secret columns are left out"
+    );
+    let phones = rows[0]
+        .column_by_name("phone")
+        .expect("phone")
+        .as_string::<i32>();
+    assert!(phones.iter().flatten().all(|p| p.contains("****")));
+    let ids = rows[0]
+        .column_by_name("id_number")
+        .expect("id")
+        .as_string::<i32>();
+    assert!(ids.iter().flatten().all(|t| t.len() == 32), "pseudonyms");
+
+    // Development jobs are never reviewed; promotion submits the SQL to production, where the
+    // production rules apply.
+    let (dev_job, _, _) = analyst.run_dev(BY_DISTRICT).await.expect("dev query");
+    let reviewer = p.client("reviewer").await.expect("reviewer");
+    let pending = reviewer.pending().await.expect("pending");
+    assert!(pending.iter().all(|j| j.env != "dev"));
+    let prod = analyst.promote(&dev_job.id).await.expect("promote");
+    assert_eq!(prod.env, "prod");
+    assert_eq!(prod.promoted_from, dev_job.id);
+    check_status(
+        analyst.promote(&job.id).await,
+        Code::PermissionDenied,
+        "production results must be aggregated",
+    );
+    check_status(
+        analyst.promote(&prod.id).await,
+        Code::FailedPrecondition,
+        "only development jobs are promoted",
+    );
+
+    // Other tenants see neither the job nor the samples of datasets they were not granted.
+    let other = p.client("other-analyst").await.expect("other");
+    check_status(other.promote(&dev_job.id).await, Code::NotFound, "no job");
+    let (code, msg) = status(other.run_dev("SELECT count(*) FROM hotel_stays").await);
+    assert_eq!(code, Code::InvalidArgument, "{msg}");
+    assert!(msg.contains("hotel_stays"), "{msg}");
+    p.stop().await.expect("stop");
+}

@@ -5,6 +5,7 @@
 //! network: the gateway tells it which tables a job may read and what to do with the result.
 
 pub mod checks;
+pub mod dev_sample;
 pub mod error;
 pub mod keys;
 pub mod lineage;
@@ -21,6 +22,7 @@ use arrow::record_batch::RecordBatch;
 use erhai_policies::{DatasetPolicy, PlanLineage, PlanVerdict, ReleaseRules};
 
 pub use checks::CheckReport;
+pub use dev_sample::{BuiltSample, SampleSpec};
 pub use error::{EngineError, Result};
 pub use keys::{DataKey, MasterKey};
 pub use masks::PseudonymKey;
@@ -41,6 +43,18 @@ pub struct StoredTable {
     pub schema: SchemaRef,
     /// Column policy.
     pub policy: DatasetPolicy,
+    /// Which copy the table reads: the data itself or its development sample.
+    pub env: Env,
+}
+
+/// The two environments. They never share a session, a catalog or result storage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Env {
+    /// Full data; results go to review.
+    #[default]
+    Prod,
+    /// The development samples; results return at once.
+    Dev,
 }
 
 /// The outcome of a production query that ran.
@@ -110,6 +124,11 @@ pub fn dataset_key_object(dataset_id: &str, version: u32) -> String {
     format!("{dataset_id}/v{version}")
 }
 
+/// The key object of a dataset version's development sample.
+pub fn dev_key_object(dataset_id: &str, version: u32) -> String {
+    format!("dev/{dataset_id}/v{version}")
+}
+
 fn result_key_object(job_id: &str) -> String {
     format!("result/{job_id}")
 }
@@ -162,9 +181,79 @@ impl Engine {
         })
     }
 
+    /// Builds the development sample of a stored (production) table and returns the table that
+    /// reads it, with the number of rows drawn.
+    pub fn build_dev_sample(
+        &self,
+        table: &StoredTable,
+        spec: &SampleSpec,
+    ) -> Result<(StoredTable, u64)> {
+        let source_object = dataset_key_object(&table.dataset_id, table.version);
+        let source_key = self.master.unwrap_key(&table.wrapped_key, &source_object)?;
+        let object = dev_key_object(&table.dataset_id, table.version);
+        let key = DataKey::generate()?;
+        let wrapped_key = self.master.wrap(&key, &object)?;
+        let dir = store::dev_dir(&self.data_dir, &table.dataset_id, table.version);
+        let source = store::dataset_dir(&self.data_dir, &table.dataset_id, table.version)
+            .join(store::DATA_FILE);
+        // One pseudonym key for all samples, so identifiers still join across datasets.
+        let pseudonym = self.master.pseudonym_key("dev-sample");
+        let built = dev_sample::build(
+            dev_sample::SampleIo {
+                source: &source,
+                source_key: &source_key,
+                source_object: &source_object,
+                dir: &dir,
+                key: &key,
+                object: &object,
+            },
+            &table.policy,
+            spec,
+            &source_object,
+            &pseudonym,
+        )?;
+        Ok((
+            StoredTable {
+                name: table.name.clone(),
+                dataset_id: table.dataset_id.clone(),
+                version: table.version,
+                wrapped_key,
+                schema: built.schema,
+                policy: built.policy,
+                env: Env::Dev,
+            },
+            built.rows,
+        ))
+    }
+
+    /// Runs a development query over samples: checked (columns and functions), not required
+    /// to aggregate, not reviewed; rows return to the caller and are stored nowhere.
+    pub async fn run_dev_query(
+        &self,
+        sql: &str,
+        tables: &[StoredTable],
+        scope: &str,
+    ) -> Result<(PlanVerdict, Arc<Schema>, Vec<RecordBatch>)> {
+        if let Some(t) = tables.iter().find(|t| t.env != Env::Dev) {
+            return Err(EngineError::Forbidden(format!(
+                "table {} is production data; development queries read samples only",
+                t.name
+            )));
+        }
+        let sandbox = self.sandbox(tables, scope).await?;
+        let (_, verdict, plan) = sandbox.check(sql, false).await?;
+        if !verdict.allowed() {
+            return Err(EngineError::Refused(Box::new(verdict)));
+        }
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let batches = sandbox.execute_plan(plan).await?;
+        Ok((verdict, schema, batches))
+    }
+
     /// Removes a dataset version's files (an upload that failed before commit).
     pub fn discard_dataset(&self, dataset_id: &str) {
         let _ = std::fs::remove_dir_all(self.data_dir.join("datasets").join(dataset_id));
+        let _ = std::fs::remove_dir_all(self.data_dir.join("dev").join(dataset_id));
     }
 
     /// A sandbox over `tables` (their keys unwrapped here), for planning and checking;
@@ -172,10 +261,19 @@ impl Engine {
     pub async fn sandbox(&self, tables: &[StoredTable], scope: &str) -> Result<Sandbox> {
         let mut specs = Vec::with_capacity(tables.len());
         for t in tables {
-            let object = dataset_key_object(&t.dataset_id, t.version);
+            let (object, dir) = match t.env {
+                Env::Prod => (
+                    dataset_key_object(&t.dataset_id, t.version),
+                    store::dataset_dir(&self.data_dir, &t.dataset_id, t.version),
+                ),
+                Env::Dev => (
+                    dev_key_object(&t.dataset_id, t.version),
+                    store::dev_dir(&self.data_dir, &t.dataset_id, t.version),
+                ),
+            };
             specs.push(TableSpec {
                 name: t.name.clone(),
-                dir: store::dataset_dir(&self.data_dir, &t.dataset_id, t.version),
+                dir,
                 key: self.master.unwrap_key(&t.wrapped_key, &object)?,
                 key_object: object,
                 schema: t.schema.clone(),

@@ -411,11 +411,21 @@ impl Sandbox {
 
     /// Runs a checked query within the limits.
     pub async fn execute(&self, q: &CheckedQuery) -> Result<Executed> {
+        let batches = self.execute_plan(q.plan.clone()).await?;
+        Ok(Executed {
+            batches,
+            schema: q.visible.clone(),
+            units: q.units.clone(),
+        })
+    }
+
+    /// Runs a plan the caller has checked, within the time and row limits.
+    pub async fn execute_plan(&self, plan: LogicalPlan) -> Result<Vec<RecordBatch>> {
         let limit = self.limits.max_rows;
         let run = async {
             let df = self
                 .ctx
-                .execute_logical_plan(q.plan.clone())
+                .execute_logical_plan(plan)
                 .await
                 .map_err(exec_error)?;
             let mut stream = df.execute_stream().await.map_err(exec_error)?;
@@ -431,14 +441,9 @@ impl Sandbox {
             }
             Ok(batches)
         };
-        let batches = tokio::time::timeout(self.limits.timeout, run)
+        tokio::time::timeout(self.limits.timeout, run)
             .await
-            .map_err(|_| EngineError::Timeout(self.limits.timeout.as_secs()))??;
-        Ok(Executed {
-            batches,
-            schema: q.visible.clone(),
-            units: q.units.clone(),
-        })
+            .map_err(|_| EngineError::Timeout(self.limits.timeout.as_secs()))?
     }
 }
 

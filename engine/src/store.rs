@@ -33,6 +33,14 @@ pub fn dataset_dir(data_dir: &Path, dataset_id: &str, version: u32) -> PathBuf {
         .join(format!("v{version}"))
 }
 
+/// Where a dataset version's development sample lives.
+pub fn dev_dir(data_dir: &Path, dataset_id: &str, version: u32) -> PathBuf {
+    data_dir
+        .join("dev")
+        .join(dataset_id)
+        .join(format!("v{version}"))
+}
+
 /// Where a job's quarantined result lives.
 pub fn result_dir(data_dir: &Path, job_id: &str) -> PathBuf {
     data_dir.join("results").join(job_id)

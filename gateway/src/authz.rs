@@ -87,6 +87,10 @@ pub enum Action {
     SubmitQuery,
     /// Check a query without running it.
     CheckQuery,
+    /// Run a query on development samples.
+    RunDevQuery,
+    /// Submit a development job's SQL to production.
+    PromoteJob,
     /// Show a job.
     GetJob,
     /// List jobs.
@@ -158,6 +162,8 @@ pub const MATRIX: &[(Action, &[Role])] = &[
     ),
     (Action::SubmitQuery, &[Role::Analyst]),
     (Action::CheckQuery, &[Role::Analyst]),
+    (Action::RunDevQuery, &[Role::Analyst]),
+    (Action::PromoteJob, &[Role::Analyst]),
     (
         Action::GetJob,
         &[Role::Analyst, Role::Reviewer, Role::Auditor],

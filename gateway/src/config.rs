@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use erhai_engine::Limits;
+use erhai_engine::{Limits, SampleSpec};
 use erhai_policies::ReleaseRules;
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +15,7 @@ use crate::error::GatewayError;
 pub const CONFIG_FILE: &str = "erhai.toml";
 
 /// Everything the server needs to start.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address to listen on.
@@ -35,6 +35,30 @@ pub struct ServerConfig {
     /// Release rules.
     #[serde(default)]
     pub release: ReleaseConfig,
+    /// Development samples.
+    #[serde(default)]
+    pub dev: DevConfig,
+}
+
+/// Development samples as configured (a dataset's registration may choose its own rate and
+/// seed).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DevConfig {
+    /// Default fraction of rows drawn.
+    pub sample_rate: f64,
+    /// Fewest rows drawn (unless the dataset is smaller).
+    pub sample_floor: u64,
+}
+
+impl Default for DevConfig {
+    fn default() -> Self {
+        let d = SampleSpec::default();
+        DevConfig {
+            sample_rate: d.rate,
+            sample_floor: d.floor,
+        }
+    }
 }
 
 fn default_cert_days() -> u32 {
@@ -95,6 +119,7 @@ impl ServerConfig {
             user_cert_days: default_cert_days(),
             limits: LimitsConfig::default(),
             release: ReleaseConfig::default(),
+            dev: DevConfig::default(),
         }
     }
 
@@ -162,6 +187,13 @@ impl ServerConfig {
                 "limits.timeout_secs must be at least 1".into(),
             ));
         }
+        SampleSpec {
+            rate: self.dev.sample_rate,
+            floor: self.dev.sample_floor,
+            seed: 0,
+        }
+        .validate()
+        .map_err(|e| GatewayError::Config(format!("dev.sample_rate: {e}")))?;
         if self.user_cert_days == 0 || self.user_cert_days > 3650 {
             return Err(GatewayError::Config(
                 "user_cert_days must be between 1 and 3650".into(),

@@ -47,7 +47,7 @@ pub struct StoredField {
 }
 
 /// A registered dataset (its current version).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DatasetRecord {
     /// Id.
     pub id: String,
@@ -73,6 +73,26 @@ pub struct DatasetRecord {
     pub wrapped_key: Vec<u8>,
     /// Registration time.
     pub created_at_ms: i64,
+    /// The development sample, once built.
+    #[serde(default)]
+    pub dev: Option<DevSampleRecord>,
+}
+
+/// A dataset version's development sample.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DevSampleRecord {
+    /// Rows drawn.
+    pub rows: u64,
+    /// Sampling rate.
+    pub rate: f64,
+    /// Sampling seed.
+    pub seed: u64,
+    /// Schema of the sample.
+    pub fields: Vec<StoredField>,
+    /// Policy of the sample.
+    pub policy: DatasetPolicy,
+    /// The sample's data key, wrapped by the master key.
+    pub wrapped_key: Vec<u8>,
 }
 
 /// A temporary grant of a dataset to a tenant.
@@ -104,6 +124,8 @@ pub enum JobState {
     Released,
     /// Planning or execution failed.
     Failed,
+    /// A development job ran; its rows went to the analyst (never stored, never reviewed).
+    Completed,
 }
 
 impl JobState {
@@ -116,6 +138,7 @@ impl JobState {
             JobState::Rejected => "rejected",
             JobState::Released => "released",
             JobState::Failed => "failed",
+            JobState::Completed => "completed",
         }
     }
 }
@@ -153,6 +176,12 @@ pub struct JobRecord {
     pub reviewed_at_ms: Option<i64>,
     /// Wrapped key of the quarantined result.
     pub result_key: Option<Vec<u8>>,
+    /// A development job (samples, no review).
+    #[serde(default)]
+    pub dev: bool,
+    /// For a production job promoted from development: the dev job's id.
+    #[serde(default)]
+    pub promoted_from: Option<String>,
 }
 
 /// The sled database and its trees.

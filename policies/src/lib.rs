@@ -7,6 +7,7 @@
 //! A regulator should be able to read it end to end.
 
 pub mod check;
+pub mod dev_sample;
 pub mod error;
 pub mod lineage;
 pub mod masks;

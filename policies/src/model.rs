@@ -58,6 +58,21 @@ impl ColumnKind {
         ("other", ColumnKind::Other),
     ];
 
+    /// Kinds that single out a person by themselves (an ID, a phone, a name, ...).
+    pub fn is_personal_identifier(self) -> bool {
+        matches!(
+            self,
+            ColumnKind::IdCard
+                | ColumnKind::Phone
+                | ColumnKind::Name
+                | ColumnKind::BankCard
+                | ColumnKind::Address
+                | ColumnKind::Email
+                | ColumnKind::Plate
+                | ColumnKind::IpAddress
+        )
+    }
+
     /// The policy-file name of this kind.
     pub fn name(self) -> &'static str {
         Self::ALL

@@ -188,16 +188,7 @@ impl ScalarUDFImpl for MaskUdf {
         self.spec
             .check_arity(params.len())
             .map_err(datafusion::error::DataFusionError::Plan)?;
-        let value = match self.kernel {
-            Kernel::AgeBand | Kernel::DateTrunc => DataType::Date32,
-            Kernel::Bucket if is_integer(value) || value.is_null() => DataType::Int64,
-            Kernel::Bucket if value.is_numeric() => DataType::Float64,
-            Kernel::Bucket => {
-                return plan_err!("bucket() needs a number, found {value}");
-            }
-            _ if is_string(value) => value.clone(),
-            _ => DataType::Utf8,
-        };
+        let value = input_type(self.kernel, value)?;
         let mut out = vec![value];
         for p in params {
             out.push(if is_integer(p) {
@@ -233,107 +224,153 @@ impl ScalarUDFImpl for MaskUdf {
             .resolve(&params)
             .map_err(datafusion::error::DataFusionError::Plan)?;
         let array = value.to_array(args.number_rows)?;
-        let out: ArrayRef = match self.kernel {
-            Kernel::Text(f) => {
-                let mut b = StringBuilder::with_capacity(array.len(), array.len() * 16);
-                let mut buf = String::with_capacity(64);
-                each_str(&array, |v| match v {
-                    Some(s) => {
-                        buf.clear();
-                        if f(s, &params, &mut buf) {
-                            b.append_value(&buf);
-                        } else {
-                            b.append_null();
-                        }
-                    }
-                    None => b.append_null(),
-                })?;
-                Arc::new(b.finish())
-            }
-            Kernel::Pseudonym => {
-                let mut b = StringBuilder::with_capacity(array.len(), array.len() * 32);
-                let mut buf = String::with_capacity(32);
-                each_str(&array, |v| match v {
-                    Some(s) => {
-                        buf.clear();
-                        let tag = hmac::sign(&self.pseudonym.0, s.as_bytes());
-                        push_hex(&tag.as_ref()[..16], &mut buf);
-                        b.append_value(&buf);
-                    }
-                    None => b.append_null(),
-                })?;
-                Arc::new(b.finish())
-            }
-            Kernel::Valid => {
-                let mut b = BooleanBuilder::with_capacity(array.len());
-                each_str(&array, |v| b.append_option(v.and_then(text::id_card_valid)))?;
-                Arc::new(b.finish())
-            }
-            Kernel::BirthYear => {
-                let mut b = Int32Builder::with_capacity(array.len());
-                each_str(&array, |v| {
-                    b.append_option(v.and_then(text::id_card_birth_year))
-                })?;
-                Arc::new(b.finish())
-            }
-            Kernel::AgeBand => {
-                let width = int_param(&params);
-                let Some(today) = generalize::today() else {
-                    return exec_err!("the system clock is before 1970");
-                };
-                let dates = array.as_primitive_opt::<Date32Type>().ok_or_else(|| {
-                    datafusion::error::DataFusionError::Plan("age_band() needs a date".into())
-                })?;
-                let mut b = StringBuilder::with_capacity(dates.len(), dates.len() * 5);
-                let mut buf = String::with_capacity(8);
-                for v in dates.iter() {
-                    buf.clear();
-                    match v {
-                        Some(d) if generalize::age_band(d, today, width, &mut buf) => {
-                            b.append_value(&buf)
-                        }
-                        _ => b.append_null(),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            Kernel::DateTrunc => {
-                let unit = match params.first() {
-                    Some(MaskArg::Text(u)) => u.as_str(),
-                    _ => "month",
-                };
-                let dates = array.as_primitive_opt::<Date32Type>().ok_or_else(|| {
-                    datafusion::error::DataFusionError::Plan("date_trunc_to() needs a date".into())
-                })?;
-                Arc::new(
-                    dates
-                        .iter()
-                        .map(|v| v.and_then(|d| generalize::date_trunc_to(d, unit)))
-                        .collect::<Date32Array>(),
-                )
-            }
-            Kernel::Bucket => {
-                let width = int_param(&params);
-                if let Some(ints) = array.as_primitive_opt::<Int64Type>() {
-                    Arc::new(
-                        ints.iter()
-                            .map(|v| v.and_then(|v| generalize::bucket_int(v, width)))
-                            .collect::<Int64Array>(),
-                    )
-                } else if let Some(floats) = array.as_primitive_opt::<Float64Type>() {
-                    Arc::new(
-                        floats
-                            .iter()
-                            .map(|v| v.and_then(|v| generalize::bucket_float(v, width)))
-                            .collect::<Float64Array>(),
-                    )
-                } else {
-                    return plan_err!("bucket() needs a number, found {}", array.data_type());
-                }
-            }
-        };
-        Ok(ColumnarValue::Array(out))
+        compute(self.kernel, &params, &array, &self.pseudonym).map(ColumnarValue::Array)
     }
+}
+
+/// Applies mask `name` with `args` (as a policy or query states them) to `array` outside SQL:
+/// the development sample uses this.
+pub fn apply_mask(
+    name: &str,
+    args: &[MaskArg],
+    array: &ArrayRef,
+    pseudonym: &PseudonymKey,
+) -> Result<ArrayRef> {
+    let (Some(spec), Some(kernel)) = (erhai_policies::masks::lookup(name), kernel(name)) else {
+        return plan_err!("no mask function {name}");
+    };
+    let params = spec
+        .resolve(args)
+        .map_err(datafusion::error::DataFusionError::Plan)?;
+    let target = input_type(kernel, array.data_type())?;
+    let array = if array.data_type() == &target {
+        array.clone()
+    } else {
+        arrow::compute::cast(array, &target)?
+    };
+    compute(kernel, &params, &array, pseudonym)
+}
+
+/// The type a mask's value is coerced to.
+fn input_type(kernel: Kernel, value: &DataType) -> Result<DataType> {
+    Ok(match kernel {
+        Kernel::AgeBand | Kernel::DateTrunc => DataType::Date32,
+        Kernel::Bucket if is_integer(value) || value.is_null() => DataType::Int64,
+        Kernel::Bucket if value.is_numeric() => DataType::Float64,
+        Kernel::Bucket => {
+            return plan_err!("bucket() needs a number, found {value}");
+        }
+        _ if is_string(value) => value.clone(),
+        _ => DataType::Utf8,
+    })
+}
+
+fn compute(
+    kernel: Kernel,
+    params: &[MaskArg],
+    array: &ArrayRef,
+    pseudonym: &PseudonymKey,
+) -> Result<ArrayRef> {
+    let out: ArrayRef = match kernel {
+        Kernel::Text(f) => {
+            let mut b = StringBuilder::with_capacity(array.len(), array.len() * 16);
+            let mut buf = String::with_capacity(64);
+            each_str(array, |v| match v {
+                Some(s) => {
+                    buf.clear();
+                    if f(s, params, &mut buf) {
+                        b.append_value(&buf);
+                    } else {
+                        b.append_null();
+                    }
+                }
+                None => b.append_null(),
+            })?;
+            Arc::new(b.finish())
+        }
+        Kernel::Pseudonym => {
+            let mut b = StringBuilder::with_capacity(array.len(), array.len() * 32);
+            let mut buf = String::with_capacity(32);
+            each_str(array, |v| match v {
+                Some(s) => {
+                    buf.clear();
+                    let tag = hmac::sign(&pseudonym.0, s.as_bytes());
+                    push_hex(&tag.as_ref()[..16], &mut buf);
+                    b.append_value(&buf);
+                }
+                None => b.append_null(),
+            })?;
+            Arc::new(b.finish())
+        }
+        Kernel::Valid => {
+            let mut b = BooleanBuilder::with_capacity(array.len());
+            each_str(array, |v| b.append_option(v.and_then(text::id_card_valid)))?;
+            Arc::new(b.finish())
+        }
+        Kernel::BirthYear => {
+            let mut b = Int32Builder::with_capacity(array.len());
+            each_str(array, |v| {
+                b.append_option(v.and_then(text::id_card_birth_year))
+            })?;
+            Arc::new(b.finish())
+        }
+        Kernel::AgeBand => {
+            let width = int_param(params);
+            let Some(today) = generalize::today() else {
+                return exec_err!("the system clock is before 1970");
+            };
+            let dates = array.as_primitive_opt::<Date32Type>().ok_or_else(|| {
+                datafusion::error::DataFusionError::Plan("age_band() needs a date".into())
+            })?;
+            let mut b = StringBuilder::with_capacity(dates.len(), dates.len() * 5);
+            let mut buf = String::with_capacity(8);
+            for v in dates.iter() {
+                buf.clear();
+                match v {
+                    Some(d) if generalize::age_band(d, today, width, &mut buf) => {
+                        b.append_value(&buf)
+                    }
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        Kernel::DateTrunc => {
+            let unit = match params.first() {
+                Some(MaskArg::Text(u)) => u.as_str(),
+                _ => "month",
+            };
+            let dates = array.as_primitive_opt::<Date32Type>().ok_or_else(|| {
+                datafusion::error::DataFusionError::Plan("date_trunc_to() needs a date".into())
+            })?;
+            Arc::new(
+                dates
+                    .iter()
+                    .map(|v| v.and_then(|d| generalize::date_trunc_to(d, unit)))
+                    .collect::<Date32Array>(),
+            )
+        }
+        Kernel::Bucket => {
+            let width = int_param(params);
+            if let Some(ints) = array.as_primitive_opt::<Int64Type>() {
+                Arc::new(
+                    ints.iter()
+                        .map(|v| v.and_then(|v| generalize::bucket_int(v, width)))
+                        .collect::<Int64Array>(),
+                )
+            } else if let Some(floats) = array.as_primitive_opt::<Float64Type>() {
+                Arc::new(
+                    floats
+                        .iter()
+                        .map(|v| v.and_then(|v| generalize::bucket_float(v, width)))
+                        .collect::<Float64Array>(),
+                )
+            } else {
+                return plan_err!("bucket() needs a number, found {}", array.data_type());
+            }
+        }
+    };
+    Ok(out)
 }
 
 fn int_param(params: &[MaskArg]) -> i64 {

@@ -174,7 +174,9 @@ pub(crate) fn mask_phone(value: &str, _: &[MaskArg], out: &mut String) -> bool {
             _ if matches!(v.as_bytes().get(1), Some(b'1' | b'2')) => 3,
             _ => 4,
         };
-        let (head, rest) = v.split_at(area.min(v.len()));
+        // Split by characters: the value may hold anything, not only digits.
+        let at = v.char_indices().nth(area).map_or(v.len(), |(i, _)| i);
+        let (head, rest) = v.split_at(at);
         out.push_str(head);
         let n = rest.chars().count();
         return keep_where(rest, out, |i, _| i + 2 >= n);
@@ -431,6 +433,66 @@ mod tests {
         assert_eq!(m(mask_ip, "host"), "***");
     }
 
+    const ALL: [TextKernel; 18] = [
+        mask_id_card,
+        id_card_region,
+        id_card_gender,
+        mask_phone,
+        mask_name,
+        mask_bank_card,
+        mask_email,
+        mask_address,
+        mask_plate,
+        mask_ip,
+        keep_first_n_last_m,
+        keep_from_x_to_y,
+        mask_first_n_last_m,
+        mask_from_x_to_y,
+        mask_before_char,
+        mask_after_char,
+        mask_id_card,
+        mask_phone,
+    ];
+
+    /// Hostile and odd inputs: empty, blank, wrong lengths, mixed scripts, 4-byte UTF-8,
+    /// separators where digits should be, a very long value.
+    const ODD: [&str; 14] = [
+        "",
+        " ",
+        "0",
+        "0éé123456789",
+        "𠀀𠀁𠀂𠀃𠀄𠀅𠀆𠀇𠀈𠀉𠀊𠀋𠀌𠀍𠀎𠀏𠀐𠀑",
+        "😀😀😀😀😀😀😀😀😀😀😀",
+        "张三abc李四",
+        "13８12345678",
+        "+8613812345678",
+        "5329011990030712３X",
+        "@@@",
+        "云L·12345",
+        "--------------",
+        "\u{202e}13812345678",
+    ];
+
+    #[test]
+    fn odd_inputs_never_panic_and_keep_utf8() {
+        let args = [I(2), I(3)];
+        let long = "长".repeat(10_000);
+        for f in ALL {
+            for v in ODD.iter().copied().chain([long.as_str()]) {
+                let mut out = String::new();
+                let _ = f(v, &args, &mut out);
+                // Masks replace characters one for one or shorten; they never grow a value
+                // beyond its length plus the fixed suffixes.
+                assert!(
+                    out.chars().count() <= v.chars().count() + 12,
+                    "{v:?} → {out:?}"
+                );
+            }
+        }
+        assert_eq!(id_card_valid("𠀀"), Some(false));
+        assert_eq!(id_card_birth_year("5329011990030712３X"), None);
+    }
+
     #[test]
     fn generic_masks_never_return_the_input() {
         assert_eq!(
@@ -475,5 +537,36 @@ mod tests {
             run(keep_first_n_last_m, "张三丰先生", &[I(1), I(1)]).as_deref(),
             Some("张***生")
         );
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Any string, any mask: no panic, and generic masks never return their input (inputs
+        /// without the mask character itself, which masking leaves as it is).
+        #[test]
+        fn masks_are_total(v in "[^*\\p{C}]{0,40}", n in 0i64..20, m in 0i64..20) {
+            let args = [MaskArg::Int(n), MaskArg::Int(m)];
+            for f in [mask_id_card, mask_phone, mask_name, mask_bank_card, mask_email,
+                      mask_address, mask_plate, mask_ip, id_card_region, id_card_gender] {
+                let mut out = String::new();
+                let _ = f(&v, &args, &mut out);
+            }
+            for f in [keep_first_n_last_m, keep_from_x_to_y, mask_first_n_last_m, mask_from_x_to_y] {
+                let mut out = String::new();
+                f(&v, &args, &mut out);
+                prop_assert!(v.is_empty() || out != v, "{v:?} unchanged");
+                prop_assert_eq!(out.chars().count(), v.chars().count());
+            }
+            let _ = id_card_valid(&v);
+            let _ = id_card_birth_year(&v);
+        }
     }
 }

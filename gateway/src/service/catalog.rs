@@ -5,7 +5,7 @@ use std::io::Cursor;
 
 use arrow::datatypes::DataType;
 use arrow::ipc::reader::StreamReader;
-use erhai_engine::Upload;
+use erhai_engine::{Env, SampleSpec, StoredTable, Upload};
 use erhai_policies::policy_file::parse_policy;
 use erhai_proto::v1 as pb;
 use erhai_proto::v1::catalog_service_server::CatalogService;
@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{Gateway, convert, engine_status, internal};
 use crate::authz::{Action, Role};
-use crate::state::{DatasetRecord, GrantRecord, StoredField, UserRecord, now_ms};
+use crate::state::{DatasetRecord, DevSampleRecord, GrantRecord, UserRecord, now_ms};
 
 /// Dataset names are SQL identifiers: lower-case letters, digits and '_', starting with a letter.
 fn valid_dataset_name(s: &str) -> bool {
@@ -117,18 +117,18 @@ impl Gateway {
                     version: 1,
                     rows,
                     bytes,
-                    fields: schema
-                        .fields()
-                        .iter()
-                        .map(|f| StoredField {
-                            name: f.name().clone(),
-                            data_type: f.data_type().to_string(),
-                            nullable: f.is_nullable(),
-                        })
-                        .collect(),
+                    fields: convert::stored_fields(&schema),
                     policy,
                     wrapped_key,
                     created_at_ms: now_ms(),
+                    dev: None,
+                };
+                let record = match self.build_dev_sample(record, &header) {
+                    Ok(r) => r,
+                    Err(status) => {
+                        self.abandon(&header.name, &id);
+                        return Err(status);
+                    }
                 };
                 if let Err(e) = store.put_dataset(&record) {
                     self.abandon(&header.name, &id);
@@ -141,6 +141,50 @@ impl Gateway {
                 Err(status)
             }
         }
+    }
+
+    /// Builds the development sample of a freshly stored dataset (before it is committed, so a
+    /// dataset never exists without its sample).
+    fn build_dev_sample(
+        &self,
+        mut record: DatasetRecord,
+        header: &pb::RegisterHeader,
+    ) -> Result<DatasetRecord, Status> {
+        let cfg = &self.0.cfg.dev;
+        let spec = SampleSpec {
+            rate: if header.dev_sample_rate == 0.0 {
+                cfg.sample_rate
+            } else {
+                header.dev_sample_rate
+            },
+            floor: cfg.sample_floor,
+            seed: header.dev_sample_seed,
+        };
+        spec.validate()
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let table = StoredTable {
+            name: record.name.clone(),
+            dataset_id: record.id.clone(),
+            version: record.version,
+            wrapped_key: record.wrapped_key.clone(),
+            schema: convert::schema(&record.fields)?,
+            policy: record.policy.clone(),
+            env: Env::Prod,
+        };
+        let (sample, rows) = self
+            .0
+            .engine
+            .build_dev_sample(&table, &spec)
+            .map_err(|e| engine_status(&e))?;
+        record.dev = Some(DevSampleRecord {
+            rows,
+            rate: spec.rate,
+            seed: spec.seed,
+            fields: convert::stored_fields(&sample.schema),
+            policy: sample.policy,
+            wrapped_key: sample.wrapped_key,
+        });
+        Ok(record)
     }
 
     fn abandon(&self, name: &str, id: &str) {

@@ -46,6 +46,9 @@ pub fn dataset(d: &DatasetRecord) -> pb::Dataset {
                     .unwrap_or_default(),
                 personal: p.is_some_and(|p| p.personal),
                 sensitive_personal: p.is_some_and(|p| p.sensitive_personal),
+                masks: p
+                    .map(|p| p.masks.iter().map(|m| m.to_string()).collect())
+                    .unwrap_or_default(),
             }
         })
         .collect();
@@ -60,6 +63,7 @@ pub fn dataset(d: &DatasetRecord) -> pb::Dataset {
         privacy_unit: d.policy.privacy_unit.clone(),
         columns,
         created_at_ms: d.created_at_ms,
+        dev_sample_rows: d.dev.as_ref().map_or(0, |s| s.rows),
     }
 }
 
@@ -126,7 +130,22 @@ pub fn job(j: &JobRecord) -> pb::Job {
         review_reason: j.review_reason.clone().unwrap_or_default(),
         reviewed_at_ms: j.reviewed_at_ms.unwrap_or(0),
         datasets: j.datasets.clone(),
+        env: if j.dev { "dev" } else { "prod" }.into(),
+        promoted_from: j.promoted_from.clone().unwrap_or_default(),
     }
+}
+
+/// A schema as recorded in the store.
+pub fn stored_fields(schema: &Schema) -> Vec<StoredField> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| StoredField {
+            name: f.name().clone(),
+            data_type: f.data_type().to_string(),
+            nullable: f.is_nullable(),
+        })
+        .collect()
 }
 
 /// The Arrow schema recorded for a dataset.

@@ -1,6 +1,6 @@
 //! QueryService: submit a production query, show and list jobs.
 
-use erhai_engine::{EngineError, StoredTable};
+use erhai_engine::{EngineError, Env, StoredTable};
 use erhai_proto::v1 as pb;
 use erhai_proto::v1::query_service_server::QueryService;
 use tonic::{Request, Response, Status};
@@ -10,43 +10,46 @@ use crate::authz::Action;
 use crate::state::{JobRecord, JobState, UserRecord, now_ms};
 
 impl Gateway {
-    /// The tables a tenant's job may read: its granted datasets.
-    fn tables_for(&self, tenant: &str) -> Result<Vec<StoredTable>, Status> {
+    /// The tables a tenant's job may read in `env`: its granted datasets, or their samples.
+    fn tables_for(&self, tenant: &str, env: Env) -> Result<Vec<StoredTable>, Status> {
         let mut tables = Vec::new();
         for g in self.0.store.grants(Some(tenant)).map_err(internal)? {
             let Some(d) = self.0.store.dataset(&g.dataset_id).map_err(internal)? else {
                 continue;
             };
+            let (wrapped_key, fields, policy) = match (env, &d.dev) {
+                (Env::Prod, _) => (&d.wrapped_key, &d.fields, &d.policy),
+                (Env::Dev, Some(s)) => (&s.wrapped_key, &s.fields, &s.policy),
+                (Env::Dev, None) => continue,
+            };
             tables.push(StoredTable {
                 name: d.name.clone(),
                 dataset_id: d.id.clone(),
                 version: d.version,
-                wrapped_key: d.wrapped_key.clone(),
-                schema: convert::schema(&d.fields)?,
-                policy: d.policy.clone(),
+                wrapped_key: wrapped_key.clone(),
+                schema: convert::schema(fields)?,
+                policy: policy.clone(),
+                env,
             });
         }
         Ok(tables)
     }
 
-    async fn submit_inner(
+    fn new_job(
         &self,
         user: &UserRecord,
-        r: pb::SubmitQueryRequest,
-        object: &mut String,
-    ) -> Result<pb::Job, Status> {
+        sql: &str,
+        tables: &[StoredTable],
+    ) -> Result<JobRecord, Status> {
         let tenant = Self::tenant_of(user)?.to_string();
-        let sql = r.sql.trim().to_string();
         if sql.is_empty() {
             return Err(Status::invalid_argument("empty SQL"));
         }
-        let tables = self.tables_for(&tenant)?;
-        let store = &self.0.store;
-        let mut job = JobRecord {
-            id: store.new_id("job").map_err(internal)?,
+        Ok(JobRecord {
+            id: self.0.store.new_id("job").map_err(internal)?,
             tenant,
             submitted_by: user.id.clone(),
-            sql: sql.clone(),
+            sql: sql.to_string(),
             state: JobState::Running,
             error: None,
             verdict: None,
@@ -58,7 +61,64 @@ impl Gateway {
             review_reason: None,
             reviewed_at_ms: None,
             result_key: None,
+            dev: tables.iter().any(|t| t.env == Env::Dev),
+            promoted_from: None,
+        })
+    }
+
+    /// Runs a development query: samples only, rows returned, nothing stored but the job.
+    async fn run_dev_inner(
+        &self,
+        user: &UserRecord,
+        r: pb::SubmitQueryRequest,
+        object: &mut String,
+    ) -> Result<pb::DevQueryResult, Status> {
+        let tenant = Self::tenant_of(user)?.to_string();
+        let tables = self.tables_for(&tenant, Env::Dev)?;
+        let mut job = self.new_job(user, r.sql.trim(), &tables)?;
+        job.dev = true;
+        *object = job.id.clone();
+        let outcome = match self.0.job_slots.acquire().await {
+            Ok(_slot) => {
+                self.0
+                    .engine
+                    .run_dev_query(&job.sql, &tables, &pseudonym_scope(&tenant))
+                    .await
+            }
+            Err(_) => Err(EngineError::Execution("the server is shutting down".into())),
         };
+        match outcome {
+            Ok((verdict, schema, batches)) => {
+                job.state = JobState::Completed;
+                job.verdict = Some(verdict);
+                job.finished_at_ms = Some(now_ms());
+                let arrow_ipc = convert::ipc(&schema, &batches)?;
+                self.0.store.put_job(&job).map_err(internal)?;
+                Ok(pb::DevQueryResult {
+                    job: Some(convert::job(&job)),
+                    arrow_ipc,
+                })
+            }
+            Err(e) => {
+                if let EngineError::Refused(v) = &e {
+                    job.verdict = Some(v.as_ref().clone());
+                }
+                Err(self.end_early(job, failure_state(&e), &e))
+            }
+        }
+    }
+
+    async fn submit_inner(
+        &self,
+        user: &UserRecord,
+        r: pb::SubmitQueryRequest,
+        object: &mut String,
+        promoted_from: Option<String>,
+    ) -> Result<pb::Job, Status> {
+        let tables = self.tables_for(Self::tenant_of(user)?, Env::Prod)?;
+        let mut job = self.new_job(user, r.sql.trim(), &tables)?;
+        job.promoted_from = promoted_from;
+        let sql = job.sql.clone();
         *object = job.id.clone();
 
         // The plan check answers at once; only an allowed plan becomes a running job.
@@ -70,16 +130,9 @@ impl Gateway {
                 job.verdict = Some(verdict);
                 return Err(self.end_early(job, JobState::Refused, &e));
             }
-            Err(e) => {
-                let state = if matches!(engine_status(&e).code(), tonic::Code::PermissionDenied) {
-                    JobState::Refused
-                } else {
-                    JobState::Failed
-                };
-                return Err(self.end_early(job, state, &e));
-            }
+            Err(e) => return Err(self.end_early(job, failure_state(&e), &e)),
         }
-        store.put_job(&job).map_err(internal)?;
+        self.0.store.put_job(&job).map_err(internal)?;
 
         let gw = self.clone();
         let running = job.clone();
@@ -180,7 +233,7 @@ impl QueryService for Gateway {
         let user = self.authorize(&req, Action::SubmitQuery, "")?;
         let mut object = String::new();
         let r = self
-            .submit_inner(&user, req.into_inner(), &mut object)
+            .submit_inner(&user, req.into_inner(), &mut object, None)
             .await;
         self.finish(&user, Action::SubmitQuery, &object, r)
             .map(Response::new)
@@ -193,7 +246,7 @@ impl QueryService for Gateway {
         let user = self.authorize(&req, Action::CheckQuery, "")?;
         let r = async {
             let tenant = Self::tenant_of(&user)?.to_string();
-            let tables = self.tables_for(&tenant)?;
+            let tables = self.tables_for(&tenant, Env::Prod)?;
             let (_, verdict) = self
                 .0
                 .engine
@@ -215,6 +268,42 @@ impl QueryService for Gateway {
             .map(Response::new)
     }
 
+    async fn run_dev_query(
+        &self,
+        req: Request<pb::SubmitQueryRequest>,
+    ) -> Result<Response<pb::DevQueryResult>, Status> {
+        let user = self.authorize(&req, Action::RunDevQuery, "")?;
+        let mut object = String::new();
+        let r = self
+            .run_dev_inner(&user, req.into_inner(), &mut object)
+            .await;
+        self.finish(&user, Action::RunDevQuery, &object, r)
+            .map(Response::new)
+    }
+
+    async fn promote_job(&self, req: Request<pb::JobRef>) -> Result<Response<pb::Job>, Status> {
+        let from = req.get_ref().job.clone();
+        let user = self.authorize(&req, Action::PromoteJob, &from)?;
+        let r = async {
+            let dev = self.visible_job(&user, &from)?;
+            if !dev.dev {
+                return Err(Status::failed_precondition(format!(
+                    "job {from} already ran in production; only development jobs are promoted"
+                )));
+            }
+            let mut object = String::new();
+            let request = pb::SubmitQueryRequest {
+                sql: dev.sql,
+                wait: false,
+            };
+            self.submit_inner(&user, request, &mut object, Some(from.clone()))
+                .await
+        }
+        .await;
+        self.finish(&user, Action::PromoteJob, &from, r)
+            .map(Response::new)
+    }
+
     async fn list_jobs(
         &self,
         req: Request<pb::Empty>,
@@ -223,6 +312,15 @@ impl QueryService for Gateway {
         let r = self.jobs_visible_to(&user, |_| true);
         self.finish(&user, Action::ListJobs, "", r)
             .map(Response::new)
+    }
+}
+
+/// The state of a job that ended before producing a result.
+fn failure_state(e: &EngineError) -> JobState {
+    if matches!(engine_status(e).code(), tonic::Code::PermissionDenied) {
+        JobState::Refused
+    } else {
+        JobState::Failed
     }
 }
 
