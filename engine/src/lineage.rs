@@ -625,7 +625,14 @@ impl Cx<'_> {
                     name: f.func.name().to_string(),
                     args,
                 };
-                all(self, &[value], step)?
+                let lin = all(self, &[value], step)?;
+                if lin.is_empty() && f.func.name() == "pseudonym" {
+                    return Err(EngineError::Forbidden(format!(
+                        "`{expr}`: pseudonym() of a constant would compute the token of a chosen \
+                         value; it applies to a column only"
+                    )));
+                }
+                lin
             }
             Expr::ScalarFunction(f) => {
                 let args: Vec<&Expr> = f.args.iter().collect();

@@ -231,6 +231,7 @@ fn decide_output(
     if let Some((name, args)) = leading_mask(d) {
         return decide_mask(src, col, name, args);
     }
+    reject_buried_pseudonym(d)?;
     let class = col.describe_class();
     let allowed = col.describe_uses();
     if !col.allows(Use::Output)
@@ -368,6 +369,34 @@ fn decide_output(
     Ok("output allowed by column policy")
 }
 
+/// The name of the keyed pseudonym mask.
+const PSEUDONYM: &str = "pseudonym";
+
+/// `pseudonym()` over anything but the column itself would turn computed values into tokens that
+/// match the pseudonyms of real identifiers.
+fn reject_buried_pseudonym(d: &Derivation) -> Result<(), Box<Refusal>> {
+    let leading = leading_mask(d).map(|(n, _)| n);
+    let buried = d
+        .steps
+        .iter()
+        .filter(|s| matches!(s, Step::Mask { name, .. } if name == PSEUDONYM))
+        .count();
+    if buried > usize::from(leading == Some(PSEUDONYM)) {
+        return Err(refuse(
+            &d.source,
+            Use::OutputMasked,
+            "pseudonym-not-on-column",
+            format!(
+                "column {} reaches pseudonym() through {}: pseudonym() applies to a column \
+                 itself only, or computed values could be matched against real pseudonyms",
+                d.source,
+                d.describe()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The mask a derivation passes through first, applied to the column itself (casts aside).
 fn leading_mask(d: &Derivation) -> Option<(&str, &[MaskArg])> {
     for s in &d.steps {
@@ -387,11 +416,13 @@ fn decide_mask(
     name: &str,
     args: &[MaskArg],
 ) -> Result<&'static str, Box<Refusal>> {
-    if col.allows(Use::Output) {
+    // A pseudonym links values across datasets, so it is never implied by `output`: tokens of
+    // freely readable values would be a dictionary for every pseudonymized identifier.
+    if col.allows(Use::Output) && name != PSEUDONYM {
         return Ok("output allowed by column policy (masked)");
     }
     let class = col.describe_class();
-    if !col.allows(Use::OutputMasked) {
+    if !col.allows(Use::OutputMasked) && !col.allows(Use::Output) {
         return Err(refuse(
             src,
             Use::OutputMasked,
@@ -458,6 +489,7 @@ fn decide_context(
         return Err(unclassified(src, needed));
     };
     // A masked value is no more revealing than the masked output the column already allows.
+    reject_buried_pseudonym(d)?;
     if let Some((name, args)) = leading_mask(d) {
         return decide_mask(src, col, name, args)
             .map(|_| ())
