@@ -465,22 +465,36 @@ impl Client {
         Ok((schema, batches))
     }
 
-    /// Audit events.
+    /// Audit events, newest `limit` of one user's or action's (empty: any).
     pub async fn audit(
         &self,
         limit: u64,
         user: &str,
         action: &str,
     ) -> Result<Vec<pb::AuditEvent>, ClientError> {
+        self.audit_query(pb::ListAuditRequest {
+            limit,
+            user: user.into(),
+            action: action.into(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Audit events matching a full filter.
+    pub async fn audit_query(
+        &self,
+        req: pb::ListAuditRequest,
+    ) -> Result<Vec<pb::AuditEvent>, ClientError> {
+        let mut c = AuditServiceClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        Ok(c.list_events(req).await?.into_inner().events)
+    }
+
+    /// The latest signed checkpoint of the audit chain.
+    pub async fn audit_checkpoint(&self) -> Result<pb::Checkpoint, ClientError> {
         let mut c = AuditServiceClient::new(self.channel.clone());
-        let r = c
-            .list_events(pb::ListAuditRequest {
-                limit,
-                user: user.into(),
-                action: action.into(),
-            })
-            .await?;
-        Ok(r.into_inner().events)
+        Ok(c.latest_checkpoint(pb::Empty {}).await?.into_inner())
     }
 
     /// Verifies the audit chain.

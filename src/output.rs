@@ -50,7 +50,8 @@ pub fn batches_json(batches: &[RecordBatch]) -> Value {
     serde_json::from_slice(&buf).unwrap_or(Value::Array(vec![]))
 }
 
-fn time(ms: i64) -> String {
+/// A time for people (UTC, `YYYY-MM-DD HH:MM:SS`); empty for 0.
+pub fn time(ms: i64) -> String {
     if ms == 0 {
         return String::new();
     }
@@ -317,7 +318,7 @@ pub fn audit_json(events: &[pb::AuditEvent]) -> Value {
     Value::Array(
         events
             .iter()
-            .map(|e| json!({"seq": e.seq, "time": time(e.time_ms), "user": e.user, "role": e.role, "tenant": e.tenant, "action": e.action, "object": e.object, "outcome": e.outcome, "reason": e.reason, "hash": e.hash}))
+            .map(|e| json!({"seq": e.seq, "time": time(e.time_ms), "user": e.user, "role": e.role, "tenant": e.tenant, "action": e.action, "object": e.object, "outcome": e.outcome, "reason": e.reason, "prev_hash": e.prev_hash, "hash": e.hash}))
             .collect(),
     )
 }

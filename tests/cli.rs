@@ -212,3 +212,94 @@ fn admin_init_creates_a_deployment() {
         text(&out.stderr)
     );
 }
+
+/// Starts `erhai serve` on a deployment and waits until it answers.
+async fn serve(dir: &Path) -> (std::process::Child, erhai::client::Client) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_erhai"))
+        .args(["serve", "--dir", dir.to_str().expect("path")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn server");
+    for _ in 0..200 {
+        if let Ok(c) = erhai::client::Client::connect_dir(&dir.join("identities/admin")).await
+            && c.whoami().await.is_ok()
+        {
+            return (child, c);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("server did not start");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_audit_events_survive_sigkill() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    erhai::install_crypto_provider();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("d");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let out = Command::new(env!("CARGO_BIN_EXE_erhai"))
+        .args(["admin", "init", "--dir", dir.to_str().expect("path")])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .output()
+        .expect("init");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let (mut child, admin) = serve(&dir).await;
+    // A burst of audited calls from four clients; count the ones the server acknowledged.
+    let acked = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let c = erhai::client::Client::connect_dir(&dir.join("identities/admin"))
+            .await
+            .expect("client");
+        let (acked, stop) = (acked.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                if c.whoami().await.is_ok() {
+                    acked.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        let _ = t.await;
+    }
+    drop(admin);
+    let acked = acked.load(Ordering::SeqCst);
+    assert!(acked > 10, "the burst made too few calls ({acked})");
+
+    // After a restart the chain verifies and holds every acknowledged call.
+    let (mut child, admin) = serve(&dir).await;
+    let v = admin.audit_verify().await.expect("verify");
+    assert!(v.ok, "{}", v.detail);
+    let events = admin
+        .audit_query(erhai_proto::v1::ListAuditRequest {
+            action: "who_am_i".into(),
+            all: true,
+            ..Default::default()
+        })
+        .await
+        .expect("events");
+    let allowed = events.iter().filter(|e| e.outcome == "allowed").count() as u64;
+    assert!(
+        allowed >= acked,
+        "{allowed} events for {acked} acknowledged calls"
+    );
+    let cp = admin.audit_checkpoint().await.expect("checkpoint");
+    assert!(cp.seq > 0 && !cp.signature.is_empty());
+    child.kill().expect("stop");
+    let _ = child.wait();
+}

@@ -227,6 +227,14 @@ impl ServerConfig {
             .unwrap_or_else(|| self.data_dir.join("keys").join("master.key"))
     }
 
+    /// The platform's audit checkpoint signing key (Ed25519, beside the master key).
+    pub fn audit_key_path(&self) -> PathBuf {
+        self.master_key_path()
+            .parent()
+            .map(|p| p.join("audit-signing.pk8"))
+            .unwrap_or_else(|| self.data_dir.join("keys").join("audit-signing.pk8"))
+    }
+
     /// The TLS directory.
     pub fn tls_dir(&self) -> PathBuf {
         self.data_dir.join("tls")

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::audit::{AuditLog, NewEvent};
+use crate::audit::{AuditLog, CheckpointPolicy, NewEvent, signing_key};
 use crate::config::ServerConfig;
 use crate::error::GatewayError;
 use crate::pki::{self, CertificateAuthority};
@@ -56,6 +56,8 @@ impl RunningServer {
             outcome: "allowed".into(),
             ..Default::default()
         })?;
+        // A signed checkpoint of the final head: a tail cut while the server is down shows.
+        self.gateway.0.audit.checkpoint()?;
         self.gateway.0.store.flush()?;
         match r {
             Ok(Ok(())) => Ok(()),
@@ -116,7 +118,11 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
     )?;
     let ca = CertificateAuthority::load(&cfg.tls_dir())?;
     let store = Store::open(&cfg.meta_dir())?;
-    let audit = AuditLog::open(store.db())?;
+    let audit = AuditLog::open(
+        store.db(),
+        signing_key(&cfg.audit_key_path())?,
+        CheckpointPolicy::default(),
+    )?;
 
     // Crash recovery: half-written files, uploads that never committed, interrupted jobs.
     let orphans = engine.remove_orphans()?;
@@ -136,6 +142,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
         ),
         ..Default::default()
     })?;
+    audit.checkpoint()?;
 
     let acceptor = TlsAcceptor::from(Arc::new(tls_config(&cfg)?));
     let listener = TcpListener::bind(cfg.listen)

@@ -26,8 +26,6 @@ use erhai_policies::MaskArg;
 use erhai_policies::masks::{MASKS, MaskSpec};
 use ring::hmac;
 
-use text::TextKernel;
-
 /// The key of `pseudonym()` for one scope (a scenario): the same value gets the same token
 /// within the scope and unrelated tokens across scopes.
 #[derive(Clone)]
@@ -49,7 +47,7 @@ impl fmt::Debug for PseudonymKey {
 #[derive(Clone, Copy)]
 enum Kernel {
     /// string → string.
-    Text(TextKernel),
+    Text(TextMask),
     /// string → boolean (`id_card_valid`).
     Valid,
     /// string → int32 (`id_card_birth_year`).
@@ -64,33 +62,87 @@ enum Kernel {
     Bucket,
 }
 
+/// Declares the string → string masks once: their SQL names, their functions, and a dispatch
+/// that instantiates the batch loop per function (so each kernel is inlined into its loop).
+macro_rules! text_masks {
+    ($($variant:ident => $name:literal, $func:path;)*) => {
+        #[derive(Clone, Copy, Debug)]
+        enum TextMask { $($variant),* }
+
+        fn text_mask(name: &str) -> Option<TextMask> {
+            match name {
+                $($name => Some(TextMask::$variant),)*
+                _ => None,
+            }
+        }
+
+        fn run_text(t: TextMask, array: &ArrayRef, params: &[MaskArg]) -> Result<ArrayRef> {
+            match t {
+                $(TextMask::$variant => text_array(array, params, $func),)*
+            }
+        }
+    };
+}
+
+text_masks! {
+    IdCard => "mask_id_card", text::mask_id_card;
+    IdCardRegion => "id_card_region", text::id_card_region;
+    IdCardGender => "id_card_gender", text::id_card_gender;
+    Phone => "mask_phone", text::mask_phone;
+    Name => "mask_name", text::mask_name;
+    BankCard => "mask_bank_card", text::mask_bank_card;
+    Email => "mask_email", text::mask_email;
+    Address => "mask_address", text::mask_address;
+    Plate => "mask_plate", text::mask_plate;
+    Ip => "mask_ip", text::mask_ip;
+    KeepFirstNLastM => "keep_first_n_last_m", text::keep_first_n_last_m;
+    KeepFromXToY => "keep_from_x_to_y", text::keep_from_x_to_y;
+    MaskFirstNLastM => "mask_first_n_last_m", text::mask_first_n_last_m;
+    MaskFromXToY => "mask_from_x_to_y", text::mask_from_x_to_y;
+    MaskBeforeChar => "mask_before_char", text::mask_before_char;
+    MaskAfterChar => "mask_after_char", text::mask_after_char;
+}
+
 fn kernel(name: &str) -> Option<Kernel> {
-    use text::*;
+    if let Some(t) = text_mask(name) {
+        return Some(Kernel::Text(t));
+    }
     Some(match name {
-        "mask_id_card" => Kernel::Text(mask_id_card),
         "id_card_valid" => Kernel::Valid,
         "id_card_birth_year" => Kernel::BirthYear,
-        "id_card_region" => Kernel::Text(id_card_region),
-        "id_card_gender" => Kernel::Text(id_card_gender),
-        "mask_phone" => Kernel::Text(mask_phone),
-        "mask_name" => Kernel::Text(mask_name),
-        "mask_bank_card" => Kernel::Text(mask_bank_card),
-        "mask_email" => Kernel::Text(mask_email),
-        "mask_address" => Kernel::Text(mask_address),
-        "mask_plate" => Kernel::Text(mask_plate),
-        "mask_ip" => Kernel::Text(mask_ip),
-        "keep_first_n_last_m" => Kernel::Text(keep_first_n_last_m),
-        "keep_from_x_to_y" => Kernel::Text(keep_from_x_to_y),
-        "mask_first_n_last_m" => Kernel::Text(mask_first_n_last_m),
-        "mask_from_x_to_y" => Kernel::Text(mask_from_x_to_y),
-        "mask_before_char" => Kernel::Text(mask_before_char),
-        "mask_after_char" => Kernel::Text(mask_after_char),
         "pseudonym" => Kernel::Pseudonym,
         "age_band" => Kernel::AgeBand,
         "date_trunc_to" => Kernel::DateTrunc,
         "bucket" => Kernel::Bucket,
         _ => return None,
     })
+}
+
+/// One batch through a string mask: one output buffer sized up front, one reused scratch string.
+fn text_array(
+    array: &ArrayRef,
+    params: &[MaskArg],
+    f: impl Fn(&str, &[MaskArg], &mut String) -> bool,
+) -> Result<ArrayRef> {
+    let bytes = match array.data_type() {
+        DataType::Utf8 => array.as_string::<i32>().values().len(),
+        DataType::LargeUtf8 => array.as_string::<i64>().values().len(),
+        _ => array.len() * 16,
+    };
+    let mut b = StringBuilder::with_capacity(array.len(), bytes + array.len());
+    let mut buf = String::with_capacity(64);
+    each_str(array, |v| match v {
+        Some(s) => {
+            buf.clear();
+            if f(s, params, &mut buf) {
+                b.append_value(&buf);
+            } else {
+                b.append_null();
+            }
+        }
+        None => b.append_null(),
+    })?;
+    Ok(Arc::new(b.finish()))
 }
 
 /// One mask function as a scalar UDF.
@@ -272,22 +324,7 @@ fn compute(
     pseudonym: &PseudonymKey,
 ) -> Result<ArrayRef> {
     let out: ArrayRef = match kernel {
-        Kernel::Text(f) => {
-            let mut b = StringBuilder::with_capacity(array.len(), array.len() * 16);
-            let mut buf = String::with_capacity(64);
-            each_str(array, |v| match v {
-                Some(s) => {
-                    buf.clear();
-                    if f(s, params, &mut buf) {
-                        b.append_value(&buf);
-                    } else {
-                        b.append_null();
-                    }
-                }
-                None => b.append_null(),
-            })?;
-            Arc::new(b.finish())
-        }
+        Kernel::Text(t) => run_text(t, array, params)?,
         Kernel::Pseudonym => {
             let mut b = StringBuilder::with_capacity(array.len(), array.len() * 32);
             let mut buf = String::with_capacity(32);

@@ -7,8 +7,10 @@ use erhai_policies::MaskArg;
 
 pub(crate) const MASK: char = '*';
 
-/// Writes the masked form of `value` into `out`; `false` means "no meaningful result" (null).
-pub(crate) type TextKernel = fn(&str, &[MaskArg], &mut String) -> bool;
+/// Every string mask has this shape: it writes the masked form of `value` into `out`; `false`
+/// means "no meaningful result" (null).
+#[cfg(test)]
+type TextKernel = fn(&str, &[MaskArg], &mut String) -> bool;
 
 fn int(args: &[MaskArg], i: usize) -> usize {
     match args.get(i) {
@@ -24,8 +26,14 @@ fn text(args: &[MaskArg], i: usize) -> &str {
     }
 }
 
-fn stars(out: &mut String, n: usize) {
-    out.extend(std::iter::repeat_n(MASK, n));
+const STARS: &str = "********************************";
+
+fn stars(out: &mut String, mut n: usize) {
+    while n > 0 {
+        let k = n.min(STARS.len());
+        out.push_str(&STARS[..k]);
+        n -= k;
+    }
 }
 
 /// Keeps the characters whose 0-based position satisfies `keep`, masks the others. If every
@@ -90,6 +98,14 @@ fn id_card(value: &str) -> Option<&[u8]> {
 
 pub(crate) fn mask_id_card(value: &str, args: &[MaskArg], out: &mut String) -> bool {
     let (first, last) = (int(args, 0), int(args, 1));
+    // Fast path: a well-formed ID is ASCII, so bytes are characters.
+    let b = value.as_bytes();
+    if (b.len() == 18 || b.len() == 15) && b.is_ascii() && first + last < b.len() {
+        out.push_str(&value[..first]);
+        stars(out, b.len() - first - last);
+        out.push_str(&value[b.len() - last..]);
+        return true;
+    }
     keep_where(value.trim(), out, |i, len| {
         len >= 15 && (i < first || i + last >= len)
     })
@@ -148,6 +164,14 @@ pub(crate) fn id_card_gender(value: &str, _: &[MaskArg], out: &mut String) -> bo
 }
 
 pub(crate) fn mask_phone(value: &str, _: &[MaskArg], out: &mut String) -> bool {
+    // Fast path: a bare 11-digit mobile number.
+    let b = value.as_bytes();
+    if b.len() == 11 && b[0] == b'1' && b.iter().all(u8::is_ascii_digit) {
+        out.push_str(&value[..3]);
+        out.push_str("****");
+        out.push_str(&value[7..]);
+        return true;
+    }
     let v = value.trim();
     let digits = v.bytes().filter(u8::is_ascii_digit).count();
     let tail = v.get(v.len().saturating_sub(11)..).unwrap_or("");
@@ -192,6 +216,12 @@ const COMPOUND_SURNAMES: [&str; 32] = [
     "太史", "申屠", "赫连", "闻人", "万俟", "拓跋", "完颜", "第五",
 ];
 
+/// First characters of the compound surnames.
+const COMPOUND_FIRST: [char; 30] = [
+    '欧', '司', '上', '诸', '东', '皇', '尉', '公', '慕', '长', '宇', '夏', '轩', '令', '钟', '端',
+    '独', '南', '西', '百', '呼', '澹', '太', '申', '赫', '闻', '万', '拓', '完', '第',
+];
+
 pub(crate) fn mask_name(value: &str, _: &[MaskArg], out: &mut String) -> bool {
     let v = value.trim();
     if v.chars().any(|c| c.is_ascii_alphabetic()) {
@@ -209,11 +239,11 @@ pub(crate) fn mask_name(value: &str, _: &[MaskArg], out: &mut String) -> bool {
         return true;
     }
     let len = v.chars().count();
-    let surname = if COMPOUND_SURNAMES.iter().any(|s| v.starts_with(s)) {
-        2
-    } else {
-        1
-    };
+    // Most names start with a character no compound surname starts with: skip the list.
+    let first = v.chars().next().unwrap_or(' ');
+    let compound =
+        COMPOUND_FIRST.contains(&first) && COMPOUND_SURNAMES.iter().any(|s| v.starts_with(s));
+    let surname = if compound { 2 } else { 1 };
     // A value no longer than its surname keeps one character less: something is always masked.
     let keep = surname.min(len.saturating_sub(1));
     for (i, c) in v.chars().enumerate() {
@@ -567,6 +597,19 @@ mod properties {
             }
             let _ = id_card_valid(&v);
             let _ = id_card_birth_year(&v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod compound {
+    use super::*;
+
+    #[test]
+    fn first_characters_cover_every_compound_surname() {
+        for s in COMPOUND_SURNAMES {
+            let c = s.chars().next().expect("non-empty");
+            assert!(COMPOUND_FIRST.contains(&c), "{s}");
         }
     }
 }

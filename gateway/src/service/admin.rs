@@ -6,6 +6,7 @@ use erhai_proto::v1::audit_service_server::AuditService;
 use tonic::{Request, Response, Status};
 
 use super::{Gateway, convert, internal};
+use crate::audit::EventFilter;
 use crate::authz::{Action, Role};
 use crate::state::{UserRecord, now_ms};
 
@@ -193,21 +194,23 @@ impl AuditService for Gateway {
         let user = self.authorize(&req, Action::ListAudit, "")?;
         let r = {
             let q = req.get_ref();
-            let limit = if q.limit == 0 {
-                1000
-            } else {
-                q.limit.min(100_000) as usize
+            let limit = match (q.all, q.limit) {
+                (true, _) => 0,
+                (false, 0) => 1000,
+                (false, n) => n.min(100_000) as usize,
             };
-            let opt = |s: &str| {
-                if s.is_empty() {
-                    None
-                } else {
-                    Some(s.to_string())
-                }
+            let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+            let filter = EventFilter {
+                user: opt(&q.user),
+                tenant: opt(&q.tenant),
+                action: opt(&q.action),
+                object: opt(&q.object),
+                since_ms: (q.since_ms != 0).then_some(q.since_ms),
+                until_ms: (q.until_ms != 0).then_some(q.until_ms),
             };
             self.0
                 .audit
-                .list(limit, opt(&q.user).as_deref(), opt(&q.action).as_deref())
+                .list(limit, &filter)
                 .map(|events| pb::ListAuditResponse {
                     events: events
                         .into_iter()
@@ -222,6 +225,7 @@ impl AuditService for Gateway {
                             outcome: e.outcome,
                             reason: e.reason,
                             hash: e.hash,
+                            prev_hash: e.prev_hash,
                         })
                         .collect(),
                 })
@@ -237,18 +241,45 @@ impl AuditService for Gateway {
     ) -> Result<Response<pb::VerifyAuditResponse>, Status> {
         let user = self.authorize(&req, Action::VerifyAudit, "")?;
         let r = self.0.audit.verify().map_err(internal).map(|v| match v {
-            Ok(n) => pb::VerifyAuditResponse {
+            Ok(v) => pb::VerifyAuditResponse {
                 ok: true,
-                events: n,
-                detail: format!("{n} events, chain intact"),
+                events: v.events,
+                checkpoints: v.checkpoints,
+                detail: format!(
+                    "{} events, chain intact; {} signed checkpoints match",
+                    v.events, v.checkpoints
+                ),
             },
             Err(detail) => pb::VerifyAuditResponse {
                 ok: false,
                 events: 0,
+                checkpoints: 0,
                 detail,
             },
         });
         self.finish(&user, Action::VerifyAudit, "", r)
+            .map(Response::new)
+    }
+
+    async fn latest_checkpoint(
+        &self,
+        req: Request<pb::Empty>,
+    ) -> Result<Response<pb::Checkpoint>, Status> {
+        let user = self.authorize(&req, Action::VerifyAudit, "")?;
+        let r = self
+            .0
+            .audit
+            .latest_checkpoint()
+            .map_err(internal)
+            .and_then(|c| c.ok_or_else(|| Status::not_found("no checkpoint has been signed yet")))
+            .map(|c| pb::Checkpoint {
+                seq: c.seq,
+                hash: c.hash,
+                time_ms: c.time_ms,
+                public_key: c.public_key,
+                signature: c.signature,
+            });
+        self.finish(&user, Action::VerifyAudit, "checkpoint", r)
             .map(Response::new)
     }
 }
