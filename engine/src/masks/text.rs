@@ -216,15 +216,15 @@ const COMPOUND_SURNAMES: [&str; 32] = [
     "太史", "申屠", "赫连", "闻人", "万俟", "拓跋", "完颜", "第五",
 ];
 
-/// First characters of the compound surnames.
+/// First characters of the compound surnames, sorted (binary search).
 const COMPOUND_FIRST: [char; 30] = [
-    '欧', '司', '上', '诸', '东', '皇', '尉', '公', '慕', '长', '宇', '夏', '轩', '令', '钟', '端',
-    '独', '南', '西', '百', '呼', '澹', '太', '申', '赫', '闻', '万', '拓', '完', '第',
+    '万', '上', '东', '令', '公', '南', '司', '呼', '夏', '太', '宇', '完', '尉', '慕', '拓', '欧',
+    '澹', '独', '申', '百', '皇', '端', '第', '西', '诸', '赫', '轩', '钟', '长', '闻',
 ];
 
 pub(crate) fn mask_name(value: &str, _: &[MaskArg], out: &mut String) -> bool {
     let v = value.trim();
-    if v.chars().any(|c| c.is_ascii_alphabetic()) {
+    if v.bytes().any(|b| b.is_ascii_alphabetic()) {
         // Latin: each word keeps its initial.
         let mut word_start = true;
         for c in v.chars() {
@@ -239,15 +239,23 @@ pub(crate) fn mask_name(value: &str, _: &[MaskArg], out: &mut String) -> bool {
         return true;
     }
     let len = v.chars().count();
-    // Most names start with a character no compound surname starts with: skip the list.
     let first = v.chars().next().unwrap_or(' ');
-    let compound =
-        COMPOUND_FIRST.contains(&first) && COMPOUND_SURNAMES.iter().any(|s| v.starts_with(s));
+    // Most names start with a character no compound surname starts with: skip the list.
+    let compound = COMPOUND_FIRST.binary_search(&first).is_ok()
+        && COMPOUND_SURNAMES.iter().any(|s| v.starts_with(s));
     let surname = if compound { 2 } else { 1 };
     // A value no longer than its surname keeps one character less: something is always masked.
     let keep = surname.min(len.saturating_sub(1));
-    for (i, c) in v.chars().enumerate() {
-        out.push(if i < keep || c == '·' { c } else { MASK });
+    let cut = v.char_indices().nth(keep).map_or(v.len(), |(i, _)| i);
+    let (head, rest) = v.split_at(cut);
+    out.push_str(head);
+    if rest.contains('·') {
+        // Names of several parts keep their separators.
+        for c in rest.chars() {
+            out.push(if c == '·' { c } else { MASK });
+        }
+    } else {
+        stars(out, len - keep);
     }
     true
 }
@@ -609,7 +617,8 @@ mod compound {
     fn first_characters_cover_every_compound_surname() {
         for s in COMPOUND_SURNAMES {
             let c = s.chars().next().expect("non-empty");
-            assert!(COMPOUND_FIRST.contains(&c), "{s}");
+            assert!(COMPOUND_FIRST.binary_search(&c).is_ok(), "{s}");
         }
+        assert!(COMPOUND_FIRST.windows(2).all(|w| w[0] < w[1]), "sorted");
     }
 }
