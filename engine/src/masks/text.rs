@@ -224,7 +224,14 @@ const COMPOUND_FIRST: [char; 30] = [
 
 pub(crate) fn mask_name(value: &str, _: &[MaskArg], out: &mut String) -> bool {
     let v = value.trim();
-    if v.bytes().any(|b| b.is_ascii_alphabetic()) {
+    // One pass over the characters: length, Latin letters, name-part separators.
+    let (mut len, mut latin, mut parts) = (0usize, false, false);
+    for c in v.chars() {
+        len += 1;
+        latin |= c.is_ascii_alphabetic();
+        parts |= c == '·';
+    }
+    if latin {
         // Latin: each word keeps its initial.
         let mut word_start = true;
         for c in v.chars() {
@@ -238,7 +245,6 @@ pub(crate) fn mask_name(value: &str, _: &[MaskArg], out: &mut String) -> bool {
         }
         return true;
     }
-    let len = v.chars().count();
     let first = v.chars().next().unwrap_or(' ');
     // Most names start with a character no compound surname starts with: skip the list.
     let compound = COMPOUND_FIRST.binary_search(&first).is_ok()
@@ -246,10 +252,10 @@ pub(crate) fn mask_name(value: &str, _: &[MaskArg], out: &mut String) -> bool {
     let surname = if compound { 2 } else { 1 };
     // A value no longer than its surname keeps one character less: something is always masked.
     let keep = surname.min(len.saturating_sub(1));
-    let cut = v.char_indices().nth(keep).map_or(v.len(), |(i, _)| i);
+    let cut = v.chars().take(keep).map(char::len_utf8).sum::<usize>();
     let (head, rest) = v.split_at(cut);
     out.push_str(head);
-    if rest.contains('·') {
+    if parts {
         // Names of several parts keep their separators.
         for c in rest.chars() {
             out.push(if c == '·' { c } else { MASK });
