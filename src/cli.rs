@@ -67,6 +67,20 @@ pub enum Command {
     /// The audit chain.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Trace a dataset to its jobs, releases and downloads, or a release to its sources.
+    Lineage(LineageArgs),
+}
+
+/// `erhai lineage …`
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct LineageArgs {
+    /// Every job, release and download that used this dataset (id or name).
+    #[arg(long)]
+    dataset: Option<String>,
+    /// The datasets, columns, analyst, reviewer and checks behind this release (job id).
+    #[arg(long)]
+    release: Option<String>,
 }
 
 /// `erhai admin …`
@@ -683,6 +697,21 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 fmt,
                 || format!("wrote {rows} rows to {}", out.display()),
                 || json!({"job": job, "rows": rows, "file": out}),
+            );
+            Ok(())
+        }
+        Command::Lineage(args) => {
+            let c = connect(&cli.identity).await?;
+            let l = c
+                .lineage(
+                    args.dataset.as_deref().unwrap_or(""),
+                    args.release.as_deref().unwrap_or(""),
+                )
+                .await?;
+            print(
+                fmt,
+                || output::lineage_text(&l),
+                || output::lineage_json(&l),
             );
             Ok(())
         }

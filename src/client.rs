@@ -491,6 +491,22 @@ impl Client {
         Ok(c.list_events(req).await?.into_inner().events)
     }
 
+    /// Where a dataset went (`dataset`) or where a release came from (`release`).
+    pub async fn lineage(
+        &self,
+        dataset: &str,
+        release: &str,
+    ) -> Result<pb::LineageResponse, ClientError> {
+        let mut c = AuditServiceClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        Ok(c.lineage(pb::LineageRequest {
+            dataset: dataset.into(),
+            release: release.into(),
+        })
+        .await?
+        .into_inner())
+    }
+
     /// The latest signed checkpoint of the audit chain.
     pub async fn audit_checkpoint(&self) -> Result<pb::Checkpoint, ClientError> {
         let mut c = AuditServiceClient::new(self.channel.clone());

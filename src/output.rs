@@ -348,3 +348,59 @@ pub fn audit_table(events: &[pb::AuditEvent]) -> String {
             .collect(),
     )
 }
+
+/// Lineage as JSON.
+pub fn lineage_json(l: &pb::LineageResponse) -> Value {
+    json!({
+        "jobs": l.jobs.iter().map(job_json).collect::<Vec<_>>(),
+        "datasets": l.datasets,
+        "columns": l.columns,
+        "downloads": l.downloads.iter().map(|d| json!({"job": d.job, "user": d.user, "time": time(d.time_ms)})).collect::<Vec<_>>(),
+    })
+}
+
+/// Lineage for people: the jobs, their sources, the downloads.
+pub fn lineage_text(l: &pb::LineageResponse) -> String {
+    let jobs = table(
+        &[
+            "job",
+            "state",
+            "tenant",
+            "analyst",
+            "reviewed by",
+            "review reason",
+            "rows released",
+        ],
+        l.jobs
+            .iter()
+            .map(|j| {
+                vec![
+                    j.id.clone(),
+                    j.state.clone(),
+                    j.tenant.clone(),
+                    j.submitted_by.clone(),
+                    j.reviewed_by.clone(),
+                    j.review_reason.clone(),
+                    j.report
+                        .as_ref()
+                        .map(|r| {
+                            format!("{} of {} ({})", r.rows_released, r.rows_computed, r.outcome)
+                        })
+                        .unwrap_or_default(),
+                ]
+            })
+            .collect(),
+    );
+    let downloads = table(
+        &["job", "downloaded by", "at"],
+        l.downloads
+            .iter()
+            .map(|d| vec![d.job.clone(), d.user.clone(), time(d.time_ms)])
+            .collect(),
+    );
+    format!(
+        "datasets: {}\ncolumns: {}\n{jobs}\ndownloads:\n{downloads}",
+        l.datasets.join(", "),
+        l.columns.join(", ")
+    )
+}

@@ -735,3 +735,55 @@ async fn development_runs_on_desensitized_samples() {
     assert!(msg.contains("hotel_stays"), "{msg}");
     p.stop().await.expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lineage_traces_a_release_through_a_join() {
+    let p = platform().await;
+    let analyst = p.client("analyst").await.expect("analyst");
+    let reviewer = p.client("reviewer").await.expect("reviewer");
+    let auditor = p.client("auditor").await.expect("auditor");
+    let sql = "SELECT h.district, count(DISTINCT s.id_number) AS visitors FROM hotel_stays h \
+               JOIN scenic_entries s ON h.id_number = s.id_number GROUP BY h.district";
+    let job = analyst.submit(sql, true).await.expect("submit");
+    assert_eq!(job.state, "awaiting_review", "{job:?}");
+    reviewer
+        .decide(&job.id, true, "visitor counts by district")
+        .await
+        .expect("approve");
+    analyst.fetch(&job.id).await.expect("fetch");
+
+    // Where the release came from.
+    let l = auditor.lineage("", &job.id).await.expect("lineage");
+    assert_eq!(l.datasets, vec!["hotel_stays", "scenic_entries"]);
+    assert!(
+        l.columns.contains(&"hotel_stays.district".to_string()),
+        "{:?}",
+        l.columns
+    );
+    assert!(l.columns.contains(&"scenic_entries.id_number".to_string()));
+    assert_eq!(l.jobs[0].submitted_by, "analyst");
+    assert_eq!(l.jobs[0].reviewed_by, "reviewer");
+    assert_eq!(l.downloads.len(), 1);
+    assert_eq!(l.downloads[0].user, "analyst");
+
+    // Where a dataset went: its provider sees it, another unit's provider does not.
+    let scenic = p.client("provider-scenic").await.expect("provider");
+    let l = scenic.lineage("scenic_entries", "").await.expect("lineage");
+    assert!(l.jobs.iter().any(|j| j.id == job.id));
+    assert!(l.downloads.iter().any(|d| d.job == job.id));
+    let market = p.client("provider-market").await.expect("provider");
+    check_status(
+        market.lineage("scenic_entries", "").await,
+        Code::NotFound,
+        "no dataset",
+    );
+    // Tenants see their own jobs only.
+    let other = p.client("other-analyst").await.expect("other");
+    check_status(other.lineage("", &job.id).await, Code::NotFound, "no job");
+    check_status(
+        auditor.lineage("", "").await,
+        Code::InvalidArgument,
+        "exactly one",
+    );
+    p.stop().await.expect("stop");
+}

@@ -4,7 +4,7 @@
 //! Columns are followed by position through every node, so aliases and qualifiers cannot hide a
 //! column. Plan nodes the analysis does not know are refused, never passed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use arrow::datatypes::DataType;
 use datafusion::common::{Column, DFSchema, ScalarValue};
@@ -28,6 +28,7 @@ pub fn plan_lineage(plan: &LogicalPlan, tables: &HashMap<String, String>) -> Res
         outer: Vec::new(),
         ctes: HashMap::new(),
         in_aggregate: 0,
+        scanned: BTreeSet::new(),
     };
     let cols = cx.node(plan)?;
     let outputs = plan
@@ -44,6 +45,7 @@ pub fn plan_lineage(plan: &LogicalPlan, tables: &HashMap<String, String>) -> Res
         outputs,
         uses: cx.uses,
         aggregated: is_aggregated(plan),
+        datasets: cx.scanned.into_iter().collect(),
     })
 }
 
@@ -70,6 +72,8 @@ struct Cx<'a> {
     outer: Vec<(DFSchema, Vec<Lin>)>,
     /// Depth of aggregate-argument nesting at the expression being analysed.
     in_aggregate: usize,
+    /// Datasets scanned anywhere in the plan.
+    scanned: BTreeSet<String>,
     /// Lineage of recursive CTE work tables by name.
     ctes: HashMap<String, Vec<Lin>>,
 }
@@ -196,6 +200,7 @@ impl Cx<'_> {
                     let dataset = self.tables.get(&name).ok_or_else(|| {
                         EngineError::Plan(format!("table `{name}` does not exist"))
                     })?;
+                    self.scanned.insert(dataset.clone());
                     let cols: Vec<Lin> = scan
                         .projected_schema
                         .fields()

@@ -107,6 +107,8 @@ pub enum Action {
     ListAudit,
     /// Verify the audit chain.
     VerifyAudit,
+    /// Trace a dataset or a release.
+    Lineage,
 }
 
 impl Action {
@@ -178,6 +180,10 @@ pub const MATRIX: &[(Action, &[Role])] = &[
     (Action::FetchRelease, &[Role::Analyst]),
     (Action::ListAudit, &[Role::Auditor, Role::Admin]),
     (Action::VerifyAudit, &[Role::Auditor, Role::Admin]),
+    (
+        Action::Lineage,
+        &[Role::Auditor, Role::Admin, Role::Provider, Role::Analyst],
+    ),
 ];
 
 /// The roles allowed to perform `action`.

@@ -5,6 +5,7 @@
 mod admin;
 mod catalog;
 mod convert;
+mod lineage;
 mod query;
 mod release;
 mod review;

@@ -588,6 +588,7 @@ masks = ["keep_first_n_last_m(4, 4)"]
             }],
             uses: vec![],
             aggregated: true,
+            datasets: vec!["stays".into()],
         }
     }
 

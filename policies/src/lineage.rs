@@ -148,4 +148,7 @@ pub struct PlanLineage {
     /// Whether every output row is an aggregate over input rows (GROUP BY, DISTINCT or a global
     /// aggregate at the top of the plan).
     pub aggregated: bool,
+    /// The datasets the plan scans (sorted, each once): what a job reads, for lineage.
+    #[serde(default)]
+    pub datasets: Vec<String>,
 }

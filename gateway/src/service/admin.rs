@@ -261,6 +261,18 @@ impl AuditService for Gateway {
             .map(Response::new)
     }
 
+    async fn lineage(
+        &self,
+        req: Request<pb::LineageRequest>,
+    ) -> Result<Response<pb::LineageResponse>, Status> {
+        let q = req.get_ref();
+        let object = format!("{}{}", q.dataset, q.release);
+        let user = self.authorize(&req, Action::Lineage, &object)?;
+        let r = self.lineage_inner(&user, req.get_ref());
+        self.finish(&user, Action::Lineage, &object, r)
+            .map(Response::new)
+    }
+
     async fn latest_checkpoint(
         &self,
         req: Request<pb::Empty>,

@@ -124,7 +124,15 @@ impl Gateway {
         // The plan check answers at once; only an allowed plan becomes a running job.
         let scope = pseudonym_scope(&job.tenant);
         match self.0.engine.check_query(&sql, &tables, &scope).await {
-            Ok((_, verdict)) if verdict.allowed() => job.verdict = Some(verdict),
+            Ok((lineage, verdict)) if verdict.allowed() => {
+                // The job reads what its plan scans, not every table it could have.
+                job.datasets = tables
+                    .iter()
+                    .filter(|t| lineage.datasets.contains(&t.name))
+                    .map(|t| t.dataset_id.clone())
+                    .collect();
+                job.verdict = Some(verdict);
+            }
             Ok((_, verdict)) => {
                 let e = EngineError::Refused(Box::new(verdict.clone()));
                 job.verdict = Some(verdict);
