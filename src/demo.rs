@@ -356,6 +356,25 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         other => return Err(format!("expected a refusal, got {other:?}").into()),
     }
 
+    s.step("the analyst develops on the desensitized sample: rows at once, no raw identifier");
+    let sql = "SELECT guest_name, id_number, phone, district, nights FROM hotel_stays LIMIT 3";
+    println!("   SQL (--env dev): {sql}");
+    let (dev_job, _, rows) = analyst.run_dev(sql).await?;
+    for line in crate::output::batches_table(&rows).lines() {
+        println!("   │ {line}");
+    }
+    let raw_ids = demo_data::generate(args.seed, Sizes::with_stays(args.stays))?;
+    let shown = crate::output::batches_json(&rows).to_string();
+    let leaked = raw_ids
+        .hotel_stays
+        .column_by_name("id_number")
+        .and_then(|c| c.as_any().downcast_ref::<arrow::array::StringArray>())
+        .is_some_and(|ids| ids.iter().flatten().any(|id| shown.contains(id)));
+    expect(
+        dev_job.state == "completed" && !leaked && shown.contains("****"),
+        "sample rows are masked and pseudonymized; no review needed",
+    )?;
+
     s.step("an aggregate by district, counting unique visitors — accepted, checked, quarantined");
     let sql = "SELECT district, count(DISTINCT id_number) AS visitors, count(*) AS stays, sum(spend_yuan) AS spend \
                FROM hotel_stays GROUP BY district ORDER BY district";
