@@ -21,6 +21,7 @@ fn event(i: u64) -> NewEvent {
         object: format!("job-{i:06}"),
         outcome: "allowed".into(),
         reason: String::new(),
+        digest: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
     }
 }
 

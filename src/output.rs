@@ -318,7 +318,7 @@ pub fn audit_json(events: &[pb::AuditEvent]) -> Value {
     Value::Array(
         events
             .iter()
-            .map(|e| json!({"seq": e.seq, "time": time(e.time_ms), "user": e.user, "role": e.role, "tenant": e.tenant, "action": e.action, "object": e.object, "outcome": e.outcome, "reason": e.reason, "prev_hash": e.prev_hash, "hash": e.hash}))
+            .map(|e| json!({"seq": e.seq, "time": time(e.time_ms), "user": e.user, "role": e.role, "tenant": e.tenant, "action": e.action, "object": e.object, "outcome": e.outcome, "reason": e.reason, "digest": e.digest, "prev_hash": e.prev_hash, "hash": e.hash}))
             .collect(),
     )
 }

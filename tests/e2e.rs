@@ -785,5 +785,31 @@ async fn lineage_traces_a_release_through_a_join() {
         Code::InvalidArgument,
         "exactly one",
     );
+
+    // The job's internal steps are events of their own; calls carry the digest of the request.
+    let events = auditor
+        .audit_query(erhai_proto::v1::ListAuditRequest {
+            object: job.id.clone(),
+            all: true,
+            ..Default::default()
+        })
+        .await
+        .expect("events");
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    for a in [
+        "submit_query",
+        "job_started",
+        "key_use",
+        "job_finished",
+        "decide",
+        "fetch_release",
+    ] {
+        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    }
+    let submit = events
+        .iter()
+        .find(|e| e.action == "submit_query")
+        .expect("submit event");
+    assert_eq!(submit.digest.len(), 64);
     p.stop().await.expect("stop");
 }

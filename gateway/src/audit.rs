@@ -44,6 +44,9 @@ pub struct AuditEvent {
     pub outcome: String,
     /// Why (denials and failures).
     pub reason: String,
+    /// Hex SHA-256 of the request ("" for internal events and streams).
+    #[serde(default)]
+    pub digest: String,
     /// Hex hash of the previous event ("" for the first).
     pub prev_hash: String,
     /// Hex hash of this event.
@@ -67,6 +70,8 @@ pub struct NewEvent {
     pub outcome: String,
     /// Reason.
     pub reason: String,
+    /// Digest of the request.
+    pub digest: String,
 }
 
 /// A signed statement of the chain's head at one point.
@@ -226,6 +231,12 @@ fn hash_event(e: &AuditEvent) -> String {
         ctx.update(&(f.len() as u64).to_be_bytes());
         ctx.update(f.as_bytes());
     }
+    // Appended only when present, so events written before digests existed keep their hash.
+    if !e.digest.is_empty() {
+        ctx.update(b"digest");
+        ctx.update(&(e.digest.len() as u64).to_be_bytes());
+        ctx.update(e.digest.as_bytes());
+    }
     hex::encode(ctx.finish().as_ref())
 }
 
@@ -303,6 +314,7 @@ impl AuditLog {
                 object: n.object,
                 outcome: n.outcome,
                 reason: n.reason,
+                digest: n.digest,
                 prev_hash: head.hash.clone(),
                 hash: String::new(),
             };
@@ -571,6 +583,12 @@ mod tests {
         e.outcome = "denied".into();
         put(&tree, 3, &e);
         assert!(broken(&log).contains("event 3 was modified"));
+        // The request digest is part of the hash too.
+        let mut d = get(&tree, 5);
+        d.outcome = get(&tree, 5).outcome;
+        d.digest = "ab".repeat(32);
+        let d_hash = hash_event(&d);
+        assert_ne!(d_hash, get(&tree, 5).hash);
         // Rehashing the modified event moves the break to the next link.
         e.hash = hash_event(&e);
         put(&tree, 3, &e);

@@ -38,18 +38,58 @@ pub struct Inner {
     pub job_slots: tokio::sync::Semaphore,
 }
 
+/// An authorized caller: the user record read at this call, and the digest of the request the
+/// call's audit events carry.
+pub struct Caller {
+    /// The user.
+    pub user: UserRecord,
+    /// Hex SHA-256 of the request message ("" for streams).
+    pub digest: String,
+}
+
+impl std::ops::Deref for Caller {
+    type Target = UserRecord;
+    fn deref(&self) -> &UserRecord {
+        &self.user
+    }
+}
+
 /// The service implementation (cheap to clone).
 #[derive(Clone)]
 pub struct Gateway(pub Arc<Inner>);
 
 impl Gateway {
-    /// Identity and permission check; denials are audited here.
-    fn authorize<T>(
+    /// Identity and permission check of a unary call; denials are audited here. The caller
+    /// carries the digest of the request into its audit events.
+    fn authorize<T: prost::Message>(
         &self,
         req: &Request<T>,
         action: Action,
         object: &str,
-    ) -> Result<UserRecord, Status> {
+    ) -> Result<Caller, Status> {
+        let digest = hex::encode(
+            ring::digest::digest(&ring::digest::SHA256, &req.get_ref().encode_to_vec()).as_ref(),
+        );
+        self.authorize_with(req, action, object, digest)
+    }
+
+    /// Identity and permission check of a streaming upload (its digest is not known up front).
+    fn authorize_stream<T>(
+        &self,
+        req: &Request<T>,
+        action: Action,
+        object: &str,
+    ) -> Result<Caller, Status> {
+        self.authorize_with(req, action, object, String::new())
+    }
+
+    fn authorize_with<T>(
+        &self,
+        req: &Request<T>,
+        action: Action,
+        object: &str,
+        digest: String,
+    ) -> Result<Caller, Status> {
         let (id, resolved) = identity::resolve(&self.0.store, req);
         let denied = |user: &str, role: &str, tenant: &str, status: Status| {
             self.record(NewEvent {
@@ -60,6 +100,7 @@ impl Gateway {
                 object: object.into(),
                 outcome: "denied".into(),
                 reason: status.message().into(),
+                digest: digest.clone(),
             });
             status
         };
@@ -79,7 +120,7 @@ impl Gateway {
                 status,
             ));
         }
-        Ok(user)
+        Ok(Caller { user, digest })
     }
 
     fn record(&self, e: NewEvent) {
@@ -92,7 +133,7 @@ impl Gateway {
     /// Audits the outcome of an authorized call and passes the result through.
     fn finish<T>(
         &self,
-        user: &UserRecord,
+        caller: &Caller,
         action: Action,
         object: &str,
         result: Result<T, Status>,
@@ -109,6 +150,7 @@ impl Gateway {
             }
             Err(s) => ("failed", s.message().to_string()),
         };
+        let user = &caller.user;
         self.record(NewEvent {
             user: user.id.clone(),
             role: user.role.name().into(),
@@ -117,6 +159,7 @@ impl Gateway {
             object: object.into(),
             outcome: outcome.into(),
             reason,
+            digest: caller.digest.clone(),
         });
         result
     }

@@ -226,6 +226,7 @@ impl AuditService for Gateway {
                             reason: e.reason,
                             hash: e.hash,
                             prev_hash: e.prev_hash,
+                            digest: e.digest,
                         })
                         .collect(),
                 })

@@ -323,7 +323,7 @@ impl CatalogService for Gateway {
         &self,
         req: Request<Streaming<pb::RegisterChunk>>,
     ) -> Result<Response<pb::Dataset>, Status> {
-        let user = self.authorize(&req, Action::RegisterDataset, "")?;
+        let user = self.authorize_stream(&req, Action::RegisterDataset, "")?;
         let mut stream = req.into_inner();
         let mut object = String::new();
         let r = self.register_inner(&user, &mut stream, &mut object).await;

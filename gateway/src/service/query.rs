@@ -80,6 +80,15 @@ impl Gateway {
         *object = job.id.clone();
         let outcome = match self.0.job_slots.acquire().await {
             Ok(_slot) => {
+                self.job_event(
+                    &job,
+                    "key_use",
+                    "allowed",
+                    format!(
+                        "development-sample keys of {} unwrapped for the job's sandbox",
+                        job.datasets.join(", ")
+                    ),
+                );
                 self.0
                     .engine
                     .run_dev_query(&job.sql, &tables, &pseudonym_scope(&tenant))
@@ -167,6 +176,17 @@ impl Gateway {
     async fn run_job(&self, mut job: JobRecord, tables: Vec<StoredTable>) -> pb::Job {
         let outcome = match self.0.job_slots.acquire().await {
             Ok(_slot) => {
+                // The job starts: its sandbox unwraps the data keys of the datasets it reads.
+                self.job_event(&job, "job_started", "allowed", String::new());
+                self.job_event(
+                    &job,
+                    "key_use",
+                    "allowed",
+                    format!(
+                        "data keys of {} unwrapped for the job's sandbox",
+                        job.datasets.join(", ")
+                    ),
+                );
                 let scope = pseudonym_scope(&job.tenant);
                 self.0
                     .engine
@@ -193,16 +213,34 @@ impl Gateway {
         if let Err(e) = self.0.store.put_job(&job) {
             tracing::error!(error = %e, job = %job.id, "could not record the end of a job");
         }
+        let report = job
+            .report
+            .as_ref()
+            .map(|r| {
+                format!(
+                    "checks: {} of {} rows released ({})",
+                    r.rows_released,
+                    r.rows_computed,
+                    r.outcome()
+                )
+            })
+            .unwrap_or(reason);
+        self.job_event(&job, "job_finished", audit_outcome, report);
+        convert::job(&job)
+    }
+
+    /// An internal event of a job, attributed to its analyst.
+    fn job_event(&self, job: &JobRecord, action: &str, outcome: &str, reason: String) {
         self.record(crate::audit::NewEvent {
             user: job.submitted_by.clone(),
             role: "analyst".into(),
             tenant: job.tenant.clone(),
-            action: "job_finished".into(),
+            action: action.into(),
             object: job.id.clone(),
-            outcome: audit_outcome.into(),
+            outcome: outcome.into(),
             reason,
+            digest: String::new(),
         });
-        convert::job(&job)
     }
 
     /// The jobs `user` may see that also satisfy `keep`.
