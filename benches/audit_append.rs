@@ -47,6 +47,19 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+    // The same with an event-sized value (≈ 350 bytes of JSON), to separate value size from
+    // the chain's own work.
+    let sized = vec![b'x'; 350];
+    g.bench_function("sled_insert_350_bytes_and_flush_per_event", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            for _ in 0..PER_WRITER {
+                i += 1;
+                plain.insert(i.to_be_bytes(), &sized[..]).expect("insert");
+                db.flush().expect("flush");
+            }
+        })
+    });
     g.bench_function("one_writer", |b| {
         let mut i = 0u64;
         b.iter(|| {
