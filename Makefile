@@ -1,7 +1,7 @@
 # erhai — the two commands that matter are `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test lint fmt bench build
+.PHONY: demo test lint fmt bench bench-tpch build
 
 ## Run the whole flow on generated Dali data in a throwaway deployment.
 demo:
@@ -21,6 +21,12 @@ fmt:
 ## Criterion benches; figures go to docs/BENCHMARKS.md.
 bench:
 	$(CARGO) bench --bench policy_check --bench query_roundtrip
+
+## TPC-H through erhai vs plain DataFusion over plain Parquet (SF=1 for the full run).
+SF ?= 0.1
+RUNS ?= 5
+bench-tpch:
+	$(CARGO) run --release --example tpch_bench -- --sf $(SF) --runs $(RUNS)
 
 build:
 	$(CARGO) build --bin erhai
