@@ -3,7 +3,7 @@
 //!
 //! cargo bench --bench policy_check
 
-use std::hint::black_box;
+mod common;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use erhai::demo::store_demo_tables;
@@ -48,13 +48,7 @@ fn bench(c: &mut Criterion) {
         let plan = rt.block_on(sb.plan(sql)).expect("plan");
         let (_, verdict) = sb.check_plan(&plan, true).expect("check");
         assert!(verdict.allowed(), "{name}: {}", verdict.explain());
-        g.bench_function(format!("{name}/datafusion_planning"), |b| {
-            b.to_async(&rt)
-                .iter(|| async { black_box(sb.plan(black_box(sql)).await.expect("plan")) })
-        });
-        g.bench_function(format!("{name}/lineage_and_check"), |b| {
-            b.iter(|| black_box(sb.check_plan(black_box(&plan), true).expect("check")))
-        });
+        common::planning_vs_check(&mut g, &rt, &sb, name, sql, &plan);
     }
     g.finish();
 }

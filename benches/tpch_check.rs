@@ -5,7 +5,8 @@
 //!
 //! cargo bench --bench tpch_check
 
-use std::hint::black_box;
+mod common;
+
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -43,13 +44,7 @@ fn bench(c: &mut Criterion) {
             .map(|r| format!("refused: {}", r.rule))
             .unwrap_or_else(|| "allowed".into());
         eprintln!("{name}: {first}");
-        g.bench_function(format!("{name}/datafusion_planning"), |b| {
-            b.to_async(&rt)
-                .iter(|| async { black_box(sb.plan(black_box(sql)).await.expect("plan")) })
-        });
-        g.bench_function(format!("{name}/lineage_and_check"), |b| {
-            b.iter(|| black_box(sb.check_plan(black_box(&plan), true).expect("check")))
-        });
+        common::planning_vs_check(&mut g, &rt, &sb, name, sql, &plan);
     }
     g.finish();
 }
