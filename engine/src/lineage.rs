@@ -6,8 +6,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use arrow::datatypes::DataType;
-use datafusion::common::{Column, DFSchema, ScalarValue};
+use datafusion::common::{Column, DFSchema};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Expr, LogicalPlan, Operator, Subquery};
 use erhai_policies::{
@@ -171,15 +170,7 @@ fn mask_arg(mask: &str, e: &Expr) -> Result<MaskArg> {
         },
         _ => return Err(refuse()),
     };
-    match value {
-        ScalarValue::Utf8(Some(t))
-        | ScalarValue::LargeUtf8(Some(t))
-        | ScalarValue::Utf8View(Some(t)) => Ok(MaskArg::Text(t.clone())),
-        v => match v.cast_to(&DataType::Int64) {
-            Ok(ScalarValue::Int64(Some(i))) if v.data_type().is_integer() => Ok(MaskArg::Int(i)),
-            _ => Err(refuse()),
-        },
-    }
+    crate::masks::mask_arg(value).ok_or_else(refuse)
 }
 
 fn unsupported(what: &str) -> EngineError {

@@ -91,6 +91,16 @@ const fn int(name: &'static str, min: i64, max: i64, default: Option<i64>, safer
     }
 }
 
+/// A mask without parameters.
+const fn simple(name: &'static str, summary: &'static str) -> MaskSpec {
+    MaskSpec {
+        name,
+        summary,
+        params: &[],
+        needs_bound: false,
+    }
+}
+
 const MAX_CHARS: i64 = 1024;
 
 /// Every mask function erhai knows.
@@ -104,18 +114,14 @@ pub const MASKS: &[MaskSpec] = &[
         ],
         needs_bound: false,
     },
-    MaskSpec {
-        name: "id_card_valid",
-        summary: "whether a resident ID number passes the ISO 7064 MOD 11-2 check",
-        params: &[],
-        needs_bound: false,
-    },
-    MaskSpec {
-        name: "id_card_birth_year",
-        summary: "the year of birth in a resident ID number",
-        params: &[],
-        needs_bound: false,
-    },
+    simple(
+        "id_card_valid",
+        "whether a resident ID number passes the ISO 7064 MOD 11-2 check",
+    ),
+    simple(
+        "id_card_birth_year",
+        "the year of birth in a resident ID number",
+    ),
     MaskSpec {
         name: "id_card_region",
         summary: "the region code of a resident ID number, generalized to prefecture or province",
@@ -127,60 +133,42 @@ pub const MASKS: &[MaskSpec] = &[
         }],
         needs_bound: false,
     },
-    MaskSpec {
-        name: "id_card_gender",
-        summary: "the gender (男/女) encoded in a resident ID number",
-        params: &[],
-        needs_bound: false,
-    },
-    MaskSpec {
-        name: "mask_phone",
-        summary: "mobile 3+4 (138****5678); landline keeps the area code and the last 2 digits",
-        params: &[],
-        needs_bound: false,
-    },
-    MaskSpec {
-        name: "mask_name",
-        summary: "keeps the surname (two characters for compound surnames); Latin names keep initials",
-        params: &[],
-        needs_bound: false,
-    },
-    MaskSpec {
-        name: "mask_bank_card",
-        summary: "bank card number: keeps the first 4 and last 4 digits",
-        params: &[],
-        needs_bound: false,
-    },
-    MaskSpec {
-        name: "mask_email",
-        summary: "keeps the first character of the mailbox and the domain",
-        params: &[],
-        needs_bound: false,
-    },
-    MaskSpec {
-        name: "mask_address",
-        summary: "keeps the address down to district / county level",
-        params: &[],
-        needs_bound: false,
-    },
-    MaskSpec {
-        name: "mask_plate",
-        summary: "licence plate (7 or 8 characters): keeps the first 2 and the last character",
-        params: &[],
-        needs_bound: false,
-    },
-    MaskSpec {
-        name: "mask_ip",
-        summary: "IPv4 keeps the first two octets, IPv6 the first two groups",
-        params: &[],
-        needs_bound: false,
-    },
-    MaskSpec {
-        name: "pseudonym",
-        summary: "keyed HMAC-SHA-256 token: stable within one scope, unlinkable across scopes",
-        params: &[],
-        needs_bound: false,
-    },
+    simple(
+        "id_card_gender",
+        "the gender (男/女) encoded in a resident ID number",
+    ),
+    simple(
+        "mask_phone",
+        "mobile 3+4 (138****5678); landline keeps the area code and the last 2 digits",
+    ),
+    simple(
+        "mask_name",
+        "keeps the surname (two characters for compound surnames); Latin names keep initials",
+    ),
+    simple(
+        "mask_bank_card",
+        "bank card number: keeps the first 4 and last 4 digits",
+    ),
+    simple(
+        "mask_email",
+        "keeps the first character of the mailbox and the domain",
+    ),
+    simple(
+        "mask_address",
+        "keeps the address down to district / county level",
+    ),
+    simple(
+        "mask_plate",
+        "licence plate (7 or 8 characters): keeps the first 2 and the last character",
+    ),
+    simple(
+        "mask_ip",
+        "IPv4 keeps the first two octets, IPv6 the first two groups",
+    ),
+    simple(
+        "pseudonym",
+        "keyed HMAC-SHA-256 token: stable within one scope, unlinkable across scopes",
+    ),
     MaskSpec {
         name: "keep_first_n_last_m",
         summary: "keeps the first n and last m characters, masks the rest",

@@ -193,33 +193,33 @@ fn is_string(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
 
-fn is_integer(t: &DataType) -> bool {
-    t.is_integer()
+/// A constant mask parameter: a word or an integer; anything else is not a parameter. The plan
+/// check (reading literals) and the function (reading its scalar arguments) both use this.
+pub fn mask_arg(v: &ScalarValue) -> Option<MaskArg> {
+    match v {
+        ScalarValue::Utf8(Some(t))
+        | ScalarValue::LargeUtf8(Some(t))
+        | ScalarValue::Utf8View(Some(t)) => Some(MaskArg::Text(t.clone())),
+        v if v.data_type().is_integer() => match v.cast_to(&DataType::Int64) {
+            Ok(ScalarValue::Int64(Some(i))) => Some(MaskArg::Int(i)),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 impl MaskUdf {
     fn param(&self, i: usize, v: &ColumnarValue) -> Result<MaskArg> {
-        let ColumnarValue::Scalar(s) = v else {
-            return plan_err!(
-                "{}() parameter {} must be a constant",
+        match v {
+            ColumnarValue::Scalar(s) => mask_arg(s),
+            ColumnarValue::Array(_) => None,
+        }
+        .ok_or_else(|| {
+            datafusion::error::DataFusionError::Plan(format!(
+                "{}() parameter {} must be a constant integer or word",
                 self.spec.name,
                 i + 1
-            );
-        };
-        Ok(match s {
-            ScalarValue::Utf8(Some(t))
-            | ScalarValue::LargeUtf8(Some(t))
-            | ScalarValue::Utf8View(Some(t)) => MaskArg::Text(t.clone()),
-            other => match other.cast_to(&DataType::Int64)? {
-                ScalarValue::Int64(Some(i)) => MaskArg::Int(i),
-                _ => {
-                    return plan_err!(
-                        "{}() parameter {} must be an integer or a word",
-                        self.spec.name,
-                        i + 1
-                    );
-                }
-            },
+            ))
         })
     }
 }
@@ -243,7 +243,7 @@ impl ScalarUDFImpl for MaskUdf {
         let value = input_type(self.kernel, value)?;
         let mut out = vec![value];
         for p in params {
-            out.push(if is_integer(p) {
+            out.push(if p.is_integer() {
                 DataType::Int64
             } else {
                 p.clone()
@@ -307,7 +307,7 @@ pub fn apply_mask(
 fn input_type(kernel: Kernel, value: &DataType) -> Result<DataType> {
     Ok(match kernel {
         Kernel::AgeBand | Kernel::DateTrunc => DataType::Date32,
-        Kernel::Bucket if is_integer(value) || value.is_null() => DataType::Int64,
+        Kernel::Bucket if value.is_integer() || value.is_null() => DataType::Int64,
         Kernel::Bucket if value.is_numeric() => DataType::Float64,
         Kernel::Bucket => {
             return plan_err!("bucket() needs a number, found {value}");

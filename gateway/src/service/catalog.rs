@@ -5,7 +5,7 @@ use std::io::Cursor;
 
 use arrow::datatypes::DataType;
 use arrow::ipc::reader::StreamReader;
-use erhai_engine::{Env, SampleSpec, StoredTable, Upload};
+use erhai_engine::{Env, SampleSpec, Upload};
 use erhai_policies::policy_file::parse_policy;
 use erhai_proto::v1 as pb;
 use erhai_proto::v1::catalog_service_server::CatalogService;
@@ -162,15 +162,8 @@ impl Gateway {
         };
         spec.validate()
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let table = StoredTable {
-            name: record.name.clone(),
-            dataset_id: record.id.clone(),
-            version: record.version,
-            wrapped_key: record.wrapped_key.clone(),
-            schema: convert::schema(&record.fields)?,
-            policy: record.policy.clone(),
-            env: Env::Prod,
-        };
+        let table = convert::stored_table(&record, Env::Prod)?
+            .ok_or_else(|| Status::internal("a dataset always has its production table"))?;
         let (sample, rows) = self
             .0
             .engine

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
-use erhai_engine::CheckReport;
+use erhai_engine::{CheckReport, Env, StoredTable};
 use erhai_policies::PlanVerdict;
 use erhai_proto::v1 as pb;
 use tonic::Status;
@@ -133,6 +133,25 @@ pub fn job(j: &JobRecord) -> pb::Job {
         env: if j.dev { "dev" } else { "prod" }.into(),
         promoted_from: j.promoted_from.clone().unwrap_or_default(),
     }
+}
+
+/// The table a job reads for dataset `d` in `env`: the data itself, or its development sample
+/// (`None` when it has none).
+pub fn stored_table(d: &DatasetRecord, env: Env) -> Result<Option<StoredTable>, Status> {
+    let (wrapped_key, fields, policy) = match (env, &d.dev) {
+        (Env::Prod, _) => (&d.wrapped_key, &d.fields, &d.policy),
+        (Env::Dev, Some(s)) => (&s.wrapped_key, &s.fields, &s.policy),
+        (Env::Dev, None) => return Ok(None),
+    };
+    Ok(Some(StoredTable {
+        name: d.name.clone(),
+        dataset_id: d.id.clone(),
+        version: d.version,
+        wrapped_key: wrapped_key.clone(),
+        schema: schema(fields)?,
+        policy: policy.clone(),
+        env,
+    }))
 }
 
 /// A schema as recorded in the store.

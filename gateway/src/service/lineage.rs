@@ -1,6 +1,6 @@
 //! Lineage from the records and the audit chain: where a dataset went, where a release came from.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use erhai_proto::v1 as pb;
 use tonic::Status;
@@ -17,6 +17,23 @@ impl Gateway {
         r: &pb::LineageRequest,
     ) -> Result<pb::LineageResponse, Status> {
         let store = &self.0.store;
+        // Providers trace the jobs that read one of their unit's datasets.
+        let own: HashSet<String> = match user.role {
+            Role::Provider => store
+                .datasets()
+                .map_err(internal)?
+                .into_iter()
+                .filter(|d| Some(&d.provider_unit) == user.unit.as_ref())
+                .map(|d| d.id)
+                .collect(),
+            _ => HashSet::new(),
+        };
+        let may_trace = |j: &JobRecord| match user.role {
+            Role::Auditor | Role::Admin => true,
+            Role::Analyst => user.tenant.as_deref() == Some(j.tenant.as_str()),
+            Role::Provider => j.datasets.iter().any(|id| own.contains(id)),
+            Role::Reviewer => false,
+        };
         let jobs: Vec<JobRecord> = match (r.dataset.as_str(), r.release.as_str()) {
             (d, "") if !d.is_empty() => {
                 // Only datasets the caller can see exist for them.
@@ -29,14 +46,14 @@ impl Gateway {
                     .jobs()
                     .map_err(internal)?
                     .into_iter()
-                    .filter(|j| j.datasets.contains(&dataset.id) && self.may_trace(user, j))
+                    .filter(|j| j.datasets.contains(&dataset.id) && may_trace(j))
                     .collect()
             }
             ("", job) if !job.is_empty() => {
                 let j = store
                     .job(job)
                     .map_err(internal)?
-                    .filter(|j| self.may_trace(user, j))
+                    .filter(|j| may_trace(j))
                     .ok_or_else(|| Status::not_found(format!("no job `{job}` visible to you")))?;
                 vec![j]
             }
@@ -46,18 +63,18 @@ impl Gateway {
                 ));
             }
         };
+        let ids: BTreeSet<&String> = jobs.iter().flat_map(|j| j.datasets.iter()).collect();
         let mut datasets = BTreeSet::new();
-        let mut columns = BTreeSet::new();
-        for j in &jobs {
-            for id in &j.datasets {
-                if let Some(d) = store.dataset(id).map_err(internal)? {
-                    datasets.insert(d.name);
-                }
-            }
-            for c in j.verdict.iter().flat_map(|v| v.columns.iter()) {
-                columns.extend(c.sources.iter().cloned());
+        for id in ids {
+            if let Some(d) = store.dataset(id).map_err(internal)? {
+                datasets.insert(d.name);
             }
         }
+        let columns: BTreeSet<String> = jobs
+            .iter()
+            .flat_map(|j| j.verdict.iter().flat_map(|v| v.columns.iter()))
+            .flat_map(|c| c.sources.iter().cloned())
+            .collect();
         let fetches = self
             .0
             .audit
@@ -84,18 +101,5 @@ impl Gateway {
             columns: columns.into_iter().collect(),
             downloads,
         })
-    }
-
-    /// Whose jobs a caller may trace: auditors and admins all, analysts their tenant's,
-    /// providers those that read one of their unit's datasets.
-    fn may_trace(&self, user: &UserRecord, j: &JobRecord) -> bool {
-        match user.role {
-            Role::Auditor | Role::Admin => true,
-            Role::Analyst => user.tenant.as_deref() == Some(j.tenant.as_str()),
-            Role::Provider => j.datasets.iter().any(|id| {
-                matches!(self.0.store.dataset(id), Ok(Some(d)) if Some(&d.provider_unit) == user.unit.as_ref())
-            }),
-            Role::Reviewer => false,
-        }
     }
 }

@@ -17,20 +17,7 @@ impl Gateway {
             let Some(d) = self.0.store.dataset(&g.dataset_id).map_err(internal)? else {
                 continue;
             };
-            let (wrapped_key, fields, policy) = match (env, &d.dev) {
-                (Env::Prod, _) => (&d.wrapped_key, &d.fields, &d.policy),
-                (Env::Dev, Some(s)) => (&s.wrapped_key, &s.fields, &s.policy),
-                (Env::Dev, None) => continue,
-            };
-            tables.push(StoredTable {
-                name: d.name.clone(),
-                dataset_id: d.id.clone(),
-                version: d.version,
-                wrapped_key: wrapped_key.clone(),
-                schema: convert::schema(fields)?,
-                policy: policy.clone(),
-                env,
-            });
+            tables.extend(convert::stored_table(&d, env)?);
         }
         Ok(tables)
     }
