@@ -135,7 +135,7 @@ async fn main() -> Result<(), Error> {
     let mut job = 0u64;
     for (name, sql) in QUERIES {
         let sandbox = engine.sandbox(&tables, "bench").await?;
-        let checked = match sandbox.prepare(sql).await {
+        let checked = match sandbox.prepare(sql, 2).await {
             Ok(c) => c,
             Err(e) => {
                 let first = e.to_string().lines().nth(1).unwrap_or("").to_string();

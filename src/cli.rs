@@ -655,10 +655,10 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                         fmt,
                         || {
                             format!(
-                                "{}rows that would be released ({} shown):\n{}",
+                                "{}rows that would be released ({} shown, rows to review marked):\n{}",
                                 output::job_detail(&j),
                                 d.preview_rows,
-                                output::batches_table(&preview)
+                                output::review_preview(&preview, j.report.as_ref())
                             )
                         },
                         || json!({"job": output::job_json(&j), "preview": output::batches_json(&preview)}),

@@ -219,10 +219,20 @@ pub fn job_json(j: &pb::Job) -> Value {
         "verdict": j.verdict.as_ref().map(verdict_json),
         "report": j.report.as_ref().map(|r| json!({
             "outcome": r.outcome, "rows_computed": r.rows_computed, "rows_released": r.rows_released,
-            "rows_suppressed": r.rows_suppressed, "threshold_k": r.threshold_k, "notes": r.notes,
-            "failed_rows": r.rows.iter().map(|x| json!({"row": x.row, "reasons": x.reasons})).collect::<Vec<_>>(),
+            "rows_suppressed": r.rows_suppressed, "rows_review": r.rows_review, "threshold_k": r.threshold_k,
+            "rules": r.rules, "notes": r.notes,
+            "job_findings": r.job_findings.iter().map(finding_json).collect::<Vec<_>>(),
+            "rows": r.rows.iter().map(|x| json!({
+                "row": x.row, "outcome": x.outcome,
+                "released_row": (x.released_row >= 0).then_some(x.released_row),
+                "findings": x.findings.iter().map(finding_json).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
         })),
     })
+}
+
+fn finding_json(f: &pb::Finding) -> Value {
+    json!({"verdict": f.verdict, "rule": f.rule, "message": f.message})
 }
 
 /// Jobs as a table.
@@ -289,18 +299,23 @@ pub fn job_detail(j: &pb::Job) -> String {
     }
     if let Some(r) = &j.report {
         s += &format!(
-            "automatic checks: {} — {} rows computed, {} released, {} suppressed (k = {})\n",
-            r.outcome, r.rows_computed, r.rows_released, r.rows_suppressed, r.threshold_k
+            "automatic checks: {} — {} rows computed, {} released ({} to review), {} suppressed\n",
+            r.outcome, r.rows_computed, r.rows_released, r.rows_review, r.rows_suppressed
         );
+        if !r.rules.is_empty() {
+            s += &format!("  rules: {}\n", r.rules);
+        }
+        for f in &r.job_findings {
+            s += &format!(
+                "  ! whole result [{} / {}]: {}\n",
+                f.verdict, f.rule, f.message
+            );
+        }
         for n in &r.notes {
             s += &format!("  note: {n}\n");
         }
-        for x in r.rows.iter().take(10) {
-            s += &format!("  row {} suppressed: {}\n", x.row, x.reasons.join("; "));
-        }
-        if r.rows.len() > 10 {
-            s += &format!("  … and {} more suppressed rows\n", r.rows.len() - 10);
-        }
+        s += &report_rows(r, "review", "to review", 50);
+        s += &report_rows(r, "fail", "suppressed", 10);
     }
     if !j.reviewed_by.is_empty() {
         s += &format!(
@@ -311,6 +326,72 @@ pub fn job_detail(j: &pb::Job) -> String {
         );
     }
     s
+}
+
+/// The listed rows of one outcome, at most `show` of them.
+fn report_rows(r: &pb::CheckReport, outcome: &str, label: &str, show: usize) -> String {
+    let rows: Vec<&pb::RowCheck> = r.rows.iter().filter(|x| x.outcome == outcome).collect();
+    let mut s = String::new();
+    for x in rows.iter().take(show) {
+        let at = if x.released_row >= 0 {
+            format!(" (released row {})", x.released_row)
+        } else {
+            String::new()
+        };
+        s += &format!("  row {}{at} {label}: {}\n", x.row, x.reasons.join("; "));
+    }
+    if rows.len() > show {
+        s += &format!("  … and {} more rows {label}\n", rows.len() - show);
+    }
+    s
+}
+
+/// The reviewer's preview: the rows that would be released, each marked `pass` or
+/// `REVIEW (rules)` in a leading `check` column.
+pub fn review_preview(batches: &[RecordBatch], report: Option<&pb::CheckReport>) -> String {
+    let marks: std::collections::HashMap<i64, String> = report
+        .map(|r| {
+            r.rows
+                .iter()
+                .filter(|x| x.outcome == "review" && x.released_row >= 0)
+                .map(|x| {
+                    let rules: Vec<&str> = x.findings.iter().map(|f| f.rule.as_str()).collect();
+                    (x.released_row, format!("REVIEW ({})", rules.join(", ")))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut at = 0i64;
+    let mut marked = Vec::with_capacity(batches.len());
+    for b in batches {
+        let check: arrow::array::StringArray = (0..b.num_rows())
+            .map(|i| {
+                Some(
+                    marks
+                        .get(&(at + i as i64))
+                        .cloned()
+                        .unwrap_or_else(|| "pass".into()),
+                )
+            })
+            .collect();
+        at += b.num_rows() as i64;
+        let mut fields = vec![arrow::datatypes::Field::new(
+            "check",
+            arrow::datatypes::DataType::Utf8,
+            false,
+        )];
+        fields.extend(b.schema().fields().iter().map(|f| f.as_ref().clone()));
+        let mut columns: Vec<arrow::array::ArrayRef> = vec![std::sync::Arc::new(check)];
+        columns.extend(b.columns().iter().cloned());
+        match RecordBatch::try_new(
+            std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
+            columns,
+        ) {
+            Ok(m) => marked.push(m),
+            Err(_) => return batches_table(batches),
+        }
+    }
+    batches_table(&marked)
 }
 
 /// Audit events as JSON.

@@ -145,11 +145,16 @@ async fn small_groups_are_suppressed() {
         r.rows_suppressed > 0 && r.rows_suppressed == r.rows_computed - r.rows_released,
         "{r:?}"
     );
+    let failed = r
+        .rows
+        .iter()
+        .find(|x| x.outcome == "fail")
+        .expect("a failed row");
     assert!(
-        r.rows[0].reasons[0].contains("distinct privacy units of hotel_stays"),
-        "{:?}",
-        r.rows[0]
+        failed.reasons[0].contains("distinct privacy units of hotel_stays"),
+        "{failed:?}"
     );
+    assert_eq!(r.outcome, "fail");
     // A global aggregate over fewer than k persons is suppressed whole: 0 and 1 look alike.
     let tiny = analyst
         .submit("SELECT count(*) AS n FROM hotel_stays WHERE district = '漾濞县' AND nights = 7 AND birth_year = 1960", true)

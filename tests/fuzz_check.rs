@@ -175,7 +175,7 @@ fn run(
             if let Ok((_, verdict, _)) = rt.block_on(sb.check(&sql, true)) {
                 if verdict.allowed() {
                     allowed.set(allowed.get() + 1);
-                    let _ = rt.block_on(sb.prepare(&sql));
+                    let _ = rt.block_on(sb.prepare(&sql, 2));
                 } else {
                     refused.set(refused.get() + 1);
                 }

@@ -1,147 +1,411 @@
-//! Automatic release checks on an executed result: the threshold rule per row (distinct privacy
-//! units of every contributing dataset ≥ k). Rows that fail are suppressed; the report says how
-//! many and why.
+//! Automatic release checks on an executed result, from the hidden statistics its own execution
+//! produced: threshold and dominance per row, zeros, one-category groups, the share of
+//! suppressed rows. Each row gets pass / review / fail with its findings; fail rows are
+//! suppressed, review rows stay for the reviewer, highlighted. The decisions themselves are
+//! `erhai_policies::release`; this module measures and applies them.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{Array, BooleanArray, Int64Array};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::Schema;
+use arrow::datatypes::{DataType, Schema};
 use arrow::record_batch::RecordBatch;
-use erhai_policies::{ReleaseRules, RowOutcome};
+use arrow::util::display::array_value_to_string;
+use erhai_policies::lineage::Step;
+use erhai_policies::release::worst;
+use erhai_policies::{Contributions, Finding, PlanLineage, ReleaseRules, Verdict};
+use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
-use crate::threshold::UnitColumns;
+use crate::statistics::{Hidden, HiddenColumns};
+use crate::unit_stats::{ContribSummary, decode_set};
 
-/// Rows listed individually in a report at most; the counts always cover every row.
-pub const MAX_LISTED_ROWS: usize = 1000;
+/// Suppressed rows listed individually in a report at most; the counts cover every row.
+pub const MAX_LISTED_FAILED: usize = 1000;
+/// Review rows listed individually at most; beyond, the job itself goes to review.
+pub const MAX_LISTED_REVIEW: usize = 10_000;
 
-/// The check outcome of one row that did not pass.
+/// The check outcome of one row that did not simply pass.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowCheck {
     /// Position in the computed result.
     pub row: u64,
-    /// Why it was suppressed.
-    pub reasons: Vec<String>,
+    /// Position in the released result (review rows), none when suppressed.
+    pub released_row: Option<u64>,
+    /// The worst of the findings.
+    pub verdict: Verdict,
+    /// Every rule that fired.
+    pub findings: Vec<Finding>,
 }
 
 /// The report of the automatic checks on one result.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CheckReport {
     /// Rows the query computed.
     pub rows_computed: u64,
-    /// Rows that passed and would be released.
+    /// Rows that would be released (pass and review).
     pub rows_released: u64,
-    /// Rows suppressed.
+    /// Rows suppressed (fail).
     pub rows_suppressed: u64,
+    /// Released rows a reviewer must look at.
+    pub rows_review: u64,
     /// The threshold applied.
     pub threshold_k: u64,
-    /// Suppressed rows and reasons (the first [`MAX_LISTED_ROWS`]).
-    pub failed_rows: Vec<RowCheck>,
+    /// The rules applied, for the reviewer.
+    pub rules: String,
+    /// Rows that did not simply pass (review rows first, then the first suppressed ones).
+    pub rows: Vec<RowCheck>,
+    /// Findings about the result as a whole.
+    pub job_findings: Vec<Finding>,
     /// Remarks for the reviewer.
     pub notes: Vec<String>,
 }
 
 impl CheckReport {
-    /// `pass` when something is releasable, `fail` when every row was suppressed.
-    pub fn outcome(&self) -> &'static str {
-        if self.rows_released > 0 {
-            "pass"
+    /// The worst verdict of any row or of the result as a whole.
+    pub fn outcome(&self) -> Verdict {
+        let rows = if self.rows_suppressed > 0 {
+            Verdict::Fail
+        } else if self.rows_review > 0 {
+            Verdict::Review
         } else {
-            "fail"
+            Verdict::Pass
+        };
+        rows.max(worst(&self.job_findings))
+    }
+
+    /// Adds findings to a row after the fact (differencing is decided against earlier
+    /// releases, outside the engine). Findings here never suppress: the row is already
+    /// quarantined; it becomes a review row.
+    pub fn flag(&mut self, row: u64, released_row: Option<u64>, findings: Vec<Finding>) {
+        if findings.is_empty() {
+            return;
+        }
+        if let Some(r) = self.rows.iter_mut().find(|r| r.row == row) {
+            let before = r.verdict;
+            r.findings.extend(findings);
+            r.verdict = worst(&r.findings);
+            if before == Verdict::Pass && r.verdict >= Verdict::Review {
+                self.rows_review += 1;
+            }
+            return;
+        }
+        let verdict = worst(&findings);
+        if verdict >= Verdict::Review && released_row.is_some() {
+            self.rows_review += 1;
+        }
+        if self.rows.len() < MAX_LISTED_REVIEW {
+            self.rows.push(RowCheck {
+                row,
+                released_row,
+                verdict,
+                findings,
+            });
+            self.rows
+                .sort_by_key(|r| (r.verdict == Verdict::Fail, r.row));
+        } else if !self
+            .job_findings
+            .iter()
+            .any(|f| f.rule == "too-many-review-rows")
+        {
+            self.job_findings.push(Finding::review(
+                "too-many-review-rows",
+                format!(
+                    "more than {MAX_LISTED_REVIEW} rows need review; only the first are listed"
+                ),
+            ));
         }
     }
 }
 
-/// Splits the hidden unit counts off `batches`, applies the threshold and returns the releasable
-/// rows (visible columns only) with the report.
+/// The units behind one computed row, per contributing dataset, kept for the differencing
+/// checks against other releases.
+#[derive(Clone, Debug)]
+pub struct RowUnits {
+    /// Position in the computed result.
+    pub row: u64,
+    /// Position in the released result; none when suppressed.
+    pub released_row: Option<u64>,
+    /// (dataset, unit set).
+    pub sets: Vec<(String, RoaringBitmap)>,
+}
+
+/// What the checks need to know of the result's columns, from the plan's lineage.
+#[derive(Clone, Debug, Default)]
+pub struct ResultShape {
+    /// Output positions that are group labels (dimensions).
+    pub dimensions: Vec<usize>,
+    /// Output positions that carry aggregated values.
+    pub values: Vec<usize>,
+}
+
+impl ResultShape {
+    /// Dimensions are outputs derived through a GROUP BY key and no aggregate; every other
+    /// output of an aggregated result is a value (a `count(*)` has no source column at all).
+    pub fn of(lineage: &PlanLineage) -> ResultShape {
+        let mut shape = ResultShape::default();
+        for (i, o) in lineage.outputs.iter().enumerate() {
+            let steps = || o.derivations.iter().flat_map(|d| d.steps.iter());
+            let grouped = steps().any(|s| matches!(s, Step::GroupKey));
+            let aggregated = steps().any(|s| matches!(s, Step::Aggregate { .. }));
+            if grouped && !aggregated {
+                shape.dimensions.push(i);
+            } else {
+                shape.values.push(i);
+            }
+        }
+        shape
+    }
+}
+
+fn hidden_binary(batch: &RecordBatch, i: usize) -> Result<&arrow::array::BinaryArray> {
+    batch.column(i).as_binary_opt::<i32>().ok_or_else(|| {
+        EngineError::Execution("privacy-unit statistics have an unexpected type".into())
+    })
+}
+
+fn is_zero(a: &ArrayRef, r: usize) -> bool {
+    if a.is_null(r) || !a.data_type().is_numeric() {
+        return false;
+    }
+    match arrow::compute::cast(&a.slice(r, 1), &DataType::Float64) {
+        Ok(v) => v
+            .as_primitive_opt::<arrow::datatypes::Float64Type>()
+            .is_some_and(|v| v.value(0) == 0.0),
+        Err(_) => false,
+    }
+}
+
+/// Splits the hidden statistics off `batches`, decides every row, and returns the releasable
+/// rows (visible columns only), the report, and the unit sets of every computed row.
 pub fn apply_checks(
     batches: &[RecordBatch],
     schema: Arc<Schema>,
-    units: &UnitColumns,
+    hidden: &HiddenColumns,
+    shape: &ResultShape,
     rules: &ReleaseRules,
-) -> Result<(Vec<RecordBatch>, CheckReport)> {
+) -> Result<(Vec<RecordBatch>, CheckReport, Vec<RowUnits>)> {
     let visible = schema.fields().len();
     let mut report = CheckReport {
         threshold_k: rules.k,
+        rules: format!(
+            "threshold k = {}; n-k dominance {}/{:.2}; p% = {:.2}; zeros and one-category \
+             groups flagged",
+            rules.k,
+            rules.dominance_n,
+            f64::from(rules.dominance_k_bp) / 10_000.0,
+            f64::from(rules.p_bp) / 10_000.0
+        ),
         ..Default::default()
     };
-    let mut out = Vec::new();
+    let has_units = hidden
+        .columns
+        .iter()
+        .any(|h| matches!(h, Hidden::Units { .. }));
+    // Per computed row: its findings and unit sets.
+    let mut findings: Vec<Vec<Finding>> = Vec::new();
+    let mut units: Vec<RowUnits> = Vec::new();
     for batch in batches {
-        let n = batch.num_rows();
-        if batch.num_columns() != visible + units.datasets.len() {
+        if batch.num_columns() != visible + hidden.columns.len() {
             return Err(EngineError::Execution(
                 "result does not carry its privacy-unit statistics; refused".into(),
             ));
         }
-        let counts: Vec<&Int64Array> = (visible..batch.num_columns())
-            .map(|i| {
-                batch
-                    .column(i)
-                    .as_any()
-                    .downcast_ref::<Int64Array>()
-                    .ok_or_else(|| {
-                        EngineError::Execution(
-                            "privacy-unit statistics have an unexpected type".into(),
-                        )
-                    })
-            })
-            .collect::<Result<_>>()?;
-        let mut keep = Vec::with_capacity(n);
-        for r in 0..n {
-            let per_dataset: Vec<(String, u64)> = units
-                .datasets
-                .iter()
-                .zip(&counts)
-                .map(|(d, c)| {
-                    (
-                        d.clone(),
-                        if c.is_null(r) {
-                            0
+        for r in 0..batch.num_rows() {
+            let mut f = Vec::new();
+            let mut sets = Vec::new();
+            if !has_units {
+                f.push(Finding {
+                    verdict: Verdict::Fail,
+                    rule: "threshold".into(),
+                    message: "no privacy units behind this row".into(),
+                });
+            }
+            for (j, h) in hidden.columns.iter().enumerate() {
+                let col = hidden_binary(batch, visible + j)?;
+                let bytes = if col.is_valid(r) { col.value(r) } else { &[] };
+                match h {
+                    Hidden::Units { dataset } => {
+                        let set = if bytes.is_empty() {
+                            RoaringBitmap::new()
                         } else {
-                            c.value(r).max(0) as u64
-                        },
-                    )
-                })
-                .collect();
-            // A row with no contributing dataset (constants only) has no units: it fails.
-            let outcome = if per_dataset.is_empty() {
-                RowOutcome::Fail(vec!["no privacy units behind this row".into()])
-            } else {
-                rules.check_row(&per_dataset)
-            };
-            match outcome {
-                RowOutcome::Pass => keep.push(true),
-                RowOutcome::Fail(reasons) => {
-                    keep.push(false);
-                    report.rows_suppressed += 1;
-                    if report.failed_rows.len() < MAX_LISTED_ROWS {
-                        report.failed_rows.push(RowCheck {
-                            row: report.rows_computed + r as u64,
-                            reasons,
-                        });
+                            decode_set(bytes).map_err(|e| {
+                                EngineError::Execution(format!("corrupt unit set: {e}"))
+                            })?
+                        };
+                        f.extend(rules.threshold(dataset, set.len()));
+                        sets.push((dataset.clone(), set));
+                    }
+                    Hidden::Contrib { dataset, aggregate } => {
+                        let s = ContribSummary::decode(bytes).unwrap_or_default();
+                        let c = Contributions {
+                            total: s.total,
+                            largest: s.largest,
+                            negative: s.negative,
+                        };
+                        f.extend(rules.dominance(aggregate, dataset, &c));
                     }
                 }
             }
+            for &v in &shape.values {
+                if is_zero(batch.column(v), r) {
+                    f.push(Finding::review(
+                        "zero",
+                        format!(
+                            "`{}` is 0: a zero tells that no unit of this group has what was \
+                             counted or summed",
+                            schema.field(v).name()
+                        ),
+                    ));
+                }
+            }
+            findings.push(f);
+            units.push(RowUnits {
+                row: units.len() as u64,
+                released_row: None,
+                sets,
+            });
         }
-        report.rows_computed += n as u64;
+    }
+    for (row, finding) in one_category(batches, &schema, shape)? {
+        findings[row].push(finding);
+    }
+    // Apply: suppress fail rows, list the others.
+    let mut out = Vec::new();
+    let mut row = 0usize;
+    for batch in batches {
+        let mut keep = Vec::with_capacity(batch.num_rows());
+        for _ in 0..batch.num_rows() {
+            let f = std::mem::take(&mut findings[row]);
+            let verdict = worst(&f);
+            let released_row = (verdict != Verdict::Fail).then_some(report.rows_released);
+            units[row].released_row = released_row;
+            match verdict {
+                Verdict::Pass => {}
+                Verdict::Review => report.rows_review += 1,
+                Verdict::Fail => report.rows_suppressed += 1,
+            }
+            if released_row.is_some() {
+                report.rows_released += 1;
+            }
+            let cap = if verdict == Verdict::Fail {
+                MAX_LISTED_FAILED
+            } else {
+                MAX_LISTED_REVIEW
+            };
+            let listed = report.rows.iter().filter(|x| x.verdict == verdict).count();
+            if verdict != Verdict::Pass && listed < cap {
+                report.rows.push(RowCheck {
+                    row: row as u64,
+                    released_row,
+                    verdict,
+                    findings: f,
+                });
+            }
+            keep.push(verdict != Verdict::Fail);
+            row += 1;
+        }
         let projected = batch.project(&(0..visible).collect::<Vec<_>>())?;
         let filtered = filter_record_batch(&projected, &BooleanArray::from(keep))?;
         let filtered = RecordBatch::try_new(schema.clone(), filtered.columns().to_vec())?;
-        report.rows_released += filtered.num_rows() as u64;
         if filtered.num_rows() > 0 {
             out.push(filtered);
         }
     }
+    report.rows_computed = row as u64;
+    report
+        .rows
+        .sort_by_key(|r| (r.verdict == Verdict::Fail, r.row));
+    if report.rows_review as usize > MAX_LISTED_REVIEW {
+        report.job_findings.push(Finding::review(
+            "too-many-review-rows",
+            format!(
+                "{} rows need review; only the first {MAX_LISTED_REVIEW} are listed",
+                report.rows_review
+            ),
+        ));
+    }
+    report
+        .job_findings
+        .extend(rules.suppressed_share(report.rows_suppressed, report.rows_computed));
     if report.rows_suppressed > 0 {
         report.notes.push(format!(
-            "{} of {} rows suppressed: fewer than {} distinct privacy units",
-            report.rows_suppressed, report.rows_computed, rules.k
+            "{} of {} rows suppressed",
+            report.rows_suppressed, report.rows_computed
         ));
     }
     if report.rows_computed == 0 {
         report.notes.push("the query returned no rows".into());
     }
-    Ok((out, report))
+    Ok((out, report, units))
+}
+
+/// One-category groups. With two or more dimensions: when every computed row that shares the
+/// other dimensions' values has one and the same value of dimension `d` (while `d` takes
+/// several values in the result), knowing that a unit belongs to that group tells its `d`.
+/// Suppressed rows count as categories: they exist, only their figures are withheld.
+fn one_category(
+    batches: &[RecordBatch],
+    schema: &Schema,
+    shape: &ResultShape,
+) -> Result<Vec<(usize, Finding)>> {
+    let dims = &shape.dimensions;
+    if dims.len() < 2 {
+        return Ok(Vec::new());
+    }
+    let mut cells: Vec<Vec<String>> = Vec::new();
+    for batch in batches {
+        for r in 0..batch.num_rows() {
+            cells.push(
+                dims.iter()
+                    .map(|&d| array_value_to_string(batch.column(d), r))
+                    .collect::<std::result::Result<_, _>>()?,
+            );
+        }
+    }
+    let mut out = Vec::new();
+    for (di, &d) in dims.iter().enumerate() {
+        let distinct: BTreeSet<&str> = cells.iter().map(|c| c[di].as_str()).collect();
+        if distinct.len() < 2 {
+            continue;
+        }
+        let mut groups: HashMap<Vec<&str>, (BTreeSet<&str>, Vec<usize>)> = HashMap::new();
+        for (row, c) in cells.iter().enumerate() {
+            let key: Vec<&str> = c
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != di)
+                .map(|(_, s)| s.as_str())
+                .collect();
+            let e = groups.entry(key).or_default();
+            e.0.insert(c[di].as_str());
+            e.1.push(row);
+        }
+        for (key, (values, rows)) in groups {
+            let Some(value) = values.first().filter(|_| values.len() == 1) else {
+                continue;
+            };
+            let others: Vec<String> = dims
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != di)
+                .zip(&key)
+                .map(|((_, &o), v)| format!("{} = {v}", schema.field(o).name()))
+                .collect();
+            let message = format!(
+                "one category: every unit with {} in this result has {} = {value}, so the group \
+                 discloses it",
+                others.join(", "),
+                schema.field(d).name()
+            );
+            for row in rows {
+                out.push((row, Finding::review("one-category", message.clone())));
+            }
+        }
+    }
+    out.sort_by_key(|(row, _)| *row);
+    Ok(out)
 }

@@ -12,6 +12,7 @@ use ring::{hkdf, hmac};
 
 use crate::error::{EngineError, Result};
 use crate::masks::PseudonymKey;
+use crate::unit_stats::UnitKey;
 
 const KEY_LEN: usize = 32;
 
@@ -104,6 +105,18 @@ impl MasterKey {
     pub fn pseudonym_key(&self, scope: &str) -> PseudonymKey {
         let tag = hmac::sign(&self.pseudonym_root, scope.as_bytes());
         PseudonymKey::new(hmac::Key::new(hmac::HMAC_SHA256, tag.as_ref()))
+    }
+
+    /// The key of a dataset's privacy-unit index (see [`crate::unit_stats`]): stable for the
+    /// dataset across versions, so unit sets of different releases can be compared.
+    pub fn unit_key(&self, dataset_id: &str) -> UnitKey {
+        let tag = hmac::sign(
+            &self.pseudonym_root,
+            format!("units/{dataset_id}").as_bytes(),
+        );
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&tag.as_ref()[..16]);
+        UnitKey::new(key)
     }
 
     /// Wraps a data key; `context` (dataset id and version, or job id) is bound as associated

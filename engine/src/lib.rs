@@ -6,13 +6,15 @@
 
 pub mod checks;
 pub mod dev_sample;
+pub mod differencing;
 pub mod error;
 pub mod keys;
 pub mod lineage;
 pub mod masks;
 pub mod sandbox;
+pub mod statistics;
 pub mod store;
-pub mod threshold;
+pub mod unit_stats;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use erhai_policies::{DatasetPolicy, PlanLineage, PlanVerdict, ReleaseRules};
 
-pub use checks::CheckReport;
+pub use checks::{CheckReport, ResultShape, RowUnits};
 pub use dev_sample::{BuiltSample, SampleSpec};
 pub use error::{EngineError, Result};
 pub use keys::{DataKey, MasterKey};
@@ -68,6 +70,8 @@ pub struct QueryOutcome {
     pub report: CheckReport,
     /// Key of the quarantined result, wrapped.
     pub result_wrapped_key: Vec<u8>,
+    /// The privacy units behind every computed row, for the differencing checks.
+    pub units: Vec<RowUnits>,
 }
 
 /// An upload in progress: rows are encrypted as they arrive.
@@ -278,6 +282,7 @@ impl Engine {
                 key_object: object,
                 schema: t.schema.clone(),
                 policy: t.policy.clone(),
+                unit_key: self.master.unit_key(&t.dataset_id),
             });
         }
         Sandbox::new(
@@ -309,12 +314,13 @@ impl Engine {
         scope: &str,
     ) -> Result<QueryOutcome> {
         let sandbox = self.sandbox(tables, scope).await?;
-        let checked = sandbox.prepare(sql).await?;
+        let checked = sandbox.prepare(sql, self.rules.largest_needed()).await?;
         let executed = sandbox.execute(&checked).await?;
-        let (released, report) = checks::apply_checks(
+        let (released, report, units) = checks::apply_checks(
             &executed.batches,
             executed.schema.clone(),
-            &executed.units,
+            &executed.hidden,
+            &ResultShape::of(&checked.lineage),
             &self.rules,
         )?;
         let result_wrapped_key = self.quarantine(job_id, executed.schema.clone(), &released)?;
@@ -323,6 +329,7 @@ impl Engine {
             lineage: checked.lineage,
             report,
             result_wrapped_key,
+            units,
         })
     }
 

@@ -34,8 +34,9 @@ use crate::error::{EngineError, Result};
 use crate::keys::DataKey;
 use crate::lineage::plan_lineage;
 use crate::masks::{PseudonymKey, mask_functions};
+use crate::statistics::{HIDDEN_PREFIX, HiddenColumns, UnitMap, UnitSource, add_statistics};
 use crate::store::decryption_properties;
-use crate::threshold::{HIDDEN_PREFIX, UnitColumns, UnitMap, add_unit_counts};
+use crate::unit_stats::UnitKey;
 
 /// Longest SQL text accepted.
 pub const MAX_SQL_BYTES: usize = 64 * 1024;
@@ -84,6 +85,8 @@ pub struct TableSpec {
     pub schema: SchemaRef,
     /// The column policy.
     pub policy: DatasetPolicy,
+    /// The key of the dataset's privacy-unit index.
+    pub unit_key: UnitKey,
 }
 
 /// Data keys of the job's tables, resolved by key id when DataFusion opens a file. Keys stay in
@@ -245,7 +248,7 @@ pub struct CheckedQuery {
     pub verdict: PlanVerdict,
     plan: LogicalPlan,
     visible: Arc<Schema>,
-    units: UnitColumns,
+    hidden: HiddenColumns,
 }
 
 /// An executed query: all rows, statistics attached.
@@ -254,8 +257,8 @@ pub struct Executed {
     pub batches: Vec<RecordBatch>,
     /// The visible schema.
     pub schema: Arc<Schema>,
-    /// The hidden statistics' datasets.
-    pub units: UnitColumns,
+    /// What the hidden columns after the visible ones hold.
+    pub hidden: HiddenColumns,
 }
 
 impl Sandbox {
@@ -331,7 +334,11 @@ impl Sandbox {
             names.insert(t.name.clone(), t.name.clone());
             units.insert(
                 t.name.clone(),
-                (t.name.clone(), t.policy.privacy_unit.clone()),
+                UnitSource {
+                    dataset: t.name.clone(),
+                    column: t.policy.privacy_unit.clone(),
+                    key: t.unit_key.clone(),
+                },
             );
             policies.insert(t.name.clone(), t.policy);
         }
@@ -392,20 +399,21 @@ impl Sandbox {
         Ok((lineage, verdict))
     }
 
-    /// Checks `sql` and, when allowed, rewrites it to compute the privacy-unit statistics.
-    pub async fn prepare(&self, sql: &str) -> Result<CheckedQuery> {
+    /// Checks `sql` and, when allowed, rewrites it to compute the hidden statistics; `keep` is
+    /// how many of the largest per-unit contributions each sum reports.
+    pub async fn prepare(&self, sql: &str, keep: usize) -> Result<CheckedQuery> {
         let (lineage, verdict, plan) = self.check(sql, true).await?;
         if !verdict.allowed() {
             return Err(EngineError::Refused(Box::new(verdict)));
         }
         let visible = Arc::new(plan.schema().as_arrow().clone());
-        let (plan, units) = add_unit_counts(&plan, &self.units)?;
+        let (plan, hidden) = add_statistics(&plan, &self.units, keep)?;
         Ok(CheckedQuery {
             lineage,
             verdict,
             plan,
             visible,
-            units,
+            hidden,
         })
     }
 
@@ -415,7 +423,7 @@ impl Sandbox {
         Ok(Executed {
             batches,
             schema: q.visible.clone(),
-            units: q.units.clone(),
+            hidden: q.hidden.clone(),
         })
     }
 

@@ -179,10 +179,12 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
     });
 
     let job_slots = tokio::sync::Semaphore::new(cfg.limits.concurrent_jobs.max(1));
+    let ledger = crate::ledger::UnitLedger::open(store.db())?;
     let gateway = Gateway(Arc::new(Inner {
         store,
         audit,
         engine,
+        ledger,
         ca,
         cfg,
         job_slots,

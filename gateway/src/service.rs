@@ -30,6 +30,8 @@ pub struct Inner {
     pub audit: AuditLog,
     /// The sandbox engine.
     pub engine: Engine,
+    /// Unit sets of every result row, for differencing checks.
+    pub ledger: crate::ledger::UnitLedger,
     /// Issues user certificates.
     pub ca: CertificateAuthority,
     /// Configuration.

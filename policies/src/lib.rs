@@ -22,4 +22,4 @@ pub use lineage::{
 };
 pub use masks::{ApprovedMask, MaskArg};
 pub use model::{ColumnKind, ColumnPolicy, DatasetPolicy, Grade, Use};
-pub use release::{ReleaseRules, RowOutcome};
+pub use release::{Contributions, Finding, ReleaseRules, Verdict};

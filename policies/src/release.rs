@@ -1,4 +1,12 @@
 //! Release rules: what an executed result must satisfy, row by row, before a reviewer sees it.
+//!
+//! The rules are the settled ones of statistical disclosure control: a threshold of distinct
+//! privacy units, n-k and p% dominance over per-unit contributions to a sum, and flags for zeros
+//! and one-category groups. Each finding carries a verdict (`review` or `fail`), the rule's name
+//! and a message that says what was measured against what. The engine measures; this module
+//! decides, so the decisions can be read and tested apart from any engine.
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -6,6 +14,18 @@ use crate::error::PolicyError;
 
 /// Platform defaults from statistical disclosure control practice.
 pub const DEFAULT_K: u64 = 10;
+/// Default n of the n-k dominance rule: the two largest contributors.
+pub const DEFAULT_DOMINANCE_N: u32 = 2;
+/// Default k of the n-k dominance rule, in basis points (0.90).
+pub const DEFAULT_DOMINANCE_K_BP: u32 = 9_000;
+/// Default p of the p% rule, in basis points (0.10).
+pub const DEFAULT_P_BP: u32 = 1_000;
+/// Default share of suppressed rows above which the whole result goes to review (0.50).
+pub const DEFAULT_MAX_SUPPRESSED_BP: u32 = 5_000;
+
+/// Basis points per unit: ratios are kept as integers so that boundaries (exactly 0.90) are
+/// decided exactly, not by the rounding of a binary fraction.
+const BP: f64 = 10_000.0;
 
 /// The release rules of a deployment (per scenario, once scenarios exist).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,6 +34,15 @@ pub struct ReleaseRules {
     pub k: u64,
     /// Maximum rows a result may hold.
     pub max_rows: u64,
+    /// n of the n-k rule: how many of the largest contributors are added up.
+    pub dominance_n: u32,
+    /// k of the n-k rule in basis points: the n largest may hold at most this share of a sum.
+    pub dominance_k_bp: u32,
+    /// p of the p% rule in basis points: the remainder after the two largest must be at least
+    /// this share of the largest.
+    pub p_bp: u32,
+    /// Share of suppressed rows (basis points) above which the whole result goes to review.
+    pub max_suppressed_bp: u32,
 }
 
 impl Default for ReleaseRules {
@@ -21,8 +50,83 @@ impl Default for ReleaseRules {
         ReleaseRules {
             k: DEFAULT_K,
             max_rows: 100_000,
+            dominance_n: DEFAULT_DOMINANCE_N,
+            dominance_k_bp: DEFAULT_DOMINANCE_K_BP,
+            p_bp: DEFAULT_P_BP,
+            max_suppressed_bp: DEFAULT_MAX_SUPPRESSED_BP,
         }
     }
+}
+
+/// How bad a finding is; a row and a job take the worst of theirs.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub enum Verdict {
+    /// Releasable after review.
+    #[default]
+    Pass,
+    /// Shown to the reviewer highlighted; released only if the reviewer approves.
+    Review,
+    /// Suppressed: never released.
+    Fail,
+}
+
+impl Verdict {
+    /// The lower-case name used in reports and the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Review => "review",
+            Verdict::Fail => "fail",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One rule that fired on a row or a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// What it does to the row.
+    pub verdict: Verdict,
+    /// The rule's name: `threshold`, `dominance-nk`, `dominance-p`, `negative-contribution`,
+    /// `zero`, `one-category`, `differencing`, `complementary`, `suppressed-share`.
+    pub rule: String,
+    /// What was measured against what.
+    pub message: String,
+}
+
+impl Finding {
+    fn new(verdict: Verdict, rule: &str, message: String) -> Finding {
+        Finding {
+            verdict,
+            rule: rule.to_string(),
+            message,
+        }
+    }
+
+    /// A finding that sends the row to the reviewer.
+    pub fn review(rule: &str, message: String) -> Finding {
+        Finding::new(Verdict::Review, rule, message)
+    }
+}
+
+/// The per-unit contributions to one sum (or the sum inside an average) in one output row,
+/// as the engine measured them: absolute values, largest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Contributions {
+    /// Sum of the absolute per-unit contributions.
+    pub total: f64,
+    /// The largest absolute per-unit contributions, descending (at least as many as the rules
+    /// need: `max(dominance_n, 2)`, fewer when fewer units contributed).
+    pub largest: Vec<f64>,
+    /// Whether any unit's contribution was negative.
+    pub negative: bool,
 }
 
 impl ReleaseRules {
@@ -37,60 +141,237 @@ impl ReleaseRules {
         if self.max_rows == 0 {
             return Err(PolicyError::Invalid("max_rows must be at least 1".into()));
         }
+        if !(1..=10).contains(&self.dominance_n) {
+            return Err(PolicyError::Invalid(format!(
+                "dominance n = {} must be between 1 and 10",
+                self.dominance_n
+            )));
+        }
+        for (name, bp) in [
+            ("dominance k", self.dominance_k_bp),
+            ("p%", self.p_bp),
+            ("suppressed share", self.max_suppressed_bp),
+        ] {
+            if bp == 0 || bp > 10_000 {
+                return Err(PolicyError::Invalid(format!(
+                    "{name} = {bp} basis points must be between 1 and 10000"
+                )));
+            }
+        }
         Ok(())
     }
 
-    /// Decides one row from the distinct privacy units behind it, one count per contributing
-    /// dataset (`(dataset, units)`).
-    pub fn check_row(&self, units: &[(String, u64)]) -> RowOutcome {
-        let reasons: Vec<String> = units
-            .iter()
-            .filter(|(_, n)| *n < self.k)
-            .map(|(d, n)| {
+    /// How many of the largest contributions the engine must report.
+    pub fn largest_needed(&self) -> usize {
+        self.dominance_n.max(2) as usize
+    }
+
+    /// The threshold rule for one contributing dataset: fewer than `k` distinct privacy units
+    /// fail the row.
+    pub fn threshold(&self, dataset: &str, units: u64) -> Option<Finding> {
+        (units < self.k).then(|| {
+            Finding::new(
+                Verdict::Fail,
+                "threshold",
                 format!(
-                    "{n} distinct privacy units of {d} behind this row; at least {} are required",
+                    "{units} distinct privacy units of {dataset} behind this row; at least {} \
+                     are required",
                     self.k
-                )
-            })
-            .collect();
-        if reasons.is_empty() {
-            RowOutcome::Pass
-        } else {
-            RowOutcome::Fail(reasons)
+                ),
+            )
+        })
+    }
+
+    /// The dominance rules for one sum (`what`, e.g. `sum(stays.nights)`) over the privacy
+    /// units of `dataset`. A cell is sensitive under n-k when its n largest contributions are
+    /// *more than* k of the total, and under p% when the total less the two largest is *less
+    /// than* p of the largest; exactly at the boundary passes. Negative contributions defeat
+    /// both rules' reasoning, so they send the row to review.
+    pub fn dominance(&self, what: &str, dataset: &str, c: &Contributions) -> Vec<Finding> {
+        let mut out = Vec::new();
+        if c.total > 0.0 {
+            let n = self.dominance_n as usize;
+            let top_n: f64 = c.largest.iter().take(n).sum();
+            if top_n * BP > f64::from(self.dominance_k_bp) * c.total {
+                out.push(Finding::new(
+                    Verdict::Fail,
+                    "dominance-nk",
+                    format!(
+                        "the {n} largest units of {dataset} hold {:.1}% of {what}; at most \
+                         {:.1}% is allowed (n-k rule {n}/{:.2})",
+                        100.0 * top_n / c.total,
+                        f64::from(self.dominance_k_bp) / 100.0,
+                        f64::from(self.dominance_k_bp) / BP,
+                    ),
+                ));
+            }
+            let x1 = c.largest.first().copied().unwrap_or(0.0);
+            let x2 = c.largest.get(1).copied().unwrap_or(0.0);
+            let rest = (c.total - x1 - x2).max(0.0);
+            if rest * BP < f64::from(self.p_bp) * x1 {
+                out.push(Finding::new(
+                    Verdict::Fail,
+                    "dominance-p",
+                    format!(
+                        "in {what}, the units of {dataset} other than the two largest contribute \
+                         {:.1}% of the largest: the second largest could estimate it within \
+                         less than {:.1}% (p% rule)",
+                        100.0 * rest / x1,
+                        f64::from(self.p_bp) / 100.0,
+                    ),
+                ));
+            }
         }
+        if c.negative {
+            out.push(Finding::new(
+                Verdict::Review,
+                "negative-contribution",
+                format!(
+                    "some units of {dataset} contribute negative values to {what}; the dominance \
+                     rules assume non-negative contributions, so a reviewer must judge"
+                ),
+            ));
+        }
+        out
+    }
+
+    /// The share-of-suppressed-rows rule for a whole result.
+    pub fn suppressed_share(&self, suppressed: u64, computed: u64) -> Option<Finding> {
+        if computed == 0 || suppressed == 0 {
+            return None;
+        }
+        let share_bp = (suppressed as f64) * BP / (computed as f64);
+        (share_bp > f64::from(self.max_suppressed_bp)).then(|| {
+            Finding::review(
+                "suppressed-share",
+                format!(
+                    "{suppressed} of {computed} rows ({:.1}%) were suppressed, more than {:.1}%: \
+                     released rows and margins known elsewhere may let suppressed cells be \
+                     recovered",
+                    share_bp / 100.0,
+                    f64::from(self.max_suppressed_bp) / 100.0
+                ),
+            )
+        })
     }
 }
 
-/// The outcome of the automatic checks for one row.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RowOutcome {
-    /// Releasable (subject to review).
-    Pass,
-    /// Suppressed, with reasons.
-    Fail(Vec<String>),
+/// The worst verdict of `findings` (pass when there are none).
+pub fn worst(findings: &[Finding]) -> Verdict {
+    findings
+        .iter()
+        .map(|f| f.verdict)
+        .max()
+        .unwrap_or(Verdict::Pass)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn cell(values: &[f64]) -> Contributions {
+        let mut largest: Vec<f64> = values.iter().map(|v| v.abs()).collect();
+        largest.sort_by(|a, b| b.total_cmp(a));
+        Contributions {
+            total: largest.iter().sum(),
+            largest,
+            negative: values.iter().any(|v| *v < 0.0),
+        }
+    }
+
+    fn rules(r: &ReleaseRules, values: &[f64]) -> Vec<String> {
+        r.dominance("sum(x)", "d", &cell(values))
+            .into_iter()
+            .map(|f| f.rule)
+            .collect()
+    }
+
     #[test]
     fn threshold_boundaries() {
         let r = ReleaseRules::default();
-        assert_eq!(r.check_row(&[("a".into(), 10)]), RowOutcome::Pass);
-        assert!(matches!(
-            r.check_row(&[("a".into(), 9)]),
-            RowOutcome::Fail(_)
-        ));
-        assert!(matches!(
-            r.check_row(&[("a".into(), 0)]),
-            RowOutcome::Fail(_)
-        ));
-        // Across a join, every dataset must meet its own threshold.
-        assert!(matches!(
-            r.check_row(&[("a".into(), 50), ("b".into(), 3)]),
-            RowOutcome::Fail(_)
-        ));
-        assert!(ReleaseRules { k: 1, max_rows: 1 }.validate().is_err());
+        assert_eq!(r.threshold("a", 10), None);
+        assert_eq!(r.threshold("a", 9).map(|f| f.verdict), Some(Verdict::Fail));
+        assert!(r.threshold("a", 0).is_some());
+        let bad = ReleaseRules {
+            k: 1,
+            ..ReleaseRules::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+
+    /// The reference table of crafted cells: each row's expected rules under the defaults
+    /// (n-k 2/0.90, p 0.10), boundaries included.
+    #[test]
+    fn dominance_reference_cells() {
+        let r = ReleaseRules::default();
+        let table: &[(&[f64], &[&str])] = &[
+            // Ten equal contributors: nothing fires.
+            (&[10.0; 10], &[]),
+            // Two largest exactly 90% of the total: passes n-k (more than 90% fails);
+            // the rest (10) is 22% of the largest (45): passes p%.
+            (&[45.0, 45.0, 5.0, 5.0], &[]),
+            // Two largest 90.1%: fails n-k.
+            (&[451.0, 450.0, 50.0, 49.0], &["dominance-nk"]),
+            // p% boundary: rest exactly 10% of the largest passes...
+            (&[100.0, 10.0, 5.0, 5.0], &["dominance-nk"]),
+            // ... (n-k fires because 110/120 > 0.9; at the defaults a p% boundary always
+            // reaches n-k); a remainder of 9 against a largest of 100 fails p%.
+            (&[100.0, 100.0, 4.5, 4.5], &["dominance-nk", "dominance-p"]),
+            // Large contributors that do not dominate.
+            (&[100.0, 60.0, 20.0, 20.0, 20.0, 20.0, 20.0], &[]),
+            (&[100.0, 60.0, 10.0], &["dominance-nk"]),
+            // One contributor: both rules.
+            (&[7.0], &["dominance-nk", "dominance-p"]),
+            // A zero total: nothing to dominate (zeros are flagged elsewhere).
+            (&[0.0, 0.0], &[]),
+            // A negative contribution: review.
+            (
+                &[-10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0],
+                &["negative-contribution"],
+            ),
+        ];
+        for (values, expected) in table {
+            assert_eq!(&rules(&r, values), expected, "cell {values:?}");
+        }
+    }
+
+    #[test]
+    fn p_rule_boundary_is_exact() {
+        let r = ReleaseRules::default();
+        let c = Contributions {
+            total: 200.0,
+            largest: vec![100.0, 90.0],
+            negative: false,
+        };
+        // rest 10 = 10% of 100: passes p%; n-k 190/200 = 95% fails.
+        let f: Vec<String> = r
+            .dominance("s", "d", &c)
+            .into_iter()
+            .map(|f| f.rule)
+            .collect();
+        assert_eq!(f, vec!["dominance-nk"]);
+        let c = Contributions {
+            total: 199.9,
+            largest: vec![100.0, 90.0],
+            negative: false,
+        };
+        assert!(
+            r.dominance("s", "d", &c)
+                .iter()
+                .any(|f| f.rule == "dominance-p")
+        );
+    }
+
+    #[test]
+    fn suppressed_share_and_worst() {
+        let r = ReleaseRules::default();
+        assert_eq!(r.suppressed_share(5, 10), None);
+        assert_eq!(
+            r.suppressed_share(6, 10).map(|f| f.verdict),
+            Some(Verdict::Review)
+        );
+        assert_eq!(worst(&[]), Verdict::Pass);
+        let f = r.threshold("a", 1).into_iter().collect::<Vec<_>>();
+        assert_eq!(worst(&f), Verdict::Fail);
     }
 }

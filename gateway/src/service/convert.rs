@@ -94,23 +94,43 @@ pub fn verdict(v: &PlanVerdict) -> pb::PlanVerdict {
     }
 }
 
+fn finding(f: &erhai_policies::Finding) -> pb::Finding {
+    pb::Finding {
+        verdict: f.verdict.name().into(),
+        rule: f.rule.clone(),
+        message: f.message.clone(),
+    }
+}
+
 pub fn report(r: &CheckReport) -> pb::CheckReport {
     pb::CheckReport {
         rows_computed: r.rows_computed,
         rows_released: r.rows_released,
         rows_suppressed: r.rows_suppressed,
+        rows_review: r.rows_review,
         threshold_k: r.threshold_k,
-        outcome: r.outcome().into(),
+        outcome: r.outcome().name().into(),
         rows: r
-            .failed_rows
+            .rows
             .iter()
-            .map(|f| pb::RowCheck {
-                row: f.row,
-                outcome: "fail".into(),
-                reasons: f.reasons.clone(),
+            .map(|x| pb::RowCheck {
+                row: x.row,
+                outcome: x.verdict.name().into(),
+                reasons: x
+                    .findings
+                    .iter()
+                    .map(|f| format!("{}: {}", f.rule, f.message))
+                    .collect(),
+                released_row: x
+                    .released_row
+                    .and_then(|r| i64::try_from(r).ok())
+                    .unwrap_or(-1),
+                findings: x.findings.iter().map(finding).collect(),
             })
             .collect(),
         notes: r.notes.clone(),
+        job_findings: r.job_findings.iter().map(finding).collect(),
+        rules: r.rules.clone(),
     }
 }
 

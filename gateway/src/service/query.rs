@@ -1,13 +1,20 @@
 //! QueryService: submit a production query, show and list jobs.
 
-use erhai_engine::{EngineError, Env, StoredTable};
+use std::collections::{BTreeSet, HashMap};
+
+use erhai_engine::{CheckReport, EngineError, Env, RowUnits, StoredTable, differencing};
+use erhai_policies::Finding;
 use erhai_proto::v1 as pb;
 use erhai_proto::v1::query_service_server::QueryService;
 use tonic::{Request, Response, Status};
 
 use super::{Gateway, convert, engine_status, internal};
 use crate::authz::Action;
+use crate::error::GatewayError;
 use crate::state::{JobRecord, JobState, UserRecord, now_ms};
+
+/// Set comparisons one job's differencing check may make (a few seconds at most).
+pub const DIFFERENCING_BUDGET: u64 = 5_000_000;
 
 impl Gateway {
     /// The tables a tenant's job may read in `env`: its granted datasets, or their samples.
@@ -185,11 +192,21 @@ impl Gateway {
         job.finished_at_ms = Some(now_ms());
         let (audit_outcome, reason) = match outcome {
             Ok(o) => {
-                job.state = JobState::AwaitingReview;
-                job.verdict = Some(o.verdict);
-                job.report = Some(o.report);
-                job.result_key = Some(o.result_wrapped_key);
-                ("allowed", String::new())
+                let mut report = o.report;
+                match self.differencing(&job, &o.units, &mut report) {
+                    Ok(()) => {
+                        job.state = JobState::AwaitingReview;
+                        job.verdict = Some(o.verdict);
+                        job.report = Some(report);
+                        job.result_key = Some(o.result_wrapped_key);
+                        ("allowed", String::new())
+                    }
+                    Err(e) => {
+                        job.state = JobState::Failed;
+                        job.error = Some(format!("differencing checks could not run: {e}"));
+                        ("failed", e.to_string())
+                    }
+                }
             }
             Err(e) => {
                 job.state = JobState::Failed;
@@ -214,6 +231,68 @@ impl Gateway {
             .unwrap_or(reason);
         self.job_event(&job, "job_finished", audit_outcome, report);
         convert::job(&job)
+    }
+
+    /// Checks a finished job's unit sets against each other and against the jobs already
+    /// released in its scope, flags the rows that would disclose a difference, and records the
+    /// sets in the ledger.
+    fn differencing(
+        &self,
+        job: &JobRecord,
+        units: &[RowUnits],
+        report: &mut CheckReport,
+    ) -> Result<(), GatewayError> {
+        let scope = pseudonym_scope(&job.tenant);
+        let (rows, whole) = self.differencing_findings(&scope, &job.id, units)?;
+        for (row, f) in rows {
+            let released_row = units.get(row as usize).and_then(|u| u.released_row);
+            report.flag(row, released_row, vec![f]);
+        }
+        report.job_findings.extend(whole);
+        self.0.ledger.record(&scope, &job.id, units)?;
+        Ok(())
+    }
+
+    /// The differencing findings of `job`'s rows against the released jobs of `scope`, and
+    /// the findings on the whole result (a check that could not be completed).
+    pub(crate) fn differencing_findings(
+        &self,
+        scope: &str,
+        job: &str,
+        units: &[RowUnits],
+    ) -> Result<(Vec<(u64, Finding)>, Vec<Finding>), GatewayError> {
+        let k = self.0.engine.rules().k;
+        let datasets: BTreeSet<&str> = units
+            .iter()
+            .flat_map(|r| r.sets.iter().map(|(d, _)| d.as_str()))
+            .collect();
+        let mut states: HashMap<String, bool> = HashMap::new();
+        let mut is_released = |id: &str| {
+            *states.entry(id.to_string()).or_insert_with(
+                || matches!(self.0.store.job(id), Ok(Some(j)) if j.state == JobState::Released),
+            )
+        };
+        let mut budget = DIFFERENCING_BUDGET;
+        let mut out = Vec::new();
+        let mut whole = Vec::new();
+        for d in datasets {
+            let (earlier, capped) = self.0.ledger.earlier(scope, d, job, &mut is_released)?;
+            let o = differencing::check(d, units, &earlier, k, budget);
+            budget = budget.saturating_sub(o.comparisons);
+            out.extend(o.flags);
+            if o.exhausted || capped {
+                // Rows cannot be named: the whole result needs a reviewer's judgement.
+                whole.push(Finding::review(
+                    "differencing-incomplete",
+                    format!(
+                        "the differencing check over {d} stopped after {} comparisons; \
+                             pairs with earlier releases were not all compared",
+                        o.comparisons
+                    ),
+                ));
+            }
+        }
+        Ok((out, whole))
     }
 
     /// An internal event of a job, attributed to its analyst.
@@ -357,8 +436,9 @@ fn failure_state(e: &EngineError) -> JobState {
     }
 }
 
-/// Whose pseudonyms a job's `pseudonym()` produces: one tenant's tokens join with each other and
-/// with nobody else's. (Scenarios, when they arrive, narrow this to one scenario.)
-fn pseudonym_scope(tenant: &str) -> String {
+/// Whose pseudonyms a job's `pseudonym()` produces (one tenant's tokens join with each other and
+/// with nobody else's), and which earlier releases a job's differencing check compares against.
+/// (Scenarios, when they arrive, narrow this to one scenario.)
+pub(crate) fn pseudonym_scope(tenant: &str) -> String {
     format!("tenant/{tenant}")
 }

@@ -4,6 +4,7 @@ use erhai_proto::v1 as pb;
 use erhai_proto::v1::review_service_server::ReviewService;
 use tonic::{Request, Response, Status};
 
+use super::query::pseudonym_scope;
 use super::{Gateway, convert, engine_status, internal};
 use crate::authz::Action;
 use crate::state::{JobRecord, JobState, UserRecord, now_ms};
@@ -58,6 +59,60 @@ impl Gateway {
         })
     }
 
+    /// Jobs released while this one awaited review may now form a differencing pair with it:
+    /// the check runs again against the ledger as it is now. New findings go into the job's
+    /// report and the approval is refused, so the reviewer decides on what they saw.
+    fn recheck_differencing(&self, job: &JobRecord) -> Result<(), Status> {
+        let Some(report) = &job.report else {
+            return Ok(());
+        };
+        let scope = pseudonym_scope(&job.tenant);
+        let units = self
+            .0
+            .ledger
+            .rows_of(&scope, &job.datasets, &job.id)
+            .map_err(internal)?;
+        let (rows, whole) = self
+            .differencing_findings(&scope, &job.id, &units)
+            .map_err(internal)?;
+        let known = |row: u64, f: &erhai_policies::Finding| {
+            report
+                .rows
+                .iter()
+                .any(|x| x.row == row && x.findings.contains(f))
+        };
+        let new_rows: Vec<_> = rows.into_iter().filter(|(r, f)| !known(*r, f)).collect();
+        let new_whole: Vec<_> = whole
+            .into_iter()
+            .filter(|f| !report.job_findings.contains(f))
+            .collect();
+        if new_rows.is_empty() && new_whole.is_empty() {
+            return Ok(());
+        }
+        let count = new_rows.len() + new_whole.len();
+        self.0
+            .store
+            .transition_job(&job.id, JobState::AwaitingReview, |j| {
+                if let Some(rep) = j.report.as_mut() {
+                    for (row, f) in &new_rows {
+                        let released_row = units
+                            .iter()
+                            .find(|u| u.row == *row)
+                            .and_then(|u| u.released_row);
+                        rep.flag(*row, released_row, vec![f.clone()]);
+                    }
+                    rep.job_findings.extend(new_whole.iter().cloned());
+                }
+            })
+            .map_err(internal)?;
+        Err(Status::failed_precondition(format!(
+            "job `{}` was checked again before approval: {count} new differencing finding(s) \
+             against results released since it ran; the rows are marked for review — read the \
+             report again (`review show {}`) and decide",
+            job.id, job.id
+        )))
+    }
+
     fn decide_inner(&self, user: &UserRecord, r: &pb::DecisionRequest) -> Result<pb::Job, Status> {
         let reason = r.reason.trim();
         if reason.is_empty() {
@@ -76,6 +131,9 @@ impl Gateway {
                 "you submitted job `{}`: a reviewer may never decide on their own job",
                 job.id
             )));
+        }
+        if r.approve {
+            self.recheck_differencing(&job)?;
         }
         let to = if r.approve {
             JobState::Released
