@@ -67,10 +67,17 @@ impl Gateway {
             return Ok(());
         };
         let scope = pseudonym_scope(&job.tenant);
+        // Jobs record dataset ids; the ledger knows datasets by the name the query used.
+        let mut names = Vec::new();
+        for id in &job.datasets {
+            if let Some(d) = self.0.store.dataset(id).map_err(internal)? {
+                names.push(d.name);
+            }
+        }
         let units = self
             .0
             .ledger
-            .rows_of(&scope, &job.datasets, &job.id)
+            .rows_of(&scope, &names, &job.id)
             .map_err(internal)?;
         let (rows, whole) = self
             .differencing_findings(&scope, &job.id, &units)

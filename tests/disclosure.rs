@@ -1,0 +1,310 @@
+//! The automatic disclosure checks on crafted data, end to end: the real server on 127.0.0.1
+//! with TLS, a crafted dataset registered by its provider, queries by an analyst, decisions by a
+//! reviewer. Each check fires where it should and only there.
+
+use std::sync::Arc;
+
+use arrow::array::{Float64Array, Int32Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use erhai::client::{Client, ClientError};
+use erhai::demo::{DEMO_USERS, Platform, TENANT};
+use erhai_proto::v1 as pb;
+use tonic::Code;
+
+const POLICY: &str = r#"
+privacy_unit = "firm_id"
+
+[columns.firm_id]
+kind = "other"
+grade = "general"
+uses = "identifier"
+
+[columns.district]
+kind = "dimension"
+grade = "general"
+uses = "dimension"
+
+[columns.sector]
+kind = "dimension"
+grade = "general"
+uses = "dimension"
+
+[columns.revenue]
+kind = "measure"
+grade = "general"
+uses = "measure"
+
+[columns.refund]
+kind = "measure"
+grade = "general"
+uses = "measure"
+
+[columns.employees]
+kind = "measure"
+grade = "general"
+uses = "measure"
+"#;
+
+/// One firm: district, sector, revenue, refund, employees.
+type Firm = (&'static str, &'static str, f64, f64, i32);
+
+/// The crafted firms, district by district:
+/// - A: 12 firms, all in one sector, equal revenue, refunds all zero;
+/// - B: 24 firms, two sectors, one firm with 10,000 of revenue against 10 for the rest;
+/// - C: 9 firms (one short of k);
+/// - D: 24 firms, two sectors, one negative refund, one firm with a single employee;
+/// - E: 12 firms whose two largest hold exactly 90% of revenue (the n-k boundary);
+/// - F: exactly 10 firms (the threshold boundary).
+fn firms() -> Vec<Firm> {
+    let mut v: Vec<Firm> = Vec::new();
+    v.extend((0..12).map(|_| ("A", "餐饮", 100.0, 0.0, 5)));
+    v.extend((0..24).map(|i| {
+        let sector = if i % 2 == 0 { "餐饮" } else { "零售" };
+        let revenue = if i == 0 { 10_000.0 } else { 10.0 };
+        ("B", sector, revenue, 1.0, if i == 1 { 1 } else { 5 })
+    }));
+    v.extend((0..9).map(|_| ("C", "零售", 100.0, 1.0, 5)));
+    v.extend((0..24).map(|i| {
+        let sector = if i % 2 == 0 { "餐饮" } else { "零售" };
+        let refund = if i == 0 { -50.0 } else { 5.0 };
+        ("D", sector, 100.0, refund, if i == 3 { 1 } else { 5 })
+    }));
+    v.extend((0..12).map(|i| ("E", "零售", if i < 2 { 45.0 } else { 1.0 }, 1.0, 5)));
+    v.extend((0..10).map(|_| ("F", "餐饮", 100.0, 1.0, 5)));
+    v
+}
+
+fn batch() -> RecordBatch {
+    let f = firms();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("firm_id", DataType::Utf8, false),
+        Field::new("district", DataType::Utf8, false),
+        Field::new("sector", DataType::Utf8, false),
+        Field::new("revenue", DataType::Float64, false),
+        Field::new("refund", DataType::Float64, false),
+        Field::new("employees", DataType::Int32, false),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                (0..f.len()).map(|i| format!("91532900MA{i:08}")),
+            )),
+            Arc::new(StringArray::from_iter_values(f.iter().map(|x| x.0))),
+            Arc::new(StringArray::from_iter_values(f.iter().map(|x| x.1))),
+            Arc::new(Float64Array::from_iter_values(f.iter().map(|x| x.2))),
+            Arc::new(Float64Array::from_iter_values(f.iter().map(|x| x.3))),
+            Arc::new(Int32Array::from_iter_values(f.iter().map(|x| x.4))),
+        ],
+    )
+    .expect("batch")
+}
+
+async fn platform() -> Platform {
+    erhai::install_crypto_provider();
+    let p = Platform::start(None, |_| {}).await.expect("start");
+    for (id, name, role, tenant, unit) in DEMO_USERS {
+        p.add_user(id, name, role, tenant, unit)
+            .await
+            .expect("user");
+    }
+    let b = batch();
+    p.client("provider-market")
+        .await
+        .expect("provider")
+        .register("firms", "crafted firms", POLICY, b.schema(), vec![b])
+        .await
+        .expect("register");
+    p.client("admin")
+        .await
+        .expect("admin")
+        .add_grant("firms", TENANT)
+        .await
+        .expect("grant");
+    p
+}
+
+/// The rules that fired on computed row `row`.
+fn rules_of(job: &pb::Job, row: u64) -> Vec<String> {
+    job.report
+        .as_ref()
+        .expect("report")
+        .rows
+        .iter()
+        .filter(|x| x.row == row)
+        .flat_map(|x| x.findings.iter().map(|f| f.rule.clone()))
+        .collect()
+}
+
+fn outcome_of(job: &pb::Job, row: u64) -> String {
+    job.report
+        .as_ref()
+        .expect("report")
+        .rows
+        .iter()
+        .find(|x| x.row == row)
+        .map(|x| x.outcome.clone())
+        .unwrap_or_else(|| "pass".into())
+}
+
+async fn approve(reviewer: &Client, job: &pb::Job) {
+    reviewer
+        .decide(&job.id, true, "aggregates checked")
+        .await
+        .expect("approve");
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (Code, String) {
+    match r {
+        Err(ClientError::Status(s)) => (s.code(), s.message().to_string()),
+        other => panic!("expected a gRPC error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_check_fires_on_its_crafted_cell() {
+    let p = platform().await;
+    let analyst = p.client("analyst").await.expect("analyst");
+    let reviewer = p.client("reviewer").await.expect("reviewer");
+
+    // Rows in district order A..F: positions 0..5.
+    let job = analyst
+        .submit(
+            "SELECT district, count(*) AS firms, sum(revenue) AS revenue, sum(refund) AS refund \
+             FROM firms GROUP BY district ORDER BY district",
+            true,
+        )
+        .await
+        .expect("submit");
+    let r = job.report.clone().expect("report");
+    assert_eq!(r.rows_computed, 6, "{r:?}");
+    // A: refunds sum to zero → review.
+    assert_eq!(rules_of(&job, 0), vec!["zero"]);
+    assert_eq!(outcome_of(&job, 0), "review");
+    // B: one firm holds 97.8% of revenue → n-k and p% fail; the row is suppressed.
+    let b = rules_of(&job, 1);
+    assert!(b.contains(&"dominance-nk".to_string()), "{b:?}");
+    assert_eq!(outcome_of(&job, 1), "fail");
+    // C: 9 firms, one short of k → threshold fail.
+    assert_eq!(rules_of(&job, 2), vec!["threshold"]);
+    // D: a negative refund → review.
+    assert_eq!(rules_of(&job, 3), vec!["negative-contribution"]);
+    // E: the two largest hold exactly 90% → passes; F: exactly k firms → passes.
+    assert_eq!(outcome_of(&job, 4), "pass");
+    assert_eq!(outcome_of(&job, 5), "pass");
+    assert_eq!(
+        (r.rows_released, r.rows_suppressed, r.rows_review),
+        (4, 2, 2)
+    );
+    assert_eq!(r.outcome, "fail");
+    // The reviewer sees the review rows by their position in the released rows: A is 0, D 1.
+    let review: Vec<i64> = r
+        .rows
+        .iter()
+        .filter(|x| x.outcome == "review")
+        .map(|x| x.released_row)
+        .collect();
+    assert_eq!(review, vec![0, 1]);
+    let (detail, preview) = reviewer.show_review(&job.id).await.expect("show");
+    assert_eq!(detail.preview_rows, 4);
+    let shown = erhai::output::review_preview(&preview, detail.job.and_then(|j| j.report).as_ref());
+    assert!(shown.contains("REVIEW (zero)"), "{shown}");
+    assert!(shown.contains("REVIEW (negative-contribution)"), "{shown}");
+
+    // One category: every firm of A is in one sector, while sectors vary elsewhere.
+    let job = analyst
+        .submit(
+            "SELECT district, sector, count(*) AS firms FROM firms \
+             WHERE district IN ('A', 'B', 'D') GROUP BY district, sector ORDER BY district, sector",
+            true,
+        )
+        .await
+        .expect("submit");
+    assert_eq!(rules_of(&job, 0), vec!["one-category"]);
+    for row in 1..5 {
+        assert_eq!(outcome_of(&job, row), "pass", "row {row}");
+    }
+    p.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn differencing_and_complementary_suppression_are_caught() {
+    let p = platform().await;
+    let analyst = p.client("analyst").await.expect("analyst");
+    let reviewer = p.client("reviewer").await.expect("reviewer");
+    let count = |filter: &str| format!("SELECT count(*) AS firms FROM firms WHERE {filter}");
+
+    // A released total, then the same population less one firm: the pair discloses that firm.
+    let total = analyst
+        .submit(&count("district = 'D'"), true)
+        .await
+        .expect("submit");
+    assert_eq!(outcome_of(&total, 0), "pass");
+    approve(&reviewer, &total).await;
+    let less_one = analyst
+        .submit(&count("district = 'D' AND employees > 1"), true)
+        .await
+        .expect("submit");
+    assert_eq!(rules_of(&less_one, 0), vec!["differencing"]);
+    let f = &less_one.report.as_ref().expect("report").rows[0].findings[0];
+    assert!(
+        f.message.contains(&total.id) && f.message.contains("by 1"),
+        "{}",
+        f.message
+    );
+
+    // Two such jobs pending at once: each passed alone; approving the second after the first
+    // is refused once, with the finding now in its report.
+    let first = analyst
+        .submit(&count("district = 'B'"), true)
+        .await
+        .expect("submit");
+    let second = analyst
+        .submit(&count("district = 'B' AND employees > 1"), true)
+        .await
+        .expect("submit");
+    assert_eq!(outcome_of(&second, 0), "pass");
+    approve(&reviewer, &first).await;
+    let (c, m) = code(reviewer.decide(&second.id, true, "looks fine").await);
+    assert_eq!(c, Code::FailedPrecondition, "{m}");
+    assert!(m.contains("checked again"), "{m}");
+    let again = analyst.job(&second.id).await.expect("job");
+    assert_eq!(again.state, "awaiting_review");
+    assert_eq!(rules_of(&again, 0), vec!["differencing"]);
+    approve(&reviewer, &again).await;
+
+    // Complementary suppression: a released total of A and C; then A and C apart, where C
+    // (9 firms) is suppressed but equals the total less A.
+    let ac = analyst
+        .submit(&count("district IN ('A', 'C')"), true)
+        .await
+        .expect("submit");
+    approve(&reviewer, &ac).await;
+    let apart = analyst
+        .submit(
+            "SELECT district, count(*) AS firms FROM firms WHERE district IN ('A', 'C') \
+             GROUP BY district ORDER BY district",
+            true,
+        )
+        .await
+        .expect("submit");
+    assert_eq!(outcome_of(&apart, 1), "fail");
+    let a = rules_of(&apart, 0);
+    assert!(a.contains(&"complementary".to_string()), "{a:?}");
+
+    // A rejected job is no earlier release: nothing is compared against it.
+    let rejected = analyst
+        .submit(&count("district = 'E'"), true)
+        .await
+        .expect("submit");
+    reviewer
+        .decide(&rejected.id, false, "not needed")
+        .await
+        .expect("reject");
+    let e = analyst
+        .submit(&count("district = 'E' AND revenue < 40"), true)
+        .await
+        .expect("submit");
+    assert_eq!(outcome_of(&e, 0), "pass");
+    p.stop().await.expect("stop");
+}
