@@ -98,6 +98,12 @@ pub enum AdminCommand {
     /// Users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Print the platform's Ed25519 public key (hex), which verifies release receipts.
+    PublicKey {
+        /// Also write it to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// `erhai admin user …`
@@ -277,13 +283,26 @@ pub enum ReviewCommand {
 /// `erhai release …`
 #[derive(Debug, Subcommand)]
 pub enum ReleaseCommand {
-    /// Download an approved result (.csv, .parquet or .arrow by extension).
+    /// Download an approved result (.csv, .parquet or .arrow by extension) and its signed
+    /// receipt (written beside it as `<out>.receipt.json`).
     Fetch {
         /// Job id.
         job: String,
         /// Output file.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Check a released file and its receipt offline, against the platform's public key.
+    Verify {
+        /// The receipt (`<file>.receipt.json`).
+        #[arg(long)]
+        receipt: PathBuf,
+        /// The released file.
+        #[arg(long)]
+        file: PathBuf,
+        /// The platform's public key: hex, or a file holding it (`erhai admin public-key`).
+        #[arg(long)]
+        public_key: String,
     },
 }
 
@@ -401,6 +420,15 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 },
                 || json!({"config": d.config_file, "admin_identity": d.admin_identity}),
             );
+            Ok(())
+        }
+        Command::Admin(AdminCommand::PublicKey { out }) => {
+            let key = hex::encode(connect(&cli.identity).await?.platform_key().await?);
+            if let Some(out) = &out {
+                std::fs::write(out, format!("{key}\n"))
+                    .map_err(|e| format!("{}: {e}", out.display()))?;
+            }
+            print(fmt, || key.clone(), || json!({"public_key": key}));
             Ok(())
         }
         Command::Admin(AdminCommand::User(cmd)) => {
@@ -689,14 +717,63 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
         Command::Release(ReleaseCommand::Fetch { job, out }) => {
-            crate::files::FileFormat::of(&out)?;
-            let (schema, batches) = connect(&cli.identity).await?.fetch(&job).await?;
-            crate::files::write_data(&out, &schema, &batches)?;
-            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            let format = crate::files::FileFormat::of(&out)?;
+            let (file, receipt) = connect(&cli.identity)
+                .await?
+                .fetch_file(&job, format.name())
+                .await?;
+            let receipt_path = crate::files::receipt_path(&out);
+            std::fs::write(&out, &file).map_err(|e| format!("{}: {e}", out.display()))?;
+            std::fs::write(&receipt_path, &receipt)
+                .map_err(|e| format!("{}: {e}", receipt_path.display()))?;
             print(
                 fmt,
-                || format!("wrote {rows} rows to {}", out.display()),
-                || json!({"job": job, "rows": rows, "file": out}),
+                || {
+                    format!(
+                        "wrote {} ({} bytes) and its signed receipt {}",
+                        out.display(),
+                        file.len(),
+                        receipt_path.display()
+                    )
+                },
+                || json!({"job": job, "file": out, "bytes": file.len(), "receipt": receipt_path}),
+            );
+            Ok(())
+        }
+        Command::Release(ReleaseCommand::Verify {
+            receipt,
+            file,
+            public_key,
+        }) => {
+            let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+            let key_text = if Path::new(&public_key).is_file() {
+                String::from_utf8_lossy(&read(Path::new(&public_key))?).into_owned()
+            } else {
+                public_key.clone()
+            };
+            let key = hex::decode(key_text.trim())
+                .map_err(|e| format!("--public-key is neither a key file nor hex: {e}"))?;
+            let envelope = String::from_utf8(read(&receipt)?)
+                .map_err(|_| format!("{}: not a text file", receipt.display()))?;
+            let r = erhai_gateway::receipt::verify(&envelope, &read(&file)?, &key)
+                .map_err(|e| format!("{} does not verify: {e}", file.display()))?;
+            print(
+                fmt,
+                || {
+                    format!(
+                        "verified: {} is release {} of job {} ({} rows, approved by {} at {}), \
+                         fetched by {} at {}",
+                        file.display(),
+                        r.release,
+                        r.job,
+                        r.rows,
+                        r.reviewers.join(", "),
+                        r.approved_at,
+                        r.fetched_by,
+                        r.fetched_at
+                    )
+                },
+                || json!({"verified": true, "receipt": serde_json::to_value(&r).unwrap_or_default()}),
             );
             Ok(())
         }

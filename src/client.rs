@@ -449,20 +449,55 @@ impl Client {
 
     /// Downloads a released result.
     pub async fn fetch(&self, job: &str) -> Result<(SchemaRef, Vec<RecordBatch>), ClientError> {
+        let (file, _) = self.fetch_file(job, "arrow").await?;
+        let reader = arrow::ipc::reader::FileReader::try_new(std::io::Cursor::new(file), None)
+            .map_err(|e| ClientError::Data(format!("the release is not an Arrow file: {e}")))?;
+        let schema = reader.schema();
+        let batches = reader
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ClientError::Data(e.to_string()))?;
+        Ok((schema, batches))
+    }
+
+    /// Downloads a released result as a file in `format` (arrow, csv, parquet) with its signed
+    /// receipt (JSON text).
+    pub async fn fetch_file(
+        &self,
+        job: &str,
+        format: &str,
+    ) -> Result<(Vec<u8>, String), ClientError> {
         let mut stream = self
             .release()
-            .fetch_release(pb::JobRef { job: job.into() })
+            .fetch_release(pb::FetchReleaseRequest {
+                job: job.into(),
+                format: format.into(),
+            })
             .await?
             .into_inner();
-        let mut schema = None;
-        let mut batches = Vec::new();
+        let mut file = Vec::new();
+        let mut receipt = String::new();
         while let Some(chunk) = stream.message().await? {
-            let (s, b) = decode_ipc(&chunk.ipc)?;
-            schema.get_or_insert(s);
-            batches.extend(b);
+            file.extend_from_slice(&chunk.data);
+            if !chunk.receipt.is_empty() {
+                receipt = chunk.receipt;
+            }
         }
-        let schema = schema.ok_or_else(|| ClientError::Data("the release held no data".into()))?;
-        Ok((schema, batches))
+        if receipt.is_empty() {
+            return Err(ClientError::Data(
+                "the release arrived without its receipt; discard it".into(),
+            ));
+        }
+        Ok((file, receipt))
+    }
+
+    /// The platform's Ed25519 public key (raw, 32 bytes).
+    pub async fn platform_key(&self) -> Result<Vec<u8>, ClientError> {
+        Ok(self
+            .release()
+            .platform_key(pb::Empty {})
+            .await?
+            .into_inner()
+            .public_key)
     }
 
     /// Audit events, newest `limit` of one user's or action's (empty: any).

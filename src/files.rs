@@ -11,8 +11,8 @@ use arrow::csv::ReaderBuilder;
 use arrow::csv::reader::Format;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use erhai_engine::export::ExportFormat;
 use erhai_policies::DatasetPolicy;
-use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::client::ClientError;
@@ -46,6 +46,24 @@ impl FileFormat {
             ))),
         }
     }
+}
+
+impl FileFormat {
+    /// The format's name in the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            FileFormat::Csv => "csv",
+            FileFormat::Parquet => "parquet",
+            FileFormat::Arrow => "arrow",
+        }
+    }
+}
+
+/// Where a fetched file's receipt goes: beside it, `<file>.receipt.json`.
+pub fn receipt_path(file: &Path) -> std::path::PathBuf {
+    let mut name = file.as_os_str().to_os_string();
+    name.push(".receipt.json");
+    std::path::PathBuf::from(name)
 }
 
 fn open(path: &Path) -> Result<File, ClientError> {
@@ -124,38 +142,12 @@ pub fn write_data(
     schema: &SchemaRef,
     batches: &[RecordBatch],
 ) -> Result<(), ClientError> {
-    let data = |e: &dyn std::fmt::Display| ClientError::Data(format!("{}: {e}", path.display()));
-    let format = FileFormat::of(path)?;
-    let file = File::create(path).map_err(|e| data(&e))?;
-    match format {
-        FileFormat::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new()
-                .with_header(true)
-                .build(file);
-            for b in batches {
-                w.write(b).map_err(|e| data(&e))?;
-            }
-            if batches.is_empty() {
-                // A header-only file still says what the columns are.
-                w.write(&RecordBatch::new_empty(schema.clone()))
-                    .map_err(|e| data(&e))?;
-            }
-        }
-        FileFormat::Parquet => {
-            let mut w = ArrowWriter::try_new(file, schema.clone(), None).map_err(|e| data(&e))?;
-            for b in batches {
-                w.write(b).map_err(|e| data(&e))?;
-            }
-            w.close().map_err(|e| data(&e))?;
-        }
-        FileFormat::Arrow => {
-            let mut w =
-                arrow::ipc::writer::FileWriter::try_new(file, schema).map_err(|e| data(&e))?;
-            for b in batches {
-                w.write(b).map_err(|e| data(&e))?;
-            }
-            w.finish().map_err(|e| data(&e))?;
-        }
-    }
-    Ok(())
+    let format = match FileFormat::of(path)? {
+        FileFormat::Csv => ExportFormat::Csv,
+        FileFormat::Parquet => ExportFormat::Parquet,
+        FileFormat::Arrow => ExportFormat::Arrow,
+    };
+    let bytes = erhai_engine::export::render(format, schema, batches)
+        .map_err(|e| ClientError::Data(format!("{}: {e}", path.display())))?;
+    std::fs::write(path, bytes).map_err(|e| ClientError::Data(format!("{}: {e}", path.display())))
 }

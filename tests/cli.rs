@@ -131,6 +131,55 @@ async fn cli_drives_the_whole_flow() {
     assert_eq!(csv.lines().count(), 13, "{csv}");
     assert!(csv.starts_with("district,visitors"));
 
+    // The file comes with a signed receipt that verifies offline against the platform key;
+    // a changed file or a changed receipt does not.
+    let key = p.dir.join("platform-key.txt");
+    let out = erhai(
+        &analyst,
+        &["admin", "public-key", "--out", key.to_str().expect("path")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let receipt = p.dir.join("visitors.csv.receipt.json");
+    let verify = |file: &Path, receipt: &Path| {
+        erhai(
+            &analyst,
+            &[
+                "release",
+                "verify",
+                "--receipt",
+                receipt.to_str().expect("path"),
+                "--file",
+                file.to_str().expect("path"),
+                "--public-key",
+                key.to_str().expect("path"),
+            ],
+        )
+    };
+    let out = verify(&file, &receipt);
+    assert!(
+        out.status.success() && text(&out.stdout).contains("approved by reviewer"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let altered = p.dir.join("altered.csv");
+    std::fs::write(&altered, csv.replacen(",", ",9", 2)).expect("write");
+    let out = verify(&altered, &receipt);
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("SHA-256"),
+        "{}",
+        text(&out.stderr)
+    );
+    let forged = p.dir.join("forged.receipt.json");
+    let envelope = std::fs::read_to_string(&receipt).expect("receipt");
+    std::fs::write(&forged, envelope.replace("reviewer", "reviewer2")).expect("write");
+    let out = verify(&file, &forged);
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("signature"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // Other commands answer, in both formats.
     for args in [
         &["dataset", "list"][..],

@@ -101,13 +101,20 @@ fn batch() -> RecordBatch {
 }
 
 async fn platform() -> Platform {
+    platform_with(|_| {}).await
+}
+
+async fn platform_with(edit: impl FnOnce(&mut erhai_gateway::ServerConfig)) -> Platform {
     erhai::install_crypto_provider();
-    let p = Platform::start(None, |_| {}).await.expect("start");
+    let p = Platform::start(None, edit).await.expect("start");
     for (id, name, role, tenant, unit) in DEMO_USERS {
         p.add_user(id, name, role, tenant, unit)
             .await
             .expect("user");
     }
+    p.add_user("reviewer2", "第二审核", "reviewer", TENANT, "")
+        .await
+        .expect("user");
     let b = batch();
     p.client("provider-market")
         .await
@@ -306,5 +313,93 @@ async fn differencing_and_complementary_suppression_are_caught() {
         .await
         .expect("submit");
     assert_eq!(outcome_of(&e, 0), "pass");
+    p.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_to_review_need_a_second_reviewer_when_configured() {
+    let p = platform_with(|c| c.release.second_reviewer = true).await;
+    let analyst = p.client("analyst").await.expect("analyst");
+    let reviewer = p.client("reviewer").await.expect("reviewer");
+    let second = p.client("reviewer2").await.expect("reviewer2");
+
+    // Zeros and a negative refund: rows to review.
+    let job = analyst
+        .submit(
+            "SELECT district, count(*) AS firms, sum(refund) AS refund FROM firms \
+             WHERE district IN ('A', 'D') GROUP BY district",
+            true,
+        )
+        .await
+        .expect("submit");
+    assert_eq!(job.approvals_needed, 2);
+    let after_one = reviewer
+        .decide(
+            &job.id,
+            true,
+            "zero and negative refunds are public knowledge",
+        )
+        .await
+        .expect("first approval");
+    assert_eq!(after_one.state, "awaiting_review");
+    assert_eq!(after_one.approvals, vec!["reviewer"]);
+    let (c, m) = code(reviewer.decide(&job.id, true, "again").await);
+    assert_eq!(c, Code::FailedPrecondition);
+    assert!(m.contains("second reviewer"), "{m}");
+    let (c, _) = code(analyst.fetch(&job.id).await);
+    assert_eq!(c, Code::FailedPrecondition);
+    let released = second
+        .decide(&job.id, true, "agreed")
+        .await
+        .expect("second approval");
+    assert_eq!(released.state, "released");
+    assert!(!released.release_id.is_empty() && released.result_sha256.len() == 64);
+
+    // The receipt names both reviewers and verifies against the platform key.
+    let (file, receipt) = analyst.fetch_file(&job.id, "csv").await.expect("fetch");
+    let key = analyst.platform_key().await.expect("key");
+    let r = erhai_gateway::receipt::verify(&receipt, &file, &key).expect("verify");
+    assert_eq!(r.reviewers, vec!["reviewer", "reviewer2"]);
+    assert_eq!(
+        (r.rows, r.release.as_str()),
+        (2, released.release_id.as_str())
+    );
+    assert_eq!(r.result_sha256, released.result_sha256);
+    // The same release in another format: another file hash, the same result hash.
+    let (parquet, receipt2) = analyst.fetch_file(&job.id, "parquet").await.expect("fetch");
+    let r2 = erhai_gateway::receipt::verify(&receipt2, &parquet, &key).expect("verify");
+    assert_eq!(r2.result_sha256, r.result_sha256);
+    assert_ne!(r2.file_sha256, r.file_sha256);
+    assert!(erhai_gateway::receipt::verify(&receipt, &parquet, &key).is_err());
+
+    // A result with nothing to review needs one reviewer.
+    let plain = analyst
+        .submit(
+            "SELECT count(*) AS firms FROM firms WHERE district = 'F'",
+            true,
+        )
+        .await
+        .expect("submit");
+    assert_eq!(plain.approvals_needed, 1);
+    let done = reviewer
+        .decide(&plain.id, true, "a count")
+        .await
+        .expect("approve");
+    assert_eq!(done.state, "released");
+    // Every fetch is audited.
+    let auditor = p.client("auditor").await.expect("auditor");
+    let events = auditor
+        .audit_query(pb::ListAuditRequest {
+            object: job.id.clone(),
+            all: true,
+            ..Default::default()
+        })
+        .await
+        .expect("events");
+    let fetches = events
+        .iter()
+        .filter(|e| e.action == "fetch_release" && e.outcome == "allowed")
+        .count();
+    assert_eq!(fetches, 2);
     p.stop().await.expect("stop");
 }

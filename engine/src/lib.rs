@@ -8,6 +8,7 @@ pub mod checks;
 pub mod dev_sample;
 pub mod differencing;
 pub mod error;
+pub mod export;
 pub mod keys;
 pub mod lineage;
 pub mod masks;

@@ -413,7 +413,7 @@ fn encode_map(map: &HashMap<u32, f64>) -> Vec<u8> {
 }
 
 fn merge_map(into: &mut HashMap<u32, f64>, bytes: &[u8]) -> DfResult<()> {
-    if bytes.len() % 12 != 0 {
+    if !bytes.len().is_multiple_of(12) {
         return exec_err!("corrupt contribution state in aggregation");
     }
     for pair in bytes.chunks_exact(12) {

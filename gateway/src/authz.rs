@@ -103,6 +103,8 @@ pub enum Action {
     Decide,
     /// Download a released result.
     FetchRelease,
+    /// Read the platform's public key (verifies receipts offline).
+    PlatformKey,
     /// Read audit events.
     ListAudit,
     /// Verify the audit chain.
@@ -178,6 +180,16 @@ pub const MATRIX: &[(Action, &[Role])] = &[
     (Action::ShowReview, &[Role::Reviewer]),
     (Action::Decide, &[Role::Reviewer]),
     (Action::FetchRelease, &[Role::Analyst]),
+    (
+        Action::PlatformKey,
+        &[
+            Role::Admin,
+            Role::Provider,
+            Role::Analyst,
+            Role::Reviewer,
+            Role::Auditor,
+        ],
+    ),
     (Action::ListAudit, &[Role::Auditor, Role::Admin]),
     (Action::VerifyAudit, &[Role::Auditor, Role::Admin]),
     (

@@ -99,12 +99,15 @@ impl Default for LimitsConfig {
 pub struct ReleaseConfig {
     /// Minimum distinct privacy units per released row.
     pub k: u64,
+    /// A result with any row to review needs the approval of a second reviewer.
+    pub second_reviewer: bool,
 }
 
 impl Default for ReleaseConfig {
     fn default() -> Self {
         ReleaseConfig {
             k: erhai_policies::release::DEFAULT_K,
+            second_reviewer: false,
         }
     }
 }

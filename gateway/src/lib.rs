@@ -13,6 +13,7 @@ pub mod error;
 pub mod identity;
 pub mod ledger;
 pub mod pki;
+pub mod receipt;
 pub mod server;
 pub mod service;
 pub mod state;

@@ -180,11 +180,14 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
 
     let job_slots = tokio::sync::Semaphore::new(cfg.limits.concurrent_jobs.max(1));
     let ledger = crate::ledger::UnitLedger::open(store.db())?;
+    // The platform key signs release receipts as well as audit checkpoints.
+    let signer = signing_key(&cfg.audit_key_path())?;
     let gateway = Gateway(Arc::new(Inner {
         store,
         audit,
         engine,
         ledger,
+        signer,
         ca,
         cfg,
         job_slots,

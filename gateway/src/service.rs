@@ -32,6 +32,8 @@ pub struct Inner {
     pub engine: Engine,
     /// Unit sets of every result row, for differencing checks.
     pub ledger: crate::ledger::UnitLedger,
+    /// The platform's Ed25519 key: signs release receipts.
+    pub signer: ring::signature::Ed25519KeyPair,
     /// Issues user certificates.
     pub ca: CertificateAuthority,
     /// Configuration.

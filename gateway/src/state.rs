@@ -182,6 +182,39 @@ pub struct JobRecord {
     /// For a production job promoted from development: the dev job's id.
     #[serde(default)]
     pub promoted_from: Option<String>,
+    /// Approvals so far (a result with rows to review may need two).
+    #[serde(default)]
+    pub approvals: Vec<Approval>,
+    /// Set when the job is released.
+    #[serde(default)]
+    pub release: Option<ReleaseRecord>,
+    /// Approvals the job needs (set when its checks are done).
+    #[serde(default)]
+    pub approvals_needed: u32,
+}
+
+/// One reviewer's approval.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// Reviewer.
+    pub by: String,
+    /// Their reason.
+    pub reason: String,
+    /// When.
+    pub at_ms: i64,
+}
+
+/// What a release is, fixed at approval: receipts restate it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseRecord {
+    /// Release id.
+    pub id: String,
+    /// SHA-256 of the released rows (canonical Arrow IPC stream).
+    pub result_sha256: String,
+    /// Rows released.
+    pub rows: u64,
+    /// Approval time.
+    pub approved_at_ms: i64,
 }
 
 /// The sled database and its trees.

@@ -149,6 +149,14 @@ pub fn job(j: &JobRecord) -> pb::Job {
         reviewed_by: j.reviewed_by.clone().unwrap_or_default(),
         review_reason: j.review_reason.clone().unwrap_or_default(),
         reviewed_at_ms: j.reviewed_at_ms.unwrap_or(0),
+        release_id: j.release.as_ref().map(|r| r.id.clone()).unwrap_or_default(),
+        result_sha256: j
+            .release
+            .as_ref()
+            .map(|r| r.result_sha256.clone())
+            .unwrap_or_default(),
+        approvals: j.approvals.iter().map(|a| a.by.clone()).collect(),
+        approvals_needed: j.approvals_needed,
         datasets: j.datasets.clone(),
         env: if j.dev { "dev" } else { "prod" }.into(),
         promoted_from: j.promoted_from.clone().unwrap_or_default(),

@@ -13,6 +13,9 @@ use crate::authz::Action;
 use crate::error::GatewayError;
 use crate::state::{JobRecord, JobState, UserRecord, now_ms};
 
+/// Findings per computed row, and findings on the whole result.
+pub(crate) type DifferencingFindings = (Vec<(u64, Finding)>, Vec<Finding>);
+
 /// Set comparisons one job's differencing check may make (a few seconds at most).
 pub const DIFFERENCING_BUDGET: u64 = 5_000_000;
 
@@ -54,6 +57,9 @@ impl Gateway {
             reviewed_by: None,
             review_reason: None,
             reviewed_at_ms: None,
+            approvals: Vec::new(),
+            release: None,
+            approvals_needed: 1,
             result_key: None,
             dev: tables.iter().any(|t| t.env == Env::Dev),
             promoted_from: None,
@@ -199,6 +205,7 @@ impl Gateway {
                         job.verdict = Some(o.verdict);
                         job.report = Some(report);
                         job.result_key = Some(o.result_wrapped_key);
+                        job.approvals_needed = self.approvals_needed(&job) as u32;
                         ("allowed", String::new())
                     }
                     Err(e) => {
@@ -260,7 +267,7 @@ impl Gateway {
         scope: &str,
         job: &str,
         units: &[RowUnits],
-    ) -> Result<(Vec<(u64, Finding)>, Vec<Finding>), GatewayError> {
+    ) -> Result<DifferencingFindings, GatewayError> {
         let k = self.0.engine.rules().k;
         let datasets: BTreeSet<&str> = units
             .iter()

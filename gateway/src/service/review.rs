@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use super::query::pseudonym_scope;
 use super::{Gateway, convert, engine_status, internal};
 use crate::authz::Action;
-use crate::state::{JobRecord, JobState, UserRecord, now_ms};
+use crate::state::{Approval, JobRecord, JobState, ReleaseRecord, UserRecord, now_ms};
 
 /// Rows shown to a reviewer in the preview.
 pub const PREVIEW_ROWS: usize = 200;
@@ -97,6 +97,12 @@ impl Gateway {
             return Ok(());
         }
         let count = new_rows.len() + new_whole.len();
+        // New findings are review rows: a second reviewer may now be needed.
+        let needed_after = if self.0.cfg.release.second_reviewer {
+            2
+        } else {
+            1
+        };
         self.0
             .store
             .transition_job(&job.id, JobState::AwaitingReview, |j| {
@@ -110,6 +116,7 @@ impl Gateway {
                     }
                     rep.job_findings.extend(new_whole.iter().cloned());
                 }
+                j.approvals_needed = needed_after;
             })
             .map_err(internal)?;
         Err(Status::failed_precondition(format!(
@@ -118,6 +125,33 @@ impl Gateway {
              report again (`review show {}`) and decide",
             job.id, job.id
         )))
+    }
+
+    /// Approvals a job needs: two when the deployment asks a second reviewer for results with
+    /// rows to review, else one.
+    pub(crate) fn approvals_needed(&self, job: &JobRecord) -> usize {
+        let review = job
+            .report
+            .as_ref()
+            .is_some_and(|r| r.rows_review > 0 || r.outcome() == erhai_policies::Verdict::Review);
+        if review && self.0.cfg.release.second_reviewer {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// The release a job becomes if approved now: its id and the hash of its rows.
+    fn release_record(&self, job: &JobRecord, at_ms: i64) -> Result<ReleaseRecord, Status> {
+        let (schema, batches) = self.result_of(job)?;
+        let bytes =
+            erhai_engine::export::canonical(&schema, &batches).map_err(|e| engine_status(&e))?;
+        Ok(ReleaseRecord {
+            id: format!("rel-{}", job.id.trim_start_matches("job-")),
+            result_sha256: crate::receipt::sha256_hex(&bytes),
+            rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
+            approved_at_ms: at_ms,
+        })
     }
 
     fn decide_inner(&self, user: &UserRecord, r: &pb::DecisionRequest) -> Result<pb::Job, Status> {
@@ -139,40 +173,70 @@ impl Gateway {
                 job.id
             )));
         }
-        if r.approve {
-            self.recheck_differencing(&job)?;
+        if job.state != JobState::AwaitingReview {
+            return Err(not_pending(&job));
         }
-        let to = if r.approve {
-            JobState::Released
+        if job.approvals.iter().any(|a| a.by == user.id) {
+            return Err(Status::failed_precondition(format!(
+                "you already approved job `{}`: it waits for a second reviewer",
+                job.id
+            )));
+        }
+        let now = now_ms();
+        let updated = if r.approve {
+            self.recheck_differencing(&job)?;
+            let needed = self.approvals_needed(&job);
+            let release = self.release_record(&job, now)?;
+            let approval = Approval {
+                by: user.id.clone(),
+                reason: reason.to_string(),
+                at_ms: now,
+            };
+            self.0
+                .store
+                .transition_job(&job.id, JobState::AwaitingReview, |j| {
+                    if j.approvals.iter().all(|a| a.by != approval.by) {
+                        j.approvals.push(approval.clone());
+                    }
+                    if j.approvals.len() >= needed {
+                        j.state = JobState::Released;
+                        j.release = Some(release.clone());
+                        j.reviewed_by = Some(user.id.clone());
+                        j.review_reason = Some(reason.to_string());
+                        j.reviewed_at_ms = Some(now);
+                    }
+                })
+                .map_err(internal)?
         } else {
-            JobState::Rejected
+            self.0
+                .store
+                .transition_job(&job.id, JobState::AwaitingReview, |j| {
+                    j.state = JobState::Rejected;
+                    j.reviewed_by = Some(user.id.clone());
+                    j.review_reason = Some(reason.to_string());
+                    j.reviewed_at_ms = Some(now);
+                })
+                .map_err(internal)?
         };
-        let updated = self
-            .0
-            .store
-            .transition_job(&job.id, JobState::AwaitingReview, |j| {
-                j.state = to;
-                j.reviewed_by = Some(user.id.clone());
-                j.review_reason = Some(reason.to_string());
-                j.reviewed_at_ms = Some(now_ms());
-            })
-            .map_err(internal)?;
         match updated {
             Some(j) => Ok(convert::job(&j)),
-            None => {
-                let now = self.visible_job(user, &r.job)?;
-                let by = now
-                    .reviewed_by
-                    .map(|b| format!(" by {b}"))
-                    .unwrap_or_default();
-                Err(Status::failed_precondition(format!(
-                    "job `{}` is {}{by}: only a job awaiting review can be decided, once",
-                    now.id,
-                    now.state.name()
-                )))
-            }
+            None => Err(not_pending(&self.visible_job(user, &r.job)?)),
         }
     }
+}
+
+/// The refusal to decide on a job that no longer awaits review.
+fn not_pending(job: &JobRecord) -> Status {
+    let by = job
+        .reviewed_by
+        .as_ref()
+        .map(|b| format!(" by {b}"))
+        .unwrap_or_default();
+    Status::failed_precondition(format!(
+        "job `{}` is {}{by}: only a job awaiting review can be decided, once",
+        job.id,
+        job.state.name()
+    ))
 }
 
 #[tonic::async_trait]
