@@ -136,6 +136,51 @@ fn binary_state(values: &[ArrayRef]) -> DfResult<&BinaryArray> {
 // ---------------------------------------------------------------------------------------------
 // The unit set.
 
+/// Values gathered beyond the last compaction before the next one.
+const SLACK: usize = 16 * 1024;
+
+/// A unit set being built. Unit indexes are uniformly spread 32-bit values: inserting them one
+/// by one into a roaring bitmap is its worst case (nearly every value opens a container, and
+/// every new container shifts the container list). So values are gathered in a vector,
+/// compacted (sorted, deduplicated) whenever it doubles, and turned into a bitmap once, in
+/// order, which the bitmap builds in linear time.
+#[derive(Debug, Default)]
+struct GrowingSet {
+    values: Vec<u32>,
+    /// Length after the last compaction: the distinct values seen up to then.
+    compacted: usize,
+}
+
+impl GrowingSet {
+    fn add(&mut self, u: u32) {
+        self.values.push(u);
+        if self.values.len() >= 2 * self.compacted + SLACK {
+            self.compact();
+        }
+    }
+
+    fn compact(&mut self) {
+        self.values.sort_unstable();
+        self.values.dedup();
+        self.compacted = self.values.len();
+    }
+
+    fn merge(&mut self, other: &RoaringBitmap) {
+        self.values.extend(other.iter());
+        self.compact();
+    }
+
+    fn finish(&mut self) -> RoaringBitmap {
+        self.compact();
+        // Sorted and distinct: from_sorted_iter cannot fail.
+        RoaringBitmap::from_sorted_iter(self.values.iter().copied()).unwrap_or_default()
+    }
+
+    fn size(&self) -> usize {
+        self.values.capacity() * 4
+    }
+}
+
 /// `__erhai_unit_set(unit)` for one dataset.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct UnitSetUdaf {
@@ -174,7 +219,7 @@ impl AggregateUDFImpl for UnitSetUdaf {
     fn accumulator(&self, _: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
         Ok(Box::new(UnitSetAcc {
             key: self.key.clone(),
-            set: RoaringBitmap::new(),
+            set: GrowingSet::default(),
         }))
     }
     fn groups_accumulator_supported(&self, _: AccumulatorArgs) -> bool {
@@ -187,6 +232,7 @@ impl AggregateUDFImpl for UnitSetUdaf {
         Ok(Box::new(UnitSetGroups {
             key: self.key.clone(),
             sets: Vec::new(),
+            added: 0,
         }))
     }
     fn default_value(&self, _: &DataType) -> DfResult<ScalarValue> {
@@ -197,29 +243,30 @@ impl AggregateUDFImpl for UnitSetUdaf {
 #[derive(Debug)]
 struct UnitSetAcc {
     key: UnitKey,
-    set: RoaringBitmap,
+    set: GrowingSet,
 }
 
 impl Accumulator for UnitSetAcc {
     fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
         if let Some(units) = values.first() {
-            self.set
-                .extend(unit_indexes(&self.key, units)?.into_iter().flatten());
+            for u in unit_indexes(&self.key, units)?.into_iter().flatten() {
+                self.set.add(u);
+            }
         }
         Ok(())
     }
     fn evaluate(&mut self) -> DfResult<ScalarValue> {
-        Ok(ScalarValue::Binary(Some(encode_set(&self.set))))
+        Ok(ScalarValue::Binary(Some(encode_set(&self.set.finish()))))
     }
     fn size(&self) -> usize {
-        std::mem::size_of_val(self) + self.set.serialized_size()
+        std::mem::size_of_val(self) + self.set.size()
     }
     fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
         Ok(vec![self.evaluate()?])
     }
     fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
         for bytes in binary_state(states)?.iter().flatten() {
-            self.set |= decode_or_fail(bytes)?;
+            self.set.merge(&decode_or_fail(bytes)?);
         }
         Ok(())
     }
@@ -227,15 +274,18 @@ impl Accumulator for UnitSetAcc {
 
 struct UnitSetGroups {
     key: UnitKey,
-    sets: Vec<RoaringBitmap>,
+    sets: Vec<GrowingSet>,
+    /// Indexes added so far: an upper bound of what the sets hold (4 bytes each), so the
+    /// memory pool sees the cost without walking every group.
+    added: usize,
 }
 
 impl UnitSetGroups {
     fn emit(&mut self, emit_to: EmitTo) -> ArrayRef {
-        let sets = emit_to.take_needed(&mut self.sets);
+        let mut sets = emit_to.take_needed(&mut self.sets);
         let mut b = BinaryBuilder::with_capacity(sets.len(), sets.len() * 16);
-        for s in &sets {
-            b.append_value(encode_set(s));
+        for s in &mut sets {
+            b.append_value(encode_set(&s.finish()));
         }
         Arc::new(b.finish())
     }
@@ -249,7 +299,7 @@ impl GroupsAccumulator for UnitSetGroups {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> DfResult<()> {
-        self.sets.resize_with(total_num_groups, RoaringBitmap::new);
+        self.sets.resize_with(total_num_groups, GrowingSet::default);
         let Some(units) = values.first() else {
             return Ok(());
         };
@@ -258,7 +308,8 @@ impl GroupsAccumulator for UnitSetGroups {
             if let Some(u) = unit
                 && selected(opt_filter, row)
             {
-                self.sets[g].insert(u);
+                self.sets[g].add(u);
+                self.added += 1;
             }
         }
         Ok(())
@@ -275,11 +326,13 @@ impl GroupsAccumulator for UnitSetGroups {
         group_indices: &[usize],
         total_num_groups: usize,
     ) -> DfResult<()> {
-        self.sets.resize_with(total_num_groups, RoaringBitmap::new);
+        self.sets.resize_with(total_num_groups, GrowingSet::default);
         let states = binary_state(values)?;
         for (row, &g) in group_indices.iter().enumerate() {
             if states.is_valid(row) {
-                self.sets[g] |= decode_or_fail(states.value(row))?;
+                let set = decode_or_fail(states.value(row))?;
+                self.added += set.len() as usize;
+                self.sets[g].merge(&set);
             }
         }
         Ok(())
@@ -307,13 +360,34 @@ impl GroupsAccumulator for UnitSetGroups {
     }
     fn size(&self) -> usize {
         // Counting each set's bytes would be O(groups) per batch; an estimate suffices.
-        self.sets.capacity() * std::mem::size_of::<RoaringBitmap>()
-            + self.sets.len().saturating_mul(64)
+        self.sets.capacity() * std::mem::size_of::<GrowingSet>() + self.added.saturating_mul(4)
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Per-unit contributions to a sum.
+
+/// Hashes unit indexes, which are already keyed-hash outputs: one multiplication spreads them.
+/// (An attacker cannot aim collisions at indexes without the dataset's unit key.)
+#[derive(Default, Clone, Copy)]
+struct IndexHasher(u64);
+
+impl Hasher for IndexHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.0 = u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// Per-unit partial sums of one group.
+type UnitSums = HashMap<u32, f64, std::hash::BuildHasherDefault<IndexHasher>>;
 
 /// The dominance summary of one group, as `__erhai_contrib` returns it.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -329,7 +403,7 @@ pub struct ContribSummary {
 }
 
 impl ContribSummary {
-    fn of(map: &HashMap<u32, f64>, keep: usize) -> ContribSummary {
+    fn of(map: &UnitSums, keep: usize) -> ContribSummary {
         let mut largest: Vec<f64> = Vec::with_capacity(keep + 1);
         let mut total = 0.0;
         let mut negative = false;
@@ -403,7 +477,7 @@ pub fn contributions(key: UnitKey, keep: usize) -> AggregateUDF {
 }
 
 /// Per-unit partial sums of a state, encoded as (index u32, sum f64) pairs.
-fn encode_map(map: &HashMap<u32, f64>) -> Vec<u8> {
+fn encode_map(map: &UnitSums) -> Vec<u8> {
     let mut out = Vec::with_capacity(map.len() * 12);
     for (k, v) in map {
         out.extend_from_slice(&k.to_le_bytes());
@@ -412,7 +486,7 @@ fn encode_map(map: &HashMap<u32, f64>) -> Vec<u8> {
     out
 }
 
-fn merge_map(into: &mut HashMap<u32, f64>, bytes: &[u8]) -> DfResult<()> {
+fn merge_map(into: &mut UnitSums, bytes: &[u8]) -> DfResult<()> {
     if !bytes.len().is_multiple_of(12) {
         return exec_err!("corrupt contribution state in aggregation");
     }
@@ -457,7 +531,7 @@ impl AggregateUDFImpl for ContribUdaf {
         Ok(Box::new(ContribAcc {
             key: self.key.clone(),
             keep: self.keep,
-            map: HashMap::new(),
+            map: UnitSums::default(),
         }))
     }
     fn groups_accumulator_supported(&self, _: AccumulatorArgs) -> bool {
@@ -471,6 +545,7 @@ impl AggregateUDFImpl for ContribUdaf {
             key: self.key.clone(),
             keep: self.keep,
             maps: Vec::new(),
+            added: 0,
         }))
     }
     fn default_value(&self, _: &DataType) -> DfResult<ScalarValue> {
@@ -484,7 +559,7 @@ impl AggregateUDFImpl for ContribUdaf {
 struct ContribAcc {
     key: UnitKey,
     keep: usize,
-    map: HashMap<u32, f64>,
+    map: UnitSums,
 }
 
 impl Accumulator for ContribAcc {
@@ -519,7 +594,9 @@ impl Accumulator for ContribAcc {
 struct ContribGroups {
     key: UnitKey,
     keep: usize,
-    maps: Vec<HashMap<u32, f64>>,
+    maps: Vec<UnitSums>,
+    /// Entries added so far: an upper bound of the maps' sizes (16 bytes each, as above).
+    added: usize,
 }
 
 impl GroupsAccumulator for ContribGroups {
@@ -530,7 +607,7 @@ impl GroupsAccumulator for ContribGroups {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> DfResult<()> {
-        self.maps.resize_with(total_num_groups, HashMap::new);
+        self.maps.resize_with(total_num_groups, UnitSums::default);
         let (units, v) = contrib_inputs(values)?;
         let indexes = unit_indexes(&self.key, units)?;
         for (row, (&g, unit)) in group_indices.iter().zip(indexes).enumerate() {
@@ -539,6 +616,7 @@ impl GroupsAccumulator for ContribGroups {
                 && selected(opt_filter, row)
             {
                 *self.maps[g].entry(u).or_insert(0.0) += v.value(row);
+                self.added += 1;
             }
         }
         Ok(())
@@ -565,11 +643,13 @@ impl GroupsAccumulator for ContribGroups {
         group_indices: &[usize],
         total_num_groups: usize,
     ) -> DfResult<()> {
-        self.maps.resize_with(total_num_groups, HashMap::new);
+        self.maps.resize_with(total_num_groups, UnitSums::default);
         let states = binary_state(values)?;
         for (row, &g) in group_indices.iter().enumerate() {
             if states.is_valid(row) {
-                merge_map(&mut self.maps[g], states.value(row))?;
+                let bytes = states.value(row);
+                self.added += bytes.len() / 12;
+                merge_map(&mut self.maps[g], bytes)?;
             }
         }
         Ok(())
@@ -583,7 +663,7 @@ impl GroupsAccumulator for ContribGroups {
         let indexes = unit_indexes(&self.key, units)?;
         let mut b = BinaryBuilder::with_capacity(indexes.len(), indexes.len() * 12);
         for (row, unit) in indexes.into_iter().enumerate() {
-            let mut m = HashMap::new();
+            let mut m = UnitSums::default();
             if let Some(u) = unit
                 && v.is_valid(row)
                 && selected(opt_filter, row)
@@ -595,8 +675,8 @@ impl GroupsAccumulator for ContribGroups {
         Ok(vec![Arc::new(b.finish())])
     }
     fn size(&self) -> usize {
-        self.maps.capacity() * std::mem::size_of::<HashMap<u32, f64>>()
-            + self.maps.len().saturating_mul(64)
+        self.maps.capacity() * std::mem::size_of::<UnitSums>()
+            + self.added.saturating_mul(16)
     }
 }
 
@@ -607,7 +687,7 @@ mod tests {
 
     #[test]
     fn summary_keeps_the_largest_and_round_trips() {
-        let map: HashMap<u32, f64> = [(1, 5.0), (2, -30.0), (3, 10.0), (4, 1.0)]
+        let map: UnitSums = [(1, 5.0), (2, -30.0), (3, 10.0), (4, 1.0)]
             .into_iter()
             .collect();
         let s = ContribSummary::of(&map, 2);
