@@ -87,14 +87,25 @@ fn bench(c: &mut Criterion) {
     )]
     .into_iter()
     .collect();
-    for (rows, groups) in [(1_000_000, 10), (1_000_000, 10_000), (10_000_000, 10), (10_000_000, 10_000)] {
+    for (rows, groups) in [
+        (1_000_000, 10),
+        (1_000_000, 10_000),
+        (10_000_000, 10),
+        (10_000_000, 10_000),
+    ] {
         let data = table(rows, groups);
         let ctx = SessionContext::new();
         let schema = data[0][0].schema();
-        ctx.register_table("t", Arc::new(MemTable::try_new(schema, data).expect("table")))
-            .expect("register");
+        ctx.register_table(
+            "t",
+            Arc::new(MemTable::try_new(schema, data).expect("table")),
+        )
+        .expect("register");
         let count = rt.block_on(plan(&ctx, "SELECT g, count(*) AS n FROM t GROUP BY g"));
-        let sum = rt.block_on(plan(&ctx, "SELECT g, count(*) AS n, sum(v) AS s FROM t GROUP BY g"));
+        let sum = rt.block_on(plan(
+            &ctx,
+            "SELECT g, count(*) AS n, sum(v) AS s FROM t GROUP BY g",
+        ));
         let distinct = rt.block_on(plan(
             &ctx,
             "SELECT g, count(*) AS n, count(DISTINCT unit) AS u FROM t GROUP BY g",
@@ -111,7 +122,8 @@ fn bench(c: &mut Criterion) {
             ("threshold_and_dominance", &dominance),
         ] {
             g.bench_function(name, |b| {
-                b.to_async(&rt).iter(|| async { black_box(run(&ctx, p).await) })
+                b.to_async(&rt)
+                    .iter(|| async { black_box(run(&ctx, p).await) })
             });
         }
         g.finish();

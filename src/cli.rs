@@ -64,6 +64,9 @@ pub enum Command {
     /// Released results.
     #[command(subcommand)]
     Release(ReleaseCommand),
+    /// Scenarios: release settings and differential-privacy budgets.
+    #[command(subcommand)]
+    Scenario(ScenarioCommand),
     /// The audit chain.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -217,6 +220,12 @@ pub enum QueryCommand {
         /// Development only: also write the rows to this file (.csv, .parquet or .arrow).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// The scenario the query runs in (its k, reviewers, differential privacy).
+        #[arg(long, default_value = "")]
+        scenario: String,
+        /// DP scenarios: the ε this query spends (default: the scenario's per-query cap).
+        #[arg(long, default_value_t = 0.0)]
+        epsilon: f64,
     },
     /// Check a query without running it: each output column's lineage and the rule applied.
     Check {
@@ -304,6 +313,45 @@ pub enum ReleaseCommand {
         #[arg(long)]
         public_key: String,
     },
+}
+
+/// `erhai scenario …`
+#[derive(Debug, Subcommand)]
+pub enum ScenarioCommand {
+    /// Create a scenario from a TOML file (admin).
+    Create {
+        /// The scenario file: name, tenant, title, k, second_reviewer, [dp].
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Scenarios you may see.
+    List,
+    /// One scenario.
+    Show {
+        /// Scenario name.
+        name: String,
+    },
+    /// A DP scenario's privacy budget: spent and left.
+    Budget {
+        /// Scenario name.
+        name: String,
+    },
+}
+
+/// A scenario file.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioFile {
+    name: String,
+    tenant: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    k: u64,
+    #[serde(default)]
+    second_reviewer: bool,
+    #[serde(default)]
+    dp: Option<erhai_policies::dp::DpSettings>,
 }
 
 /// `erhai audit …`
@@ -605,7 +653,12 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             wait: _,
             env: Env::Dev,
             out,
+            scenario,
+            epsilon,
         }) => {
+            if !scenario.is_empty() || epsilon != 0.0 {
+                return Err("--scenario and --epsilon are for production runs".into());
+            }
             if let Some(out) = &out {
                 crate::files::FileFormat::of(out)?;
             }
@@ -632,11 +685,16 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             wait,
             env: Env::Prod,
             out,
+            scenario,
+            epsilon,
         }) => {
             if out.is_some() {
                 return Err("--out is for development runs; production results are fetched with `erhai release fetch` once approved".into());
             }
-            let j = connect(&cli.identity).await?.submit(&sql, wait).await?;
+            let j = connect(&cli.identity)
+                .await?
+                .submit_in(&sql, wait, &scenario, epsilon)
+                .await?;
             print(fmt, || output::job_detail(&j), || output::job_json(&j));
             if j.state == "failed" {
                 return Err(format!("job {} failed: {}", j.id, j.error).into());
@@ -775,6 +833,81 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 },
                 || json!({"verified": true, "receipt": serde_json::to_value(&r).unwrap_or_default()}),
             );
+            Ok(())
+        }
+        Command::Scenario(cmd) => {
+            let c = connect(&cli.identity).await?;
+            match cmd {
+                ScenarioCommand::Create { file } => {
+                    let text = std::fs::read_to_string(&file)
+                        .map_err(|e| format!("{}: {e}", file.display()))?;
+                    let f: ScenarioFile =
+                        toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+                    let s = c
+                        .create_scenario(pb::Scenario {
+                            name: f.name,
+                            tenant: f.tenant,
+                            title: f.title,
+                            k: f.k,
+                            second_reviewer: f.second_reviewer,
+                            dp: f.dp.map(|d| pb::DpSettings {
+                                epsilon_total: d.epsilon_total,
+                                delta_total: d.delta_total,
+                                epsilon_per_query: d.epsilon_per_query,
+                                delta_per_query: d.delta_per_query,
+                                max_groups_per_unit: d.max_groups_per_unit,
+                                max_rows_per_unit: d.max_rows_per_unit,
+                            }),
+                            ..Default::default()
+                        })
+                        .await?;
+                    print(
+                        fmt,
+                        || output::scenario_text(&s),
+                        || output::scenario_json(&s),
+                    );
+                }
+                ScenarioCommand::List => {
+                    let all = c.scenarios().await?;
+                    print(
+                        fmt,
+                        || {
+                            all.iter()
+                                .map(output::scenario_text)
+                                .collect::<Vec<_>>()
+                                .join("\n")
+                        },
+                        || json!(all.iter().map(output::scenario_json).collect::<Vec<_>>()),
+                    );
+                }
+                ScenarioCommand::Show { name } => {
+                    let s = c.scenario(&name).await?;
+                    print(
+                        fmt,
+                        || output::scenario_text(&s),
+                        || output::scenario_json(&s),
+                    );
+                }
+                ScenarioCommand::Budget { name } => {
+                    let b = c.budget(&name).await?;
+                    print(
+                        fmt,
+                        || {
+                            format!(
+                                "scenario {}: ε spent {:.4} of {} ({:.4} left) over {} queries; δ spent {:e} of {:e}",
+                                b.scenario,
+                                b.epsilon_spent,
+                                b.epsilon_total,
+                                b.epsilon_left,
+                                b.queries,
+                                b.delta_spent,
+                                b.delta_total
+                            )
+                        },
+                        || json!({"scenario": b.scenario, "epsilon_total": b.epsilon_total, "epsilon_spent": b.epsilon_spent, "epsilon_left": b.epsilon_left, "delta_total": b.delta_total, "delta_spent": b.delta_spent, "queries": b.queries}),
+                    );
+                }
+            }
             Ok(())
         }
         Command::Lineage(args) => {

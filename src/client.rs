@@ -190,6 +190,9 @@ impl Client {
     fn review(&self) -> ReviewServiceClient<Channel> {
         ReviewServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
+    fn governance(&self) -> GovernanceServiceClient<Channel> {
+        GovernanceServiceClient::new(self.channel.clone())
+    }
     fn release(&self) -> ReleaseServiceClient<Channel> {
         ReleaseServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
@@ -320,7 +323,7 @@ impl Client {
 
     /// Grants a dataset to a tenant (admin).
     pub async fn add_grant(&self, dataset: &str, tenant: &str) -> Result<pb::Grant, ClientError> {
-        let mut c = GovernanceServiceClient::new(self.channel.clone());
+        let mut c = self.governance();
         Ok(c.add_grant(pb::AddGrantRequest {
             dataset: dataset.into(),
             tenant: tenant.into(),
@@ -331,18 +334,65 @@ impl Client {
 
     /// Grants visible to the caller.
     pub async fn list_grants(&self) -> Result<Vec<pb::Grant>, ClientError> {
-        let mut c = GovernanceServiceClient::new(self.channel.clone());
+        let mut c = self.governance();
         Ok(c.list_grants(pb::Empty {}).await?.into_inner().grants)
     }
 
     /// Submits a production query.
     pub async fn submit(&self, sql: &str, wait: bool) -> Result<pb::Job, ClientError> {
+        self.submit_in(sql, wait, "", 0.0).await
+    }
+
+    /// Submits a production query in a scenario; `epsilon` is what a DP scenario's query spends
+    /// (0: the scenario's per-query cap).
+    pub async fn submit_in(
+        &self,
+        sql: &str,
+        wait: bool,
+        scenario: &str,
+        epsilon: f64,
+    ) -> Result<pb::Job, ClientError> {
         Ok(self
             .query()
             .submit_query(pb::SubmitQueryRequest {
                 sql: sql.into(),
                 wait,
+                scenario: scenario.into(),
+                epsilon,
             })
+            .await?
+            .into_inner())
+    }
+
+    /// Creates a scenario (admin).
+    pub async fn create_scenario(&self, s: pb::Scenario) -> Result<pb::Scenario, ClientError> {
+        Ok(self.governance().create_scenario(s).await?.into_inner())
+    }
+
+    /// Scenarios visible to the caller.
+    pub async fn scenarios(&self) -> Result<Vec<pb::Scenario>, ClientError> {
+        Ok(self
+            .governance()
+            .list_scenarios(pb::Empty {})
+            .await?
+            .into_inner()
+            .scenarios)
+    }
+
+    /// One scenario.
+    pub async fn scenario(&self, name: &str) -> Result<pb::Scenario, ClientError> {
+        Ok(self
+            .governance()
+            .get_scenario(pb::ScenarioRef { name: name.into() })
+            .await?
+            .into_inner())
+    }
+
+    /// A DP scenario's budget: spent and left.
+    pub async fn budget(&self, name: &str) -> Result<pb::Budget, ClientError> {
+        Ok(self
+            .governance()
+            .scenario_budget(pb::ScenarioRef { name: name.into() })
             .await?
             .into_inner())
     }
@@ -357,6 +407,7 @@ impl Client {
             .run_dev_query(pb::SubmitQueryRequest {
                 sql: sql.into(),
                 wait: true,
+                ..Default::default()
             })
             .await?
             .into_inner();
@@ -377,7 +428,7 @@ impl Client {
     pub async fn check(&self, sql: &str) -> Result<pb::PlanVerdict, ClientError> {
         let req = pb::SubmitQueryRequest {
             sql: sql.into(),
-            wait: false,
+            ..Default::default()
         };
         Ok(self.query().check_query(req).await?.into_inner())
     }

@@ -216,6 +216,8 @@ pub fn job_json(j: &pb::Job) -> Value {
         "error": j.error, "submitted_at": time(j.submitted_at_ms), "finished_at": time(j.finished_at_ms),
         "reviewed_by": j.reviewed_by, "review_reason": j.review_reason, "reviewed_at": time(j.reviewed_at_ms),
         "datasets": j.datasets, "env": j.env, "promoted_from": j.promoted_from,
+        "scenario": j.scenario, "epsilon": j.epsilon, "release_id": j.release_id, "result_sha256": j.result_sha256,
+        "approvals": j.approvals, "approvals_needed": j.approvals_needed,
         "verdict": j.verdict.as_ref().map(verdict_json),
         "report": j.report.as_ref().map(|r| json!({
             "outcome": r.outcome, "rows_computed": r.rows_computed, "rows_released": r.rows_released,
@@ -392,6 +394,47 @@ pub fn review_preview(batches: &[RecordBatch], report: Option<&pb::CheckReport>)
         }
     }
     batches_table(&marked)
+}
+
+/// A scenario for people.
+pub fn scenario_text(s: &pb::Scenario) -> String {
+    let mut t = format!(
+        "scenario {} — {} (tenant {})\n  threshold k: {}; second reviewer for rows to review: {}\n",
+        s.name,
+        s.title,
+        s.tenant,
+        if s.k == 0 {
+            "platform default".to_string()
+        } else {
+            s.k.to_string()
+        },
+        if s.second_reviewer { "yes" } else { "no" }
+    );
+    if let Some(d) = &s.dp {
+        t += &format!(
+            "  differential privacy: ε {} in total, at most {} per query; δ {:e} in total, {:e} per query; a unit counts in at most {} group(s), {} row(s) each\n",
+            d.epsilon_total,
+            d.epsilon_per_query,
+            d.delta_total,
+            d.delta_per_query,
+            d.max_groups_per_unit,
+            d.max_rows_per_unit
+        );
+    }
+    t
+}
+
+/// A scenario as JSON.
+pub fn scenario_json(s: &pb::Scenario) -> Value {
+    json!({
+        "name": s.name, "tenant": s.tenant, "title": s.title, "k": s.k,
+        "second_reviewer": s.second_reviewer, "created_by": s.created_by, "created_at": time(s.created_at_ms),
+        "dp": s.dp.as_ref().map(|d| json!({
+            "epsilon_total": d.epsilon_total, "delta_total": d.delta_total,
+            "epsilon_per_query": d.epsilon_per_query, "delta_per_query": d.delta_per_query,
+            "max_groups_per_unit": d.max_groups_per_unit, "max_rows_per_unit": d.max_rows_per_unit,
+        })),
+    })
 }
 
 /// Audit events as JSON.

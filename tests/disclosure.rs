@@ -33,11 +33,13 @@ uses = "dimension"
 kind = "measure"
 grade = "general"
 uses = "measure"
+bounds = [0, 20000]
 
 [columns.refund]
 kind = "measure"
 grade = "general"
 uses = "measure"
+bounds = [-100, 100]
 
 [columns.employees]
 kind = "measure"
@@ -401,5 +403,118 @@ async fn rows_to_review_need_a_second_reviewer_when_configured() {
         .filter(|e| e.action == "fetch_release" && e.outcome == "allowed")
         .count();
     assert_eq!(fetches, 2);
+    p.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dp_scenario_spends_a_budget_that_no_restart_resets() {
+    let p = platform().await;
+    let admin = p.client("admin").await.expect("admin");
+    admin
+        .create_scenario(pb::Scenario {
+            name: "firms-dp".into(),
+            tenant: TENANT.into(),
+            title: "firm statistics under differential privacy".into(),
+            dp: Some(pb::DpSettings {
+                epsilon_total: 2.0,
+                delta_total: 1e-5,
+                epsilon_per_query: 1.0,
+                delta_per_query: 1e-6,
+                max_groups_per_unit: 1,
+                max_rows_per_unit: 1,
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("scenario");
+    let (c, m) = code(
+        admin
+            .create_scenario(pb::Scenario {
+                name: "firms-dp".into(),
+                tenant: TENANT.into(),
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_eq!(c, Code::AlreadyExists, "{m}");
+
+    let analyst = p.client("analyst").await.expect("analyst");
+    let total =
+        "SELECT count(*) AS firms, sum(revenue) AS revenue, avg(revenue) AS mean FROM firms";
+    // Shapes DP mode does not answer, and sums without declared bounds, are refused before
+    // anything is spent.
+    let (c, m) = code(
+        analyst
+            .submit_in(
+                "SELECT sum(employees) AS e FROM firms",
+                true,
+                "firms-dp",
+                0.5,
+            )
+            .await,
+    );
+    assert_eq!(c, Code::PermissionDenied, "{m}");
+    assert!(m.contains("bounds"), "{m}");
+    let (c, m) = code(
+        analyst
+            .submit_in(
+                "SELECT count(DISTINCT sector) AS s FROM firms",
+                true,
+                "firms-dp",
+                0.5,
+            )
+            .await,
+    );
+    assert_eq!(c, Code::PermissionDenied, "{m}");
+    assert_eq!(analyst.budget("firms-dp").await.expect("budget").queries, 0);
+    // ε beyond the per-query cap.
+    let (c, m) = code(analyst.submit_in(total, true, "firms-dp", 1.5).await);
+    assert_eq!(c, Code::ResourceExhausted, "{m}");
+    assert!(m.contains("per-query cap"), "{m}");
+
+    let job = analyst
+        .submit_in(total, true, "firms-dp", 1.0)
+        .await
+        .expect("dp query");
+    assert_eq!(job.state, "awaiting_review", "{job:?}");
+    assert_eq!(job.epsilon, 1.0);
+    let r = job.report.as_ref().expect("report");
+    assert!(r.rules.contains("differential privacy"), "{r:?}");
+    // 91 firms; noise of scale 2 (ε 1 over two statistics) and a threshold near 27.
+    let reviewer = p.client("reviewer").await.expect("reviewer");
+    approve(&reviewer, &job).await;
+    let (_, batches) = analyst.fetch(&job.id).await.expect("fetch");
+    let firms = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .expect("count")
+        .value(0);
+    assert!((51..=131).contains(&firms), "noisy count {firms} of 91");
+    let b = analyst.budget("firms-dp").await.expect("budget");
+    assert_eq!((b.epsilon_spent, b.epsilon_left, b.queries), (1.0, 1.0, 1));
+
+    analyst
+        .submit_in(total, true, "firms-dp", 1.0)
+        .await
+        .expect("second query");
+    let (c, m) = code(analyst.submit_in(total, true, "firms-dp", 0.1).await);
+    assert_eq!(c, Code::ResourceExhausted, "{m}");
+    assert!(m.contains("left"), "{m}");
+
+    // A restart does not reset the ledger.
+    let p = p.restart().await.expect("restart");
+    let analyst = p.client("analyst").await.expect("analyst");
+    let b = analyst.budget("firms-dp").await.expect("budget");
+    assert_eq!((b.epsilon_spent, b.queries), (2.0, 2));
+    let (c, _) = code(analyst.submit_in(total, true, "firms-dp", 0.1).await);
+    assert_eq!(c, Code::ResourceExhausted);
+    // Another tenant cannot see the scenario, let alone spend it.
+    p.add_user("outsider", "外部", "analyst", "erhai-insight", "")
+        .await
+        .expect("user");
+    let outsider = p.client("outsider").await.expect("outsider");
+    let (c, _) = code(outsider.submit_in(total, true, "firms-dp", 0.1).await);
+    assert_eq!(c, Code::NotFound);
     p.stop().await.expect("stop");
 }

@@ -7,6 +7,7 @@
 pub mod checks;
 pub mod dev_sample;
 pub mod differencing;
+pub mod dp;
 pub mod error;
 pub mod export;
 pub mod keys;
@@ -306,7 +307,7 @@ impl Engine {
         Ok((lineage, verdict))
     }
 
-    /// Runs a production query: check, rewrite, execute, automatic checks, quarantine.
+    /// Runs a production query under the engine's release rules.
     pub async fn run_query(
         &self,
         job_id: &str,
@@ -314,15 +315,30 @@ impl Engine {
         tables: &[StoredTable],
         scope: &str,
     ) -> Result<QueryOutcome> {
+        self.run_query_with(job_id, sql, tables, scope, &self.rules.clone())
+            .await
+    }
+
+    /// Runs a production query: check, rewrite, execute, automatic checks under `rules`,
+    /// quarantine.
+    pub async fn run_query_with(
+        &self,
+        job_id: &str,
+        sql: &str,
+        tables: &[StoredTable],
+        scope: &str,
+        rules: &ReleaseRules,
+    ) -> Result<QueryOutcome> {
+        rules.validate()?;
         let sandbox = self.sandbox(tables, scope).await?;
-        let checked = sandbox.prepare(sql, self.rules.largest_needed()).await?;
+        let checked = sandbox.prepare(sql, rules.largest_needed()).await?;
         let executed = sandbox.execute(&checked).await?;
         let (released, report, units) = checks::apply_checks(
             &executed.batches,
             executed.schema.clone(),
             &executed.hidden,
             &ResultShape::of(&checked.lineage),
-            &self.rules,
+            rules,
         )?;
         let result_wrapped_key = self.quarantine(job_id, executed.schema.clone(), &released)?;
         Ok(QueryOutcome {
@@ -331,6 +347,55 @@ impl Engine {
             report,
             result_wrapped_key,
             units,
+        })
+    }
+
+    /// Plans and checks a query for differential-privacy mode without running it: the plan
+    /// check, then the shape DP mode answers (so a query it cannot answer spends no budget).
+    pub async fn check_dp_query(
+        &self,
+        sql: &str,
+        tables: &[StoredTable],
+        scope: &str,
+    ) -> Result<(PlanLineage, PlanVerdict)> {
+        let sandbox = self.sandbox(tables, scope).await?;
+        let (lineage, verdict, plan) = sandbox.check(sql, true).await?;
+        if verdict.allowed() {
+            sandbox.dp_plan(&plan)?;
+        }
+        Ok((lineage, verdict))
+    }
+
+    /// Runs a production query in differential-privacy mode (see [`dp`]): checked like any
+    /// query, answered with noise, quarantined for review. The ε must already be charged.
+    pub async fn run_dp_query(
+        &self,
+        job_id: &str,
+        sql: &str,
+        tables: &[StoredTable],
+        scope: &str,
+        req: &dp::DpRequest,
+    ) -> Result<QueryOutcome> {
+        req.settings.validate()?;
+        let sandbox = self.sandbox(tables, scope).await?;
+        let (lineage, verdict, plan) = sandbox.check(sql, true).await?;
+        if !verdict.allowed() {
+            return Err(EngineError::Refused(Box::new(verdict)));
+        }
+        let prepared = sandbox.dp_plan(&plan)?;
+        let mut gatherer = dp::Gatherer::new(&prepared, &req.settings)?;
+        sandbox
+            .for_each_batch(prepared.plan().clone(), |b| gatherer.add(b))
+            .await?;
+        let (released, report) = gatherer.release(req)?;
+        let visible = Arc::new(plan.schema().as_arrow().clone());
+        let result_wrapped_key = self.quarantine(job_id, visible, &released)?;
+        Ok(QueryOutcome {
+            verdict,
+            lineage,
+            report,
+            result_wrapped_key,
+            units: Vec::new(),
         })
     }
 

@@ -427,6 +427,35 @@ impl Sandbox {
         })
     }
 
+    /// Runs a plan the caller has checked and hands each batch to `each`, within the time
+    /// limit; for internal plans whose rows never leave the engine (no row limit).
+    pub async fn for_each_batch(
+        &self,
+        plan: LogicalPlan,
+        mut each: impl FnMut(&RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        let run = async {
+            let df = self
+                .ctx
+                .execute_logical_plan(plan)
+                .await
+                .map_err(exec_error)?;
+            let mut stream = df.execute_stream().await.map_err(exec_error)?;
+            while let Some(b) = stream.next().await {
+                each(&b.map_err(exec_error)?)?;
+            }
+            Ok(())
+        };
+        tokio::time::timeout(self.limits.timeout, run)
+            .await
+            .map_err(|_| EngineError::Timeout(self.limits.timeout.as_secs()))?
+    }
+
+    /// The plan of `plan` in differential-privacy mode (see [`crate::dp`]).
+    pub fn dp_plan(&self, plan: &LogicalPlan) -> Result<crate::dp::DpPlan> {
+        crate::dp::DpPlan::build(plan, &self.units, &self.policies)
+    }
+
     /// Runs a plan the caller has checked, within the time and row limits.
     pub async fn execute_plan(&self, plan: LogicalPlan) -> Result<Vec<RecordBatch>> {
         let limit = self.limits.max_rows;

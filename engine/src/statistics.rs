@@ -84,6 +84,29 @@ pub fn add_statistics(
     ))
 }
 
+/// Carries the privacy-unit column of every scanned table up through `plan` (a plan below any
+/// aggregate); returns the rewritten plan and, per scanned table, the unit column's name in its
+/// output, the dataset and the dataset's unit key.
+pub fn expose_units(
+    plan: &LogicalPlan,
+    units: &UnitMap,
+) -> Result<(LogicalPlan, Vec<(String, String, UnitKey)>)> {
+    let mut cx = Cx {
+        units,
+        keep: 0,
+        next: 0,
+    };
+    let (plan, carried) = cx.expose(plan)?;
+    let out = carried
+        .into_iter()
+        .filter_map(|c| match (c.what, c.source) {
+            (Hidden::Units { dataset }, Some((key, _))) => Some((c.name, dataset, key)),
+            _ => None,
+        })
+        .collect();
+    Ok((plan, out))
+}
+
 struct Cx<'a> {
     units: &'a UnitMap,
     keep: usize,

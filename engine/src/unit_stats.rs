@@ -38,6 +38,10 @@ impl UnitKey {
         UnitKey(bytes)
     }
 
+    pub(crate) fn bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
     fn hasher(&self) -> SipHasher13 {
         SipHasher13::new_with_key(&self.0)
     }
@@ -50,7 +54,7 @@ impl fmt::Debug for UnitKey {
 }
 
 /// The unit index of every row of `units` (None for nulls).
-fn unit_indexes(key: &UnitKey, units: &ArrayRef) -> DfResult<Vec<Option<u32>>> {
+pub(crate) fn unit_indexes(key: &UnitKey, units: &ArrayRef) -> DfResult<Vec<Option<u32>>> {
     let base = key.hasher();
     let of_bytes = |b: &[u8]| {
         let mut h = base;
@@ -675,8 +679,7 @@ impl GroupsAccumulator for ContribGroups {
         Ok(vec![Arc::new(b.finish())])
     }
     fn size(&self) -> usize {
-        self.maps.capacity() * std::mem::size_of::<UnitSums>()
-            + self.added.saturating_mul(16)
+        self.maps.capacity() * std::mem::size_of::<UnitSums>() + self.added.saturating_mul(16)
     }
 }
 

@@ -105,6 +105,12 @@ pub enum Action {
     FetchRelease,
     /// Read the platform's public key (verifies receipts offline).
     PlatformKey,
+    /// Create a scenario.
+    CreateScenario,
+    /// List or show scenarios.
+    ListScenarios,
+    /// Show a scenario's privacy budget.
+    ScenarioBudget,
     /// Read audit events.
     ListAudit,
     /// Verify the audit chain.
@@ -189,6 +195,15 @@ pub const MATRIX: &[(Action, &[Role])] = &[
             Role::Reviewer,
             Role::Auditor,
         ],
+    ),
+    (Action::CreateScenario, &[Role::Admin]),
+    (
+        Action::ListScenarios,
+        &[Role::Admin, Role::Analyst, Role::Reviewer, Role::Auditor],
+    ),
+    (
+        Action::ScenarioBudget,
+        &[Role::Admin, Role::Analyst, Role::Reviewer, Role::Auditor],
     ),
     (Action::ListAudit, &[Role::Auditor, Role::Admin]),
     (Action::VerifyAudit, &[Role::Auditor, Role::Admin]),

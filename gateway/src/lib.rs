@@ -14,6 +14,7 @@ pub mod identity;
 pub mod ledger;
 pub mod pki;
 pub mod receipt;
+pub mod scenario;
 pub mod server;
 pub mod service;
 pub mod state;

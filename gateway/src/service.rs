@@ -9,6 +9,7 @@ mod lineage;
 mod query;
 mod release;
 mod review;
+mod scenario;
 
 use std::sync::Arc;
 
@@ -32,6 +33,8 @@ pub struct Inner {
     pub engine: Engine,
     /// Unit sets of every result row, for differencing checks.
     pub ledger: crate::ledger::UnitLedger,
+    /// Scenarios and their privacy budgets.
+    pub scenarios: crate::scenario::Scenarios,
     /// The platform's Ed25519 key: signs release receipts.
     pub signer: ring::signature::Ed25519KeyPair,
     /// Issues user certificates.

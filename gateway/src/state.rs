@@ -144,7 +144,7 @@ impl JobState {
 }
 
 /// A production job.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     /// Id.
     pub id: String,
@@ -191,6 +191,12 @@ pub struct JobRecord {
     /// Approvals the job needs (set when its checks are done).
     #[serde(default)]
     pub approvals_needed: u32,
+    /// The scenario it runs in.
+    #[serde(default)]
+    pub scenario: Option<String>,
+    /// ε charged to the scenario (DP mode).
+    #[serde(default)]
+    pub epsilon: Option<f64>,
 }
 
 /// One reviewer's approval.

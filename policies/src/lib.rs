@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod dev_sample;
+pub mod dp;
 pub mod error;
 pub mod lineage;
 pub mod masks;
@@ -21,5 +22,5 @@ pub use lineage::{
     ContextUse, Derivation, OutputLineage, PlanLineage, SourceColumn, Step, UseContext,
 };
 pub use masks::{ApprovedMask, MaskArg};
-pub use model::{ColumnKind, ColumnPolicy, DatasetPolicy, Grade, Use};
+pub use model::{Bounds, ColumnKind, ColumnPolicy, DatasetPolicy, Grade, Use};
 pub use release::{Contributions, Finding, ReleaseRules, Verdict};

@@ -297,7 +297,23 @@ pub struct ColumnPolicy {
     /// A declared Arrow type (e.g. `date32`, `decimal128(12,2)`), used to parse CSV and checked
     /// against the data.
     pub data_type: Option<String>,
+    /// Declared bounds of a measure's values: differential privacy clamps to them (they are
+    /// never taken from the data).
+    #[serde(default)]
+    pub bounds: Option<Bounds>,
 }
+
+/// The declared range of a measure's values.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Bounds {
+    /// Lower bound.
+    pub lo: f64,
+    /// Upper bound.
+    pub hi: f64,
+}
+
+// Bounds are validated finite, so equality is total.
+impl Eq for Bounds {}
 
 impl ColumnPolicy {
     /// Whether `use_` is allowed.
@@ -351,6 +367,7 @@ impl ColumnPolicy {
             aggregate_functions: functions,
             masks,
             data_type,
+            bounds,
         } = spec;
         let kind = ColumnKind::parse(column, &kind)?;
         let grade = Grade::parse(column, &grade)?;
@@ -394,6 +411,22 @@ impl ColumnPolicy {
             }
         }
         let masks = approved_masks(column, kind, &uses, masks)?;
+        let bounds = match bounds {
+            None => None,
+            Some([lo, hi]) if lo.is_finite() && hi.is_finite() && lo < hi => {
+                if !uses.contains(&Use::Aggregate) {
+                    return Err(PolicyError::Invalid(format!(
+                        "column {column} declares bounds but may not be aggregated"
+                    )));
+                }
+                Some(Bounds { lo, hi })
+            }
+            Some([lo, hi]) => {
+                return Err(PolicyError::Invalid(format!(
+                    "column {column}: bounds [{lo}, {hi}] must be finite with lower < upper"
+                )));
+            }
+        };
         Ok(ColumnPolicy {
             kind,
             grade,
@@ -404,6 +437,7 @@ impl ColumnPolicy {
             masks,
             preset: preset_name,
             data_type,
+            bounds,
         })
     }
 }
@@ -434,6 +468,9 @@ pub struct ColumnSpec {
     /// Declared Arrow type.
     #[serde(default, rename = "type")]
     pub data_type: Option<String>,
+    /// Declared value range of a measure, `[lower, upper]`, for differential privacy.
+    #[serde(default)]
+    pub bounds: Option<[f64; 2]>,
 }
 
 /// The masks a column approves: those its policy lists, or its kind's defaults when it allows

@@ -429,4 +429,49 @@ impl GovernanceService for Gateway {
         self.finish(&user, Action::ListGrants, "", r)
             .map(Response::new)
     }
+
+    async fn create_scenario(
+        &self,
+        req: Request<pb::Scenario>,
+    ) -> Result<Response<pb::Scenario>, Status> {
+        let object = req.get_ref().name.clone();
+        let user = self.authorize(&req, Action::CreateScenario, &object)?;
+        let r = self.create_scenario_inner(&user, req.get_ref());
+        self.finish(&user, Action::CreateScenario, &object, r)
+            .map(Response::new)
+    }
+
+    async fn list_scenarios(
+        &self,
+        req: Request<pb::Empty>,
+    ) -> Result<Response<pb::ListScenariosResponse>, Status> {
+        let user = self.authorize(&req, Action::ListScenarios, "")?;
+        let r = self.list_scenarios_inner(&user);
+        self.finish(&user, Action::ListScenarios, "", r)
+            .map(Response::new)
+    }
+
+    async fn get_scenario(
+        &self,
+        req: Request<pb::ScenarioRef>,
+    ) -> Result<Response<pb::Scenario>, Status> {
+        let object = req.get_ref().name.clone();
+        let user = self.authorize(&req, Action::ListScenarios, &object)?;
+        let r = self
+            .visible_scenario(&user, &object)
+            .map(|s| super::scenario::to_pb(&s));
+        self.finish(&user, Action::ListScenarios, &object, r)
+            .map(Response::new)
+    }
+
+    async fn scenario_budget(
+        &self,
+        req: Request<pb::ScenarioRef>,
+    ) -> Result<Response<pb::Budget>, Status> {
+        let object = req.get_ref().name.clone();
+        let user = self.authorize(&req, Action::ScenarioBudget, &object)?;
+        let r = self.budget_inner(&user, &object);
+        self.finish(&user, Action::ScenarioBudget, &object, r)
+            .map(Response::new)
+    }
 }

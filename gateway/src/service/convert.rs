@@ -157,6 +157,8 @@ pub fn job(j: &JobRecord) -> pb::Job {
             .unwrap_or_default(),
         approvals: j.approvals.iter().map(|a| a.by.clone()).collect(),
         approvals_needed: j.approvals_needed,
+        scenario: j.scenario.clone().unwrap_or_default(),
+        epsilon: j.epsilon.unwrap_or(0.0),
         datasets: j.datasets.clone(),
         env: if j.dev { "dev" } else { "prod" }.into(),
         promoted_from: j.promoted_from.clone().unwrap_or_default(),

@@ -3,7 +3,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use erhai_engine::{CheckReport, EngineError, Env, RowUnits, StoredTable, differencing};
-use erhai_policies::Finding;
+use erhai_policies::{Finding, ReleaseRules};
 use erhai_proto::v1 as pb;
 use erhai_proto::v1::query_service_server::QueryService;
 use tonic::{Request, Response, Status};
@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 use super::{Gateway, convert, engine_status, internal};
 use crate::authz::Action;
 use crate::error::GatewayError;
+use crate::scenario::ScenarioRecord;
 use crate::state::{JobRecord, JobState, UserRecord, now_ms};
 
 /// Findings per computed row, and findings on the whole result.
@@ -60,6 +61,8 @@ impl Gateway {
             approvals: Vec::new(),
             release: None,
             approvals_needed: 1,
+            scenario: None,
+            epsilon: None,
             result_key: None,
             dev: tables.iter().any(|t| t.env == Env::Dev),
             promoted_from: None,
@@ -125,14 +128,30 @@ impl Gateway {
         promoted_from: Option<String>,
     ) -> Result<pb::Job, Status> {
         let tables = self.tables_for(Self::tenant_of(user)?, Env::Prod)?;
+        let scenario = match r.scenario.trim() {
+            "" => None,
+            name => Some(self.visible_scenario(user, name)?),
+        };
+        let dp = scenario.as_ref().and_then(|s| s.dp);
+        if dp.is_none() && r.epsilon != 0.0 {
+            return Err(Status::invalid_argument(
+                "--epsilon applies only to queries in a differential-privacy scenario",
+            ));
+        }
         let mut job = self.new_job(user, r.sql.trim(), &tables)?;
         job.promoted_from = promoted_from;
+        job.scenario = scenario.as_ref().map(|s| s.name.clone());
         let sql = job.sql.clone();
         *object = job.id.clone();
 
         // The plan check answers at once; only an allowed plan becomes a running job.
-        let scope = pseudonym_scope(&job.tenant);
-        match self.0.engine.check_query(&sql, &tables, &scope).await {
+        let scope = scope_of(&job);
+        let checked = if dp.is_some() {
+            self.0.engine.check_dp_query(&sql, &tables, &scope).await
+        } else {
+            self.0.engine.check_query(&sql, &tables, &scope).await
+        };
+        match checked {
             Ok((lineage, verdict)) if verdict.allowed() => {
                 // The job reads what its plan scans, not every table it could have.
                 job.datasets = tables
@@ -148,6 +167,30 @@ impl Gateway {
                 return Err(self.end_early(job, JobState::Refused, &e));
             }
             Err(e) => return Err(self.end_early(job, failure_state(&e), &e)),
+        }
+        // A DP query is charged before it runs; beyond the budget it never runs.
+        if let (Some(s), Some(dp)) = (&scenario, dp) {
+            let epsilon = if r.epsilon == 0.0 {
+                dp.epsilon_per_query
+            } else {
+                r.epsilon
+            };
+            match self
+                .0
+                .scenarios
+                .charge(&s.name, &dp, epsilon)
+                .map_err(internal)?
+            {
+                Ok(_) => job.epsilon = Some(epsilon),
+                Err(why) => {
+                    let why = format!("scenario `{}`: {why}", s.name);
+                    job.state = JobState::Refused;
+                    job.error = Some(why.clone());
+                    job.finished_at_ms = Some(now_ms());
+                    self.0.store.put_job(&job).map_err(internal)?;
+                    return Err(Status::resource_exhausted(why));
+                }
+            }
         }
         self.0.store.put_job(&job).map_err(internal)?;
 
@@ -187,11 +230,27 @@ impl Gateway {
                         job.datasets.join(", ")
                     ),
                 );
-                let scope = pseudonym_scope(&job.tenant);
-                self.0
-                    .engine
-                    .run_query(&job.id, &job.sql, &tables, &scope)
-                    .await
+                let scope = scope_of(&job);
+                let scenario = self.scenario_of(&job);
+                match scenario.as_ref().and_then(|s| s.dp) {
+                    Some(settings) => {
+                        let req = erhai_engine::dp::DpRequest {
+                            settings,
+                            epsilon: job.epsilon.unwrap_or(settings.epsilon_per_query),
+                        };
+                        self.0
+                            .engine
+                            .run_dp_query(&job.id, &job.sql, &tables, &scope, &req)
+                            .await
+                    }
+                    None => {
+                        let rules = self.rules_of(scenario.as_ref());
+                        self.0
+                            .engine
+                            .run_query_with(&job.id, &job.sql, &tables, &scope, &rules)
+                            .await
+                    }
+                }
             }
             Err(_) => Err(EngineError::Execution("the server is shutting down".into())),
         };
@@ -249,8 +308,9 @@ impl Gateway {
         units: &[RowUnits],
         report: &mut CheckReport,
     ) -> Result<(), GatewayError> {
-        let scope = pseudonym_scope(&job.tenant);
-        let (rows, whole) = self.differencing_findings(&scope, &job.id, units)?;
+        let scope = scope_of(job);
+        let k = self.rules_of(self.scenario_of(job).as_ref()).k;
+        let (rows, whole) = self.differencing_findings(&scope, &job.id, units, k)?;
         for (row, f) in rows {
             let released_row = units.get(row as usize).and_then(|u| u.released_row);
             report.flag(row, released_row, vec![f]);
@@ -267,8 +327,8 @@ impl Gateway {
         scope: &str,
         job: &str,
         units: &[RowUnits],
+        k: u64,
     ) -> Result<DifferencingFindings, GatewayError> {
-        let k = self.0.engine.rules().k;
         let datasets: BTreeSet<&str> = units
             .iter()
             .flat_map(|r| r.sets.iter().map(|(d, _)| d.as_str()))
@@ -300,6 +360,21 @@ impl Gateway {
             }
         }
         Ok((out, whole))
+    }
+
+    /// The scenario a job runs in, if any (and if it still exists).
+    pub(crate) fn scenario_of(&self, job: &JobRecord) -> Option<ScenarioRecord> {
+        let name = job.scenario.as_ref()?;
+        self.0.scenarios.get(name).ok().flatten()
+    }
+
+    /// The release rules of a scenario: the platform's, with the scenario's k when it sets one.
+    pub(crate) fn rules_of(&self, scenario: Option<&ScenarioRecord>) -> ReleaseRules {
+        let mut rules = self.0.engine.rules().clone();
+        if let Some(k) = scenario.map(|s| s.k).filter(|k| *k > 0) {
+            rules.k = k;
+        }
+        rules
     }
 
     /// An internal event of a job, attributed to its analyst.
@@ -414,6 +489,8 @@ impl QueryService for Gateway {
             let request = pb::SubmitQueryRequest {
                 sql: dev.sql,
                 wait: false,
+                scenario: dev.scenario.unwrap_or_default(),
+                epsilon: 0.0,
             };
             self.submit_inner(&user, request, &mut object, Some(from.clone()))
                 .await
@@ -440,6 +517,14 @@ fn failure_state(e: &EngineError) -> JobState {
         JobState::Refused
     } else {
         JobState::Failed
+    }
+}
+
+/// The scope of a job: its scenario's, or its tenant's when it names no scenario.
+pub(crate) fn scope_of(job: &JobRecord) -> String {
+    match &job.scenario {
+        Some(s) => crate::scenario::scenario_scope(s),
+        None => pseudonym_scope(&job.tenant),
     }
 }
 

@@ -11,7 +11,7 @@ use futures::Stream;
 use ring::signature::KeyPair;
 use tonic::{Request, Response, Status};
 
-use super::query::pseudonym_scope;
+use super::query::scope_of;
 use super::{Gateway, engine_status};
 use crate::authz::Action;
 use crate::receipt::{Receipt, sha256_hex, sign};
@@ -60,7 +60,7 @@ impl Gateway {
             release: release.id.clone(),
             job: job.id.clone(),
             tenant: job.tenant.clone(),
-            scope: pseudonym_scope(&job.tenant),
+            scope: scope_of(&job),
             sql_sha256: sha256_hex(job.sql.as_bytes()),
             result_sha256: release.result_sha256.clone(),
             rows: release.rows,

@@ -4,7 +4,7 @@ use erhai_proto::v1 as pb;
 use erhai_proto::v1::review_service_server::ReviewService;
 use tonic::{Request, Response, Status};
 
-use super::query::pseudonym_scope;
+use super::query::scope_of;
 use super::{Gateway, convert, engine_status, internal};
 use crate::authz::Action;
 use crate::state::{Approval, JobRecord, JobState, ReleaseRecord, UserRecord, now_ms};
@@ -66,7 +66,8 @@ impl Gateway {
         let Some(report) = &job.report else {
             return Ok(());
         };
-        let scope = pseudonym_scope(&job.tenant);
+        let scope = scope_of(job);
+        let k = self.rules_of(self.scenario_of(job).as_ref()).k;
         // Jobs record dataset ids; the ledger knows datasets by the name the query used.
         let mut names = Vec::new();
         for id in &job.datasets {
@@ -80,7 +81,7 @@ impl Gateway {
             .rows_of(&scope, &names, &job.id)
             .map_err(internal)?;
         let (rows, whole) = self
-            .differencing_findings(&scope, &job.id, &units)
+            .differencing_findings(&scope, &job.id, &units, k)
             .map_err(internal)?;
         let known = |row: u64, f: &erhai_policies::Finding| {
             report
@@ -98,7 +99,8 @@ impl Gateway {
         }
         let count = new_rows.len() + new_whole.len();
         // New findings are review rows: a second reviewer may now be needed.
-        let needed_after = if self.0.cfg.release.second_reviewer {
+        let scenario_asks = self.scenario_of(job).is_some_and(|s| s.second_reviewer);
+        let needed_after = if self.0.cfg.release.second_reviewer || scenario_asks {
             2
         } else {
             1
@@ -134,7 +136,8 @@ impl Gateway {
             .report
             .as_ref()
             .is_some_and(|r| r.rows_review > 0 || r.outcome() == erhai_policies::Verdict::Review);
-        if review && self.0.cfg.release.second_reviewer {
+        let scenario_asks = self.scenario_of(job).is_some_and(|s| s.second_reviewer);
+        if review && (self.0.cfg.release.second_reviewer || scenario_asks) {
             2
         } else {
             1
