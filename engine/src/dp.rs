@@ -146,15 +146,14 @@ impl DpPlan {
             }
             let arg = f.params.args.first().cloned().unwrap_or_else(|| lit(1i64));
             let mut stat_of = |kind: Stat, expr: Expr| {
-                let at = stat_exprs
+                stat_exprs
                     .iter()
                     .position(|x| *x == expr)
                     .unwrap_or_else(|| {
                         stats.push((label.clone(), kind));
                         stat_exprs.push(expr);
                         stat_exprs.len() - 1
-                    });
-                at
+                    })
             };
             kinds.push(match name.as_str() {
                 "count" if matches!(arg, Expr::Literal(..)) => Out::Rows,

@@ -84,13 +84,13 @@ pub fn add_statistics(
     ))
 }
 
+/// A unit column carried up a plan: its name there, the dataset, the dataset's unit key.
+pub type Exposed = (String, String, UnitKey);
+
 /// Carries the privacy-unit column of every scanned table up through `plan` (a plan below any
 /// aggregate); returns the rewritten plan and, per scanned table, the unit column's name in its
 /// output, the dataset and the dataset's unit key.
-pub fn expose_units(
-    plan: &LogicalPlan,
-    units: &UnitMap,
-) -> Result<(LogicalPlan, Vec<(String, String, UnitKey)>)> {
+pub fn expose_units(plan: &LogicalPlan, units: &UnitMap) -> Result<(LogicalPlan, Vec<Exposed>)> {
     let mut cx = Cx {
         units,
         keep: 0,
