@@ -15,12 +15,12 @@ use arrow::util::display::array_value_to_string;
 use erhai_policies::lineage::Step;
 use erhai_policies::release::worst;
 use erhai_policies::{Contributions, Finding, PlanLineage, ReleaseRules, Verdict};
-use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
 use crate::statistics::{Hidden, HiddenColumns};
-use crate::unit_stats::{ContribSummary, decode_set};
+use crate::unit_set::UnitSet;
+use crate::unit_stats::ContribSummary;
 
 /// Suppressed rows listed individually in a report at most; the counts cover every row.
 pub const MAX_LISTED_FAILED: usize = 1000;
@@ -130,7 +130,7 @@ pub struct RowUnits {
     /// Position in the released result; none when suppressed.
     pub released_row: Option<u64>,
     /// (dataset, unit set).
-    pub sets: Vec<(String, RoaringBitmap)>,
+    pub sets: Vec<(String, UnitSet)>,
 }
 
 /// What the checks need to know of the result's columns, from the plan's lineage.
@@ -230,10 +230,10 @@ pub fn apply_checks(
                 match h {
                     Hidden::Units { dataset } => {
                         let set = if bytes.is_empty() {
-                            RoaringBitmap::new()
+                            UnitSet::default()
                         } else {
-                            decode_set(bytes).map_err(|e| {
-                                EngineError::Execution(format!("corrupt unit set: {e}"))
+                            UnitSet::decode(bytes).ok_or_else(|| {
+                                EngineError::Execution("corrupt privacy-unit set".into())
                             })?
                         };
                         f.extend(rules.threshold(dataset, set.len()));

@@ -2,16 +2,15 @@
 //! other and against the unit sets of earlier releases in the same scope. Two released rows
 //! whose units differ by fewer than k (but more than none) disclose the difference; a suppressed
 //! row whose units are exactly a released total less other released rows is recoverable by
-//! subtraction. Sets are roaring bitmaps over a keyed unit index, never identifiers.
+//! subtraction. Sets hold keyed unit indexes ([`UnitSet`]), never identifiers.
 //!
 //! The work is bounded: every set comparison spends one unit of `budget`; when it runs out the
 //! check stops and says so, and the caller sends the result to review.
 
-use roaring::RoaringBitmap;
-
 use erhai_policies::Finding;
 
 use crate::checks::RowUnits;
+use crate::unit_set::UnitSet;
 
 /// A row of an earlier approved release, for one dataset.
 #[derive(Clone, Debug)]
@@ -23,7 +22,7 @@ pub struct EarlierRow {
     /// Released (true) or suppressed (false) in that job.
     pub released: bool,
     /// Its units of the dataset.
-    pub set: RoaringBitmap,
+    pub set: UnitSet,
 }
 
 /// What the check found.
@@ -46,7 +45,7 @@ enum Who {
 struct Entry<'a> {
     who: Who,
     released: bool,
-    set: &'a RoaringBitmap,
+    set: &'a UnitSet,
 }
 
 fn describe(who: Who, earlier: &[EarlierRow]) -> String {
@@ -145,8 +144,8 @@ pub fn check(
                 if !s.set.is_subset(t.set) {
                     continue;
                 }
-                let rest = t.set - s.set;
-                let mut cover = RoaringBitmap::new();
+                let rest = t.set.difference(s.set);
+                let mut cover = UnitSet::default();
                 let mut parts = Vec::new();
                 for r in &released {
                     if std::ptr::eq(*r, *t) || r.set.min().is_none_or(|m| !rest.contains(m)) {
@@ -156,7 +155,7 @@ pub fn check(
                         break 'suppressed;
                     }
                     if r.set.is_subset(&rest) {
-                        cover |= r.set;
+                        cover.union_with(r.set);
                         parts.push(r.who);
                     }
                 }
@@ -194,11 +193,11 @@ pub fn check(
 mod tests {
     use super::*;
 
-    fn set(range: std::ops::Range<u32>) -> RoaringBitmap {
-        range.collect()
+    fn set(range: std::ops::Range<u32>) -> UnitSet {
+        UnitSet::from_unsorted(range.collect())
     }
 
-    fn row(row: u64, released: Option<u64>, s: RoaringBitmap) -> RowUnits {
+    fn row(row: u64, released: Option<u64>, s: UnitSet) -> RowUnits {
         RowUnits {
             row,
             released_row: released,

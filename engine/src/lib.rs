@@ -16,6 +16,7 @@ pub mod masks;
 pub mod sandbox;
 pub mod statistics;
 pub mod store;
+pub mod unit_set;
 pub mod unit_stats;
 
 use std::path::{Path, PathBuf};

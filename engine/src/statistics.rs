@@ -28,7 +28,7 @@ pub const HIDDEN_PREFIX: &str = "__erhai_";
 /// What one hidden column holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hidden {
-    /// The unit set of a dataset (serialized roaring bitmap).
+    /// The unit set of a dataset (an encoded `UnitSet`).
     Units {
         /// Dataset name.
         dataset: String,

@@ -1,7 +1,7 @@
 //! The hidden aggregates the statistics rewrite adds beside a query's own:
 //!
-//! - `__erhai_unit_set(unit)`: the set of distinct privacy units behind a group, as a roaring
-//!   bitmap over a keyed 32-bit unit index. Its cardinality is the threshold count; the set
+//! - `__erhai_unit_set(unit)`: the set of distinct privacy units behind a group, as a
+//!   [`UnitSet`] of keyed 32-bit unit indexes. Its cardinality is the threshold count; the set
 //!   itself lets later releases be checked for differencing without ever storing an identifier.
 //! - `__erhai_contrib(unit, value)`: each unit's contribution to a sum, reduced to what the
 //!   dominance rules need (total, the largest few, whether any was negative).
@@ -26,8 +26,9 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
-pub use roaring::RoaringBitmap;
 use siphasher::sip::SipHasher13;
+
+use crate::unit_set::UnitSet;
 
 /// The key of one dataset's unit index.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -110,23 +111,10 @@ fn selected(filter: Option<&BooleanArray>, row: usize) -> bool {
     filter.is_none_or(|f| f.is_valid(row) && f.value(row))
 }
 
-/// Serializes a unit set.
-pub fn encode_set(set: &RoaringBitmap) -> Vec<u8> {
-    let mut out = Vec::with_capacity(set.serialized_size());
-    // Writing into a Vec cannot fail.
-    let _ = set.serialize_into(&mut out);
-    out
-}
-
-/// Reads a unit set written by [`encode_set`].
-pub fn decode_set(bytes: &[u8]) -> std::io::Result<RoaringBitmap> {
-    RoaringBitmap::deserialize_from(bytes)
-}
-
-fn decode_or_fail(bytes: &[u8]) -> DfResult<RoaringBitmap> {
-    match decode_set(bytes) {
-        Ok(s) => Ok(s),
-        Err(e) => exec_err!("corrupt privacy-unit set in aggregation state: {e}"),
+fn decode_or_fail(bytes: &[u8]) -> DfResult<UnitSet> {
+    match UnitSet::decode(bytes) {
+        Some(s) => Ok(s),
+        None => exec_err!("corrupt privacy-unit set in aggregation state"),
     }
 }
 
@@ -143,11 +131,9 @@ fn binary_state(values: &[ArrayRef]) -> DfResult<&BinaryArray> {
 /// Values gathered beyond the last compaction before the next one.
 const SLACK: usize = 16 * 1024;
 
-/// A unit set being built. Unit indexes are uniformly spread 32-bit values: inserting them one
-/// by one into a roaring bitmap is its worst case (nearly every value opens a container, and
-/// every new container shifts the container list). So values are gathered in a vector,
-/// compacted (sorted, deduplicated) whenever it doubles, and turned into a bitmap once, in
-/// order, which the bitmap builds in linear time.
+/// A unit set being built: values are gathered in a vector and compacted (sorted,
+/// deduplicated) whenever it doubles, so memory stays within twice the distinct units plus a
+/// little, and each value costs a push.
 #[derive(Debug, Default)]
 struct GrowingSet {
     values: Vec<u32>,
@@ -169,15 +155,15 @@ impl GrowingSet {
         self.compacted = self.values.len();
     }
 
-    fn merge(&mut self, other: &RoaringBitmap) {
+    fn merge(&mut self, other: &UnitSet) {
         self.values.extend(other.iter());
-        self.compact();
+        if self.values.len() >= 2 * self.compacted + SLACK {
+            self.compact();
+        }
     }
 
-    fn finish(&mut self) -> RoaringBitmap {
-        self.compact();
-        // Sorted and distinct: from_sorted_iter cannot fail.
-        RoaringBitmap::from_sorted_iter(self.values.iter().copied()).unwrap_or_default()
+    fn finish(&mut self) -> UnitSet {
+        UnitSet::from_unsorted(std::mem::take(&mut self.values))
     }
 
     fn size(&self) -> usize {
@@ -240,7 +226,7 @@ impl AggregateUDFImpl for UnitSetUdaf {
         }))
     }
     fn default_value(&self, _: &DataType) -> DfResult<ScalarValue> {
-        Ok(ScalarValue::Binary(Some(encode_set(&RoaringBitmap::new()))))
+        Ok(ScalarValue::Binary(Some(UnitSet::default().encode())))
     }
 }
 
@@ -260,7 +246,7 @@ impl Accumulator for UnitSetAcc {
         Ok(())
     }
     fn evaluate(&mut self) -> DfResult<ScalarValue> {
-        Ok(ScalarValue::Binary(Some(encode_set(&self.set.finish()))))
+        Ok(ScalarValue::Binary(Some(self.set.finish().encode())))
     }
     fn size(&self) -> usize {
         std::mem::size_of_val(self) + self.set.size()
@@ -289,7 +275,7 @@ impl UnitSetGroups {
         let mut sets = emit_to.take_needed(&mut self.sets);
         let mut b = BinaryBuilder::with_capacity(sets.len(), sets.len() * 16);
         for s in &mut sets {
-            b.append_value(encode_set(&s.finish()));
+            b.append_value(s.finish().encode());
         }
         Arc::new(b.finish())
     }
@@ -352,13 +338,13 @@ impl GroupsAccumulator for UnitSetGroups {
         let indexes = unit_indexes(&self.key, units)?;
         let mut b = BinaryBuilder::with_capacity(indexes.len(), indexes.len() * 16);
         for (row, unit) in indexes.into_iter().enumerate() {
-            let mut s = RoaringBitmap::new();
+            let mut values = Vec::with_capacity(1);
             if let Some(u) = unit
                 && selected(opt_filter, row)
             {
-                s.insert(u);
+                values.push(u);
             }
-            b.append_value(encode_set(&s));
+            b.append_value(UnitSet::from_unsorted(values).encode());
         }
         Ok(vec![Arc::new(b.finish())])
     }

@@ -1,5 +1,5 @@
 //! The unit-set ledger: for every row of every production result, the privacy units of each
-//! contributing dataset behind it (roaring bitmaps over a keyed unit index, never identifiers),
+//! contributing dataset behind it (sets of keyed unit indexes, never identifiers),
 //! per release scope. Differencing checks compare a new result against the rows of jobs that
 //! were released in the same scope.
 //!
@@ -10,7 +10,7 @@
 
 use erhai_engine::RowUnits;
 use erhai_engine::differencing::EarlierRow;
-use erhai_engine::unit_stats::{RoaringBitmap, decode_set, encode_set};
+use erhai_engine::unit_set::UnitSet;
 
 use crate::error::GatewayError;
 
@@ -49,7 +49,8 @@ impl UnitLedger {
                 key.extend_from_slice(job.as_bytes());
                 key.push(0);
                 key.extend_from_slice(&r.row.to_be_bytes());
-                let mut value = Vec::with_capacity(9 + set.serialized_size());
+                let encoded = set.encode();
+                let mut value = Vec::with_capacity(9 + encoded.len());
                 match r.released_row {
                     Some(at) => {
                         value.push(1);
@@ -57,7 +58,7 @@ impl UnitLedger {
                     }
                     None => value.push(0),
                 }
-                value.extend_from_slice(&encode_set(set));
+                value.extend_from_slice(&encoded);
                 batch.insert(key, value);
             }
         }
@@ -134,7 +135,7 @@ impl UnitLedger {
 }
 
 /// (row, released position, set) of one record.
-fn decode(row_key: &[u8], value: &[u8]) -> Result<(u64, Option<u64>, RoaringBitmap), GatewayError> {
+fn decode(row_key: &[u8], value: &[u8]) -> Result<(u64, Option<u64>, UnitSet), GatewayError> {
     let corrupt = || GatewayError::Store("corrupt unit-set record".into());
     let row = u64::from_be_bytes(row_key.try_into().map_err(|_| corrupt())?);
     let (flag, rest) = value.split_first().ok_or_else(corrupt)?;
@@ -147,6 +148,6 @@ fn decode(row_key: &[u8], value: &[u8]) -> Result<(u64, Option<u64>, RoaringBitm
     } else {
         (None, rest)
     };
-    let set = decode_set(bytes).map_err(|_| corrupt())?;
+    let set = UnitSet::decode(bytes).ok_or_else(corrupt)?;
     Ok((row, released_row, set))
 }
