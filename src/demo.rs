@@ -439,13 +439,30 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         "decisions recorded",
     )?;
 
-    s.step("the analyst downloads the released result");
-    let (schema, batches) = analyst.fetch(&by_district.id).await?;
+    s.step("the analyst downloads the released result with its signed receipt");
+    let (file, receipt) = analyst.fetch_file(&by_district.id, "csv").await?;
     let out = p.dir.join("release-by-district.csv");
-    crate::files::write_data(&out, &schema, &batches)?;
-    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    println!("   wrote {rows} rows to {}", out.display());
-    expect(rows == 12, "12 rows released")?;
+    std::fs::write(&out, &file)?;
+    std::fs::write(crate::files::receipt_path(&out), &receipt)?;
+    let key = analyst.platform_key().await?;
+    let verified = erhai_gateway::receipt::verify(&receipt, &file, &key)
+        .map_err(|e| format!("the receipt does not verify: {e}"))?;
+    println!(
+        "   wrote {} rows to {}; receipt verified offline (release {}, approved by {})",
+        verified.rows,
+        out.display(),
+        verified.release,
+        verified.reviewers.join(", ")
+    );
+    expect(verified.rows == 12, "12 rows released")?;
+    let mut altered = file.clone();
+    if let Some(b) = altered.iter_mut().rev().find(|b| b.is_ascii_digit()) {
+        *b = if *b == b'9' { b'8' } else { *b + 1 };
+    }
+    expect(
+        erhai_gateway::receipt::verify(&receipt, &altered, &key).is_err(),
+        "an altered file fails verification",
+    )?;
     let refused_fetch = analyst.fetch(&fine.id).await;
     expect(
         matches!(refused_fetch, Err(ClientError::Status(ref st)) if st.code() == tonic::Code::FailedPrecondition),

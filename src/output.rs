@@ -291,6 +291,27 @@ pub fn job_detail(j: &pb::Job) -> String {
             j.promoted_from
         ));
     }
+    if !j.scenario.is_empty() {
+        s += &format!("scenario: {}", j.scenario);
+        if j.epsilon > 0.0 {
+            s += &format!(" (differential privacy, ε spent {})", j.epsilon);
+        }
+        s.push('\n');
+    }
+    if j.approvals_needed > 1 || !j.approvals.is_empty() {
+        s += &format!(
+            "approvals: {} of {} needed ({})\n",
+            j.approvals.len(),
+            j.approvals_needed.max(1),
+            j.approvals.join(", ")
+        );
+    }
+    if !j.release_id.is_empty() {
+        s += &format!(
+            "release {} — rows SHA-256 {}\n",
+            j.release_id, j.result_sha256
+        );
+    }
     if !j.error.is_empty() {
         s += &format!("error: {}\n", j.error);
     }
