@@ -112,7 +112,12 @@ fn bench(c: &mut Criterion) {
         ));
         let (threshold, _) = add_statistics(&count, &units, 2).expect("rewrite");
         let (dominance, _) = add_statistics(&sum, &units, 2).expect("rewrite");
-        let mut g = c.benchmark_group(format!("stats/{}M_rows/{groups}_groups", rows / 1_000_000));
+        let size = if rows >= 1_000_000 {
+            format!("{}M", rows / 1_000_000)
+        } else {
+            format!("{}k", rows / 1_000)
+        };
+        let mut g = c.benchmark_group(format!("stats/{size}_rows/{groups}_groups"));
         g.sample_size(10);
         for (name, p) in [
             ("plain_count", &count),

@@ -45,6 +45,7 @@ bounds = [-100, 100]
 kind = "measure"
 grade = "general"
 uses = "measure"
+aggregate_functions = ["count", "sum", "avg", "max"]
 "#;
 
 /// One firm: district, sector, revenue, refund, employees.
@@ -233,6 +234,18 @@ async fn each_check_fires_on_its_crafted_cell() {
     for row in 1..5 {
         assert_eq!(outcome_of(&job, row), "pass", "row {row}");
     }
+
+    // A policy may allow max, but a max is one firm's figure: every row goes to review.
+    let job = analyst
+        .submit(
+            "SELECT district, max(employees) AS largest FROM firms \
+             WHERE district IN ('A', 'F') GROUP BY district ORDER BY district",
+            true,
+        )
+        .await
+        .expect("submit");
+    assert_eq!(rules_of(&job, 0), vec!["single-value"]);
+    assert_eq!(rules_of(&job, 1), vec!["single-value"]);
     p.stop().await.expect("stop");
 }
 

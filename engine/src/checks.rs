@@ -140,7 +140,20 @@ pub struct ResultShape {
     pub dimensions: Vec<usize>,
     /// Output positions that carry aggregated values.
     pub values: Vec<usize>,
+    /// Output positions whose value is one row's value (`min`, `max`, `median`, …), with the
+    /// function: a policy may allow them, but what they release is a single unit's figure.
+    pub single_values: Vec<(usize, String)>,
 }
+
+/// Aggregates whose result is one input value rather than a combination of many.
+const SINGLE_VALUE_AGGREGATES: [&str; 6] = [
+    "min",
+    "max",
+    "median",
+    "approx_median",
+    "first_value",
+    "last_value",
+];
 
 impl ResultShape {
     /// Dimensions are outputs derived through a GROUP BY key and no aggregate; every other
@@ -155,6 +168,17 @@ impl ResultShape {
                 shape.dimensions.push(i);
             } else {
                 shape.values.push(i);
+            }
+            let single = steps().find_map(|s| match s {
+                Step::Aggregate { func, .. }
+                    if SINGLE_VALUE_AGGREGATES.contains(&func.as_str()) =>
+                {
+                    Some(func.clone())
+                }
+                _ => None,
+            });
+            if let Some(func) = single {
+                shape.single_values.push((i, func));
             }
         }
         shape
@@ -249,6 +273,15 @@ pub fn apply_checks(
                         f.extend(rules.dominance(aggregate, dataset, &c));
                     }
                 }
+            }
+            for (v, func) in &shape.single_values {
+                f.push(Finding::review(
+                    "single-value",
+                    format!(
+                        "`{}` is a {func}: the figure of one unit, not a combination of many",
+                        schema.field(*v).name()
+                    ),
+                ));
             }
             for &v in &shape.values {
                 if is_zero(batch.column(v), r) {
