@@ -364,6 +364,87 @@ impl Client {
             .into_inner())
     }
 
+    /// Creates a tenant (admin).
+    pub async fn create_tenant(&self, name: &str, title: &str) -> Result<pb::Tenant, ClientError> {
+        Ok(self
+            .governance()
+            .create_tenant(pb::Tenant {
+                name: name.into(),
+                title: title.into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner())
+    }
+
+    /// Tenants (admin, authority, center, auditor).
+    pub async fn tenants(&self) -> Result<Vec<pb::Tenant>, ClientError> {
+        Ok(self
+            .governance()
+            .list_tenants(pb::Empty {})
+            .await?
+            .into_inner()
+            .tenants)
+    }
+
+    /// One tenant ("": the caller's own).
+    pub async fn tenant(&self, name: &str) -> Result<pb::Tenant, ClientError> {
+        Ok(self
+            .governance()
+            .get_tenant(pb::TenantRef { name: name.into() })
+            .await?
+            .into_inner())
+    }
+
+    /// Sets a tenant's agreement dates (authority).
+    pub async fn set_agreement(
+        &self,
+        tenant: &str,
+        start: &str,
+        end: &str,
+        reason: &str,
+    ) -> Result<pb::Tenant, ClientError> {
+        Ok(self
+            .governance()
+            .set_agreement(pb::AgreementRequest {
+                tenant: tenant.into(),
+                start: start.into(),
+                end: end.into(),
+                reason: reason.into(),
+            })
+            .await?
+            .into_inner())
+    }
+
+    /// Suspends, restores or terminates a tenant (authority).
+    pub async fn change_tenant_status(
+        &self,
+        tenant: &str,
+        action: &str,
+        reason: &str,
+    ) -> Result<pb::Tenant, ClientError> {
+        Ok(self
+            .governance()
+            .change_tenant_status(pb::TenantStatusRequest {
+                tenant: tenant.into(),
+                action: action.into(),
+                reason: reason.into(),
+            })
+            .await?
+            .into_inner())
+    }
+
+    /// Submits the caller's tenant's rectification report.
+    pub async fn rectify(&self, report: &str) -> Result<pb::Tenant, ClientError> {
+        Ok(self
+            .governance()
+            .submit_rectification(pb::RectificationRequest {
+                report: report.into(),
+            })
+            .await?
+            .into_inner())
+    }
+
     /// Creates a scenario (admin).
     pub async fn create_scenario(&self, s: pb::Scenario) -> Result<pb::Scenario, ClientError> {
         Ok(self.governance().create_scenario(s).await?.into_inner())

@@ -90,7 +90,40 @@ impl Platform {
         Client::connect_dir(&self.identity(user)).await
     }
 
+    /// Makes sure `tenant` exists with an operating agreement in force (created by the admin,
+    /// dated by the `authority` user, who is created first if needed).
+    pub async fn ensure_tenant(&self, tenant: &str) -> Result<(), ClientError> {
+        let admin = self.client("admin").await?;
+        if !self.identity("authority").exists() {
+            let req = pb::CreateUserRequest {
+                id: "authority".into(),
+                name: "杨监管".into(),
+                role: "authority".into(),
+                ..Default::default()
+            };
+            admin.add_user(req, &self.identity("authority")).await?;
+        }
+        match admin.create_tenant(tenant, tenant).await {
+            Ok(_) => {}
+            Err(ClientError::Status(s)) if s.code() == tonic::Code::AlreadyExists => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let today = chrono::Utc::now().date_naive();
+        let end = today + chrono::Days::new(3 * 365 - 1);
+        self.client("authority")
+            .await?
+            .set_agreement(
+                tenant,
+                &today.to_string(),
+                &end.to_string(),
+                "operating agreement signed",
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Creates a user (as admin) with their bundle under `identities/<id>`; returns their client.
+    /// A tenant that does not exist yet is created with an agreement in force.
     pub async fn add_user(
         &self,
         id: &str,
@@ -99,6 +132,9 @@ impl Platform {
         tenant: &str,
         unit: &str,
     ) -> Result<Client, ClientError> {
+        if !tenant.is_empty() {
+            self.ensure_tenant(tenant).await?;
+        }
         let admin = self.client("admin").await?;
         let req = pb::CreateUserRequest {
             id: id.into(),
@@ -142,7 +178,10 @@ impl Platform {
 }
 
 /// The users of the demo: (id, name, role, tenant, unit).
-pub const DEMO_USERS: [(&str, &str, &str, &str, &str); 7] = [
+/// The authority comes first: adding a tenant's first user dates the tenant's agreement as them.
+pub const DEMO_USERS: [(&str, &str, &str, &str, &str); 9] = [
+    ("authority", "杨监管", "authority", "", ""),
+    ("center", "郑中心", "center", "", ""),
     ("provider", "段文旅", "provider", "", "dali-tourism-bureau"),
     (
         "provider-scenic",

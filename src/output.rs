@@ -417,6 +417,41 @@ pub fn review_preview(batches: &[RecordBatch], report: Option<&pb::CheckReport>)
     batches_table(&marked)
 }
 
+/// A tenant for people: status, agreement, history.
+pub fn tenant_text(t: &pb::Tenant) -> String {
+    let mut s = format!(
+        "tenant {} — {} ({}){}\n",
+        t.name,
+        t.title,
+        t.status,
+        if t.start.is_empty() {
+            String::new()
+        } else {
+            format!(", agreement {} to {}", t.start, t.end)
+        }
+    );
+    for h in &t.history {
+        s += &format!(
+            "  {} {} by {} → {}: {}\n",
+            time(h.at_ms),
+            h.what,
+            h.by,
+            h.status,
+            h.reason
+        );
+    }
+    s
+}
+
+/// A tenant as JSON.
+pub fn tenant_json(t: &pb::Tenant) -> Value {
+    json!({
+        "name": t.name, "title": t.title, "status": t.status, "start": t.start, "end": t.end,
+        "created_by": t.created_by, "created_at": time(t.created_at_ms),
+        "history": t.history.iter().map(|h| json!({"what": h.what, "status": h.status, "by": h.by, "reason": h.reason, "at": time(h.at_ms)})).collect::<Vec<_>>(),
+    })
+}
+
 /// A scenario for people.
 pub fn scenario_text(s: &pb::Scenario) -> String {
     let mut t = format!(

@@ -21,16 +21,22 @@ pub enum Role {
     Reviewer,
     /// Supervisor or evaluator: reads the audit chain.
     Auditor,
+    /// The data operation service center: first review of scenario applications.
+    Center,
+    /// The data authority: operating agreements, suspensions, second review.
+    Authority,
 }
 
 impl Role {
     /// All roles.
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 7] = [
         Role::Admin,
         Role::Provider,
         Role::Analyst,
         Role::Reviewer,
         Role::Auditor,
+        Role::Center,
+        Role::Authority,
     ];
 
     /// The role's name.
@@ -41,6 +47,8 @@ impl Role {
             Role::Analyst => "analyst",
             Role::Reviewer => "reviewer",
             Role::Auditor => "auditor",
+            Role::Center => "center",
+            Role::Authority => "authority",
         }
     }
 }
@@ -57,7 +65,7 @@ impl FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.name() == s)
-            .ok_or_else(|| format!("unknown role `{s}`; expected one of: admin, provider, analyst, reviewer, auditor"))
+            .ok_or_else(|| format!("unknown role `{s}`; expected one of: admin, provider, analyst, reviewer, auditor, center, authority"))
     }
 }
 
@@ -111,6 +119,18 @@ pub enum Action {
     ListScenarios,
     /// Show a scenario's privacy budget.
     ScenarioBudget,
+    /// Create a tenant.
+    CreateTenant,
+    /// List tenants.
+    ListTenants,
+    /// Show a tenant and its agreement's history (a tenant's own users: their own).
+    GetTenant,
+    /// Set a tenant's agreement dates.
+    SetAgreement,
+    /// Suspend, restore or terminate a tenant.
+    ChangeTenantStatus,
+    /// Submit a rectification report (a suspended tenant).
+    SubmitRectification,
     /// Read audit events.
     ListAudit,
     /// Verify the audit chain.
@@ -134,16 +154,7 @@ pub const MATRIX: &[(Action, &[Role])] = &[
     (Action::CreateUser, &[Role::Admin]),
     (Action::ListUsers, &[Role::Admin]),
     (Action::SetUserExpiry, &[Role::Admin]),
-    (
-        Action::WhoAmI,
-        &[
-            Role::Admin,
-            Role::Provider,
-            Role::Analyst,
-            Role::Reviewer,
-            Role::Auditor,
-        ],
-    ),
+    (Action::WhoAmI, &Role::ALL),
     (Action::RegisterDataset, &[Role::Provider]),
     (
         Action::ListDatasets,
@@ -186,16 +197,7 @@ pub const MATRIX: &[(Action, &[Role])] = &[
     (Action::ShowReview, &[Role::Reviewer]),
     (Action::Decide, &[Role::Reviewer]),
     (Action::FetchRelease, &[Role::Analyst]),
-    (
-        Action::PlatformKey,
-        &[
-            Role::Admin,
-            Role::Provider,
-            Role::Analyst,
-            Role::Reviewer,
-            Role::Auditor,
-        ],
-    ),
+    (Action::PlatformKey, &Role::ALL),
     (Action::CreateScenario, &[Role::Admin]),
     (
         Action::ListScenarios,
@@ -205,6 +207,25 @@ pub const MATRIX: &[(Action, &[Role])] = &[
         Action::ScenarioBudget,
         &[Role::Admin, Role::Analyst, Role::Reviewer, Role::Auditor],
     ),
+    (Action::CreateTenant, &[Role::Admin]),
+    (
+        Action::ListTenants,
+        &[Role::Admin, Role::Authority, Role::Center, Role::Auditor],
+    ),
+    (
+        Action::GetTenant,
+        &[
+            Role::Admin,
+            Role::Authority,
+            Role::Center,
+            Role::Auditor,
+            Role::Analyst,
+            Role::Reviewer,
+        ],
+    ),
+    (Action::SetAgreement, &[Role::Authority]),
+    (Action::ChangeTenantStatus, &[Role::Authority]),
+    (Action::SubmitRectification, &[Role::Analyst]),
     (Action::ListAudit, &[Role::Auditor, Role::Admin]),
     (Action::VerifyAudit, &[Role::Auditor, Role::Admin]),
     (

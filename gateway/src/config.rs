@@ -35,6 +35,9 @@ pub struct ServerConfig {
     /// Release rules.
     #[serde(default)]
     pub release: ReleaseConfig,
+    /// Governance settings.
+    #[serde(default)]
+    pub governance: GovernanceConfig,
     /// Development samples.
     #[serde(default)]
     pub dev: DevConfig,
@@ -93,6 +96,22 @@ impl Default for LimitsConfig {
     }
 }
 
+/// Governance settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GovernanceConfig {
+    /// Longest operating agreement, in years.
+    pub max_agreement_years: u32,
+}
+
+impl Default for GovernanceConfig {
+    fn default() -> Self {
+        GovernanceConfig {
+            max_agreement_years: 3,
+        }
+    }
+}
+
 /// Release rules as configured.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -122,6 +141,7 @@ impl ServerConfig {
             user_cert_days: default_cert_days(),
             limits: LimitsConfig::default(),
             release: ReleaseConfig::default(),
+            governance: GovernanceConfig::default(),
             dev: DevConfig::default(),
         }
     }

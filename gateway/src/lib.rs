@@ -18,6 +18,7 @@ pub mod scenario;
 pub mod server;
 pub mod service;
 pub mod state;
+pub mod tenant;
 
 pub use config::ServerConfig;
 pub use error::GatewayError;

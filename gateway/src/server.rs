@@ -181,6 +181,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
     let job_slots = tokio::sync::Semaphore::new(cfg.limits.concurrent_jobs.max(1));
     let ledger = crate::ledger::UnitLedger::open(store.db())?;
     let scenarios = crate::scenario::Scenarios::open(store.db())?;
+    let tenants = crate::tenant::Tenants::open(store.db())?;
     // The platform key signs release receipts as well as audit checkpoints.
     let signer = signing_key(&cfg.audit_key_path())?;
     let gateway = Gateway(Arc::new(Inner {
@@ -189,6 +190,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
         engine,
         ledger,
         scenarios,
+        tenants,
         signer,
         ca,
         cfg,

@@ -10,6 +10,7 @@ mod query;
 mod release;
 mod review;
 mod scenario;
+mod tenant;
 
 use std::sync::Arc;
 
@@ -35,6 +36,8 @@ pub struct Inner {
     pub ledger: crate::ledger::UnitLedger,
     /// Scenarios and their privacy budgets.
     pub scenarios: crate::scenario::Scenarios,
+    /// Tenants and their operating agreements.
+    pub tenants: crate::tenant::Tenants,
     /// The platform's Ed25519 key: signs release receipts.
     pub signer: ring::signature::Ed25519KeyPair,
     /// Issues user certificates.
@@ -112,6 +115,23 @@ impl Gateway {
             status
         };
         let user = resolved.map_err(|s| denied(&id, "", "", s))?;
+        // A tenant's users act only while its operating agreement is in force.
+        if let Some(t) = user.tenant.as_deref() {
+            let today = chrono::Utc::now().date_naive();
+            let gate = match self.0.tenants.get(t) {
+                Ok(Some(record)) => record.admits(action, today),
+                Ok(None) => Err(format!("tenant {t} is not registered")),
+                Err(e) => Err(format!("the tenant record could not be read: {e}")),
+            };
+            if let Err(why) = gate {
+                return Err(denied(
+                    &user.id,
+                    user.role.name(),
+                    t,
+                    Status::permission_denied(why),
+                ));
+            }
+        }
         if !permits(user.role, action) {
             let roles: Vec<&str> = roles_for(action).iter().map(|r| r.name()).collect();
             let status = Status::permission_denied(format!(
@@ -183,7 +203,10 @@ impl Gateway {
     fn sees_tenant(user: &UserRecord, tenant: &str) -> bool {
         match (user.role, user.tenant.as_deref()) {
             (Role::Analyst, Some(own)) | (Role::Reviewer, Some(own)) => own == tenant,
-            (Role::Reviewer, None) | (Role::Auditor, _) => true,
+            (Role::Reviewer, None)
+            | (Role::Auditor, _)
+            | (Role::Center, _)
+            | (Role::Authority, _) => true,
             (Role::Analyst, None) | (Role::Admin, _) | (Role::Provider, _) => false,
         }
     }

@@ -65,12 +65,21 @@ impl Gateway {
                     "a provider belongs to a data-provider unit: give --unit",
                 ));
             }
-            Role::Admin | Role::Auditor | Role::Provider if tenant.is_some() => {
+            Role::Admin | Role::Auditor | Role::Provider | Role::Center | Role::Authority
+                if tenant.is_some() =>
+            {
                 return Err(Status::invalid_argument(format!(
                     "role {role} does not belong to a tenant"
                 )));
             }
             _ => {}
+        }
+        if let Some(t) = &tenant
+            && self.0.tenants.get(t).map_err(internal)?.is_none()
+        {
+            return Err(Status::invalid_argument(format!(
+                "tenant `{t}` is not registered: create it first (`erhai tenant create {t}`)"
+            )));
         }
         if r.valid_days < 0 || r.valid_days > 3650 {
             return Err(Status::invalid_argument(

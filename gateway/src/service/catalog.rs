@@ -305,7 +305,7 @@ impl Gateway {
                     .filter(|d| granted.contains(&d.id))
                     .collect()
             }
-            Role::Admin | Role::Reviewer | Role::Auditor => all,
+            Role::Admin | Role::Reviewer | Role::Auditor | Role::Center | Role::Authority => all,
         })
     }
 }
@@ -472,6 +472,78 @@ impl GovernanceService for Gateway {
         let user = self.authorize(&req, Action::ScenarioBudget, &object)?;
         let r = self.budget_inner(&user, &object);
         self.finish(&user, Action::ScenarioBudget, &object, r)
+            .map(Response::new)
+    }
+
+    async fn create_tenant(
+        &self,
+        req: Request<pb::Tenant>,
+    ) -> Result<Response<pb::Tenant>, Status> {
+        let object = req.get_ref().name.clone();
+        let user = self.authorize(&req, Action::CreateTenant, &object)?;
+        let r = self.create_tenant_inner(&user, req.get_ref());
+        self.finish(&user, Action::CreateTenant, &object, r)
+            .map(Response::new)
+    }
+
+    async fn list_tenants(
+        &self,
+        req: Request<pb::Empty>,
+    ) -> Result<Response<pb::ListTenantsResponse>, Status> {
+        let user = self.authorize(&req, Action::ListTenants, "")?;
+        let r = self.list_tenants_inner();
+        self.finish(&user, Action::ListTenants, "", r)
+            .map(Response::new)
+    }
+
+    async fn get_tenant(
+        &self,
+        req: Request<pb::TenantRef>,
+    ) -> Result<Response<pb::Tenant>, Status> {
+        let object = req.get_ref().name.clone();
+        let user = self.authorize(&req, Action::GetTenant, &object)?;
+        let r = self.get_tenant_inner(&user, &object);
+        self.finish(&user, Action::GetTenant, &object, r)
+            .map(Response::new)
+    }
+
+    async fn set_agreement(
+        &self,
+        req: Request<pb::AgreementRequest>,
+    ) -> Result<Response<pb::Tenant>, Status> {
+        let r = req.get_ref();
+        let object = format!(
+            "{} ({} to {}: {})",
+            r.tenant,
+            r.start,
+            r.end,
+            r.reason.trim()
+        );
+        let user = self.authorize(&req, Action::SetAgreement, &object)?;
+        let r = self.set_agreement_inner(&user, req.get_ref());
+        self.finish(&user, Action::SetAgreement, &object, r)
+            .map(Response::new)
+    }
+
+    async fn change_tenant_status(
+        &self,
+        req: Request<pb::TenantStatusRequest>,
+    ) -> Result<Response<pb::Tenant>, Status> {
+        let r = req.get_ref();
+        let object = format!("{} ({}: {})", r.tenant, r.action, r.reason.trim());
+        let user = self.authorize(&req, Action::ChangeTenantStatus, &object)?;
+        let r = self.change_status_inner(&user, req.get_ref());
+        self.finish(&user, Action::ChangeTenantStatus, &object, r)
+            .map(Response::new)
+    }
+
+    async fn submit_rectification(
+        &self,
+        req: Request<pb::RectificationRequest>,
+    ) -> Result<Response<pb::Tenant>, Status> {
+        let user = self.authorize(&req, Action::SubmitRectification, "")?;
+        let r = self.rectify_inner(&user, req.get_ref());
+        self.finish(&user, Action::SubmitRectification, "", r)
             .map(Response::new)
     }
 }

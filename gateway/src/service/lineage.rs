@@ -32,7 +32,7 @@ impl Gateway {
             Role::Auditor | Role::Admin => true,
             Role::Analyst => user.tenant.as_deref() == Some(j.tenant.as_str()),
             Role::Provider => j.datasets.iter().any(|id| own.contains(id)),
-            Role::Reviewer => false,
+            Role::Reviewer | Role::Center | Role::Authority => false,
         };
         let jobs: Vec<JobRecord> = match (r.dataset.as_str(), r.release.as_str()) {
             (d, "") if !d.is_empty() => {

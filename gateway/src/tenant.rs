@@ -1,0 +1,267 @@
+//! Tenants (authorized operating entities) and their operating agreements.
+//!
+//! A tenant's users act only while its agreement is in force: from its start date to its end
+//! date, status active. A suspended tenant (a violation found) may only read its own case and
+//! submit a rectification report; the authority then restores it or terminates the agreement.
+//! Terminated is final. Every transition names who, when and why, and is kept on the record (and
+//! audited by the call that made it). The gate runs at every call, from the record as it is then.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::authz::Action;
+use crate::error::GatewayError;
+
+/// Where a tenant's agreement stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantStatus {
+    /// Created; no agreement dates yet.
+    Pending,
+    /// The agreement is in force (between its dates).
+    Active,
+    /// A violation was found: only the rectification case is open to the tenant.
+    Suspended,
+    /// The agreement ended early; final.
+    Terminated,
+}
+
+impl TenantStatus {
+    /// The lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TenantStatus::Pending => "pending",
+            TenantStatus::Active => "active",
+            TenantStatus::Suspended => "suspended",
+            TenantStatus::Terminated => "terminated",
+        }
+    }
+}
+
+/// One change of a tenant's agreement or status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    /// What was done: `agreement`, `suspend`, `restore`, `terminate`, `rectification`.
+    pub what: String,
+    /// Status after it.
+    pub status: TenantStatus,
+    /// Who.
+    pub by: String,
+    /// Why (or the rectification report).
+    pub reason: String,
+    /// When.
+    pub at_ms: i64,
+}
+
+/// A tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantRecord {
+    /// Unique name (users' `tenant`).
+    pub name: String,
+    /// The entity's name.
+    pub title: String,
+    /// Where its agreement stands.
+    pub status: TenantStatus,
+    /// First day of the agreement.
+    #[serde(with = "ymd")]
+    pub start: Option<NaiveDate>,
+    /// Last day of the agreement.
+    #[serde(with = "ymd")]
+    pub end: Option<NaiveDate>,
+    /// Every change, oldest first.
+    pub history: Vec<Transition>,
+    /// Admin who created it.
+    pub created_by: String,
+    /// When.
+    pub created_at_ms: i64,
+}
+
+/// Dates as `YYYY-MM-DD` text in the stored record.
+mod ymd {
+    use chrono::NaiveDate;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<NaiveDate>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|t| NaiveDate::parse_from_str(&t, "%Y-%m-%d").map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// What a suspended tenant's users may still do.
+pub const WHILE_SUSPENDED: [Action; 3] = [
+    Action::WhoAmI,
+    Action::GetTenant,
+    Action::SubmitRectification,
+];
+
+impl TenantRecord {
+    /// Whether the tenant's users may perform `action` on `today`, else why not.
+    pub fn admits(&self, action: Action, today: NaiveDate) -> Result<(), String> {
+        let t = &self.name;
+        match self.status {
+            TenantStatus::Pending => Err(format!(
+                "tenant {t} has no operating agreement in force yet; the authority sets its dates"
+            )),
+            TenantStatus::Terminated => {
+                let when = self
+                    .history
+                    .iter()
+                    .rev()
+                    .find(|h| h.status == TenantStatus::Terminated)
+                    .map(|h| format!(" ({})", h.reason))
+                    .unwrap_or_default();
+                Err(format!(
+                    "the operating agreement of tenant {t} was terminated{when}: its users have \
+                     no access; jobs and releases stay in the audit"
+                ))
+            }
+            TenantStatus::Suspended if !WHILE_SUSPENDED.contains(&action) => {
+                let why = self
+                    .history
+                    .iter()
+                    .rev()
+                    .find(|h| h.status == TenantStatus::Suspended && h.what == "suspend")
+                    .map(|h| h.reason.clone())
+                    .unwrap_or_default();
+                Err(format!(
+                    "tenant {t} is suspended ({why}): only reading its case (`tenant show`) and \
+                     submitting a rectification report (`tenant rectify`) are allowed"
+                ))
+            }
+            TenantStatus::Suspended => Ok(()),
+            TenantStatus::Active => match (self.start, self.end) {
+                (Some(s), Some(e)) if s <= today && today <= e => Ok(()),
+                (Some(s), Some(e)) => Err(format!(
+                    "the operating agreement of tenant {t} runs from {s} to {e}; today is {today}"
+                )),
+                _ => Err(format!("tenant {t} has no agreement dates")),
+            },
+        }
+    }
+}
+
+/// The tenants tree.
+#[derive(Clone)]
+pub struct Tenants {
+    tree: sled::Tree,
+}
+
+fn corrupt(e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Store(format!("corrupt tenant record: {e}"))
+}
+
+impl Tenants {
+    /// Opens the tree in `db`.
+    pub fn open(db: &sled::Db) -> Result<Tenants, GatewayError> {
+        Ok(Tenants {
+            tree: db.open_tree("tenants")?,
+        })
+    }
+
+    /// Stores a new tenant; false if the name exists.
+    pub fn create(&self, t: &TenantRecord) -> Result<bool, GatewayError> {
+        let bytes = serde_json::to_vec(t).map_err(|e| GatewayError::Store(e.to_string()))?;
+        Ok(self
+            .tree
+            .compare_and_swap(t.name.as_bytes(), None as Option<&[u8]>, Some(bytes))?
+            .is_ok())
+    }
+
+    /// A tenant by name.
+    pub fn get(&self, name: &str) -> Result<Option<TenantRecord>, GatewayError> {
+        self.tree
+            .get(name.as_bytes())?
+            .map(|v| serde_json::from_slice(&v).map_err(corrupt))
+            .transpose()
+    }
+
+    /// All tenants.
+    pub fn all(&self) -> Result<Vec<TenantRecord>, GatewayError> {
+        self.tree
+            .iter()
+            .values()
+            .map(|v| serde_json::from_slice(&v?).map_err(corrupt))
+            .collect()
+    }
+
+    /// Changes a tenant atomically: `change` returns the new record or why not. `Ok(None)`:
+    /// no such tenant.
+    pub fn update(
+        &self,
+        name: &str,
+        change: impl Fn(&TenantRecord) -> Result<TenantRecord, String>,
+    ) -> Result<Option<Result<TenantRecord, String>>, GatewayError> {
+        loop {
+            let Some(old) = self.tree.get(name.as_bytes())? else {
+                return Ok(None);
+            };
+            let record: TenantRecord = serde_json::from_slice(&old).map_err(corrupt)?;
+            let new = match change(&record) {
+                Ok(n) => n,
+                Err(why) => return Ok(Some(Err(why))),
+            };
+            let bytes = serde_json::to_vec(&new).map_err(|e| GatewayError::Store(e.to_string()))?;
+            if self
+                .tree
+                .compare_and_swap(name.as_bytes(), Some(old), Some(bytes))?
+                .is_ok()
+            {
+                return Ok(Some(Ok(new)));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(status: TenantStatus) -> TenantRecord {
+        TenantRecord {
+            name: "t".into(),
+            title: "T".into(),
+            status,
+            start: NaiveDate::from_ymd_opt(2026, 1, 1),
+            end: NaiveDate::from_ymd_opt(2026, 12, 31),
+            history: Vec::new(),
+            created_by: "admin".into(),
+            created_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn the_gate_follows_status_and_dates() {
+        let day = |m, d| NaiveDate::from_ymd_opt(2026, m, d).expect("date");
+        let active = tenant(TenantStatus::Active);
+        assert!(active.admits(Action::SubmitQuery, day(6, 1)).is_ok());
+        assert!(active.admits(Action::SubmitQuery, day(12, 31)).is_ok());
+        let late = NaiveDate::from_ymd_opt(2027, 1, 1).expect("date");
+        assert!(active.admits(Action::SubmitQuery, late).is_err());
+        let suspended = tenant(TenantStatus::Suspended);
+        assert!(suspended.admits(Action::SubmitQuery, day(6, 1)).is_err());
+        assert!(
+            suspended
+                .admits(Action::SubmitRectification, day(6, 1))
+                .is_ok()
+        );
+        assert!(suspended.admits(Action::GetTenant, day(6, 1)).is_ok());
+        assert!(
+            tenant(TenantStatus::Terminated)
+                .admits(Action::WhoAmI, day(6, 1))
+                .is_err()
+        );
+        assert!(
+            tenant(TenantStatus::Pending)
+                .admits(Action::SubmitQuery, day(6, 1))
+                .is_err()
+        );
+    }
+}
