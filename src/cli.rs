@@ -386,7 +386,41 @@ pub enum TenantCommand {
 /// `erhai scenario …`
 #[derive(Debug, Subcommand)]
 pub enum ScenarioCommand {
-    /// Create a scenario from a TOML file (admin).
+    /// Apply for a scenario (analyst): title, purpose, domain, outputs, validity and the exact
+    /// columns needed with a justification each.
+    Apply {
+        /// The application (TOML).
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Decide the scenario's current review step (center, then authority, then each provider).
+    Review {
+        /// Scenario name.
+        name: String,
+        /// Approve.
+        #[arg(long, conflicts_with = "reject", required_unless_present = "reject")]
+        approve: bool,
+        /// Reject (ends the application).
+        #[arg(long)]
+        reject: bool,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// Approve only these columns (dataset.column, comma-separated): a narrower set.
+        #[arg(long, value_delimiter = ',')]
+        columns: Vec<String>,
+    },
+    /// Revoke a scenario (authority).
+    Revoke {
+        /// Scenario name.
+        name: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Review steps past their deadline (authority).
+    Overdue,
+    /// Create a scenario from a TOML file without the review chain (admin; temporary).
     Create {
         /// The scenario file: name, tenant, title, k, second_reviewer, [dp].
         #[arg(long)]
@@ -404,6 +438,46 @@ pub enum ScenarioCommand {
         /// Scenario name.
         name: String,
     },
+}
+
+/// A scenario application file.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApplicationFile {
+    name: String,
+    title: String,
+    purpose: String,
+    domain: String,
+    outputs: String,
+    valid_from: String,
+    valid_to: String,
+    #[serde(default)]
+    k: u64,
+    #[serde(default)]
+    second_reviewer: bool,
+    #[serde(default)]
+    dp: Option<erhai_policies::dp::DpSettings>,
+    columns: Vec<ApplicationColumn>,
+}
+
+/// One requested column of an application.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApplicationColumn {
+    dataset: String,
+    column: String,
+    justification: String,
+}
+
+fn dp_pb(d: erhai_policies::dp::DpSettings) -> pb::DpSettings {
+    pb::DpSettings {
+        epsilon_total: d.epsilon_total,
+        delta_total: d.delta_total,
+        epsilon_per_query: d.epsilon_per_query,
+        delta_per_query: d.delta_per_query,
+        max_groups_per_unit: d.max_groups_per_unit,
+        max_rows_per_unit: d.max_rows_per_unit,
+    }
 }
 
 /// A scenario file.
@@ -957,14 +1031,7 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                             title: f.title,
                             k: f.k,
                             second_reviewer: f.second_reviewer,
-                            dp: f.dp.map(|d| pb::DpSettings {
-                                epsilon_total: d.epsilon_total,
-                                delta_total: d.delta_total,
-                                epsilon_per_query: d.epsilon_per_query,
-                                delta_per_query: d.delta_per_query,
-                                max_groups_per_unit: d.max_groups_per_unit,
-                                max_rows_per_unit: d.max_rows_per_unit,
-                            }),
+                            dp: f.dp.map(dp_pb),
                             ..Default::default()
                         })
                         .await?;
@@ -972,6 +1039,77 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                         fmt,
                         || output::scenario_text(&s),
                         || output::scenario_json(&s),
+                    );
+                }
+                ScenarioCommand::Apply { file } => {
+                    let text = std::fs::read_to_string(&file)
+                        .map_err(|e| format!("{}: {e}", file.display()))?;
+                    let f: ApplicationFile =
+                        toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+                    let s = c
+                        .apply_scenario(pb::Scenario {
+                            name: f.name,
+                            title: f.title,
+                            purpose: f.purpose,
+                            domain: f.domain,
+                            outputs: f.outputs,
+                            valid_from: f.valid_from,
+                            valid_to: f.valid_to,
+                            k: f.k,
+                            second_reviewer: f.second_reviewer,
+                            dp: f.dp.map(dp_pb),
+                            columns: f
+                                .columns
+                                .into_iter()
+                                .map(|c| pb::ScenarioColumn {
+                                    dataset: c.dataset,
+                                    column: c.column,
+                                    justification: c.justification,
+                                    approved: true,
+                                })
+                                .collect(),
+                            ..Default::default()
+                        })
+                        .await?;
+                    print(
+                        fmt,
+                        || output::scenario_text(&s),
+                        || output::scenario_json(&s),
+                    );
+                }
+                ScenarioCommand::Review {
+                    name,
+                    approve,
+                    reject: _,
+                    reason,
+                    columns,
+                } => {
+                    let s = c.review_scenario(&name, approve, &reason, &columns).await?;
+                    print(
+                        fmt,
+                        || output::scenario_text(&s),
+                        || output::scenario_json(&s),
+                    );
+                }
+                ScenarioCommand::Revoke { name, reason } => {
+                    let s = c.revoke_scenario(&name, &reason).await?;
+                    print(
+                        fmt,
+                        || output::scenario_text(&s),
+                        || output::scenario_json(&s),
+                    );
+                }
+                ScenarioCommand::Overdue => {
+                    let all = c.overdue_scenarios().await?;
+                    print(
+                        fmt,
+                        || {
+                            all.iter()
+                                .map(output::scenario_text)
+                                .collect::<Vec<_>>()
+                                .join("\n")
+                        },
+                        || json!(all.iter().map(output::scenario_json).collect::<Vec<_>>()),
                     );
                 }
                 ScenarioCommand::List => {

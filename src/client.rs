@@ -450,6 +450,59 @@ impl Client {
         Ok(self.governance().create_scenario(s).await?.into_inner())
     }
 
+    /// Applies for a scenario (analyst).
+    pub async fn apply_scenario(&self, s: pb::Scenario) -> Result<pb::Scenario, ClientError> {
+        Ok(self.governance().apply_scenario(s).await?.into_inner())
+    }
+
+    /// Decides the current review step of a scenario (center, authority, provider);
+    /// `columns` (dataset.column) narrows the approved set.
+    pub async fn review_scenario(
+        &self,
+        name: &str,
+        approve: bool,
+        reason: &str,
+        columns: &[String],
+    ) -> Result<pb::Scenario, ClientError> {
+        Ok(self
+            .governance()
+            .review_scenario(pb::ScenarioDecision {
+                name: name.into(),
+                approve,
+                reason: reason.into(),
+                columns: columns.to_vec(),
+            })
+            .await?
+            .into_inner())
+    }
+
+    /// Revokes a scenario (authority).
+    pub async fn revoke_scenario(
+        &self,
+        name: &str,
+        reason: &str,
+    ) -> Result<pb::Scenario, ClientError> {
+        Ok(self
+            .governance()
+            .revoke_scenario(pb::ScenarioDecision {
+                name: name.into(),
+                reason: reason.into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner())
+    }
+
+    /// Review steps past their deadline (authority).
+    pub async fn overdue_scenarios(&self) -> Result<Vec<pb::Scenario>, ClientError> {
+        Ok(self
+            .governance()
+            .overdue_scenarios(pb::Empty {})
+            .await?
+            .into_inner()
+            .scenarios)
+    }
+
     /// Scenarios visible to the caller.
     pub async fn scenarios(&self) -> Result<Vec<pb::Scenario>, ClientError> {
         Ok(self

@@ -466,6 +466,45 @@ pub fn scenario_text(s: &pb::Scenario) -> String {
         },
         if s.second_reviewer { "yes" } else { "no" }
     );
+    if !s.status.is_empty() {
+        t += &format!("  status: {}", s.status);
+        if !s.deadline.is_empty() {
+            t += &format!(" (step due {})", s.deadline);
+        }
+        if !s.pending_units.is_empty() {
+            t += &format!("; awaiting {}", s.pending_units.join(", "));
+        }
+        t.push('\n');
+    }
+    if !s.domain.is_empty() {
+        t += &format!(
+            "  domain {}; valid {} to {}\n  purpose: {}\n  outputs: {}\n",
+            s.domain, s.valid_from, s.valid_to, s.purpose, s.outputs
+        );
+    }
+    for c in &s.columns {
+        t += &format!(
+            "  {} {}.{} — {}\n",
+            if c.approved { "✓" } else { "✗" },
+            c.dataset,
+            c.column,
+            c.justification
+        );
+    }
+    for r in &s.reviews {
+        t += &format!(
+            "  {} {} by {}: {}{}\n",
+            r.stage,
+            if r.approve { "approved" } else { "rejected" },
+            r.by,
+            r.reason,
+            if r.removed.is_empty() {
+                String::new()
+            } else {
+                format!(" (removed {})", r.removed.join(", "))
+            }
+        );
+    }
     if let Some(d) = &s.dp {
         t += &format!(
             "  differential privacy: ε {} in total, at most {} per query; δ {:e} in total, {:e} per query; a unit counts in at most {} group(s), {} row(s) each\n",
@@ -485,6 +524,10 @@ pub fn scenario_json(s: &pb::Scenario) -> Value {
     json!({
         "name": s.name, "tenant": s.tenant, "title": s.title, "k": s.k,
         "second_reviewer": s.second_reviewer, "created_by": s.created_by, "created_at": time(s.created_at_ms),
+        "status": s.status, "purpose": s.purpose, "domain": s.domain, "outputs": s.outputs,
+        "valid_from": s.valid_from, "valid_to": s.valid_to, "deadline": s.deadline, "pending_units": s.pending_units,
+        "columns": s.columns.iter().map(|c| json!({"dataset": c.dataset, "column": c.column, "justification": c.justification, "approved": c.approved})).collect::<Vec<_>>(),
+        "reviews": s.reviews.iter().map(|r| json!({"stage": r.stage, "by": r.by, "approve": r.approve, "reason": r.reason, "at": time(r.at_ms), "removed": r.removed})).collect::<Vec<_>>(),
         "dp": s.dp.as_ref().map(|d| json!({
             "epsilon_total": d.epsilon_total, "delta_total": d.delta_total,
             "epsilon_per_query": d.epsilon_per_query, "delta_per_query": d.delta_per_query,

@@ -172,3 +172,199 @@ async fn an_agreement_governs_every_call_of_its_tenant() {
         && e.reason.contains("suspended")));
     p.stop().await.expect("stop");
 }
+
+fn column(dataset: &str, column: &str) -> erhai_proto::v1::ScenarioColumn {
+    erhai_proto::v1::ScenarioColumn {
+        dataset: dataset.into(),
+        column: column.into(),
+        justification: format!("{column} is needed for the tourism flow statistics"),
+        approved: true,
+    }
+}
+
+fn application(name: &str) -> erhai_proto::v1::Scenario {
+    let today = chrono::Utc::now().date_naive();
+    erhai_proto::v1::Scenario {
+        name: name.into(),
+        title: "旅游客流统计".into(),
+        purpose: "district visitor flows for the tourism bureau's planning".into(),
+        domain: "文旅".into(),
+        outputs: "visitors and nights per district, monthly".into(),
+        valid_from: today.to_string(),
+        valid_to: (today + chrono::Days::new(90)).to_string(),
+        columns: vec![
+            column("hotel_stays", "district"),
+            column("hotel_stays", "nights"),
+            column("scenic_entries", "district"),
+            column("enterprises", "industry"),
+        ],
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_is_authorized_step_by_step_and_bounds_its_queries() {
+    erhai::install_crypto_provider();
+    let p = Platform::start(None, |_| {}).await.expect("start");
+    for (id, name, role, tenant, unit) in DEMO_USERS {
+        p.add_user(id, name, role, tenant, unit)
+            .await
+            .expect("user");
+    }
+    load_demo_data(&p, 4, Sizes::with_stays(2_000))
+        .await
+        .expect("data");
+    let analyst = p.client("analyst").await.expect("analyst");
+    let center = p.client("center").await.expect("center");
+    let authority = p.client("authority").await.expect("authority");
+    let tourism = p.client("provider").await.expect("provider");
+    let scenic = p.client("provider-scenic").await.expect("provider");
+    let market = p.client("provider-market").await.expect("provider");
+
+    // Applications are checked: every column justified and real, a known domain.
+    let mut bad = application("flows");
+    bad.columns[0].justification = " ".into();
+    let (c, m) = code(analyst.apply_scenario(bad).await);
+    assert_eq!(c, Code::InvalidArgument, "{m}");
+    let mut bad = application("flows");
+    bad.columns.push(column("hotel_stays", "no_such_column"));
+    let (c, m) = code(analyst.apply_scenario(bad).await);
+    assert!(
+        c == Code::InvalidArgument && m.contains("no_such_column"),
+        "{m}"
+    );
+    let mut bad = application("flows");
+    bad.domain = "博彩".into();
+    let (c, _) = code(analyst.apply_scenario(bad).await);
+    assert_eq!(c, Code::InvalidArgument);
+
+    let s = analyst
+        .apply_scenario(application("flows"))
+        .await
+        .expect("apply");
+    assert_eq!(s.status, "center_review");
+    let sql = "SELECT district, sum(nights) AS nights FROM hotel_stays GROUP BY district";
+    let (c, m) = code(analyst.submit_in(sql, true, "flows", 0.0).await);
+    assert_eq!(c, Code::FailedPrecondition);
+    assert!(m.contains("center_review"), "{m}");
+
+    // Each step in its turn: the authority cannot go first.
+    let (c, m) = code(authority.review_scenario("flows", true, "ok", &[]).await);
+    assert_eq!(c, Code::FailedPrecondition);
+    assert!(m.contains("the center's review"), "{m}");
+    let (c, _) = code(center.review_scenario("flows", true, "", &[]).await);
+    assert_eq!(c, Code::InvalidArgument, "a reason is required");
+    let s = center
+        .review_scenario("flows", true, "purpose and columns consistent", &[])
+        .await
+        .expect("center");
+    assert_eq!(s.status, "authority_review");
+    assert!(!s.deadline.is_empty());
+    // The authority narrows: the market regulator's data is not necessary.
+    let narrow = [
+        "hotel_stays.district".to_string(),
+        "hotel_stays.nights".to_string(),
+        "scenic_entries.district".to_string(),
+    ];
+    let s = authority
+        .review_scenario(
+            "flows",
+            true,
+            "minimum necessary: no enterprise data",
+            &narrow,
+        )
+        .await
+        .expect("authority");
+    assert_eq!(s.status, "provider_confirmation");
+    assert_eq!(
+        s.pending_units,
+        vec!["dali-scenic-operator", "dali-tourism-bureau"]
+    );
+    let industry = s
+        .columns
+        .iter()
+        .find(|c| c.column == "industry")
+        .expect("requested");
+    assert!(!industry.approved);
+    let (c, _) = code(market.review_scenario("flows", true, "ok", &[]).await);
+    assert_eq!(c, Code::FailedPrecondition, "the market unit is not asked");
+    let s = tourism
+        .review_scenario("flows", true, "confirmed", &[])
+        .await
+        .expect("tourism");
+    assert_eq!(s.pending_units, vec!["dali-scenic-operator"]);
+    let s = scenic
+        .review_scenario("flows", true, "confirmed", &[])
+        .await
+        .expect("scenic");
+    assert_eq!(s.status, "active");
+
+    // The scenario's sandbox holds its approved columns only.
+    let job = analyst
+        .submit_in(sql, true, "flows", 0.0)
+        .await
+        .expect("in scope");
+    assert_eq!(job.state, "awaiting_review", "{job:?}");
+    assert_eq!(job.scenario, "flows");
+    let (_, m) = code(
+        analyst
+            .submit_in(
+                "SELECT hotel_name, count(*) AS n FROM hotel_stays GROUP BY hotel_name",
+                true,
+                "flows",
+                0.0,
+            )
+            .await,
+    );
+    assert!(m.contains("hotel_name"), "{m}");
+    let (_, m) = code(
+        analyst
+            .submit_in(
+                "SELECT industry, count(*) AS n FROM enterprises GROUP BY industry",
+                true,
+                "flows",
+                0.0,
+            )
+            .await,
+    );
+    assert!(m.contains("enterprises"), "{m}");
+    // Another tenant's analyst does not see it.
+    p.add_user("outsider", "外部", "analyst", "erhai-insight", "")
+        .await
+        .expect("user");
+    let outsider = p.client("outsider").await.expect("outsider");
+    let (c, _) = code(outsider.submit_in(sql, true, "flows", 0.0).await);
+    assert_eq!(c, Code::NotFound);
+
+    // Revoked by the authority: no more queries.
+    let (c, _) = code(analyst.revoke_scenario("flows", "mine").await);
+    assert_eq!(c, Code::PermissionDenied);
+    authority
+        .revoke_scenario("flows", "purpose fulfilled")
+        .await
+        .expect("revoke");
+    let (c, m) = code(analyst.submit_in(sql, true, "flows", 0.0).await);
+    assert_eq!(c, Code::FailedPrecondition);
+    assert!(m.contains("revoked"), "{m}");
+
+    // A rejection ends an application at any step.
+    analyst
+        .apply_scenario(application("flows-2"))
+        .await
+        .expect("apply");
+    let s = center
+        .review_scenario("flows-2", false, "purpose too broad", &[])
+        .await
+        .expect("reject");
+    assert_eq!(s.status, "rejected");
+    let (c, _) = code(authority.review_scenario("flows-2", true, "ok", &[]).await);
+    assert_eq!(c, Code::FailedPrecondition);
+    assert!(
+        authority
+            .overdue_scenarios()
+            .await
+            .expect("overdue")
+            .is_empty()
+    );
+    p.stop().await.expect("stop");
+}

@@ -119,6 +119,14 @@ pub enum Action {
     ListScenarios,
     /// Show a scenario's privacy budget.
     ScenarioBudget,
+    /// Apply for a scenario.
+    ApplyScenario,
+    /// Review a scenario application (center, authority, provider in turn).
+    ReviewScenario,
+    /// Revoke a scenario.
+    RevokeScenario,
+    /// List review steps past their deadline.
+    OverdueScenarios,
     /// Create a tenant.
     CreateTenant,
     /// List tenants.
@@ -201,12 +209,27 @@ pub const MATRIX: &[(Action, &[Role])] = &[
     (Action::CreateScenario, &[Role::Admin]),
     (
         Action::ListScenarios,
-        &[Role::Admin, Role::Analyst, Role::Reviewer, Role::Auditor],
+        &[
+            Role::Admin,
+            Role::Analyst,
+            Role::Reviewer,
+            Role::Auditor,
+            Role::Center,
+            Role::Authority,
+            Role::Provider,
+        ],
     ),
     (
         Action::ScenarioBudget,
         &[Role::Admin, Role::Analyst, Role::Reviewer, Role::Auditor],
     ),
+    (Action::ApplyScenario, &[Role::Analyst]),
+    (
+        Action::ReviewScenario,
+        &[Role::Center, Role::Authority, Role::Provider],
+    ),
+    (Action::RevokeScenario, &[Role::Authority]),
+    (Action::OverdueScenarios, &[Role::Authority]),
     (Action::CreateTenant, &[Role::Admin]),
     (
         Action::ListTenants,

@@ -102,13 +102,26 @@ impl Default for LimitsConfig {
 pub struct GovernanceConfig {
     /// Longest operating agreement, in years.
     pub max_agreement_years: u32,
+    /// Public holidays (YYYY-MM-DD) that review deadlines skip besides weekends.
+    pub holidays: Vec<String>,
 }
 
 impl Default for GovernanceConfig {
     fn default() -> Self {
         GovernanceConfig {
             max_agreement_years: 3,
+            holidays: Vec::new(),
         }
+    }
+}
+
+impl GovernanceConfig {
+    /// The holidays as dates (validated at load).
+    pub fn holiday_dates(&self) -> Vec<chrono::NaiveDate> {
+        self.holidays
+            .iter()
+            .filter_map(|h| chrono::NaiveDate::parse_from_str(h, "%Y-%m-%d").ok())
+            .collect()
     }
 }
 
@@ -197,6 +210,16 @@ impl ServerConfig {
 
     /// Checks ranges.
     pub fn validate(&self) -> Result<(), GatewayError> {
+        for h in &self.governance.holidays {
+            chrono::NaiveDate::parse_from_str(h, "%Y-%m-%d").map_err(|e| {
+                GatewayError::Config(format!("governance.holidays: `{h}` is not YYYY-MM-DD: {e}"))
+            })?;
+        }
+        if !(1..=10).contains(&self.governance.max_agreement_years) {
+            return Err(GatewayError::Config(
+                "governance.max_agreement_years must be between 1 and 10".into(),
+            ));
+        }
         self.release_rules()
             .validate()
             .map_err(|e| GatewayError::Config(e.to_string()))?;

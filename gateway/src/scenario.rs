@@ -6,10 +6,121 @@
 //! re-registration resets it, and a query is charged (by compare-and-swap, so concurrent
 //! queries cannot overspend) before it runs.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{Datelike, NaiveDate, Weekday};
 use erhai_policies::dp::{DpSettings, Spent};
 use serde::{Deserialize, Serialize};
 
+use crate::authz::Role;
 use crate::error::GatewayError;
+use crate::tenant::ymd;
+
+/// Application domains the measures name.
+pub const DOMAINS: [&str; 12] = [
+    "文旅", "能源", "环保", "农业", "物流", "制造", "信用", "交通", "卫生", "就业", "社保", "其他",
+];
+
+/// Working days a review step may take (the authority's and each provider's).
+pub const REVIEW_WORKING_DAYS: u32 = 5;
+
+/// Where a scenario stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScenarioStatus {
+    /// First review, by the data operation service center.
+    CenterReview,
+    /// Second review, by the authority (5 working days).
+    AuthorityReview,
+    /// Confirmation by each provider unit whose data is requested (5 working days).
+    ProviderConfirmation,
+    /// Approved: queries may run in it, within its validity.
+    #[default]
+    Active,
+    /// A review step rejected it; final.
+    Rejected,
+    /// The authority revoked it; final.
+    Revoked,
+}
+
+impl ScenarioStatus {
+    /// The lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScenarioStatus::CenterReview => "center_review",
+            ScenarioStatus::AuthorityReview => "authority_review",
+            ScenarioStatus::ProviderConfirmation => "provider_confirmation",
+            ScenarioStatus::Active => "active",
+            ScenarioStatus::Rejected => "rejected",
+            ScenarioStatus::Revoked => "revoked",
+        }
+    }
+}
+
+/// One requested column and why it is necessary.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnRequest {
+    /// Dataset name.
+    pub dataset: String,
+    /// Column.
+    pub column: String,
+    /// Why it is necessary (minimum necessary).
+    pub justification: String,
+}
+
+/// One review step's decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScenarioReview {
+    /// The stage it decided.
+    pub stage: ScenarioStatus,
+    /// Reviewer.
+    pub by: String,
+    /// Approved or rejected.
+    pub approve: bool,
+    /// Why.
+    pub reason: String,
+    /// When.
+    pub at_ms: i64,
+    /// `dataset.column` narrowed away.
+    pub removed: Vec<String>,
+}
+
+/// Approved columns per dataset.
+pub type ColumnSet = BTreeMap<String, BTreeSet<String>>;
+
+/// Who decides a review step.
+pub struct Reviewer<'a> {
+    /// User id.
+    pub id: &'a str,
+    /// Role.
+    pub role: Role,
+    /// Provider unit, for providers.
+    pub unit: Option<&'a str>,
+}
+
+/// Mon–Fri, except `holidays`.
+pub fn is_working_day(d: NaiveDate, holidays: &[NaiveDate]) -> bool {
+    !matches!(d.weekday(), Weekday::Sat | Weekday::Sun) && !holidays.contains(&d)
+}
+
+/// The last day of a step of `days` working days that starts on `start` (the start day counts
+/// when it is a working day).
+pub fn deadline(start: NaiveDate, days: u32, holidays: &[NaiveDate]) -> NaiveDate {
+    let mut d = start;
+    let mut left = days;
+    loop {
+        if is_working_day(d, holidays) {
+            left = left.saturating_sub(1);
+            if left == 0 {
+                return d;
+            }
+        }
+        match d.succ_opt() {
+            Some(n) => d = n,
+            None => return d,
+        }
+    }
+}
 
 /// A scenario.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,9 +141,210 @@ pub struct ScenarioRecord {
     pub created_by: String,
     /// When.
     pub created_at_ms: i64,
+    /// Where it stands (admin-created scenarios are active at once).
+    #[serde(default)]
+    pub status: ScenarioStatus,
+    /// Purpose.
+    #[serde(default)]
+    pub purpose: String,
+    /// Application domain.
+    #[serde(default)]
+    pub domain: String,
+    /// Expected outputs.
+    #[serde(default)]
+    pub outputs: String,
+    /// First day of validity.
+    #[serde(default, with = "ymd")]
+    pub valid_from: Option<NaiveDate>,
+    /// Last day of validity.
+    #[serde(default, with = "ymd")]
+    pub valid_to: Option<NaiveDate>,
+    /// The columns requested, with justifications.
+    #[serde(default)]
+    pub requested: Vec<ColumnRequest>,
+    /// The columns approved so far; `None`: not restricted (an admin-created scenario).
+    #[serde(default)]
+    pub approved: Option<ColumnSet>,
+    /// Review decisions, in order.
+    #[serde(default)]
+    pub reviews: Vec<ScenarioReview>,
+    /// When the current review step started.
+    #[serde(default, with = "ymd")]
+    pub stage_since: Option<NaiveDate>,
+    /// Provider units yet to confirm.
+    #[serde(default)]
+    pub pending_units: BTreeSet<String>,
 }
 
 impl ScenarioRecord {
+    /// The deadline of the current step, for the steps that have one.
+    pub fn deadline(&self, holidays: &[NaiveDate]) -> Option<NaiveDate> {
+        match self.status {
+            ScenarioStatus::AuthorityReview | ScenarioStatus::ProviderConfirmation => self
+                .stage_since
+                .map(|s| deadline(s, REVIEW_WORKING_DAYS, holidays)),
+            _ => None,
+        }
+    }
+
+    /// Whether a query may run in the scenario on `today`, else why not.
+    pub fn admits_queries(&self, today: NaiveDate) -> Result<(), String> {
+        let n = &self.name;
+        if self.status != ScenarioStatus::Active {
+            return Err(format!(
+                "scenario {n} is {}: queries run only in an active scenario",
+                self.status.name()
+            ));
+        }
+        if let Some(from) = self.valid_from
+            && today < from
+        {
+            return Err(format!("scenario {n} is valid from {from}"));
+        }
+        if let Some(to) = self.valid_to
+            && today > to
+        {
+            return Err(format!("scenario {n} expired on {to}"));
+        }
+        Ok(())
+    }
+
+    /// Decides the current review step. `units` maps each requested dataset to its provider
+    /// unit. Returns the record after the decision, or why the reviewer may not decide it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn decide(
+        &self,
+        who: &Reviewer<'_>,
+        approve: bool,
+        reason: &str,
+        narrower: Option<ColumnSet>,
+        units: &BTreeMap<String, String>,
+        today: NaiveDate,
+        at_ms: i64,
+    ) -> Result<ScenarioRecord, String> {
+        let stage = self.status;
+        let allowed = match stage {
+            ScenarioStatus::CenterReview => who.role == Role::Center,
+            ScenarioStatus::AuthorityReview => who.role == Role::Authority,
+            ScenarioStatus::ProviderConfirmation => {
+                who.role == Role::Provider
+                    && who.unit.is_some_and(|u| self.pending_units.contains(u))
+            }
+            _ => {
+                return Err(format!(
+                    "scenario {} is {}: there is nothing to review",
+                    self.name,
+                    stage.name()
+                ));
+            }
+        };
+        if !allowed {
+            return Err(format!(
+                "scenario {} awaits {}; you ({}) are not asked",
+                self.name,
+                match stage {
+                    ScenarioStatus::CenterReview => "the center's review".to_string(),
+                    ScenarioStatus::AuthorityReview => "the authority's review".to_string(),
+                    _ => format!(
+                        "confirmation by {}",
+                        self.pending_units
+                            .iter()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                },
+                who.role
+            ));
+        }
+        let mut next = self.clone();
+        let current = self.approved.clone().unwrap_or_default();
+        let mut removed = Vec::new();
+        if approve && let Some(narrow) = narrower {
+            // A provider narrows only its own datasets; others narrow anything.
+            let mine = |d: &str| match stage {
+                ScenarioStatus::ProviderConfirmation => {
+                    units.get(d).map(String::as_str) == who.unit
+                }
+                _ => true,
+            };
+            for (d, cols) in &narrow {
+                if !mine(d) {
+                    return Err(format!("dataset {d} is not yours to narrow"));
+                }
+                for c in cols {
+                    if !current.get(d).is_some_and(|s| s.contains(c)) {
+                        return Err(format!(
+                            "{d}.{c} is not in the set under review: a review may only narrow it"
+                        ));
+                    }
+                }
+            }
+            let mut kept = ColumnSet::new();
+            for (d, cols) in &current {
+                let keep: BTreeSet<String> = if mine(d) {
+                    narrow.get(d).cloned().unwrap_or_default()
+                } else {
+                    cols.clone()
+                };
+                for c in cols.difference(&keep) {
+                    removed.push(format!("{d}.{c}"));
+                }
+                if !keep.is_empty() {
+                    kept.insert(d.clone(), keep);
+                }
+            }
+            if kept.is_empty() {
+                return Err("approving no column at all is a rejection; use --reject".into());
+            }
+            next.approved = Some(kept);
+        }
+        next.reviews.push(ScenarioReview {
+            stage,
+            by: who.id.to_string(),
+            approve,
+            reason: reason.to_string(),
+            at_ms,
+            removed,
+        });
+        if !approve {
+            next.status = ScenarioStatus::Rejected;
+            next.pending_units.clear();
+            return Ok(next);
+        }
+        let approved = next.approved.clone().unwrap_or_default();
+        match stage {
+            ScenarioStatus::CenterReview => {
+                next.status = ScenarioStatus::AuthorityReview;
+                next.stage_since = Some(today);
+            }
+            ScenarioStatus::AuthorityReview => {
+                next.pending_units = approved
+                    .keys()
+                    .filter_map(|d| units.get(d).cloned())
+                    .collect();
+                next.status = ScenarioStatus::ProviderConfirmation;
+                next.stage_since = Some(today);
+            }
+            _ => {
+                if let Some(u) = who.unit {
+                    next.pending_units.remove(u);
+                }
+                // Units whose datasets were narrowed away need not confirm.
+                let needed: BTreeSet<String> = approved
+                    .keys()
+                    .filter_map(|d| units.get(d).cloned())
+                    .collect();
+                next.pending_units.retain(|u| needed.contains(u));
+            }
+        }
+        if next.status == ScenarioStatus::ProviderConfirmation && next.pending_units.is_empty() {
+            next.status = ScenarioStatus::Active;
+            next.stage_since = None;
+        }
+        Ok(next)
+    }
+
     /// Checks the record before it is stored.
     pub fn validate(&self) -> Result<(), String> {
         let name_ok = !self.name.is_empty()
@@ -88,6 +400,33 @@ impl Scenarios {
             scenarios: db.open_tree("scenarios")?,
             budget: db.open_tree("dp_budget")?,
         })
+    }
+
+    /// Changes a scenario atomically; `Ok(None)`: no such scenario.
+    pub fn update(
+        &self,
+        name: &str,
+        change: impl Fn(&ScenarioRecord) -> Result<ScenarioRecord, String>,
+    ) -> Result<Option<Result<ScenarioRecord, String>>, GatewayError> {
+        loop {
+            let Some(old) = self.scenarios.get(name.as_bytes())? else {
+                return Ok(None);
+            };
+            let record: ScenarioRecord =
+                serde_json::from_slice(&old).map_err(|e| corrupt("scenario", e))?;
+            let new = match change(&record) {
+                Ok(n) => n,
+                Err(why) => return Ok(Some(Err(why))),
+            };
+            let bytes = serde_json::to_vec(&new).map_err(|e| GatewayError::Store(e.to_string()))?;
+            if self
+                .scenarios
+                .compare_and_swap(name.as_bytes(), Some(old), Some(bytes))?
+                .is_ok()
+            {
+                return Ok(Some(Ok(new)));
+            }
+        }
     }
 
     /// Stores a new scenario; false if the name is taken (names are never reused).
@@ -153,5 +492,166 @@ impl Scenarios {
                 return Ok(Ok(next));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, m, d).expect("date")
+    }
+
+    #[test]
+    fn deadlines_count_working_days_past_weekends_and_holidays() {
+        // Thursday 2026-10-01 is a holiday (National Day); the step starts Wednesday 09-30.
+        let holidays = [day(10, 1), day(10, 2)];
+        // Wed 30 (1), Thu/Fri holidays, Mon 5 (2), Tue 6 (3), Wed 7 (4), Thu 8 (5).
+        assert_eq!(deadline(day(9, 30), 5, &holidays), day(10, 8));
+        // Without holidays: Wed 30, Thu 1, Fri 2, Mon 5, Tue 6.
+        assert_eq!(deadline(day(9, 30), 5, &[]), day(10, 6));
+        // A step starting on a Saturday begins counting on Monday.
+        assert_eq!(deadline(day(11, 28), 1, &[]), day(11, 30));
+        assert!(!is_working_day(day(11, 29), &[]));
+    }
+
+    fn applied() -> ScenarioRecord {
+        ScenarioRecord {
+            name: "s".into(),
+            tenant: "t".into(),
+            title: "T".into(),
+            k: 0,
+            second_reviewer: false,
+            dp: None,
+            created_by: "a".into(),
+            created_at_ms: 0,
+            status: ScenarioStatus::CenterReview,
+            purpose: String::new(),
+            domain: "文旅".into(),
+            outputs: String::new(),
+            valid_from: None,
+            valid_to: None,
+            requested: Vec::new(),
+            approved: Some(
+                [
+                    (
+                        "stays".to_string(),
+                        ["district", "nights"].map(String::from).into(),
+                    ),
+                    ("firms".to_string(), ["industry"].map(String::from).into()),
+                ]
+                .into(),
+            ),
+            reviews: Vec::new(),
+            stage_since: None,
+            pending_units: BTreeSet::new(),
+        }
+    }
+
+    #[test]
+    fn the_chain_runs_center_authority_providers_and_narrows() {
+        let units: BTreeMap<String, String> = [
+            ("stays".to_string(), "tourism".to_string()),
+            ("firms".to_string(), "market".to_string()),
+        ]
+        .into();
+        let who = |id: &'static str, role, unit| Reviewer { id, role, unit };
+        let s = applied();
+        // The wrong role is not asked.
+        assert!(
+            s.decide(
+                &who("a", Role::Authority, None),
+                true,
+                "ok",
+                None,
+                &units,
+                day(6, 1),
+                0
+            )
+            .is_err()
+        );
+        let s = s
+            .decide(
+                &who("c", Role::Center, None),
+                true,
+                "ok",
+                None,
+                &units,
+                day(6, 1),
+                0,
+            )
+            .expect("center");
+        assert_eq!(s.status, ScenarioStatus::AuthorityReview);
+        // The authority narrows away the firms dataset: the market unit need not confirm.
+        let narrow: ColumnSet =
+            [("stays".to_string(), ["district"].map(String::from).into())].into();
+        let s = s
+            .decide(
+                &who("au", Role::Authority, None),
+                true,
+                "minimum necessary",
+                Some(narrow),
+                &units,
+                day(6, 2),
+                0,
+            )
+            .expect("authority");
+        assert_eq!(s.status, ScenarioStatus::ProviderConfirmation);
+        assert_eq!(s.pending_units, ["tourism".to_string()].into());
+        assert_eq!(s.reviews[1].removed, vec!["firms.industry", "stays.nights"]);
+        // A review may only narrow.
+        let widen: ColumnSet = [("stays".to_string(), ["nights"].map(String::from).into())].into();
+        assert!(
+            s.decide(
+                &who("p", Role::Provider, Some("tourism")),
+                true,
+                "ok",
+                Some(widen),
+                &units,
+                day(6, 3),
+                0
+            )
+            .is_err()
+        );
+        assert!(
+            s.decide(
+                &who("m", Role::Provider, Some("market")),
+                true,
+                "ok",
+                None,
+                &units,
+                day(6, 3),
+                0
+            )
+            .is_err()
+        );
+        let s = s
+            .decide(
+                &who("p", Role::Provider, Some("tourism")),
+                true,
+                "ok",
+                None,
+                &units,
+                day(6, 3),
+                0,
+            )
+            .expect("provider");
+        assert_eq!(s.status, ScenarioStatus::Active);
+        assert!(s.admits_queries(day(6, 4)).is_ok());
+        // A rejection ends it.
+        let r = applied()
+            .decide(
+                &who("c", Role::Center, None),
+                false,
+                "purpose unclear",
+                None,
+                &units,
+                day(6, 1),
+                0,
+            )
+            .expect("reject");
+        assert_eq!(r.status, ScenarioStatus::Rejected);
+        assert!(r.admits_queries(day(6, 2)).is_err());
     }
 }

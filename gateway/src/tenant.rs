@@ -76,8 +76,8 @@ pub struct TenantRecord {
     pub created_at_ms: i64,
 }
 
-/// Dates as `YYYY-MM-DD` text in the stored record.
-mod ymd {
+/// Dates as `YYYY-MM-DD` text in stored records.
+pub(crate) mod ymd {
     use chrono::NaiveDate;
     use serde::{Deserialize, Deserializer, Serializer};
 

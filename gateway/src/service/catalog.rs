@@ -459,7 +459,7 @@ impl GovernanceService for Gateway {
         let user = self.authorize(&req, Action::ListScenarios, &object)?;
         let r = self
             .visible_scenario(&user, &object)
-            .map(|s| super::scenario::to_pb(&s));
+            .map(|s| self.scenario_pb(&s));
         self.finish(&user, Action::ListScenarios, &object, r)
             .map(Response::new)
     }
@@ -544,6 +544,55 @@ impl GovernanceService for Gateway {
         let user = self.authorize(&req, Action::SubmitRectification, "")?;
         let r = self.rectify_inner(&user, req.get_ref());
         self.finish(&user, Action::SubmitRectification, "", r)
+            .map(Response::new)
+    }
+
+    async fn apply_scenario(
+        &self,
+        req: Request<pb::Scenario>,
+    ) -> Result<Response<pb::Scenario>, Status> {
+        let object = req.get_ref().name.clone();
+        let user = self.authorize(&req, Action::ApplyScenario, &object)?;
+        let r = self.apply_scenario_inner(&user, req.get_ref());
+        self.finish(&user, Action::ApplyScenario, &object, r)
+            .map(Response::new)
+    }
+
+    async fn review_scenario(
+        &self,
+        req: Request<pb::ScenarioDecision>,
+    ) -> Result<Response<pb::Scenario>, Status> {
+        let r = req.get_ref();
+        let object = format!(
+            "{} ({}: {})",
+            r.name,
+            if r.approve { "approve" } else { "reject" },
+            r.reason.trim()
+        );
+        let user = self.authorize(&req, Action::ReviewScenario, &object)?;
+        let r = self.review_scenario_inner(&user, req.get_ref());
+        self.finish(&user, Action::ReviewScenario, &object, r)
+            .map(Response::new)
+    }
+
+    async fn revoke_scenario(
+        &self,
+        req: Request<pb::ScenarioDecision>,
+    ) -> Result<Response<pb::Scenario>, Status> {
+        let object = format!("{} ({})", req.get_ref().name, req.get_ref().reason.trim());
+        let user = self.authorize(&req, Action::RevokeScenario, &object)?;
+        let r = self.revoke_scenario_inner(&user, req.get_ref());
+        self.finish(&user, Action::RevokeScenario, &object, r)
+            .map(Response::new)
+    }
+
+    async fn overdue_scenarios(
+        &self,
+        req: Request<pb::Empty>,
+    ) -> Result<Response<pb::ListScenariosResponse>, Status> {
+        let user = self.authorize(&req, Action::OverdueScenarios, "")?;
+        let r = self.overdue_inner();
+        self.finish(&user, Action::OverdueScenarios, "", r)
             .map(Response::new)
     }
 }

@@ -33,6 +33,36 @@ impl Gateway {
         Ok(tables)
     }
 
+    /// The tables a scenario authorizes: each approved dataset with only its approved columns
+    /// (and its privacy unit, which the statistics need and its policy still governs). A
+    /// scenario without a column list (created by an admin) reads the tenant's grants.
+    fn tables_of_scenario(&self, s: &ScenarioRecord) -> Result<Vec<StoredTable>, Status> {
+        let Some(approved) = &s.approved else {
+            return self.tables_for(&s.tenant, Env::Prod);
+        };
+        let mut tables = Vec::new();
+        for (dataset, columns) in approved {
+            let Some(d) = self.0.store.dataset(dataset).map_err(internal)? else {
+                continue;
+            };
+            let Some(mut t) = convert::stored_table(&d, Env::Prod)? else {
+                continue;
+            };
+            let keep = |name: &str| columns.contains(name) || name == t.policy.privacy_unit;
+            let fields: Vec<_> = t
+                .schema
+                .fields()
+                .iter()
+                .filter(|f| keep(f.name()))
+                .cloned()
+                .collect();
+            t.policy.columns.retain(|name, _| keep(name));
+            t.schema = std::sync::Arc::new(arrow::datatypes::Schema::new(fields));
+            tables.push(t);
+        }
+        Ok(tables)
+    }
+
     fn new_job(
         &self,
         user: &UserRecord,
@@ -127,10 +157,17 @@ impl Gateway {
         object: &mut String,
         promoted_from: Option<String>,
     ) -> Result<pb::Job, Status> {
-        let tables = self.tables_for(Self::tenant_of(user)?, Env::Prod)?;
         let scenario = match r.scenario.trim() {
             "" => None,
             name => Some(self.visible_scenario(user, name)?),
+        };
+        let tables = match &scenario {
+            Some(s) => {
+                s.admits_queries(chrono::Utc::now().date_naive())
+                    .map_err(Status::failed_precondition)?;
+                self.tables_of_scenario(s)?
+            }
+            None => self.tables_for(Self::tenant_of(user)?, Env::Prod)?,
         };
         let dp = scenario.as_ref().and_then(|s| s.dp);
         if dp.is_none() && r.epsilon != 0.0 {
