@@ -177,6 +177,109 @@ impl Platform {
     }
 }
 
+/// The scenario the demo authorizes and leaves active.
+pub const DEMO_SCENARIO: &str = "demo-tourism";
+
+/// Applies for [`DEMO_SCENARIO`] as the analyst and walks it through the review chain: the
+/// center approves, the authority narrows (the phone number is not necessary), each provider
+/// confirms. Prints each step; returns the active scenario.
+pub async fn authorize_demo_scenario(
+    p: &Platform,
+) -> Result<pb::Scenario, Box<dyn std::error::Error>> {
+    let today = chrono::Utc::now().date_naive();
+    let wanted: [(&str, &str, &str); 11] = [
+        (
+            "hotel_stays",
+            "district",
+            "visitors and spending per district",
+        ),
+        (
+            "hotel_stays",
+            "id_number",
+            "unique visitors are counted per person",
+        ),
+        ("hotel_stays", "spend_yuan", "spending per district"),
+        ("hotel_stays", "hotel_name", "occupancy per hotel and day"),
+        ("hotel_stays", "checkin_date", "occupancy per hotel and day"),
+        ("hotel_stays", "nights", "length of stay"),
+        ("hotel_stays", "phone", "contacting visitors for a survey"),
+        ("scenic_entries", "district", "scenic visits per district"),
+        ("scenic_entries", "spot_name", "visits per scenic spot"),
+        ("enterprises", "industry", "tourism firms per district"),
+        ("enterprises", "district", "tourism firms per district"),
+    ];
+    let application = pb::Scenario {
+        name: DEMO_SCENARIO.into(),
+        title: "大理旅游客流与消费统计".into(),
+        purpose: "visitor flows, stays and spending per district for the tourism plan".into(),
+        domain: "文旅".into(),
+        outputs: "district and hotel aggregates, reviewed before release".into(),
+        valid_from: today.to_string(),
+        valid_to: (today + chrono::Days::new(365)).to_string(),
+        columns: wanted
+            .iter()
+            .map(|(d, c, why)| pb::ScenarioColumn {
+                dataset: d.to_string(),
+                column: c.to_string(),
+                justification: why.to_string(),
+                approved: true,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let s = p
+        .client("analyst")
+        .await?
+        .apply_scenario(application)
+        .await?;
+    println!(
+        "   applied: {} columns over 3 datasets → {}",
+        wanted.len(),
+        s.status
+    );
+    let s = p
+        .client("center")
+        .await?
+        .review_scenario(
+            DEMO_SCENARIO,
+            true,
+            "purpose, domain and columns consistent",
+            &[],
+        )
+        .await?;
+    println!("   center approved → {} (due {})", s.status, s.deadline);
+    let narrowed: Vec<String> = wanted
+        .iter()
+        .filter(|(_, c, _)| *c != "phone")
+        .map(|(d, c, _)| format!("{d}.{c}"))
+        .collect();
+    let s = p
+        .client("authority")
+        .await?
+        .review_scenario(
+            DEMO_SCENARIO,
+            true,
+            "minimum necessary: phone numbers are not needed for statistics",
+            &narrowed,
+        )
+        .await?;
+    println!(
+        "   authority approved without hotel_stays.phone → {}, awaiting {}",
+        s.status,
+        s.pending_units.join(", ")
+    );
+    let mut s = s;
+    for provider in ["provider", "provider-scenic", "provider-market"] {
+        s = p
+            .client(provider)
+            .await?
+            .review_scenario(DEMO_SCENARIO, true, "confirmed for our data", &[])
+            .await?;
+        println!("   {provider} confirmed → {}", s.status);
+    }
+    Ok(s)
+}
+
 /// The users of the demo: (id, name, role, tenant, unit).
 /// The authority comes first: adding a tenant's first user dates the tenant's agreement as them.
 pub const DEMO_USERS: [(&str, &str, &str, &str, &str); 9] = [
@@ -376,13 +479,20 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     ));
     load_demo_data(&p, args.seed, Sizes::with_stays(args.stays)).await?;
 
+    s.step(&format!(
+        "the analyst applies for scenario {DEMO_SCENARIO}; the center, the authority (narrowing \
+         the columns) and each provider approve in turn"
+    ));
+    let scenario = authorize_demo_scenario(&p).await?;
+    expect(scenario.status == "active", "the scenario is active")?;
+
     let analyst = p.client("analyst").await?;
     s.step(
         "the analyst tries to read raw ID numbers — refused, with the column, the use and the rule",
     );
     let sql = "SELECT id_number, district FROM hotel_stays LIMIT 10";
     println!("   SQL: {sql}");
-    match analyst.submit(sql, true).await {
+    match analyst.submit_in(sql, true, DEMO_SCENARIO, 0.0).await {
         Err(ClientError::Status(st)) if st.code() == tonic::Code::PermissionDenied => {
             for line in st.message().lines() {
                 println!("   │ {line}");
@@ -418,7 +528,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     let sql = "SELECT district, count(DISTINCT id_number) AS visitors, count(*) AS stays, sum(spend_yuan) AS spend \
                FROM hotel_stays GROUP BY district ORDER BY district";
     println!("   SQL: {sql}");
-    let by_district = analyst.submit(sql, true).await?;
+    let by_district = analyst.submit_in(sql, true, DEMO_SCENARIO, 0.0).await?;
     let report = by_district.report.clone().unwrap_or_default();
     println!(
         "   job {}: {} — {} rows computed, {} suppressed",
@@ -434,7 +544,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     s.step("a fine-grained query (hotel × day) — small groups are suppressed automatically");
     let sql = "SELECT hotel_name, checkin_date, count(*) AS stays FROM hotel_stays GROUP BY hotel_name, checkin_date";
     println!("   SQL: {sql}");
-    let fine = analyst.submit(sql, true).await?;
+    let fine = analyst.submit_in(sql, true, DEMO_SCENARIO, 0.0).await?;
     let fr = fine.report.clone().unwrap_or_default();
     println!(
         "   job {}: {} — {} rows computed, {} released, {} suppressed (fewer than {} distinct persons)",
@@ -534,7 +644,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     );
     if args.keep_running {
         println!(
-            "identity bundles: {}/identities/<user>/ — e.g.\n  erhai --identity {} query submit --wait --sql \"SELECT district, count(*) FROM hotel_stays GROUP BY district\"",
+            "identity bundles: {}/identities/<user>/ — e.g.\n  erhai --identity {} query submit --wait --scenario demo-tourism --sql \"SELECT district, count(*) FROM hotel_stays GROUP BY district\"",
             p.dir.display(),
             p.identity("analyst").display()
         );
