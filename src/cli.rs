@@ -70,6 +70,9 @@ pub enum Command {
     /// Tenants (operating entities) and their operating agreements.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Data-quality requests: analysts file, providers answer, the authority watches.
+    #[command(subcommand)]
+    Quality(QualityCommand),
     /// The audit chain.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -315,6 +318,37 @@ pub enum ReleaseCommand {
         /// The platform's public key: hex, or a file holding it (`erhai admin public-key`).
         #[arg(long)]
         public_key: String,
+    },
+}
+
+/// `erhai quality …`
+#[derive(Debug, Subcommand)]
+pub enum QualityCommand {
+    /// Report what is wrong with a dataset (analyst).
+    File {
+        /// Dataset name.
+        #[arg(long)]
+        dataset: String,
+        /// An example column.
+        #[arg(long, default_value = "")]
+        column: String,
+        /// What is wrong.
+        #[arg(long)]
+        issue: String,
+    },
+    /// Requests you may see, oldest open first, with their age.
+    List {
+        /// Open requests only.
+        #[arg(long)]
+        open: bool,
+    },
+    /// Answer and close a request on your unit's dataset (provider).
+    Answer {
+        /// Request id.
+        id: String,
+        /// The answer.
+        #[arg(long)]
+        answer: String,
     },
 }
 
@@ -974,6 +1008,26 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     )
                 },
                 || json!({"verified": true, "receipt": serde_json::to_value(&r).unwrap_or_default()}),
+            );
+            Ok(())
+        }
+        Command::Quality(cmd) => {
+            let c = connect(&cli.identity).await?;
+            let list = match cmd {
+                QualityCommand::File {
+                    dataset,
+                    column,
+                    issue,
+                } => vec![c.file_quality(&dataset, &column, &issue).await?],
+                QualityCommand::List { open } => c.quality(open).await?,
+                QualityCommand::Answer { id, answer } => {
+                    vec![c.answer_quality(&id, &answer).await?]
+                }
+            };
+            print(
+                fmt,
+                || output::quality_table(&list),
+                || json!(list.iter().map(output::quality_json).collect::<Vec<_>>()),
             );
             Ok(())
         }

@@ -364,6 +364,51 @@ impl Client {
             .into_inner())
     }
 
+    /// Files a data-quality request on a dataset (analyst).
+    pub async fn file_quality(
+        &self,
+        dataset: &str,
+        column: &str,
+        issue: &str,
+    ) -> Result<pb::QualityRequest, ClientError> {
+        Ok(self
+            .governance()
+            .file_quality(pb::QualityRequest {
+                dataset: dataset.into(),
+                column: column.into(),
+                issue: issue.into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner())
+    }
+
+    /// Data-quality requests the caller may see, oldest open first.
+    pub async fn quality(&self, open_only: bool) -> Result<Vec<pb::QualityRequest>, ClientError> {
+        Ok(self
+            .governance()
+            .list_quality(pb::ListQualityRequest { open_only })
+            .await?
+            .into_inner()
+            .requests)
+    }
+
+    /// Answers and closes a data-quality request (the owning provider).
+    pub async fn answer_quality(
+        &self,
+        id: &str,
+        answer: &str,
+    ) -> Result<pb::QualityRequest, ClientError> {
+        Ok(self
+            .governance()
+            .answer_quality(pb::QualityAnswer {
+                id: id.into(),
+                answer: answer.into(),
+            })
+            .await?
+            .into_inner())
+    }
+
     /// Creates a tenant (admin).
     pub async fn create_tenant(&self, name: &str, title: &str) -> Result<pb::Tenant, ClientError> {
         Ok(self

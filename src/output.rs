@@ -417,6 +417,46 @@ pub fn review_preview(batches: &[RecordBatch], report: Option<&pb::CheckReport>)
     batches_table(&marked)
 }
 
+/// Data-quality requests as a table.
+pub fn quality_table(list: &[pb::QualityRequest]) -> String {
+    table(
+        &[
+            "id",
+            "status",
+            "age (days)",
+            "dataset",
+            "column",
+            "issue",
+            "filed by",
+            "answer",
+        ],
+        list.iter()
+            .map(|q| {
+                vec![
+                    q.id.clone(),
+                    q.status.clone(),
+                    q.age_days.to_string(),
+                    q.dataset.clone(),
+                    q.column.clone(),
+                    q.issue.chars().take(60).collect(),
+                    format!("{} ({})", q.filed_by, q.tenant),
+                    q.answer.chars().take(60).collect(),
+                ]
+            })
+            .collect(),
+    )
+}
+
+/// A data-quality request as JSON.
+pub fn quality_json(q: &pb::QualityRequest) -> Value {
+    json!({
+        "id": q.id, "status": q.status, "age_days": q.age_days, "dataset": q.dataset, "unit": q.unit,
+        "column": q.column, "issue": q.issue, "filed_by": q.filed_by, "tenant": q.tenant,
+        "filed_at": time(q.filed_at_ms), "answer": q.answer, "answered_by": q.answered_by,
+        "closed_at": time(q.closed_at_ms),
+    })
+}
+
 /// A tenant for people: status, agreement, history.
 pub fn tenant_text(t: &pb::Tenant) -> String {
     let mut s = format!(

@@ -127,6 +127,12 @@ pub enum Action {
     RevokeScenario,
     /// List review steps past their deadline.
     OverdueScenarios,
+    /// File a data-quality request.
+    FileQuality,
+    /// List data-quality requests.
+    ListQuality,
+    /// Answer and close a data-quality request.
+    AnswerQuality,
     /// Create a tenant.
     CreateTenant,
     /// List tenants.
@@ -230,6 +236,18 @@ pub const MATRIX: &[(Action, &[Role])] = &[
     ),
     (Action::RevokeScenario, &[Role::Authority]),
     (Action::OverdueScenarios, &[Role::Authority]),
+    (Action::FileQuality, &[Role::Analyst]),
+    (
+        Action::ListQuality,
+        &[
+            Role::Analyst,
+            Role::Provider,
+            Role::Authority,
+            Role::Center,
+            Role::Auditor,
+        ],
+    ),
+    (Action::AnswerQuality, &[Role::Provider]),
     (Action::CreateTenant, &[Role::Admin]),
     (
         Action::ListTenants,

@@ -13,6 +13,7 @@ pub mod error;
 pub mod identity;
 pub mod ledger;
 pub mod pki;
+pub mod quality;
 pub mod receipt;
 pub mod scenario;
 pub mod server;

@@ -182,6 +182,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
     let ledger = crate::ledger::UnitLedger::open(store.db())?;
     let scenarios = crate::scenario::Scenarios::open(store.db())?;
     let tenants = crate::tenant::Tenants::open(store.db())?;
+    let quality = crate::quality::QualityRequests::open(store.db())?;
     // The platform key signs release receipts as well as audit checkpoints.
     let signer = signing_key(&cfg.audit_key_path())?;
     let gateway = Gateway(Arc::new(Inner {
@@ -191,6 +192,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
         ledger,
         scenarios,
         tenants,
+        quality,
         signer,
         ca,
         cfg,

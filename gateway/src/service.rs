@@ -6,6 +6,7 @@ mod admin;
 mod catalog;
 mod convert;
 mod lineage;
+mod quality;
 mod query;
 mod release;
 mod review;
@@ -38,6 +39,8 @@ pub struct Inner {
     pub scenarios: crate::scenario::Scenarios,
     /// Tenants and their operating agreements.
     pub tenants: crate::tenant::Tenants,
+    /// Data-quality requests.
+    pub quality: crate::quality::QualityRequests,
     /// The platform's Ed25519 key: signs release receipts.
     pub signer: ring::signature::Ed25519KeyPair,
     /// Issues user certificates.

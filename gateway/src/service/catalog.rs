@@ -595,4 +595,36 @@ impl GovernanceService for Gateway {
         self.finish(&user, Action::OverdueScenarios, "", r)
             .map(Response::new)
     }
+
+    async fn file_quality(
+        &self,
+        req: Request<pb::QualityRequest>,
+    ) -> Result<Response<pb::QualityRequest>, Status> {
+        let object = req.get_ref().dataset.clone();
+        let user = self.authorize(&req, Action::FileQuality, &object)?;
+        let r = self.file_quality_inner(&user, req.get_ref());
+        self.finish(&user, Action::FileQuality, &object, r)
+            .map(Response::new)
+    }
+
+    async fn list_quality(
+        &self,
+        req: Request<pb::ListQualityRequest>,
+    ) -> Result<Response<pb::ListQualityResponse>, Status> {
+        let user = self.authorize(&req, Action::ListQuality, "")?;
+        let r = self.list_quality_inner(&user, req.get_ref().open_only);
+        self.finish(&user, Action::ListQuality, "", r)
+            .map(Response::new)
+    }
+
+    async fn answer_quality(
+        &self,
+        req: Request<pb::QualityAnswer>,
+    ) -> Result<Response<pb::QualityRequest>, Status> {
+        let object = req.get_ref().id.clone();
+        let user = self.authorize(&req, Action::AnswerQuality, &object)?;
+        let r = self.answer_quality_inner(&user, req.get_ref());
+        self.finish(&user, Action::AnswerQuality, &object, r)
+            .map(Response::new)
+    }
 }

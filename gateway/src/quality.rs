@@ -1,0 +1,117 @@
+//! Data-quality requests: an analyst reports what is wrong with a dataset (and where); the
+//! provider unit that owns it answers and closes the request; the authority watches the open
+//! ones and their age.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::GatewayError;
+
+/// One request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QualityRecord {
+    /// Id.
+    pub id: String,
+    /// Dataset id.
+    pub dataset_id: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// Provider unit that owns the dataset.
+    pub unit: String,
+    /// An example column, if any.
+    pub column: String,
+    /// What is wrong.
+    pub issue: String,
+    /// Analyst who filed it.
+    pub filed_by: String,
+    /// Their tenant.
+    pub tenant: String,
+    /// When.
+    pub filed_at_ms: i64,
+    /// The provider's answer, once closed.
+    pub answer: Option<String>,
+    /// Who answered.
+    pub answered_by: Option<String>,
+    /// When.
+    pub closed_at_ms: Option<i64>,
+}
+
+impl QualityRecord {
+    /// Whether it still waits for an answer.
+    pub fn open(&self) -> bool {
+        self.closed_at_ms.is_none()
+    }
+}
+
+/// The requests tree.
+#[derive(Clone)]
+pub struct QualityRequests {
+    tree: sled::Tree,
+}
+
+fn corrupt(e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Store(format!("corrupt data-quality request: {e}"))
+}
+
+impl QualityRequests {
+    /// Opens the tree in `db`.
+    pub fn open(db: &sled::Db) -> Result<QualityRequests, GatewayError> {
+        Ok(QualityRequests {
+            tree: db.open_tree("quality_requests")?,
+        })
+    }
+
+    /// Stores a request (new or closed).
+    pub fn put(&self, r: &QualityRecord) -> Result<(), GatewayError> {
+        let bytes = serde_json::to_vec(r).map_err(|e| GatewayError::Store(e.to_string()))?;
+        self.tree.insert(r.id.as_bytes(), bytes)?;
+        Ok(())
+    }
+
+    /// Closes request `id` with `answer`, once: `Ok(None)` if it does not exist, `Ok(Some(Err))`
+    /// if it was closed already.
+    pub fn close(
+        &self,
+        id: &str,
+        answer: &str,
+        by: &str,
+        at_ms: i64,
+    ) -> Result<Option<Result<QualityRecord, QualityRecord>>, GatewayError> {
+        loop {
+            let Some(old) = self.tree.get(id.as_bytes())? else {
+                return Ok(None);
+            };
+            let mut r: QualityRecord = serde_json::from_slice(&old).map_err(corrupt)?;
+            if !r.open() {
+                return Ok(Some(Err(r)));
+            }
+            r.answer = Some(answer.to_string());
+            r.answered_by = Some(by.to_string());
+            r.closed_at_ms = Some(at_ms);
+            let bytes = serde_json::to_vec(&r).map_err(|e| GatewayError::Store(e.to_string()))?;
+            if self
+                .tree
+                .compare_and_swap(id.as_bytes(), Some(old), Some(bytes))?
+                .is_ok()
+            {
+                return Ok(Some(Ok(r)));
+            }
+        }
+    }
+
+    /// All requests.
+    pub fn all(&self) -> Result<Vec<QualityRecord>, GatewayError> {
+        self.tree
+            .iter()
+            .values()
+            .map(|v| serde_json::from_slice(&v?).map_err(corrupt))
+            .collect()
+    }
+
+    /// One request.
+    pub fn get(&self, id: &str) -> Result<Option<QualityRecord>, GatewayError> {
+        self.tree
+            .get(id.as_bytes())?
+            .map(|v| serde_json::from_slice(&v).map_err(corrupt))
+            .transpose()
+    }
+}
