@@ -73,6 +73,8 @@ pub enum Command {
     /// Data-quality requests: analysts file, providers answer, the authority watches.
     #[command(subcommand)]
     Quality(QualityCommand),
+    /// A tenant's periodic report (authority; a tenant for itself).
+    Report(ReportArgs),
     /// The audit chain.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -319,6 +321,26 @@ pub enum ReleaseCommand {
         #[arg(long)]
         public_key: String,
     },
+}
+
+/// `erhai report …`
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Tenant (default: your own).
+    #[arg(long, default_value = "")]
+    tenant: String,
+    /// First day, YYYY-MM-DD.
+    #[arg(long)]
+    from: String,
+    /// Last day, YYYY-MM-DD.
+    #[arg(long)]
+    to: String,
+    /// Document format: md or html (`--output json` gives JSON).
+    #[arg(long, default_value = "md")]
+    format: String,
+    /// Write the document here instead of printing it.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 /// `erhai quality …`
@@ -1009,6 +1031,30 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 },
                 || json!({"verified": true, "receipt": serde_json::to_value(&r).unwrap_or_default()}),
             );
+            Ok(())
+        }
+        Command::Report(a) => {
+            let r = connect(&cli.identity)
+                .await?
+                .report(&a.tenant, &a.from, &a.to)
+                .await?;
+            let doc = match (cli.output, a.format.as_str()) {
+                (Format::Json, _) => {
+                    serde_json::to_string_pretty(&output::report_json(&r)).unwrap_or_default()
+                }
+                (_, "md") => output::report_markdown(&r),
+                (_, "html") => output::report_html(&r),
+                (_, other) => {
+                    return Err(format!("unknown --format `{other}`; use md or html").into());
+                }
+            };
+            match &a.out {
+                Some(out) => {
+                    std::fs::write(out, &doc).map_err(|e| format!("{}: {e}", out.display()))?;
+                    println!("wrote the report of {} to {}", r.tenant, out.display());
+                }
+                None => println!("{doc}"),
+            }
             Ok(())
         }
         Command::Quality(cmd) => {

@@ -409,6 +409,24 @@ impl Client {
             .into_inner())
     }
 
+    /// A tenant's periodic report ("" for the caller's own tenant).
+    pub async fn report(
+        &self,
+        tenant: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<pb::Report, ClientError> {
+        Ok(self
+            .governance()
+            .tenant_report(pb::ReportRequest {
+                tenant: tenant.into(),
+                from: from.into(),
+                to: to.into(),
+            })
+            .await?
+            .into_inner())
+    }
+
     /// Creates a tenant (admin).
     pub async fn create_tenant(&self, name: &str, title: &str) -> Result<pb::Tenant, ClientError> {
         Ok(self

@@ -417,6 +417,129 @@ pub fn review_preview(batches: &[RecordBatch], report: Option<&pb::CheckReport>)
     batches_table(&marked)
 }
 
+/// The rows of a report: (label, value), in order.
+fn report_figures(r: &pb::Report) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "production queries submitted",
+            r.production_queries.to_string(),
+        ),
+        ("  refused before running", r.production_refused.to_string()),
+        ("  run (checked, to review)", r.production_run.to_string()),
+        ("development queries (samples)", r.dev_queries.to_string()),
+        ("results released", r.releases.to_string()),
+        ("rows released", r.rows_released.to_string()),
+        ("results rejected by review", r.rejected.to_string()),
+        ("data-quality requests filed", r.quality_filed.to_string()),
+        ("data-quality requests closed", r.quality_closed.to_string()),
+        ("social data fused", r.social_data.clone()),
+    ]
+}
+
+/// A tenant's report as Markdown.
+pub fn report_markdown(r: &pb::Report) -> String {
+    let mut s = format!(
+        "# Periodic report — {}\n\nPeriod {} to {}. Agreement: {} (status {}). Generated {} by {}.\n\n## Figures\n\n| | |\n| --- | ---: |\n",
+        r.tenant,
+        r.from,
+        r.to,
+        r.agreement,
+        r.status,
+        time(r.generated_at_ms),
+        r.generated_by.join(", ")
+    );
+    for (k, v) in report_figures(r) {
+        s += &format!("| {k} | {v} |\n");
+    }
+    s += "\n## Data authorized\n\n";
+    for d in &r.datasets_authorized {
+        s += &format!("- {d}\n");
+    }
+    s += "\n## Scenarios\n\n| scenario | domain | status | valid | title |\n| --- | --- | --- | --- | --- |\n";
+    for sc in &r.scenarios {
+        s += &format!(
+            "| {} | {} | {} | {} to {} | {} |\n",
+            sc.name, sc.domain, sc.status, sc.valid_from, sc.valid_to, sc.title
+        );
+    }
+    s += "\n## Violations and rectifications\n\n";
+    if r.violations.is_empty() {
+        s += "None in the period.\n";
+    }
+    for v in &r.violations {
+        s += &format!("- {} {} by {}: {}\n", time(v.at_ms), v.what, v.by, v.reason);
+    }
+    s
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A tenant's report as a standalone HTML document.
+pub fn report_html(r: &pb::Report) -> String {
+    let e = |s: &str| html_escape(s);
+    let mut s = format!(
+        "<!DOCTYPE html>\n<html lang=\"zh\"><head><meta charset=\"utf-8\"><title>Periodic report — {}</title></head><body>\n<h1>Periodic report — {}</h1>\n<p>Period {} to {}. Agreement: {} (status {}). Generated {} by {}.</p>\n<h2>Figures</h2>\n<table>\n",
+        e(&r.tenant),
+        e(&r.tenant),
+        e(&r.from),
+        e(&r.to),
+        e(&r.agreement),
+        e(&r.status),
+        e(&time(r.generated_at_ms)),
+        e(&r.generated_by.join(", "))
+    );
+    for (k, v) in report_figures(r) {
+        s += &format!("<tr><th>{}</th><td>{}</td></tr>\n", e(k.trim()), e(&v));
+    }
+    s += "</table>\n<h2>Data authorized</h2>\n<ul>\n";
+    for d in &r.datasets_authorized {
+        s += &format!("<li>{}</li>\n", e(d));
+    }
+    s += "</ul>\n<h2>Scenarios</h2>\n<table>\n<tr><th>scenario</th><th>domain</th><th>status</th><th>valid</th><th>title</th></tr>\n";
+    for sc in &r.scenarios {
+        s += &format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} to {}</td><td>{}</td></tr>\n",
+            e(&sc.name),
+            e(&sc.domain),
+            e(&sc.status),
+            e(&sc.valid_from),
+            e(&sc.valid_to),
+            e(&sc.title)
+        );
+    }
+    s += "</table>\n<h2>Violations and rectifications</h2>\n<ul>\n";
+    for v in &r.violations {
+        s += &format!(
+            "<li>{} {} by {}: {}</li>\n",
+            e(&time(v.at_ms)),
+            e(&v.what),
+            e(&v.by),
+            e(&v.reason)
+        );
+    }
+    s + "</ul>\n</body></html>\n"
+}
+
+/// A tenant's report as JSON.
+pub fn report_json(r: &pb::Report) -> Value {
+    json!({
+        "tenant": r.tenant, "from": r.from, "to": r.to, "status": r.status, "agreement": r.agreement,
+        "datasets_authorized": r.datasets_authorized,
+        "scenarios": r.scenarios.iter().map(scenario_json).collect::<Vec<_>>(),
+        "production_queries": r.production_queries, "production_refused": r.production_refused,
+        "production_run": r.production_run, "dev_queries": r.dev_queries, "releases": r.releases,
+        "rows_released": r.rows_released, "rejected": r.rejected,
+        "quality_filed": r.quality_filed, "quality_closed": r.quality_closed,
+        "violations": r.violations.iter().map(|v| json!({"what": v.what, "by": v.by, "reason": v.reason, "at": time(v.at_ms)})).collect::<Vec<_>>(),
+        "social_data": r.social_data, "generated_at": time(r.generated_at_ms), "generated_by": r.generated_by,
+    })
+}
+
 /// Data-quality requests as a table.
 pub fn quality_table(list: &[pb::QualityRequest]) -> String {
     table(

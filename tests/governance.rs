@@ -136,6 +136,47 @@ async fn an_agreement_governs_every_call_of_its_tenant() {
     let (c, _) = code(analyst.tenant("erhai-new").await);
     assert_eq!(c, Code::NotFound);
 
+    // The periodic report: its figures match the audited events of the period.
+    let today = chrono::Utc::now().date_naive().to_string();
+    let report = authority
+        .report(TENANT, &today, &today)
+        .await
+        .expect("report");
+    let auditor = p.client("auditor").await.expect("auditor");
+    let events = auditor
+        .audit_query(erhai_proto::v1::ListAuditRequest {
+            tenant: TENANT.into(),
+            all: true,
+            ..Default::default()
+        })
+        .await
+        .expect("audit");
+    let count = |action: &str, outcome: &str| {
+        events
+            .iter()
+            .filter(|e| e.action == action && e.outcome == outcome)
+            .count() as u64
+    };
+    assert_eq!(report.production_run, count("job_finished", "allowed"));
+    assert_eq!(report.production_queries, count("submit_query", "allowed"));
+    assert_eq!(report.production_queries, 2);
+    let whats: Vec<&str> = report.violations.iter().map(|v| v.what.as_str()).collect();
+    assert_eq!(whats, vec!["suspend", "rectification", "restore"]);
+    let md = erhai::output::report_markdown(&report);
+    assert!(md.contains("Periodic report — cangshan-data"), "{md}");
+    assert!(erhai::output::report_html(&report).contains("<td>2</td>"));
+    // The tenant reports on itself, never on another.
+    assert_eq!(
+        analyst
+            .report("", &today, &today)
+            .await
+            .expect("own")
+            .tenant,
+        TENANT
+    );
+    let (c, _) = code(analyst.report("erhai-new", &today, &today).await);
+    assert_eq!(c, Code::NotFound);
+
     // Termination is final: no call succeeds, and it cannot be restored.
     authority
         .change_tenant_status(TENANT, "terminate", "agreement breached again")

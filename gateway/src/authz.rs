@@ -133,6 +133,8 @@ pub enum Action {
     ListQuality,
     /// Answer and close a data-quality request.
     AnswerQuality,
+    /// Produce a tenant's periodic report.
+    TenantReport,
     /// Create a tenant.
     CreateTenant,
     /// List tenants.
@@ -248,6 +250,10 @@ pub const MATRIX: &[(Action, &[Role])] = &[
         ],
     ),
     (Action::AnswerQuality, &[Role::Provider]),
+    (
+        Action::TenantReport,
+        &[Role::Authority, Role::Analyst, Role::Auditor],
+    ),
     (Action::CreateTenant, &[Role::Admin]),
     (
         Action::ListTenants,

@@ -9,6 +9,7 @@ mod lineage;
 mod quality;
 mod query;
 mod release;
+mod report;
 mod review;
 mod scenario;
 mod tenant;

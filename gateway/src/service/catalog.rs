@@ -627,4 +627,16 @@ impl GovernanceService for Gateway {
         self.finish(&user, Action::AnswerQuality, &object, r)
             .map(Response::new)
     }
+
+    async fn tenant_report(
+        &self,
+        req: Request<pb::ReportRequest>,
+    ) -> Result<Response<pb::Report>, Status> {
+        let r = req.get_ref();
+        let object = format!("{} ({} to {})", r.tenant, r.from, r.to);
+        let user = self.authorize(&req, Action::TenantReport, &object)?;
+        let r = self.report_inner(&user, req.get_ref());
+        self.finish(&user, Action::TenantReport, &object, r)
+            .map(Response::new)
+    }
 }
