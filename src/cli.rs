@@ -164,7 +164,16 @@ pub struct UserAdd {
 /// `erhai dataset …`
 #[derive(Debug, Subcommand)]
 pub enum DatasetCommand {
-    /// Upload a CSV, Parquet or Arrow file with its column policy.
+    /// Approve the import of a tenant's social data (authority).
+    ApproveImport {
+        /// Dataset name.
+        name: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Upload a CSV, Parquet or Arrow file with its column policy (providers: public data;
+    /// analysts: their tenant's social data, usable after the authority approves its import).
     Register {
         /// Dataset name (the table name in queries).
         #[arg(long)]
@@ -748,6 +757,14 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Dataset(cmd) => {
             let c = connect(&cli.identity).await?;
             match cmd {
+                DatasetCommand::ApproveImport { name, reason } => {
+                    let d = c.approve_import(&name, &reason).await?;
+                    print(
+                        fmt,
+                        || format!("import of {} approved ({})", d.name, d.import_status),
+                        || json!({"dataset": d.name, "import_status": d.import_status}),
+                    );
+                }
                 DatasetCommand::Register {
                     name,
                     file,

@@ -300,6 +300,22 @@ impl Client {
             .into_inner())
     }
 
+    /// Approves the import of a tenant's social data (authority).
+    pub async fn approve_import(
+        &self,
+        dataset: &str,
+        reason: &str,
+    ) -> Result<pb::Dataset, ClientError> {
+        Ok(self
+            .catalog()
+            .approve_import(pb::ImportDecision {
+                dataset: dataset.into(),
+                reason: reason.into(),
+            })
+            .await?
+            .into_inner())
+    }
+
     /// Datasets visible to the caller.
     pub async fn list_datasets(&self) -> Result<Vec<pb::Dataset>, ClientError> {
         Ok(self

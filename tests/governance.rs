@@ -409,3 +409,137 @@ async fn a_scenario_is_authorized_step_by_step_and_bounds_its_queries() {
     );
     p.stop().await.expect("stop");
 }
+
+const SURVEY_POLICY: &str = r#"
+privacy_unit = "respondent"
+
+[columns.respondent]
+kind = "other"
+grade = "general"
+uses = "identifier"
+
+[columns.district]
+kind = "dimension"
+grade = "general"
+uses = "dimension"
+
+[columns.satisfaction]
+kind = "measure"
+grade = "general"
+uses = "measure"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn social_data_is_usable_only_after_import_approval_and_only_by_its_tenant() {
+    use std::sync::Arc;
+
+    use arrow::array::{Float64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    erhai::install_crypto_provider();
+    let p = Platform::start(None, |_| {}).await.expect("start");
+    for (id, name, role, tenant, unit) in DEMO_USERS {
+        p.add_user(id, name, role, tenant, unit)
+            .await
+            .expect("user");
+    }
+    p.add_user("outsider", "外部", "analyst", "erhai-insight", "")
+        .await
+        .expect("user");
+    let analyst = p.client("analyst").await.expect("analyst");
+    let outsider = p.client("outsider").await.expect("outsider");
+    let authority = p.client("authority").await.expect("authority");
+    let center = p.client("center").await.expect("center");
+
+    // The tenant's own survey: 240 respondents in 12 districts.
+    let n = 240;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("respondent", DataType::Utf8, false),
+        Field::new("district", DataType::Utf8, false),
+        Field::new("satisfaction", DataType::Float64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                (0..n).map(|i| format!("r{i:04}")),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                (0..n).map(|i| format!("district-{}", i % 12)),
+            )),
+            Arc::new(Float64Array::from_iter_values(
+                (0..n).map(|i| (i % 5) as f64),
+            )),
+        ],
+    )
+    .expect("batch");
+    let d = analyst
+        .register(
+            "guest_survey",
+            "our own survey",
+            SURVEY_POLICY,
+            schema,
+            vec![batch],
+        )
+        .await
+        .expect("upload");
+    assert_eq!(d.import_status, "pending");
+    // Not visible to another tenant; not grantable.
+    assert!(
+        outsider
+            .list_datasets()
+            .await
+            .expect("list")
+            .iter()
+            .all(|d| d.name != "guest_survey")
+    );
+    let admin = p.client("admin").await.expect("admin");
+    let (c, _) = code(admin.add_grant("guest_survey", TENANT).await);
+    assert_eq!(c, Code::FailedPrecondition);
+
+    let mut app = application("survey");
+    app.columns = vec![
+        column("guest_survey", "district"),
+        column("guest_survey", "satisfaction"),
+    ];
+    // Before the import is approved, no scenario may list it.
+    let (c, m) = code(analyst.apply_scenario(app.clone()).await);
+    assert_eq!(c, Code::FailedPrecondition);
+    assert!(m.contains("import approval"), "{m}");
+    let (c, _) = code(analyst.approve_import("guest_survey", "mine").await);
+    assert_eq!(c, Code::PermissionDenied);
+    authority
+        .approve_import(
+            "guest_survey",
+            "collected with consent; no identifiers beyond ids",
+        )
+        .await
+        .expect("approve import");
+    // Another tenant still cannot list it in a scenario.
+    let mut foreign = app.clone();
+    foreign.name = "foreign".into();
+    let (c, _) = code(outsider.apply_scenario(foreign).await);
+    assert_eq!(c, Code::NotFound);
+
+    analyst.apply_scenario(app).await.expect("apply");
+    center
+        .review_scenario("survey", true, "ok", &[])
+        .await
+        .expect("center");
+    let s = authority
+        .review_scenario("survey", true, "ok", &[])
+        .await
+        .expect("authority");
+    // No provider unit owns social data: the authority's approval completes the chain.
+    assert_eq!(s.status, "active", "{s:?}");
+    let sql = "SELECT district, avg(satisfaction) AS score FROM guest_survey GROUP BY district";
+    let job = analyst
+        .submit_in(sql, true, "survey", 0.0)
+        .await
+        .expect("in its scenario");
+    assert_eq!(job.state, "awaiting_review", "{job:?}");
+    // Outside a scenario that lists it, the table does not exist.
+    let (_, m) = code(analyst.submit(sql, true).await);
+    assert!(m.contains("guest_survey"), "{m}");
+    p.stop().await.expect("stop");
+}

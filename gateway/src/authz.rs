@@ -83,6 +83,8 @@ pub enum Action {
     WhoAmI,
     /// Register a dataset.
     RegisterDataset,
+    /// Approve the import of a tenant's social data.
+    ApproveImport,
     /// List datasets.
     ListDatasets,
     /// Show a dataset's schema and policy.
@@ -171,7 +173,8 @@ pub const MATRIX: &[(Action, &[Role])] = &[
     (Action::ListUsers, &[Role::Admin]),
     (Action::SetUserExpiry, &[Role::Admin]),
     (Action::WhoAmI, &Role::ALL),
-    (Action::RegisterDataset, &[Role::Provider]),
+    (Action::RegisterDataset, &[Role::Provider, Role::Analyst]),
+    (Action::ApproveImport, &[Role::Authority]),
     (
         Action::ListDatasets,
         &[

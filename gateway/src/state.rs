@@ -76,6 +76,28 @@ pub struct DatasetRecord {
     /// The development sample, once built.
     #[serde(default)]
     pub dev: Option<DevSampleRecord>,
+    /// Social data (社会数据): the tenant that uploaded it, for fusion in its own scenarios.
+    #[serde(default)]
+    pub social_tenant: Option<String>,
+    /// The authority's approval of a social dataset's import.
+    #[serde(default)]
+    pub import_approved: Option<Approval>,
+}
+
+impl DatasetRecord {
+    /// Whether scenarios may use it: public data always; social data once its import is
+    /// approved, and only in its own tenant's scenarios.
+    pub fn usable_by(&self, tenant: &str) -> Result<(), String> {
+        match &self.social_tenant {
+            None => Ok(()),
+            Some(t) if t != tenant => Err(format!("no dataset `{}` visible to you", self.name)),
+            Some(_) if self.import_approved.is_none() => Err(format!(
+                "social dataset {} awaits the authority's import approval",
+                self.name
+            )),
+            Some(_) => Ok(()),
+        }
+    }
 }
 
 /// A dataset version's development sample.

@@ -81,9 +81,19 @@ impl Gateway {
         }
         let policy = parse_policy(&header.policy_toml)
             .map_err(|e| Status::invalid_argument(format!("policy: {e}")))?;
-        let unit = user.unit.clone().ok_or_else(|| {
-            Status::failed_precondition(format!("provider `{}` belongs to no unit", user.id))
-        })?;
+        // An analyst's upload is its tenant's social data; a provider's, its unit's public data.
+        let (unit, social_tenant) = match user.role {
+            Role::Analyst => (String::new(), Some(Self::tenant_of(user)?.to_string())),
+            _ => (
+                user.unit.clone().ok_or_else(|| {
+                    Status::failed_precondition(format!(
+                        "provider `{}` belongs to no unit",
+                        user.id
+                    ))
+                })?,
+                None,
+            ),
+        };
         let store = &self.0.store;
         let id = store.new_id("ds").map_err(internal)?;
         if !store
@@ -122,6 +132,8 @@ impl Gateway {
                     wrapped_key,
                     created_at_ms: now_ms(),
                     dev: None,
+                    social_tenant: social_tenant.clone(),
+                    import_approved: None,
                 };
                 let record = match self.build_dev_sample(record, &header) {
                     Ok(r) => r,
@@ -283,6 +295,44 @@ impl Gateway {
         ))
     }
 
+    fn approve_import_inner(
+        &self,
+        user: &UserRecord,
+        r: &pb::ImportDecision,
+    ) -> Result<pb::Dataset, Status> {
+        let reason = r.reason.trim();
+        if reason.is_empty() || reason.chars().count() > 2000 {
+            return Err(Status::invalid_argument(
+                "an import approval needs a reason (--reason, at most 2000 characters)",
+            ));
+        }
+        let mut d = self
+            .0
+            .store
+            .dataset(&r.dataset)
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found(format!("no dataset `{}`", r.dataset)))?;
+        if d.social_tenant.is_none() {
+            return Err(Status::failed_precondition(format!(
+                "{} is public data registered by its provider; only social data needs an import approval",
+                d.name
+            )));
+        }
+        if d.import_approved.is_some() {
+            return Err(Status::failed_precondition(format!(
+                "the import of {} is approved already",
+                d.name
+            )));
+        }
+        d.import_approved = Some(crate::state::Approval {
+            by: user.id.clone(),
+            reason: reason.to_string(),
+            at_ms: now_ms(),
+        });
+        self.0.store.put_dataset(&d).map_err(internal)?;
+        Ok(convert::dataset(&d))
+    }
+
     /// Datasets `user` may see: providers their unit's, analysts their tenant's grants, others all.
     pub(crate) fn visible_datasets(&self, user: &UserRecord) -> Result<Vec<DatasetRecord>, Status> {
         let all = self.0.store.datasets().map_err(internal)?;
@@ -302,7 +352,9 @@ impl Gateway {
                     .map(|g| g.dataset_id)
                     .collect();
                 all.into_iter()
-                    .filter(|d| granted.contains(&d.id))
+                    .filter(|d| {
+                        granted.contains(&d.id) || d.social_tenant.as_deref() == Some(tenant)
+                    })
                     .collect()
             }
             Role::Admin | Role::Reviewer | Role::Auditor | Role::Center | Role::Authority => all,
@@ -312,6 +364,21 @@ impl Gateway {
 
 #[tonic::async_trait]
 impl CatalogService for Gateway {
+    async fn approve_import(
+        &self,
+        req: Request<pb::ImportDecision>,
+    ) -> Result<Response<pb::Dataset>, Status> {
+        let object = format!(
+            "{} ({})",
+            req.get_ref().dataset,
+            req.get_ref().reason.trim()
+        );
+        let user = self.authorize(&req, Action::ApproveImport, &object)?;
+        let r = self.approve_import_inner(&user, req.get_ref());
+        self.finish(&user, Action::ApproveImport, &object, r)
+            .map(Response::new)
+    }
+
     async fn register_dataset(
         &self,
         req: Request<Streaming<pb::RegisterChunk>>,
@@ -379,6 +446,12 @@ impl GovernanceService for Gateway {
                 .ok_or_else(|| {
                     Status::not_found(format!("dataset `{}` does not exist", r.dataset))
                 })?;
+            if d.social_tenant.is_some() {
+                return Err(Status::failed_precondition(format!(
+                    "{} is social data: it is used only in its own tenant's scenarios",
+                    d.name
+                )));
+            }
             let g = GrantRecord {
                 dataset_id: d.id.clone(),
                 tenant: r.tenant.clone(),

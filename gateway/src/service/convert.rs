@@ -27,6 +27,11 @@ pub fn user(u: &UserRecord) -> pb::User {
 }
 
 pub fn dataset(d: &DatasetRecord) -> pb::Dataset {
+    let import_status = match (&d.social_tenant, &d.import_approved) {
+        (None, _) => "",
+        (Some(_), None) => "pending",
+        (Some(_), Some(_)) => "approved",
+    };
     let columns = d
         .fields
         .iter()
@@ -64,6 +69,8 @@ pub fn dataset(d: &DatasetRecord) -> pb::Dataset {
         columns,
         created_at_ms: d.created_at_ms,
         dev_sample_rows: d.dev.as_ref().map_or(0, |s| s.rows),
+        social_tenant: d.social_tenant.clone().unwrap_or_default(),
+        import_status: import_status.into(),
     }
 }
 

@@ -45,6 +45,9 @@ impl Gateway {
             let Some(d) = self.0.store.dataset(dataset).map_err(internal)? else {
                 continue;
             };
+            if d.usable_by(&s.tenant).is_err() {
+                continue;
+            }
             let Some(mut t) = convert::stored_table(&d, Env::Prod)? else {
                 continue;
             };

@@ -181,7 +181,10 @@ impl Gateway {
     fn units_of(&self, s: &ScenarioRecord) -> Result<BTreeMap<String, String>, Status> {
         let mut units = BTreeMap::new();
         for c in &s.requested {
-            if let Some(d) = self.0.store.dataset(&c.dataset).map_err(internal)? {
+            // Social data has no provider unit to confirm: the authority approved its import.
+            if let Some(d) = self.0.store.dataset(&c.dataset).map_err(internal)?
+                && d.social_tenant.is_none()
+            {
                 units.insert(c.dataset.clone(), d.provider_unit);
             }
         }
@@ -244,6 +247,13 @@ impl Gateway {
                 .dataset(&c.dataset)
                 .map_err(internal)?
                 .ok_or_else(|| Status::not_found(format!("no dataset `{}`", c.dataset)))?;
+            d.usable_by(&tenant_name).map_err(|why| {
+                if d.social_tenant.as_deref() == Some(tenant_name.as_str()) {
+                    Status::failed_precondition(why)
+                } else {
+                    Status::not_found(why)
+                }
+            })?;
             if !d.fields.iter().any(|f| f.name == c.column) {
                 return Err(Status::invalid_argument(format!(
                     "dataset {} has no column `{}`",
