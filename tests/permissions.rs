@@ -1,0 +1,137 @@
+//! The permission matrix against the real server: every RPC, called by a user of every role,
+//! is refused by the matrix exactly when `erhai_gateway::authz::permits` says so. Requests name
+//! objects that do not exist, so an allowed call fails harmlessly further on (not found, invalid
+//! argument) and nothing changes between calls. The match below is exhaustive: a new action
+//! cannot be added without being tested here.
+
+use erhai::client::{Client, ClientError};
+use erhai::demo::{DEMO_USERS, Platform};
+use erhai_gateway::authz::{Action, MATRIX, Role, permits};
+use erhai_proto::v1 as pb;
+use tonic::Code;
+
+async fn call(c: &Client, action: Action, dir: &std::path::Path) -> Result<(), ClientError> {
+    use Action as A;
+    let none = "no-such-object";
+    match action {
+        A::CreateUser => c
+            .add_user(
+                pb::CreateUserRequest {
+                    id: "Not A Valid Id".into(),
+                    role: "analyst".into(),
+                    ..Default::default()
+                },
+                dir,
+            )
+            .await
+            .map(drop),
+        A::ListUsers => c.list_users().await.map(drop),
+        A::SetUserExpiry => c.set_user_expiry(none, 0).await.map(drop),
+        A::WhoAmI => c.whoami().await.map(drop),
+        A::RegisterDataset => c.register_raw(Vec::new()).await.map(drop),
+        A::ApproveImport => c.approve_import(none, "reason").await.map(drop),
+        A::ListDatasets => c.list_datasets().await.map(drop),
+        A::GetDataset => c.get_dataset(none).await.map(drop),
+        A::AddGrant => c.add_grant(none, "Bad Tenant").await.map(drop),
+        A::ListGrants => c.list_grants().await.map(drop),
+        A::SubmitQuery => c.submit("", false).await.map(drop),
+        A::CheckQuery => c.check("").await.map(drop),
+        A::RunDevQuery => c.run_dev("").await.map(drop),
+        A::PromoteJob => c.promote(none).await.map(drop),
+        A::GetJob => c.job(none).await.map(drop),
+        A::ListJobs => c.jobs().await.map(drop),
+        A::ListPending => c.pending().await.map(drop),
+        A::ShowReview => c.show_review(none).await.map(drop),
+        A::Decide => c.decide(none, false, "reason").await.map(drop),
+        A::FetchRelease => c.fetch_file(none, "csv").await.map(drop),
+        A::PlatformKey => c.platform_key().await.map(drop),
+        A::CreateScenario => c
+            .create_scenario(pb::Scenario {
+                name: "Bad Name!".into(),
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+        A::ListScenarios => c.scenarios().await.map(drop),
+        A::ScenarioBudget => c.budget(none).await.map(drop),
+        A::ApplyScenario => c
+            .apply_scenario(pb::Scenario {
+                name: none.into(),
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+        A::ReviewScenario => c.review_scenario(none, true, "reason", &[]).await.map(drop),
+        A::RevokeScenario => c.revoke_scenario(none, "reason").await.map(drop),
+        A::OverdueScenarios => c.overdue_scenarios().await.map(drop),
+        A::FileQuality => c.file_quality(none, "", "issue").await.map(drop),
+        A::ListQuality => c.quality(true).await.map(drop),
+        A::AnswerQuality => c.answer_quality(none, "answer").await.map(drop),
+        A::TenantReport => c.report(none, "2026-01-01", "2026-01-31").await.map(drop),
+        A::CreateTenant => c.create_tenant("Bad Tenant", "").await.map(drop),
+        A::ListTenants => c.tenants().await.map(drop),
+        A::GetTenant => c.tenant(none).await.map(drop),
+        A::SetAgreement => c
+            .set_agreement(none, "2026-01-01", "2026-12-31", "reason")
+            .await
+            .map(drop),
+        A::ChangeTenantStatus => c
+            .change_tenant_status(none, "suspend", "reason")
+            .await
+            .map(drop),
+        A::SubmitRectification => c.rectify("").await.map(drop),
+        A::ListAudit => c.audit(1, "", "").await.map(drop),
+        A::VerifyAudit => c.audit_verify().await.map(drop),
+        A::Lineage => c.lineage(none, "").await.map(drop),
+    }
+}
+
+/// Whether `r` is the matrix's refusal (not some later, object-level one).
+fn refused_by_matrix(r: &Result<(), ClientError>) -> bool {
+    matches!(r, Err(ClientError::Status(s))
+        if s.code() == Code::PermissionDenied && s.message().contains("may not"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_answers_every_role_as_the_matrix_says() {
+    erhai::install_crypto_provider();
+    let p = Platform::start(None, |_| {}).await.expect("start");
+    for (id, name, role, tenant, unit) in DEMO_USERS {
+        p.add_user(id, name, role, tenant, unit)
+            .await
+            .expect("user");
+    }
+    let user_of = |role: Role| match role {
+        Role::Admin => "admin",
+        Role::Provider => "provider",
+        Role::Analyst => "analyst",
+        Role::Reviewer => "reviewer",
+        Role::Auditor => "auditor",
+        Role::Center => "center",
+        Role::Authority => "authority",
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let mut checked = 0;
+    for role in Role::ALL {
+        let c = p.client(user_of(role)).await.expect("client");
+        for (action, _) in MATRIX {
+            let r = call(&c, *action, &dir.path().join("bundle")).await;
+            let allowed = permits(role, *action);
+            assert_eq!(
+                refused_by_matrix(&r),
+                !allowed,
+                "{role} calling {}: the matrix says {}, the server answered {r:?}",
+                action.name(),
+                if allowed { "allowed" } else { "refused" }
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, Role::ALL.len() * MATRIX.len());
+    // Every action is in the matrix once.
+    let mut names: Vec<String> = MATRIX.iter().map(|(a, _)| a.name()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), MATRIX.len());
+    p.stop().await.expect("stop");
+}
