@@ -247,21 +247,39 @@ impl Cx<'_> {
                 source: None,
             });
         }
+        // `sum(x)` and `avg(x)` (with the same FILTER) share one set of contributions: the
+        // index of each (argument, filter, unit column) already measured, into `hidden`.
+        let mut measured: Vec<(Expr, Option<Expr>, String, usize)> = Vec::new();
         let mut n = 0;
         for (label, f) in &sums {
             for u in units.iter().filter(|u| reads(&f.params.args, u)) {
                 let (Some((key, _)), Hidden::Units { dataset }) = (&u.source, &u.what) else {
                     continue;
                 };
-                let name = format!("{HIDDEN_PREFIX}contrib_{n}");
-                n += 1;
-                let unit = col_of(&input, &u.name)?;
                 let value = f
                     .params
                     .args
                     .first()
                     .cloned()
                     .ok_or_else(|| EngineError::Plan(format!("{label} has no argument")))?;
+                let filter = f.params.filter.as_deref().cloned();
+                if let Some((_, _, _, at)) = measured
+                    .iter()
+                    .find(|(v, fl, un, _)| *v == value && *fl == filter && *un == u.name)
+                {
+                    if let Some(Carried {
+                        what: Hidden::Contrib { aggregate, .. },
+                        ..
+                    }) = hidden.get_mut(*at)
+                    {
+                        aggregate.push_str(&format!(" and {label}"));
+                    }
+                    continue;
+                }
+                measured.push((value.clone(), filter, u.name.clone(), hidden.len()));
+                let name = format!("{HIDDEN_PREFIX}contrib_{n}");
+                n += 1;
+                let unit = col_of(&input, &u.name)?;
                 let value = cast(value, arrow::datatypes::DataType::Float64);
                 let mut call = contributions(key.clone(), self.keep).call(vec![unit, value]);
                 if let (Expr::AggregateFunction(c), Some(filter)) = (&mut call, &f.params.filter) {
