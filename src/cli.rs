@@ -534,17 +534,6 @@ struct ApplicationColumn {
     justification: String,
 }
 
-fn dp_pb(d: erhai_policies::dp::DpSettings) -> pb::DpSettings {
-    pb::DpSettings {
-        epsilon_total: d.epsilon_total,
-        delta_total: d.delta_total,
-        epsilon_per_query: d.epsilon_per_query,
-        delta_per_query: d.delta_per_query,
-        max_groups_per_unit: d.max_groups_per_unit,
-        max_rows_per_unit: d.max_rows_per_unit,
-    }
-}
-
 /// A scenario file.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1148,7 +1137,7 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                             title: f.title,
                             k: f.k,
                             second_reviewer: f.second_reviewer,
-                            dp: f.dp.map(dp_pb),
+                            dp: f.dp.map(erhai_gateway::scenario::dp_to_pb),
                             ..Default::default()
                         })
                         .await?;
@@ -1174,7 +1163,7 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                             valid_to: f.valid_to,
                             k: f.k,
                             second_reviewer: f.second_reviewer,
-                            dp: f.dp.map(dp_pb),
+                            dp: f.dp.map(erhai_gateway::scenario::dp_to_pb),
                             columns: f
                                 .columns
                                 .into_iter()

@@ -2,12 +2,16 @@
 //! with TLS, a crafted dataset registered by its provider, queries by an analyst, decisions by a
 //! reviewer. Each check fires where it should and only there.
 
+mod common;
+
+use common::{code, platform_with_users};
+
 use std::sync::Arc;
 
 use arrow::array::{Float64Array, Int32Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use erhai::client::{Client, ClientError};
-use erhai::demo::{DEMO_USERS, Platform, TENANT};
+use erhai::client::Client;
+use erhai::demo::{Platform, TENANT};
 use erhai_proto::v1 as pb;
 use tonic::Code;
 
@@ -108,13 +112,7 @@ async fn platform() -> Platform {
 }
 
 async fn platform_with(edit: impl FnOnce(&mut erhai_gateway::ServerConfig)) -> Platform {
-    erhai::install_crypto_provider();
-    let p = Platform::start(None, edit).await.expect("start");
-    for (id, name, role, tenant, unit) in DEMO_USERS {
-        p.add_user(id, name, role, tenant, unit)
-            .await
-            .expect("user");
-    }
+    let p = platform_with_users(edit).await;
     p.add_user("reviewer2", "第二审核", "reviewer", TENANT, "")
         .await
         .expect("user");
@@ -162,13 +160,6 @@ async fn approve(reviewer: &Client, job: &pb::Job) {
         .decide(&job.id, true, "aggregates checked")
         .await
         .expect("approve");
-}
-
-fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (Code, String) {
-    match r {
-        Err(ClientError::Status(s)) => (s.code(), s.message().to_string()),
-        other => panic!("expected a gRPC error, got {other:?}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

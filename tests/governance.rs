@@ -1,29 +1,19 @@
 //! Governance end to end: tenants and their operating agreements, suspension, rectification,
 //! restoration and termination, through the real server on 127.0.0.1 with TLS.
 
-use erhai::client::ClientError;
-use erhai::demo::{DEMO_USERS, Platform, TENANT, load_demo_data};
+mod common;
+
+use common::{code, platform_with_users};
+
+use erhai::demo::{TENANT, load_demo_data};
 use erhai::demo_data::Sizes;
 use tonic::Code;
-
-fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (Code, String) {
-    match r {
-        Err(ClientError::Status(s)) => (s.code(), s.message().to_string()),
-        other => panic!("expected a gRPC error, got {other:?}"),
-    }
-}
 
 const SQL: &str = "SELECT district, count(*) AS stays FROM hotel_stays GROUP BY district";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agreement_governs_every_call_of_its_tenant() {
-    erhai::install_crypto_provider();
-    let p = Platform::start(None, |_| {}).await.expect("start");
-    for (id, name, role, tenant, unit) in DEMO_USERS {
-        p.add_user(id, name, role, tenant, unit)
-            .await
-            .expect("user");
-    }
+    let p = platform_with_users(|_| {}).await;
     load_demo_data(&p, 3, Sizes::with_stays(1_500))
         .await
         .expect("data");
@@ -245,13 +235,7 @@ fn application(name: &str) -> erhai_proto::v1::Scenario {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scenario_is_authorized_step_by_step_and_bounds_its_queries() {
-    erhai::install_crypto_provider();
-    let p = Platform::start(None, |_| {}).await.expect("start");
-    for (id, name, role, tenant, unit) in DEMO_USERS {
-        p.add_user(id, name, role, tenant, unit)
-            .await
-            .expect("user");
-    }
+    let p = platform_with_users(|_| {}).await;
     load_demo_data(&p, 4, Sizes::with_stays(2_000))
         .await
         .expect("data");
@@ -436,13 +420,7 @@ async fn social_data_is_usable_only_after_import_approval_and_only_by_its_tenant
     use arrow::array::{Float64Array, RecordBatch, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
 
-    erhai::install_crypto_provider();
-    let p = Platform::start(None, |_| {}).await.expect("start");
-    for (id, name, role, tenant, unit) in DEMO_USERS {
-        p.add_user(id, name, role, tenant, unit)
-            .await
-            .expect("user");
-    }
+    let p = platform_with_users(|_| {}).await;
     p.add_user("outsider", "外部", "analyst", "erhai-insight", "")
         .await
         .expect("user");

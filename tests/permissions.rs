@@ -4,8 +4,11 @@
 //! argument) and nothing changes between calls. The match below is exhaustive: a new action
 //! cannot be added without being tested here.
 
+mod common;
+
+use common::platform_with_users;
+
 use erhai::client::{Client, ClientError};
-use erhai::demo::{DEMO_USERS, Platform};
 use erhai_gateway::authz::{Action, MATRIX, Role, permits};
 use erhai_proto::v1 as pb;
 use tonic::Code;
@@ -94,13 +97,7 @@ fn refused_by_matrix(r: &Result<(), ClientError>) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rpc_answers_every_role_as_the_matrix_says() {
-    erhai::install_crypto_provider();
-    let p = Platform::start(None, |_| {}).await.expect("start");
-    for (id, name, role, tenant, unit) in DEMO_USERS {
-        p.add_user(id, name, role, tenant, unit)
-            .await
-            .expect("user");
-    }
+    let p = platform_with_users(|_| {}).await;
     let user_of = |role: Role| match role {
         Role::Admin => "admin",
         Role::Provider => "provider",

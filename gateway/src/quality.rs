@@ -68,34 +68,24 @@ impl QualityRequests {
     }
 
     /// Closes request `id` with `answer`, once: `Ok(None)` if it does not exist, `Ok(Some(Err))`
-    /// if it was closed already.
+    /// (who closed it) if it was closed already.
     pub fn close(
         &self,
         id: &str,
         answer: &str,
         by: &str,
         at_ms: i64,
-    ) -> Result<Option<Result<QualityRecord, QualityRecord>>, GatewayError> {
-        loop {
-            let Some(old) = self.tree.get(id.as_bytes())? else {
-                return Ok(None);
-            };
-            let mut r: QualityRecord = serde_json::from_slice(&old).map_err(corrupt)?;
+    ) -> Result<Option<Result<QualityRecord, String>>, GatewayError> {
+        crate::state::update_record(&self.tree, id, |r: &QualityRecord| {
             if !r.open() {
-                return Ok(Some(Err(r)));
+                return Err(r.answered_by.clone().unwrap_or_default());
             }
+            let mut r = r.clone();
             r.answer = Some(answer.to_string());
             r.answered_by = Some(by.to_string());
             r.closed_at_ms = Some(at_ms);
-            let bytes = serde_json::to_vec(&r).map_err(|e| GatewayError::Store(e.to_string()))?;
-            if self
-                .tree
-                .compare_and_swap(id.as_bytes(), Some(old), Some(bytes))?
-                .is_ok()
-            {
-                return Ok(Some(Ok(r)));
-            }
-        }
+            Ok(r)
+        })
     }
 
     /// All requests.

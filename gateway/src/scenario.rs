@@ -377,6 +377,30 @@ impl ScenarioRecord {
     }
 }
 
+/// DP settings in the API's form.
+pub fn dp_to_pb(d: DpSettings) -> erhai_proto::v1::DpSettings {
+    erhai_proto::v1::DpSettings {
+        epsilon_total: d.epsilon_total,
+        delta_total: d.delta_total,
+        epsilon_per_query: d.epsilon_per_query,
+        delta_per_query: d.delta_per_query,
+        max_groups_per_unit: d.max_groups_per_unit,
+        max_rows_per_unit: d.max_rows_per_unit,
+    }
+}
+
+/// DP settings from the API's form (validated with the scenario).
+pub fn dp_from_pb(d: &erhai_proto::v1::DpSettings) -> DpSettings {
+    DpSettings {
+        epsilon_total: d.epsilon_total,
+        delta_total: d.delta_total,
+        epsilon_per_query: d.epsilon_per_query,
+        delta_per_query: d.delta_per_query,
+        max_groups_per_unit: d.max_groups_per_unit,
+        max_rows_per_unit: d.max_rows_per_unit,
+    }
+}
+
 /// The scope of scenario `name`'s pseudonyms and differencing checks.
 pub fn scenario_scope(name: &str) -> String {
     format!("scenario/{name}")
@@ -408,25 +432,7 @@ impl Scenarios {
         name: &str,
         change: impl Fn(&ScenarioRecord) -> Result<ScenarioRecord, String>,
     ) -> Result<Option<Result<ScenarioRecord, String>>, GatewayError> {
-        loop {
-            let Some(old) = self.scenarios.get(name.as_bytes())? else {
-                return Ok(None);
-            };
-            let record: ScenarioRecord =
-                serde_json::from_slice(&old).map_err(|e| corrupt("scenario", e))?;
-            let new = match change(&record) {
-                Ok(n) => n,
-                Err(why) => return Ok(Some(Err(why))),
-            };
-            let bytes = serde_json::to_vec(&new).map_err(|e| GatewayError::Store(e.to_string()))?;
-            if self
-                .scenarios
-                .compare_and_swap(name.as_bytes(), Some(old), Some(bytes))?
-                .is_ok()
-            {
-                return Ok(Some(Ok(new)));
-            }
-        }
+        crate::state::update_record(&self.scenarios, name, change)
     }
 
     /// Stores a new scenario; false if the name is taken (names are never reused).

@@ -256,6 +256,33 @@ pub struct Store {
     jobs: sled::Tree,
 }
 
+/// Changes the JSON record under `key` in `tree` atomically (compare-and-swap, retried on a
+/// concurrent write): `change` returns the new record or why not. `Ok(None)`: no such record.
+pub fn update_record<T: Serialize + DeserializeOwned>(
+    tree: &sled::Tree,
+    key: &str,
+    change: impl Fn(&T) -> Result<T, String>,
+) -> Result<Option<Result<T, String>>, GatewayError> {
+    loop {
+        let Some(old) = tree.get(key.as_bytes())? else {
+            return Ok(None);
+        };
+        let record: T = serde_json::from_slice(&old)
+            .map_err(|e| GatewayError::Store(format!("corrupt record {key}: {e}")))?;
+        let new = match change(&record) {
+            Ok(n) => n,
+            Err(why) => return Ok(Some(Err(why))),
+        };
+        let bytes = serde_json::to_vec(&new).map_err(|e| GatewayError::Store(e.to_string()))?;
+        if tree
+            .compare_and_swap(key.as_bytes(), Some(old), Some(bytes))?
+            .is_ok()
+        {
+            return Ok(Some(Ok(new)));
+        }
+    }
+}
+
 /// A storage failure, as a status for callers.
 pub fn store_status(e: GatewayError) -> tonic::Status {
     tracing::error!(error = %e, "metadata store failure");

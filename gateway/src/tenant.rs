@@ -199,24 +199,7 @@ impl Tenants {
         name: &str,
         change: impl Fn(&TenantRecord) -> Result<TenantRecord, String>,
     ) -> Result<Option<Result<TenantRecord, String>>, GatewayError> {
-        loop {
-            let Some(old) = self.tree.get(name.as_bytes())? else {
-                return Ok(None);
-            };
-            let record: TenantRecord = serde_json::from_slice(&old).map_err(corrupt)?;
-            let new = match change(&record) {
-                Ok(n) => n,
-                Err(why) => return Ok(Some(Err(why))),
-            };
-            let bytes = serde_json::to_vec(&new).map_err(|e| GatewayError::Store(e.to_string()))?;
-            if self
-                .tree
-                .compare_and_swap(name.as_bytes(), Some(old), Some(bytes))?
-                .is_ok()
-            {
-                return Ok(Some(Ok(new)));
-            }
-        }
+        crate::state::update_record(&self.tree, name, change)
     }
 }
 

@@ -155,10 +155,9 @@ impl Gateway {
                 "no data-quality request `{}`",
                 r.id
             ))),
-            Some(Err(closed)) => Err(Status::failed_precondition(format!(
-                "request {} was closed by {} already",
-                closed.id,
-                closed.answered_by.unwrap_or_default()
+            Some(Err(by)) => Err(Status::failed_precondition(format!(
+                "request {} was closed by {by} already",
+                existing.id
             ))),
             Some(Ok(q)) => {
                 self.0.store.flush().map_err(internal)?;

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use erhai_policies::dp::DpSettings;
 use erhai_proto::v1 as pb;
 use tonic::Status;
 
@@ -12,6 +11,7 @@ use super::{Gateway, internal};
 use crate::authz::Role;
 use crate::scenario::{
     ColumnRequest, ColumnSet, DOMAINS, Reviewer, ScenarioRecord, ScenarioReview, ScenarioStatus,
+    dp_from_pb, dp_to_pb,
 };
 use crate::state::{UserRecord, now_ms};
 use crate::tenant::TenantStatus;
@@ -27,14 +27,7 @@ pub(crate) fn to_pb(s: &ScenarioRecord, holidays: &[NaiveDate]) -> pb::Scenario 
         title: s.title.clone(),
         k: s.k,
         second_reviewer: s.second_reviewer,
-        dp: s.dp.map(|d| pb::DpSettings {
-            epsilon_total: d.epsilon_total,
-            delta_total: d.delta_total,
-            epsilon_per_query: d.epsilon_per_query,
-            delta_per_query: d.delta_per_query,
-            max_groups_per_unit: d.max_groups_per_unit,
-            max_rows_per_unit: d.max_rows_per_unit,
-        }),
+        dp: s.dp.map(dp_to_pb),
         created_by: s.created_by.clone(),
         created_at_ms: s.created_at_ms,
         purpose: s.purpose.clone(),
@@ -70,17 +63,6 @@ pub(crate) fn to_pb(s: &ScenarioRecord, holidays: &[NaiveDate]) -> pb::Scenario 
             .map(|d| d.to_string())
             .unwrap_or_default(),
         pending_units: s.pending_units.iter().cloned().collect(),
-    }
-}
-
-fn dp_of(d: &pb::DpSettings) -> DpSettings {
-    DpSettings {
-        epsilon_total: d.epsilon_total,
-        delta_total: d.delta_total,
-        epsilon_per_query: d.epsilon_per_query,
-        delta_per_query: d.delta_per_query,
-        max_groups_per_unit: d.max_groups_per_unit,
-        max_rows_per_unit: d.max_rows_per_unit,
     }
 }
 
@@ -135,7 +117,7 @@ impl Gateway {
             title: r.title.trim().to_string(),
             k: r.k,
             second_reviewer: r.second_reviewer,
-            dp: r.dp.as_ref().map(dp_of),
+            dp: r.dp.as_ref().map(dp_from_pb),
             created_by: user.id.clone(),
             created_at_ms: now_ms(),
             status: ScenarioStatus::Active,
@@ -159,6 +141,23 @@ impl Gateway {
         }
         self.0.store.flush().map_err(internal)?;
         Ok(self.scenario_pb(&record))
+    }
+
+    /// The answer to a scenario change: not found, refused with why, or the changed scenario
+    /// once durable.
+    fn scenario_changed(
+        &self,
+        name: &str,
+        updated: Option<Result<ScenarioRecord, String>>,
+    ) -> Result<pb::Scenario, Status> {
+        match updated {
+            None => Err(Status::not_found(format!("no scenario `{name}`"))),
+            Some(Err(why)) => Err(Status::failed_precondition(why)),
+            Some(Ok(s)) => {
+                self.0.store.flush().map_err(internal)?;
+                Ok(self.scenario_pb(&s))
+            }
+        }
     }
 
     pub(crate) fn scenario_pb(&self, s: &ScenarioRecord) -> pb::Scenario {
@@ -287,7 +286,7 @@ impl Gateway {
             title: text(&r.title, "a title", true)?,
             k: r.k,
             second_reviewer: r.second_reviewer,
-            dp: r.dp.as_ref().map(dp_of),
+            dp: r.dp.as_ref().map(dp_from_pb),
             created_by: user.id.clone(),
             created_at_ms: now_ms(),
             status: ScenarioStatus::CenterReview,
@@ -350,14 +349,7 @@ impl Gateway {
                 )
             })
             .map_err(internal)?;
-        match updated {
-            None => Err(Status::not_found(format!("no scenario `{}`", r.name))),
-            Some(Err(why)) => Err(Status::failed_precondition(why)),
-            Some(Ok(s)) => {
-                self.0.store.flush().map_err(internal)?;
-                Ok(self.scenario_pb(&s))
-            }
-        }
+        self.scenario_changed(&r.name, updated)
     }
 
     pub(crate) fn revoke_scenario_inner(
@@ -392,14 +384,7 @@ impl Gateway {
                 Ok(s)
             })
             .map_err(internal)?;
-        match updated {
-            None => Err(Status::not_found(format!("no scenario `{}`", r.name))),
-            Some(Err(why)) => Err(Status::failed_precondition(why)),
-            Some(Ok(s)) => {
-                self.0.store.flush().map_err(internal)?;
-                Ok(self.scenario_pb(&s))
-            }
-        }
+        self.scenario_changed(&r.name, updated)
     }
 
     /// Review steps past their deadline, oldest first.
