@@ -459,28 +459,18 @@ impl Sandbox {
     /// Runs a plan the caller has checked, within the time and row limits.
     pub async fn execute_plan(&self, plan: LogicalPlan) -> Result<Vec<RecordBatch>> {
         let limit = self.limits.max_rows;
-        let run = async {
-            let df = self
-                .ctx
-                .execute_logical_plan(plan)
-                .await
-                .map_err(exec_error)?;
-            let mut stream = df.execute_stream().await.map_err(exec_error)?;
-            let mut batches = Vec::new();
-            let mut rows = 0u64;
-            while let Some(b) = stream.next().await {
-                let b = b.map_err(exec_error)?;
-                rows += b.num_rows() as u64;
-                if rows > limit {
-                    return Err(EngineError::TooManyRows { limit });
-                }
-                batches.push(b);
+        let mut rows = 0u64;
+        let mut batches = Vec::new();
+        self.for_each_batch(plan, |b| {
+            rows += b.num_rows() as u64;
+            if rows > limit {
+                return Err(EngineError::TooManyRows { limit });
             }
-            Ok(batches)
-        };
-        tokio::time::timeout(self.limits.timeout, run)
-            .await
-            .map_err(|_| EngineError::Timeout(self.limits.timeout.as_secs()))?
+            batches.push(b.clone());
+            Ok(())
+        })
+        .await?;
+        Ok(batches)
     }
 }
 
