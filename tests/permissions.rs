@@ -132,3 +132,109 @@ async fn every_rpc_answers_every_role_as_the_matrix_says() {
     assert_eq!(names.len(), MATRIX.len());
     p.stop().await.expect("stop");
 }
+
+/// Fails unless `r` is a refusal that reveals nothing: not found, or permission denied.
+fn refused<T: std::fmt::Debug>(what: &str, r: Result<T, ClientError>) {
+    match r {
+        Err(ClientError::Status(s))
+            if matches!(s.code(), Code::NotFound | Code::PermissionDenied) => {}
+        other => panic!("{what}: a foreign tenant's object must not be reachable, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_of_one_tenant_reaches_another() {
+    use erhai::demo::{TENANT, authorize_demo_scenario, load_demo_data};
+
+    let p = platform_with_users(|_| {}).await;
+    load_demo_data(&p, 9, erhai::demo_data::Sizes::with_stays(1_500))
+        .await
+        .expect("data");
+    authorize_demo_scenario(&p).await.expect("scenario");
+    let analyst = p.client("analyst").await.expect("analyst");
+    let reviewer = p.client("reviewer").await.expect("reviewer");
+    // Tenant A's objects: a released job, a pending job, a data-quality request.
+    let sql = "SELECT district, count(*) AS stays FROM hotel_stays GROUP BY district";
+    let released = analyst
+        .submit_in(sql, true, "demo-tourism", 0.0)
+        .await
+        .expect("job");
+    reviewer
+        .decide(&released.id, true, "district counts")
+        .await
+        .expect("approve");
+    let pending = analyst
+        .submit_in(sql, true, "demo-tourism", 0.0)
+        .await
+        .expect("job");
+    let dq = analyst
+        .file_quality("hotel_stays", "nights", "zero nights")
+        .await
+        .expect("quality");
+
+    // Tenant B: an analyst and a reviewer bound to it.
+    let outsider = p
+        .add_user("outsider", "外部", "analyst", "erhai-insight", "")
+        .await
+        .expect("user");
+    let foreign_reviewer = p
+        .add_user(
+            "outsider-reviewer",
+            "外部审核",
+            "reviewer",
+            "erhai-insight",
+            "",
+        )
+        .await
+        .expect("user");
+    refused("get job", outsider.job(&released.id).await);
+    refused(
+        "fetch release",
+        outsider.fetch_file(&released.id, "csv").await,
+    );
+    refused("promote", outsider.promote(&pending.id).await);
+    refused(
+        "lineage of a release",
+        outsider.lineage("", &released.id).await,
+    );
+    refused("scenario", outsider.scenario("demo-tourism").await);
+    refused("budget", outsider.budget("demo-tourism").await);
+    refused(
+        "query in the scenario",
+        outsider.submit_in(sql, true, "demo-tourism", 0.0).await,
+    );
+    refused("tenant case", outsider.tenant(TENANT).await);
+    refused(
+        "report",
+        outsider.report(TENANT, "2026-01-01", "2030-12-31").await,
+    );
+    refused(
+        "show review",
+        foreign_reviewer.show_review(&pending.id).await,
+    );
+    refused(
+        "decide",
+        foreign_reviewer
+            .decide(&pending.id, true, "looks fine")
+            .await,
+    );
+    // Lists leave the other tenant out.
+    assert!(outsider.jobs().await.expect("jobs").is_empty());
+    assert!(outsider.scenarios().await.expect("scenarios").is_empty());
+    assert!(outsider.quality(false).await.expect("quality").is_empty());
+    assert!(
+        foreign_reviewer
+            .pending()
+            .await
+            .expect("pending")
+            .iter()
+            .all(|j| j.tenant != TENANT)
+    );
+    assert!(
+        outsider.list_datasets().await.expect("datasets").is_empty(),
+        "no grant, no scenario: no dataset"
+    );
+    // The request stays the filing tenant's.
+    assert_eq!(analyst.quality(false).await.expect("own")[0].id, dq.id);
+    p.stop().await.expect("stop");
+}
