@@ -155,6 +155,12 @@ fn outcome_of(job: &pb::Job, row: u64) -> String {
         .unwrap_or_else(|| "pass".into())
 }
 
+/// The job as an auditor sees it: the whole check report (the analyst's view leaves suppressed
+/// rows and measured figures out).
+async fn full(auditor: &Client, job: pb::Job) -> pb::Job {
+    auditor.job(&job.id).await.expect("job")
+}
+
 async fn approve(reviewer: &Client, job: &pb::Job) {
     reviewer
         .decide(&job.id, true, "aggregates checked")
@@ -167,6 +173,7 @@ async fn each_check_fires_on_its_crafted_cell() {
     let p = platform().await;
     let analyst = p.client("analyst").await.expect("analyst");
     let reviewer = p.client("reviewer").await.expect("reviewer");
+    let auditor = p.client("auditor").await.expect("auditor");
 
     // Rows in district order A..F: positions 0..5.
     let job = analyst
@@ -177,6 +184,16 @@ async fn each_check_fires_on_its_crafted_cell() {
         )
         .await
         .expect("submit");
+    // The analyst sees counts and the rules of rows it may receive: no suppressed row, no figure.
+    let seen = job.report.clone().expect("report");
+    assert_eq!((seen.rows_suppressed, seen.rows_review), (2, 2));
+    assert!(
+        seen.rows
+            .iter()
+            .all(|x| x.outcome == "review" && x.findings.iter().all(|f| f.message.is_empty())),
+        "{seen:?}"
+    );
+    let job = full(&auditor, job).await;
     let r = job.report.clone().expect("report");
     assert_eq!(r.rows_computed, 6, "{r:?}");
     // A: refunds sum to zero → review.
@@ -221,6 +238,7 @@ async fn each_check_fires_on_its_crafted_cell() {
         )
         .await
         .expect("submit");
+    let job = full(&auditor, job).await;
     assert_eq!(rules_of(&job, 0), vec!["one-category"]);
     for row in 1..5 {
         assert_eq!(outcome_of(&job, row), "pass", "row {row}");
@@ -235,6 +253,7 @@ async fn each_check_fires_on_its_crafted_cell() {
         )
         .await
         .expect("submit");
+    let job = full(&auditor, job).await;
     assert_eq!(rules_of(&job, 0), vec!["single-value"]);
     assert_eq!(rules_of(&job, 1), vec!["single-value"]);
     p.stop().await.expect("stop");
@@ -245,6 +264,7 @@ async fn differencing_and_complementary_suppression_are_caught() {
     let p = platform().await;
     let analyst = p.client("analyst").await.expect("analyst");
     let reviewer = p.client("reviewer").await.expect("reviewer");
+    let auditor = p.client("auditor").await.expect("auditor");
     let count = |filter: &str| format!("SELECT count(*) AS firms FROM firms WHERE {filter}");
 
     // A released total, then the same population less one firm: the pair discloses that firm.
@@ -252,12 +272,14 @@ async fn differencing_and_complementary_suppression_are_caught() {
         .submit(&count("district = 'D'"), true)
         .await
         .expect("submit");
+    let total = full(&auditor, total).await;
     assert_eq!(outcome_of(&total, 0), "pass");
     approve(&reviewer, &total).await;
     let less_one = analyst
         .submit(&count("district = 'D' AND employees > 1"), true)
         .await
         .expect("submit");
+    let less_one = full(&auditor, less_one).await;
     assert_eq!(rules_of(&less_one, 0), vec!["differencing"]);
     let f = &less_one.report.as_ref().expect("report").rows[0].findings[0];
     assert!(
@@ -272,10 +294,12 @@ async fn differencing_and_complementary_suppression_are_caught() {
         .submit(&count("district = 'B'"), true)
         .await
         .expect("submit");
+    let first = full(&auditor, first).await;
     let second = analyst
         .submit(&count("district = 'B' AND employees > 1"), true)
         .await
         .expect("submit");
+    let second = full(&auditor, second).await;
     assert_eq!(outcome_of(&second, 0), "pass");
     approve(&reviewer, &first).await;
     let (c, m) = code(reviewer.decide(&second.id, true, "looks fine").await);
@@ -292,6 +316,7 @@ async fn differencing_and_complementary_suppression_are_caught() {
         .submit(&count("district IN ('A', 'C')"), true)
         .await
         .expect("submit");
+    let ac = full(&auditor, ac).await;
     approve(&reviewer, &ac).await;
     let apart = analyst
         .submit(
@@ -301,6 +326,7 @@ async fn differencing_and_complementary_suppression_are_caught() {
         )
         .await
         .expect("submit");
+    let apart = full(&auditor, apart).await;
     assert_eq!(outcome_of(&apart, 1), "fail");
     let a = rules_of(&apart, 0);
     assert!(a.contains(&"complementary".to_string()), "{a:?}");
@@ -310,6 +336,7 @@ async fn differencing_and_complementary_suppression_are_caught() {
         .submit(&count("district = 'E'"), true)
         .await
         .expect("submit");
+    let rejected = full(&auditor, rejected).await;
     reviewer
         .decide(&rejected.id, false, "not needed")
         .await
@@ -318,6 +345,7 @@ async fn differencing_and_complementary_suppression_are_caught() {
         .submit(&count("district = 'E' AND revenue < 40"), true)
         .await
         .expect("submit");
+    let e = full(&auditor, e).await;
     assert_eq!(outcome_of(&e, 0), "pass");
     p.stop().await.expect("stop");
 }
@@ -327,6 +355,7 @@ async fn rows_to_review_need_a_second_reviewer_when_configured() {
     let p = platform_with(|c| c.release.second_reviewer = true).await;
     let analyst = p.client("analyst").await.expect("analyst");
     let reviewer = p.client("reviewer").await.expect("reviewer");
+    let auditor = p.client("auditor").await.expect("auditor");
     let second = p.client("reviewer2").await.expect("reviewer2");
 
     // Zeros and a negative refund: rows to review.
@@ -338,6 +367,7 @@ async fn rows_to_review_need_a_second_reviewer_when_configured() {
         )
         .await
         .expect("submit");
+    let job = full(&auditor, job).await;
     assert_eq!(job.approvals_needed, 2);
     let after_one = reviewer
         .decide(
@@ -386,6 +416,7 @@ async fn rows_to_review_need_a_second_reviewer_when_configured() {
         )
         .await
         .expect("submit");
+    let plain = full(&auditor, plain).await;
     assert_eq!(plain.approvals_needed, 1);
     let done = reviewer
         .decide(&plain.id, true, "a count")

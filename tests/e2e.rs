@@ -140,7 +140,20 @@ async fn small_groups_are_suppressed() {
         .submit("SELECT hotel_name, checkin_date, count(*) AS n FROM hotel_stays GROUP BY hotel_name, checkin_date", true)
         .await
         .expect("submit");
-    let r = job.report.expect("report");
+    // The analyst sees how many rows were suppressed, never which or why in figures.
+    let seen = job.report.expect("report");
+    assert!(seen.rows.iter().all(|x| x.outcome != "fail"), "{seen:?}");
+    let auditor = p.client("auditor").await.expect("auditor");
+    let r = auditor
+        .job(&job.id)
+        .await
+        .expect("job")
+        .report
+        .expect("report");
+    assert_eq!(
+        (seen.rows_suppressed, seen.rows_released),
+        (r.rows_suppressed, r.rows_released)
+    );
     assert!(
         r.rows_suppressed > 0 && r.rows_suppressed == r.rows_computed - r.rows_released,
         "{r:?}"

@@ -96,7 +96,10 @@ impl Gateway {
             })
             .collect();
         Ok(pb::LineageResponse {
-            jobs: jobs.iter().map(convert::job).collect(),
+            jobs: jobs
+                .iter()
+                .map(|j| convert::for_role(user.role, convert::job(j)))
+                .collect(),
             datasets: datasets.into_iter().collect(),
             columns: columns.into_iter().collect(),
             downloads,

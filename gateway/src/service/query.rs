@@ -442,7 +442,7 @@ impl Gateway {
             jobs: jobs
                 .iter()
                 .filter(|j| Self::sees_tenant(user, &j.tenant) && keep(j))
-                .map(convert::job)
+                .map(|j| convert::for_role(user.role, convert::job(j)))
                 .collect(),
         })
     }
@@ -468,7 +468,8 @@ impl QueryService for Gateway {
         let mut object = String::new();
         let r = self
             .submit_inner(&user, req.into_inner(), &mut object, None)
-            .await;
+            .await
+            .map(|j| convert::for_role(user.role, j));
         self.finish(&user, Action::SubmitQuery, &object, r)
             .map(Response::new)
     }
@@ -497,7 +498,9 @@ impl QueryService for Gateway {
     async fn get_job(&self, req: Request<pb::JobRef>) -> Result<Response<pb::Job>, Status> {
         let object = req.get_ref().job.clone();
         let user = self.authorize(&req, Action::GetJob, &object)?;
-        let r = self.visible_job(&user, &object).map(|j| convert::job(&j));
+        let r = self
+            .visible_job(&user, &object)
+            .map(|j| convert::for_role(user.role, convert::job(&j)));
         self.finish(&user, Action::GetJob, &object, r)
             .map(Response::new)
     }
@@ -535,7 +538,8 @@ impl QueryService for Gateway {
             self.submit_inner(&user, request, &mut object, Some(from.clone()))
                 .await
         }
-        .await;
+        .await
+        .map(|j| convert::for_role(user.role, j));
         self.finish(&user, Action::PromoteJob, &from, r)
             .map(Response::new)
     }
