@@ -292,12 +292,17 @@ fn bounds_of(e: &Expr, policy: &DatasetPolicy) -> Option<(f64, f64)> {
 }
 
 /// One unit's contribution to one group, before bounding.
+/// Its statistics are `arena[slot * n .. (slot + 1) * n]` of the gatherer, so that keeping a
+/// contribution allocates nothing.
+#[derive(Clone, Copy)]
 struct Kept {
     priority: u64,
     group: usize,
     rows: f64,
-    stats: Vec<f64>,
 }
+
+/// Unit index → its block of `m` slots.
+type Blocks = HashMap<u32, usize, std::hash::BuildHasherDefault<crate::unit_stats::IndexHasher>>;
 
 /// Gathers the per-(group, unit) rows as they stream out of DataFusion.
 pub struct Gatherer<'a> {
@@ -305,7 +310,11 @@ pub struct Gatherer<'a> {
     converter: RowConverter,
     group_ids: HashMap<Vec<u8>, usize>,
     group_rows: Vec<OwnedRow>,
-    units: HashMap<u32, Vec<Kept>>,
+    /// Each unit's block of `m` slots in `slots` (and `m × statistics` values in `arena`).
+    units: Blocks,
+    slots: Vec<Kept>,
+    filled: Vec<u8>,
+    arena: Vec<f64>,
     m: usize,
 }
 
@@ -325,7 +334,10 @@ impl<'a> Gatherer<'a> {
             converter: RowConverter::new(fields)?,
             group_ids: HashMap::new(),
             group_rows: Vec::new(),
-            units: HashMap::new(),
+            units: Blocks::default(),
+            slots: Vec::new(),
+            filled: Vec::new(),
+            arena: Vec::new(),
             m: settings.max_groups_per_unit as usize,
         })
     }
@@ -368,22 +380,42 @@ impl<'a> Gatherer<'a> {
             h.write_u32(unit);
             h.write(key);
             let priority = h.finish();
-            let kept = self.units.entry(unit).or_default();
-            let entry = || Kept {
+            let (m, n) = (self.m, self.dp.stats.len());
+            let block = *self.units.entry(unit).or_insert_with(|| {
+                let b = self.filled.len();
+                self.filled.push(0);
+                self.slots.extend(std::iter::repeat_n(
+                    Kept {
+                        priority: u64::MAX,
+                        group: 0,
+                        rows: 0.0,
+                    },
+                    m,
+                ));
+                self.arena.extend(std::iter::repeat_n(0.0, m * n));
+                b
+            });
+            let used = usize::from(self.filled[block]);
+            let slot = if used < m {
+                self.filled[block] += 1;
+                block * m + used
+            } else {
+                // Full: replace the slot of the largest priority if this one is smaller.
+                let worst = (block * m..block * m + m)
+                    .max_by_key(|&s| self.slots[s].priority)
+                    .unwrap_or(block * m);
+                if priority >= self.slots[worst].priority {
+                    continue;
+                }
+                worst
+            };
+            self.slots[slot] = Kept {
                 priority,
                 group,
                 rows: counts.value(i) as f64,
-                stats: stats
-                    .iter()
-                    .map(|s| if s.is_valid(i) { s.value(i) } else { 0.0 })
-                    .collect(),
             };
-            if kept.len() < self.m {
-                kept.push(entry());
-            } else if let Some(worst) = kept.iter_mut().max_by_key(|k| k.priority)
-                && priority < worst.priority
-            {
-                *worst = entry();
+            for (j, st) in stats.iter().enumerate() {
+                self.arena[slot * n + j] = if st.is_valid(i) { st.value(i) } else { 0.0 };
             }
         }
         Ok(())
@@ -397,13 +429,16 @@ impl<'a> Gatherer<'a> {
         let n = self.group_ids.len();
         let mut rows = vec![0.0f64; n];
         let mut totals = vec![vec![0.0f64; self.dp.stats.len()]; n];
-        for kept in self.units.values() {
-            for k in kept {
+        let nstats = self.dp.stats.len();
+        for (block, &used) in self.filled.iter().enumerate() {
+            for slot in block * self.m..block * self.m + usize::from(used) {
+                let k = self.slots[slot];
                 rows[k.group] += k.rows.min(c);
                 for (j, (_, stat)) in self.dp.stats.iter().enumerate() {
+                    let v = self.arena[slot * nstats + j];
                     totals[k.group][j] += match stat {
-                        Stat::Count => k.stats[j].min(c),
-                        Stat::Sum { lo, hi } => k.stats[j].clamp(c * lo, c * hi),
+                        Stat::Count => v.min(c),
+                        Stat::Sum { lo, hi } => v.clamp(c * lo, c * hi),
                     };
                 }
             }

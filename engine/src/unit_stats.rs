@@ -360,7 +360,7 @@ impl GroupsAccumulator for UnitSetGroups {
 /// Hashes unit indexes, which are already keyed-hash outputs: one multiplication spreads them.
 /// (An attacker cannot aim collisions at indexes without the dataset's unit key.)
 #[derive(Default, Clone, Copy)]
-struct IndexHasher(u64);
+pub(crate) struct IndexHasher(u64);
 
 impl Hasher for IndexHasher {
     fn finish(&self) -> u64 {

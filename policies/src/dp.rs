@@ -59,8 +59,13 @@ impl DpSettings {
                 self.delta_per_query, self.delta_total
             ));
         }
-        if self.max_groups_per_unit == 0 || self.max_rows_per_unit == 0 {
-            return bad("contribution bounds must be at least 1".into());
+        if !(1..=100).contains(&self.max_groups_per_unit)
+            || !(1..=10_000).contains(&self.max_rows_per_unit)
+        {
+            return bad(format!(
+                "a unit may count in 1 to 100 groups with 1 to 10000 rows each; got {} and {}",
+                self.max_groups_per_unit, self.max_rows_per_unit
+            ));
         }
         Ok(())
     }
