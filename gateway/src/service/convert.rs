@@ -141,12 +141,14 @@ pub fn report(r: &CheckReport) -> pb::CheckReport {
     }
 }
 
-/// A job as `role` may see it. An analyst sees its results' check counts and the rules that
-/// fired on rows it may receive, never a suppressed row's position or findings, nor the measured
-/// figures behind any finding (a unit count of 9, a share of 93%): those would reveal what
-/// suppression withholds. Reviewers and auditors see the whole report.
+/// A job as `role` may see it. Analysts (and providers tracing their data's use) see a result's
+/// check counts and the rules that fired on rows that may be released, never a suppressed row's
+/// position or findings, nor the measured figures behind any finding (a unit count of 9, a share
+/// of 93%): those would reveal what suppression withholds. Reviewers and auditors see the whole
+/// report.
 pub fn for_role(role: crate::authz::Role, mut job: pb::Job) -> pb::Job {
-    if role != crate::authz::Role::Analyst {
+    use crate::authz::Role;
+    if !matches!(role, Role::Analyst | Role::Provider) {
         return job;
     }
     if let Some(r) = job.report.as_mut() {
