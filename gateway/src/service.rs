@@ -154,6 +154,24 @@ impl Gateway {
         Ok(Caller { user, digest })
     }
 
+    /// The answer to a compare-and-swap change of a `what` record named `name`
+    /// (`state::update_record`): not found, refused with why, or the record once durable.
+    pub(crate) fn changed<T>(
+        &self,
+        what: &str,
+        name: &str,
+        updated: Option<Result<T, String>>,
+    ) -> Result<T, Status> {
+        match updated {
+            None => Err(Status::not_found(format!("no {what} `{name}`"))),
+            Some(Err(why)) => Err(Status::failed_precondition(why)),
+            Some(Ok(record)) => {
+                self.0.store.flush().map_err(internal)?;
+                Ok(record)
+            }
+        }
+    }
+
     fn record(&self, e: NewEvent) {
         if let Err(err) = self.0.audit.append(e) {
             // An audit failure must not pass silently; the call itself has already been decided.

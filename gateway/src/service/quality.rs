@@ -145,24 +145,15 @@ impl Gateway {
             .ok_or_else(|| {
                 Status::not_found(format!("no data-quality request `{}` for your unit", r.id))
             })?;
-        match self
+        let updated = self
             .0
             .quality
             .close(&existing.id, &answer, &user.id, now_ms())
             .map_err(internal)?
-        {
-            None => Err(Status::not_found(format!(
-                "no data-quality request `{}`",
-                r.id
-            ))),
-            Some(Err(by)) => Err(Status::failed_precondition(format!(
-                "request {} was closed by {by} already",
-                existing.id
-            ))),
-            Some(Ok(q)) => {
-                self.0.store.flush().map_err(internal)?;
-                Ok(to_pb(&q, now_ms()))
-            }
-        }
+            .map(|closed| {
+                closed.map_err(|by| format!("request {} was closed by {by} already", existing.id))
+            });
+        self.changed("data-quality request", &r.id, updated)
+            .map(|q| to_pb(&q, now_ms()))
     }
 }

@@ -143,23 +143,6 @@ impl Gateway {
         Ok(self.scenario_pb(&record))
     }
 
-    /// The answer to a scenario change: not found, refused with why, or the changed scenario
-    /// once durable.
-    fn scenario_changed(
-        &self,
-        name: &str,
-        updated: Option<Result<ScenarioRecord, String>>,
-    ) -> Result<pb::Scenario, Status> {
-        match updated {
-            None => Err(Status::not_found(format!("no scenario `{name}`"))),
-            Some(Err(why)) => Err(Status::failed_precondition(why)),
-            Some(Ok(s)) => {
-                self.0.store.flush().map_err(internal)?;
-                Ok(self.scenario_pb(&s))
-            }
-        }
-    }
-
     pub(crate) fn scenario_pb(&self, s: &ScenarioRecord) -> pb::Scenario {
         to_pb(s, &self.0.cfg.governance.holiday_dates())
     }
@@ -349,7 +332,8 @@ impl Gateway {
                 )
             })
             .map_err(internal)?;
-        self.scenario_changed(&r.name, updated)
+        self.changed("scenario", &r.name, updated)
+            .map(|s| self.scenario_pb(&s))
     }
 
     pub(crate) fn revoke_scenario_inner(
@@ -384,7 +368,8 @@ impl Gateway {
                 Ok(s)
             })
             .map_err(internal)?;
-        self.scenario_changed(&r.name, updated)
+        self.changed("scenario", &r.name, updated)
+            .map(|s| self.scenario_pb(&s))
     }
 
     /// Review steps past their deadline, oldest first.

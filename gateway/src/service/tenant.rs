@@ -128,14 +128,8 @@ impl Gateway {
         name: &str,
         change: impl Fn(&TenantRecord) -> Result<TenantRecord, String>,
     ) -> Result<pb::Tenant, Status> {
-        match self.0.tenants.update(name, change).map_err(internal)? {
-            None => Err(Status::not_found(format!("no tenant `{name}`"))),
-            Some(Err(why)) => Err(Status::failed_precondition(why)),
-            Some(Ok(t)) => {
-                self.0.store.flush().map_err(internal)?;
-                Ok(to_pb(&t))
-            }
-        }
+        let updated = self.0.tenants.update(name, change).map_err(internal)?;
+        self.changed("tenant", name, updated).map(|t| to_pb(&t))
     }
 
     pub(crate) fn set_agreement_inner(
