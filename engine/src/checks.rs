@@ -98,14 +98,17 @@ impl CheckReport {
             self.rows_review += 1;
         }
         if self.rows.len() < MAX_LISTED_REVIEW {
-            self.rows.push(RowCheck {
+            // Inserted in the listing's order (review rows, then failed ones, by position):
+            // differencing may flag thousands of rows, one call each.
+            let key = |r: &RowCheck| (r.verdict == Verdict::Fail, r.row);
+            let check = RowCheck {
                 row,
                 released_row,
                 verdict,
                 findings,
-            });
-            self.rows
-                .sort_by_key(|r| (r.verdict == Verdict::Fail, r.row));
+            };
+            let at = self.rows.partition_point(|r| key(r) < key(&check));
+            self.rows.insert(at, check);
         } else if !self
             .job_findings
             .iter()

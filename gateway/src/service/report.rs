@@ -48,30 +48,31 @@ impl Gateway {
             .map_err(internal)?
             .ok_or_else(|| Status::not_found(format!("no tenant `{tenant}`")))?;
 
-        let jobs: Vec<_> = self
+        // The tenant's jobs, read once: those submitted in the period, and those released in it
+        // whenever they were submitted.
+        let tenant_jobs: Vec<_> = self
             .0
             .store
             .jobs()
             .map_err(internal)?
             .into_iter()
-            .filter(|j| j.tenant == tenant && within(j.submitted_at_ms))
+            .filter(|j| j.tenant == tenant)
+            .collect();
+        let jobs: Vec<_> = tenant_jobs
+            .iter()
+            .filter(|j| within(j.submitted_at_ms))
             .collect();
         let prod: Vec<_> = jobs.iter().filter(|j| !j.dev).collect();
-        let ran = |j: &&&crate::state::JobRecord| {
+        let ran = |j: &&&&crate::state::JobRecord| {
             matches!(
                 j.state,
                 JobState::AwaitingReview | JobState::Released | JobState::Rejected
             )
         };
-        let released: Vec<_> = self
-            .0
-            .store
-            .jobs()
-            .map_err(internal)?
-            .into_iter()
+        let released: Vec<_> = tenant_jobs
+            .iter()
             .filter(|j| {
-                j.tenant == tenant
-                    && j.state == JobState::Released
+                j.state == JobState::Released
                     && j.release
                         .as_ref()
                         .is_some_and(|rel| within(rel.approved_at_ms))
