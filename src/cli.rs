@@ -505,6 +505,12 @@ pub enum ScenarioCommand {
     },
 }
 
+/// A TOML file read into `T`; errors name the file.
+fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// A scenario application file.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1126,10 +1132,7 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let c = connect(&cli.identity).await?;
             match cmd {
                 ScenarioCommand::Create { file } => {
-                    let text = std::fs::read_to_string(&file)
-                        .map_err(|e| format!("{}: {e}", file.display()))?;
-                    let f: ScenarioFile =
-                        toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+                    let f: ScenarioFile = read_toml(&file)?;
                     let s = c
                         .create_scenario(pb::Scenario {
                             name: f.name,
@@ -1148,10 +1151,7 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     );
                 }
                 ScenarioCommand::Apply { file } => {
-                    let text = std::fs::read_to_string(&file)
-                        .map_err(|e| format!("{}: {e}", file.display()))?;
-                    let f: ApplicationFile =
-                        toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+                    let f: ApplicationFile = read_toml(&file)?;
                     let s = c
                         .apply_scenario(pb::Scenario {
                             name: f.name,
