@@ -42,12 +42,9 @@ fn bench(c: &mut Criterion) {
             )
             .await
             .expect("register");
-        p.client("admin")
+        erhai::demo::authorize_datasets(&p, "bench", &["hotel_stays"])
             .await
-            .expect("admin")
-            .add_grant("hotel_stays", erhai::demo::TENANT)
-            .await
-            .expect("grant");
+            .expect("scenario");
         let analyst = p.client("analyst").await.expect("analyst");
         (p, analyst)
     });
@@ -72,7 +69,7 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("erhai_submit_to_awaiting_review", |b| {
         b.to_async(&rt).iter(|| async {
-            let job = analyst.submit(SQL, true).await.expect("submit");
+            let job = analyst.submit("bench", SQL, true).await.expect("submit");
             assert_eq!(job.state, "awaiting_review");
             black_box(job)
         })

@@ -49,9 +49,6 @@ pub enum Command {
     /// Datasets.
     #[command(subcommand)]
     Dataset(DatasetCommand),
-    /// Temporary dataset grants to tenants.
-    #[command(subcommand)]
-    Grant(GrantCommand),
     /// Queries.
     #[command(subcommand)]
     Query(QueryCommand),
@@ -203,22 +200,6 @@ pub enum DatasetCommand {
     },
 }
 
-/// `erhai grant …`
-#[derive(Debug, Subcommand)]
-pub enum GrantCommand {
-    /// Let a tenant's analysts query a dataset.
-    Add {
-        /// Dataset id or name.
-        #[arg(long)]
-        dataset: String,
-        /// Tenant.
-        #[arg(long)]
-        tenant: String,
-    },
-    /// Grants you can see.
-    List,
-}
-
 /// `erhai query …`
 #[derive(Debug, Subcommand)]
 pub enum QueryCommand {
@@ -237,8 +218,9 @@ pub enum QueryCommand {
         /// Development only: also write the rows to this file (.csv, .parquet or .arrow).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// The scenario the query runs in (its k, reviewers, differential privacy).
-        #[arg(long, default_value = "")]
+        /// The scenario the query runs in: its approved columns are all it reads (and its k,
+        /// reviewers, differential privacy apply).
+        #[arg(long, env = "ERHAI_SCENARIO")]
         scenario: String,
         /// DP scenarios: the ε this query spends (default: the scenario's per-query cap).
         #[arg(long, default_value_t = 0.0)]
@@ -249,6 +231,9 @@ pub enum QueryCommand {
         /// The SQL.
         #[arg(long)]
         sql: String,
+        /// The scenario the query would run in.
+        #[arg(long, env = "ERHAI_SCENARIO")]
+        scenario: String,
     },
 }
 
@@ -485,12 +470,6 @@ pub enum ScenarioCommand {
     },
     /// Review steps past their deadline (authority).
     Overdue,
-    /// Create a scenario from a TOML file without the review chain (admin; temporary).
-    Create {
-        /// The scenario file: name, tenant, title, k, second_reviewer, [dp].
-        #[arg(long)]
-        file: PathBuf,
-    },
     /// Scenarios you may see.
     List,
     /// One scenario.
@@ -538,22 +517,6 @@ struct ApplicationColumn {
     dataset: String,
     column: String,
     justification: String,
-}
-
-/// A scenario file.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ScenarioFile {
-    name: String,
-    tenant: String,
-    #[serde(default)]
-    title: String,
-    #[serde(default)]
-    k: u64,
-    #[serde(default)]
-    second_reviewer: bool,
-    #[serde(default)]
-    dp: Option<erhai_policies::dp::DpSettings>,
 }
 
 /// `erhai audit …`
@@ -814,40 +777,8 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             Ok(())
         }
-        Command::Grant(cmd) => {
-            let c = connect(&cli.identity).await?;
-            let grants = match cmd {
-                GrantCommand::Add { dataset, tenant } => {
-                    vec![c.add_grant(&dataset, &tenant).await?]
-                }
-                GrantCommand::List => c.list_grants().await?,
-            };
-            print(
-                fmt,
-                || {
-                    output::table(
-                        &["dataset", "name", "tenant", "granted by"],
-                        grants
-                            .iter()
-                            .map(|g| {
-                                vec![
-                                    g.dataset_id.clone(),
-                                    g.dataset_name.clone(),
-                                    g.tenant.clone(),
-                                    g.granted_by.clone(),
-                                ]
-                            })
-                            .collect(),
-                    )
-                },
-                || {
-                    json!(grants.iter().map(|g| json!({"dataset_id": g.dataset_id, "dataset": g.dataset_name, "tenant": g.tenant, "granted_by": g.granted_by})).collect::<Vec<_>>())
-                },
-            );
-            Ok(())
-        }
-        Command::Query(QueryCommand::Check { sql }) => {
-            let v = connect(&cli.identity).await?.check(&sql).await?;
+        Command::Query(QueryCommand::Check { sql, scenario }) => {
+            let v = connect(&cli.identity).await?.check(&scenario, &sql).await?;
             print(
                 fmt,
                 || output::verdict_detail(&v),
@@ -866,13 +797,16 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             scenario,
             epsilon,
         }) => {
-            if !scenario.is_empty() || epsilon != 0.0 {
-                return Err("--scenario and --epsilon are for production runs".into());
+            if epsilon != 0.0 {
+                return Err("--epsilon is for production runs (samples spend no budget)".into());
             }
             if let Some(out) = &out {
                 crate::files::FileFormat::of(out)?;
             }
-            let (j, schema, batches) = connect(&cli.identity).await?.run_dev(&sql).await?;
+            let (j, schema, batches) = connect(&cli.identity)
+                .await?
+                .run_dev(&scenario, &sql)
+                .await?;
             if let Some(out) = &out {
                 crate::files::write_data(out, &schema, &batches)?;
             }
@@ -1131,25 +1065,6 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Scenario(cmd) => {
             let c = connect(&cli.identity).await?;
             match cmd {
-                ScenarioCommand::Create { file } => {
-                    let f: ScenarioFile = read_toml(&file)?;
-                    let s = c
-                        .create_scenario(pb::Scenario {
-                            name: f.name,
-                            tenant: f.tenant,
-                            title: f.title,
-                            k: f.k,
-                            second_reviewer: f.second_reviewer,
-                            dp: f.dp.map(erhai_gateway::scenario::dp_to_pb),
-                            ..Default::default()
-                        })
-                        .await?;
-                    print(
-                        fmt,
-                        || output::scenario_text(&s),
-                        || output::scenario_json(&s),
-                    );
-                }
                 ScenarioCommand::Apply { file } => {
                     let f: ApplicationFile = read_toml(&file)?;
                     let s = c
@@ -1345,4 +1260,20 @@ async fn serve(
     tokio::signal::ctrl_c().await?;
     server.shutdown().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_application_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/application.toml");
+        let f: ApplicationFile = read_toml(&path).expect("docs/application.toml");
+        assert_eq!(f.name, "tourism-dp");
+        assert_eq!(f.columns.len(), 2);
+        let dp = f.dp.expect("dp");
+        dp.validate().expect("valid DP settings");
+        assert!(f.second_reviewer);
+    }
 }

@@ -337,26 +337,14 @@ impl Client {
             .into_inner())
     }
 
-    /// Grants a dataset to a tenant (admin).
-    pub async fn add_grant(&self, dataset: &str, tenant: &str) -> Result<pb::Grant, ClientError> {
-        let mut c = self.governance();
-        Ok(c.add_grant(pb::AddGrantRequest {
-            dataset: dataset.into(),
-            tenant: tenant.into(),
-        })
-        .await?
-        .into_inner())
-    }
-
-    /// Grants visible to the caller.
-    pub async fn list_grants(&self) -> Result<Vec<pb::Grant>, ClientError> {
-        let mut c = self.governance();
-        Ok(c.list_grants(pb::Empty {}).await?.into_inner().grants)
-    }
-
-    /// Submits a production query.
-    pub async fn submit(&self, sql: &str, wait: bool) -> Result<pb::Job, ClientError> {
-        self.submit_in(sql, wait, "", 0.0).await
+    /// Submits a production query in `scenario`.
+    pub async fn submit(
+        &self,
+        scenario: &str,
+        sql: &str,
+        wait: bool,
+    ) -> Result<pb::Job, ClientError> {
+        self.submit_in(sql, wait, scenario, 0.0).await
     }
 
     /// Submits a production query in a scenario; `epsilon` is what a DP scenario's query spends
@@ -524,11 +512,6 @@ impl Client {
             .into_inner())
     }
 
-    /// Creates a scenario (admin).
-    pub async fn create_scenario(&self, s: pb::Scenario) -> Result<pb::Scenario, ClientError> {
-        Ok(self.governance().create_scenario(s).await?.into_inner())
-    }
-
     /// Applies for a scenario (analyst).
     pub async fn apply_scenario(&self, s: pb::Scenario) -> Result<pb::Scenario, ClientError> {
         Ok(self.governance().apply_scenario(s).await?.into_inner())
@@ -610,9 +593,10 @@ impl Client {
             .into_inner())
     }
 
-    /// Runs a query on the development samples; the rows come back at once.
+    /// Runs a query in `scenario` on the development samples; the rows come back at once.
     pub async fn run_dev(
         &self,
+        scenario: &str,
         sql: &str,
     ) -> Result<(pb::Job, SchemaRef, Vec<RecordBatch>), ClientError> {
         let r = self
@@ -620,6 +604,7 @@ impl Client {
             .run_dev_query(pb::SubmitQueryRequest {
                 sql: sql.into(),
                 wait: true,
+                scenario: scenario.into(),
                 ..Default::default()
             })
             .await?
@@ -637,10 +622,11 @@ impl Client {
             .into_inner())
     }
 
-    /// Checks a query without running it.
-    pub async fn check(&self, sql: &str) -> Result<pb::PlanVerdict, ClientError> {
+    /// Checks a query in `scenario` without running it.
+    pub async fn check(&self, scenario: &str, sql: &str) -> Result<pb::PlanVerdict, ClientError> {
         let req = pb::SubmitQueryRequest {
             sql: sql.into(),
+            scenario: scenario.into(),
             ..Default::default()
         };
         Ok(self.query().check_query(req).await?.into_inner())

@@ -3,14 +3,18 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use erhai::demo::{DEMO_USERS, Platform, load_demo_data};
+use erhai::demo::{DEMO_USERS, Platform, authorize_datasets, load_demo_data};
 use erhai::demo_data::Sizes;
+
+/// The scenario the CLI's queries run in, named once in the environment as an analyst would.
+const SCENARIO: &str = "cli";
 
 fn erhai(identity: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_erhai"))
         .arg("--identity")
         .arg(identity)
         .args(args)
+        .env("ERHAI_SCENARIO", SCENARIO)
         .output()
         .expect("run erhai")
 }
@@ -31,8 +35,25 @@ async fn cli_drives_the_whole_flow() {
     load_demo_data(&p, 5, Sizes::with_stays(2_000))
         .await
         .expect("data");
+    authorize_datasets(&p, SCENARIO, &["hotel_stays"])
+        .await
+        .expect("scenario");
     let analyst = p.identity("analyst");
     let reviewer = p.identity("reviewer");
+
+    // Every query names its scenario: without one the CLI says so and sends nothing.
+    let out = Command::new(env!("CARGO_BIN_EXE_erhai"))
+        .arg("--identity")
+        .arg(&analyst)
+        .args(["query", "check", "--sql", "SELECT 1"])
+        .env_remove("ERHAI_SCENARIO")
+        .output()
+        .expect("run erhai");
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("--scenario"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // A refusal exits non-zero with the reason on stderr.
     let out = erhai(

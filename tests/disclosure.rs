@@ -11,9 +11,14 @@ use std::sync::Arc;
 use arrow::array::{Float64Array, Int32Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use erhai::client::Client;
-use erhai::demo::{Platform, TENANT};
+use erhai::demo::{
+    Platform, TENANT, application_for_datasets, authorize_datasets, authorize_scenario,
+};
 use erhai_proto::v1 as pb;
 use tonic::Code;
+
+/// The scenario of the tests' queries: every column of firms.
+const S: &str = "firms";
 
 const POLICY: &str = r#"
 privacy_unit = "firm_id"
@@ -123,12 +128,9 @@ async fn platform_with(edit: impl FnOnce(&mut erhai_gateway::ServerConfig)) -> P
         .register("firms", "crafted firms", POLICY, b.schema(), vec![b])
         .await
         .expect("register");
-    p.client("admin")
+    authorize_datasets(&p, S, &["firms"])
         .await
-        .expect("admin")
-        .add_grant("firms", TENANT)
-        .await
-        .expect("grant");
+        .expect("scenario");
     p
 }
 
@@ -178,6 +180,7 @@ async fn each_check_fires_on_its_crafted_cell() {
     // Rows in district order A..F: positions 0..5.
     let job = analyst
         .submit(
+            S,
             "SELECT district, count(*) AS firms, sum(revenue) AS revenue, sum(refund) AS refund \
              FROM firms GROUP BY district ORDER BY district",
             true,
@@ -232,6 +235,7 @@ async fn each_check_fires_on_its_crafted_cell() {
     // One category: every firm of A is in one sector, while sectors vary elsewhere.
     let job = analyst
         .submit(
+            S,
             "SELECT district, sector, count(*) AS firms FROM firms \
              WHERE district IN ('A', 'B', 'D') GROUP BY district, sector ORDER BY district, sector",
             true,
@@ -247,6 +251,7 @@ async fn each_check_fires_on_its_crafted_cell() {
     // A policy may allow max, but a max is one firm's figure: every row goes to review.
     let job = analyst
         .submit(
+            S,
             "SELECT district, max(employees) AS largest FROM firms \
              WHERE district IN ('A', 'F') GROUP BY district ORDER BY district",
             true,
@@ -269,14 +274,14 @@ async fn differencing_and_complementary_suppression_are_caught() {
 
     // A released total, then the same population less one firm: the pair discloses that firm.
     let total = analyst
-        .submit(&count("district = 'D'"), true)
+        .submit(S, &count("district = 'D'"), true)
         .await
         .expect("submit");
     let total = full(&auditor, total).await;
     assert_eq!(outcome_of(&total, 0), "pass");
     approve(&reviewer, &total).await;
     let less_one = analyst
-        .submit(&count("district = 'D' AND employees > 1"), true)
+        .submit(S, &count("district = 'D' AND employees > 1"), true)
         .await
         .expect("submit");
     let less_one = full(&auditor, less_one).await;
@@ -291,12 +296,12 @@ async fn differencing_and_complementary_suppression_are_caught() {
     // Two such jobs pending at once: each passed alone; approving the second after the first
     // is refused once, with the finding now in its report.
     let first = analyst
-        .submit(&count("district = 'B'"), true)
+        .submit(S, &count("district = 'B'"), true)
         .await
         .expect("submit");
     let first = full(&auditor, first).await;
     let second = analyst
-        .submit(&count("district = 'B' AND employees > 1"), true)
+        .submit(S, &count("district = 'B' AND employees > 1"), true)
         .await
         .expect("submit");
     let second = full(&auditor, second).await;
@@ -313,13 +318,14 @@ async fn differencing_and_complementary_suppression_are_caught() {
     // Complementary suppression: a released total of A and C; then A and C apart, where C
     // (9 firms) is suppressed but equals the total less A.
     let ac = analyst
-        .submit(&count("district IN ('A', 'C')"), true)
+        .submit(S, &count("district IN ('A', 'C')"), true)
         .await
         .expect("submit");
     let ac = full(&auditor, ac).await;
     approve(&reviewer, &ac).await;
     let apart = analyst
         .submit(
+            S,
             "SELECT district, count(*) AS firms FROM firms WHERE district IN ('A', 'C') \
              GROUP BY district ORDER BY district",
             true,
@@ -333,7 +339,7 @@ async fn differencing_and_complementary_suppression_are_caught() {
 
     // A rejected job is no earlier release: nothing is compared against it.
     let rejected = analyst
-        .submit(&count("district = 'E'"), true)
+        .submit(S, &count("district = 'E'"), true)
         .await
         .expect("submit");
     let rejected = full(&auditor, rejected).await;
@@ -342,7 +348,7 @@ async fn differencing_and_complementary_suppression_are_caught() {
         .await
         .expect("reject");
     let e = analyst
-        .submit(&count("district = 'E' AND revenue < 40"), true)
+        .submit(S, &count("district = 'E' AND revenue < 40"), true)
         .await
         .expect("submit");
     let e = full(&auditor, e).await;
@@ -361,6 +367,7 @@ async fn rows_to_review_need_a_second_reviewer_when_configured() {
     // Zeros and a negative refund: rows to review.
     let job = analyst
         .submit(
+            S,
             "SELECT district, count(*) AS firms, sum(refund) AS refund FROM firms \
              WHERE district IN ('A', 'D') GROUP BY district",
             true,
@@ -411,6 +418,7 @@ async fn rows_to_review_need_a_second_reviewer_when_configured() {
     // A result with nothing to review needs one reviewer.
     let plain = analyst
         .submit(
+            S,
             "SELECT count(*) AS firms FROM firms WHERE district = 'F'",
             true,
         )
@@ -444,36 +452,25 @@ async fn rows_to_review_need_a_second_reviewer_when_configured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dp_scenario_spends_a_budget_that_no_restart_resets() {
     let p = platform().await;
-    let admin = p.client("admin").await.expect("admin");
-    admin
-        .create_scenario(pb::Scenario {
-            name: "firms-dp".into(),
-            tenant: TENANT.into(),
-            title: "firm statistics under differential privacy".into(),
-            dp: Some(pb::DpSettings {
-                epsilon_total: 2.0,
-                delta_total: 1e-5,
-                epsilon_per_query: 1.0,
-                delta_per_query: 1e-6,
-                max_groups_per_unit: 1,
-                max_rows_per_unit: 1,
-            }),
-            ..Default::default()
-        })
+    let mut app = application_for_datasets(&p, "firms-dp", &["firms"])
+        .await
+        .expect("application");
+    app.dp = Some(pb::DpSettings {
+        epsilon_total: 2.0,
+        delta_total: 1e-5,
+        epsilon_per_query: 1.0,
+        delta_per_query: 1e-6,
+        max_groups_per_unit: 1,
+        max_rows_per_unit: 1,
+    });
+    authorize_scenario(&p, "analyst", app.clone(), &[], false)
         .await
         .expect("scenario");
-    let (c, m) = code(
-        admin
-            .create_scenario(pb::Scenario {
-                name: "firms-dp".into(),
-                tenant: TENANT.into(),
-                ..Default::default()
-            })
-            .await,
-    );
+    // Names are never reused: the budget stays spent.
+    let analyst = p.client("analyst").await.expect("analyst");
+    let (c, m) = code(analyst.apply_scenario(app).await);
     assert_eq!(c, Code::AlreadyExists, "{m}");
 
-    let analyst = p.client("analyst").await.expect("analyst");
     let total =
         "SELECT count(*) AS firms, sum(revenue) AS revenue, avg(revenue) AS mean FROM firms";
     // Shapes DP mode does not answer, and sums without declared bounds, are refused before

@@ -1,12 +1,16 @@
 //! End-to-end tests: the real server on 127.0.0.1 with real TLS, driven through the client.
 
 use erhai::client::{Client, ClientError, IdentityBundle, upload_messages};
-use erhai::demo::{DEMO_USERS, Platform, TENANT, contains_bytes, load_demo_data};
+use erhai::demo::{
+    DEMO_USERS, Platform, TENANT, authorize_datasets, contains_bytes, load_demo_data,
+};
 use erhai::demo_data::{self, Sizes};
 use tonic::Code;
 
 const SEED: u64 = 11;
 const STAYS: usize = 3_000;
+/// The scenario every query of these tests names: all columns of the three demo tables.
+const S: &str = "e2e";
 
 /// A platform with the demo users, the demo data and a second tenant's analyst.
 async fn platform() -> Platform {
@@ -27,6 +31,9 @@ async fn platform_with(edit: impl FnOnce(&mut erhai_gateway::ServerConfig)) -> P
     load_demo_data(&p, SEED, Sizes::with_stays(STAYS))
         .await
         .expect("data");
+    authorize_datasets(&p, S, &["hotel_stays", "scenic_entries", "enterprises"])
+        .await
+        .expect("scenario");
     p
 }
 
@@ -52,7 +59,7 @@ async fn register_query_review_release() {
     let analyst = p.client("analyst").await.expect("analyst");
     let reviewer = p.client("reviewer").await.expect("reviewer");
 
-    let job = analyst.submit(BY_DISTRICT, true).await.expect("submit");
+    let job = analyst.submit(S, BY_DISTRICT, true).await.expect("submit");
     assert_eq!(job.state, "awaiting_review", "{job:?}");
     let report = job.report.clone().expect("report");
     assert_eq!(report.rows_released, 12);
@@ -137,7 +144,7 @@ async fn small_groups_are_suppressed() {
     let p = platform().await;
     let analyst = p.client("analyst").await.expect("analyst");
     let job = analyst
-        .submit("SELECT hotel_name, checkin_date, count(*) AS n FROM hotel_stays GROUP BY hotel_name, checkin_date", true)
+        .submit(S, "SELECT hotel_name, checkin_date, count(*) AS n FROM hotel_stays GROUP BY hotel_name, checkin_date", true)
         .await
         .expect("submit");
     // The analyst sees how many rows were suppressed, never which or why in figures.
@@ -170,7 +177,7 @@ async fn small_groups_are_suppressed() {
     assert_eq!(r.outcome, "fail");
     // A global aggregate over fewer than k persons is suppressed whole: 0 and 1 look alike.
     let tiny = analyst
-        .submit("SELECT count(*) AS n FROM hotel_stays WHERE district = '漾濞县' AND nights = 7 AND birth_year = 1960", true)
+        .submit(S, "SELECT count(*) AS n FROM hotel_stays WHERE district = '漾濞县' AND nights = 7 AND birth_year = 1960", true)
         .await
         .expect("submit");
     assert_eq!(tiny.report.expect("report").rows_released, 0);
@@ -254,7 +261,7 @@ async fn refusals_name_column_use_and_rule() {
         ),
     ];
     for (sql, code, fragment) in cases {
-        let (c, m) = status(analyst.submit(sql, true).await);
+        let (c, m) = status(analyst.submit(S, sql, true).await);
         assert_eq!(
             (c, m.contains(fragment)),
             (*code, true),
@@ -277,7 +284,7 @@ async fn tenants_are_isolated_and_roles_enforced() {
     let p = platform().await;
     let analyst = p.client("analyst").await.expect("analyst");
     let other = p.client("other-analyst").await.expect("other");
-    let job = analyst.submit(BY_DISTRICT, true).await.expect("submit");
+    let job = analyst.submit(S, BY_DISTRICT, true).await.expect("submit");
     p.client("reviewer")
         .await
         .expect("r")
@@ -285,15 +292,26 @@ async fn tenants_are_isolated_and_roles_enforced() {
         .await
         .expect("approve");
 
-    // Tenant B sees neither the job nor the release nor the datasets granted to A.
+    // Tenant B sees neither the job nor the release nor A's scenario; the public catalog is
+    // all it sees, and reading any of it needs a scenario of its own.
     check_status(other.job(&job.id).await, Code::NotFound, "no job");
     check_status(other.fetch(&job.id).await, Code::NotFound, "no job");
     assert!(other.jobs().await.expect("jobs").is_empty());
-    assert!(other.list_datasets().await.expect("datasets").is_empty());
+    assert_eq!(other.list_datasets().await.expect("datasets").len(), 3);
     check_status(
-        other.submit(BY_DISTRICT, true).await,
+        other.submit(S, BY_DISTRICT, true).await,
+        Code::NotFound,
+        "no scenario `e2e` visible to you",
+    );
+    check_status(
+        other.submit("", BY_DISTRICT, true).await,
         Code::InvalidArgument,
-        "hotel_stays",
+        "every query names its scenario",
+    );
+    check_status(
+        other.check("", BY_DISTRICT).await,
+        Code::InvalidArgument,
+        "every query names its scenario",
     );
 
     // The permission matrix.
@@ -301,7 +319,7 @@ async fn tenants_are_isolated_and_roles_enforced() {
     let admin = p.client("admin").await.expect("admin");
     let reviewer = p.client("reviewer").await.expect("reviewer");
     check_status(
-        provider.submit(BY_DISTRICT, true).await,
+        provider.submit(S, BY_DISTRICT, true).await,
         Code::PermissionDenied,
         "role provider may not submit query",
     );
@@ -311,7 +329,7 @@ async fn tenants_are_isolated_and_roles_enforced() {
         "role admin may not fetch release",
     );
     check_status(
-        admin.submit(BY_DISTRICT, true).await,
+        admin.submit(S, BY_DISTRICT, true).await,
         Code::PermissionDenied,
         "reserved for: analyst",
     );
@@ -331,9 +349,9 @@ async fn tenants_are_isolated_and_roles_enforced() {
         "reserved for: auditor, admin",
     );
     check_status(
-        analyst.add_grant("hotel_stays", "erhai-insight").await,
+        analyst.review_scenario(S, true, "my own", &[]).await,
         Code::PermissionDenied,
-        "reserved for: admin",
+        "role analyst may not review scenario",
     );
     // Providers see only their own unit's datasets.
     let mine = provider.list_datasets().await.expect("datasets");
@@ -542,7 +560,7 @@ async fn identity_is_the_verified_certificate() {
         .await
         .expect("expire");
     check_status(
-        analyst.submit(BY_DISTRICT, true).await,
+        analyst.submit(S, BY_DISTRICT, true).await,
         Code::Unauthenticated,
         "expired",
     );
@@ -608,7 +626,7 @@ async fn nothing_at_rest_is_plaintext_and_restart_keeps_state() {
 
     // A restart keeps datasets, jobs and the audit chain.
     let analyst = p.client("analyst").await.expect("analyst");
-    let job = analyst.submit(BY_DISTRICT, true).await.expect("submit");
+    let job = analyst.submit(S, BY_DISTRICT, true).await.expect("submit");
     let p = p.restart().await.expect("restart");
     let analyst = p.client("analyst").await.expect("reconnect");
     assert_eq!(
@@ -616,7 +634,7 @@ async fn nothing_at_rest_is_plaintext_and_restart_keeps_state() {
         "awaiting_review"
     );
     let again = analyst
-        .submit(BY_DISTRICT, true)
+        .submit(S, BY_DISTRICT, true)
         .await
         .expect("query after restart");
     assert_eq!(again.report.expect("report").rows_released, 12);
@@ -639,7 +657,7 @@ async fn limits_give_precise_errors() {
     })
     .await;
     let analyst = p.client("analyst").await.expect("analyst");
-    let job = analyst.submit(BY_DISTRICT, true).await.expect("submit");
+    let job = analyst.submit(S, BY_DISTRICT, true).await.expect("submit");
     assert_eq!(job.state, "failed");
     assert!(
         job.error.contains("exceeds the limit of 5 rows"),
@@ -652,7 +670,7 @@ async fn limits_give_precise_errors() {
         "is failed",
     );
     check_status(
-        analyst.submit(&"x".repeat(70_000), true).await,
+        analyst.submit(S, &"x".repeat(70_000), true).await,
         Code::PermissionDenied,
         "the limit is 65536",
     );
@@ -690,7 +708,7 @@ async fn development_runs_on_desensitized_samples() {
 
     // Row-level output is fine in development: the sample is desensitized.
     let (job, _, rows) = analyst
-        .run_dev("SELECT * FROM hotel_stays")
+        .run_dev(S, "SELECT * FROM hotel_stays")
         .await
         .expect("dev query");
     assert_eq!((job.env.as_str(), job.state.as_str()), ("dev", "completed"));
@@ -727,7 +745,7 @@ async fn development_runs_on_desensitized_samples() {
 
     // Development jobs are never reviewed; promotion submits the SQL to production, where the
     // production rules apply.
-    let (dev_job, _, _) = analyst.run_dev(BY_DISTRICT).await.expect("dev query");
+    let (dev_job, _, _) = analyst.run_dev(S, BY_DISTRICT).await.expect("dev query");
     let reviewer = p.client("reviewer").await.expect("reviewer");
     let pending = reviewer.pending().await.expect("pending");
     assert!(pending.iter().all(|j| j.env != "dev"));
@@ -745,12 +763,19 @@ async fn development_runs_on_desensitized_samples() {
         "only development jobs are promoted",
     );
 
-    // Other tenants see neither the job nor the samples of datasets they were not granted.
+    // Other tenants see neither the job nor the samples outside a scenario of their own.
     let other = p.client("other-analyst").await.expect("other");
     check_status(other.promote(&dev_job.id).await, Code::NotFound, "no job");
-    let (code, msg) = status(other.run_dev("SELECT count(*) FROM hotel_stays").await);
-    assert_eq!(code, Code::InvalidArgument, "{msg}");
-    assert!(msg.contains("hotel_stays"), "{msg}");
+    check_status(
+        other.run_dev(S, "SELECT count(*) FROM hotel_stays").await,
+        Code::NotFound,
+        "no scenario `e2e` visible to you",
+    );
+    check_status(
+        other.run_dev("", "SELECT count(*) FROM hotel_stays").await,
+        Code::InvalidArgument,
+        "every query names its scenario",
+    );
     p.stop().await.expect("stop");
 }
 
@@ -762,7 +787,7 @@ async fn lineage_traces_a_release_through_a_join() {
     let auditor = p.client("auditor").await.expect("auditor");
     let sql = "SELECT h.district, count(DISTINCT s.id_number) AS visitors FROM hotel_stays h \
                JOIN scenic_entries s ON h.id_number = s.id_number GROUP BY h.district";
-    let job = analyst.submit(sql, true).await.expect("submit");
+    let job = analyst.submit(S, sql, true).await.expect("submit");
     assert_eq!(job.state, "awaiting_review", "{job:?}");
     reviewer
         .decide(&job.id, true, "visitor counts by district")

@@ -5,7 +5,7 @@ mod common;
 
 use common::{code, platform_with_users};
 
-use erhai::demo::{TENANT, load_demo_data};
+use erhai::demo::{TENANT, authorize_datasets, load_demo_data};
 use erhai::demo_data::Sizes;
 use tonic::Code;
 
@@ -17,6 +17,9 @@ async fn an_agreement_governs_every_call_of_its_tenant() {
     load_demo_data(&p, 3, Sizes::with_stays(1_500))
         .await
         .expect("data");
+    authorize_datasets(&p, "agreement", &["hotel_stays"])
+        .await
+        .expect("scenario");
     let admin = p.client("admin").await.expect("admin");
     let authority = p.client("authority").await.expect("authority");
 
@@ -90,12 +93,15 @@ async fn an_agreement_governs_every_call_of_its_tenant() {
     // The demo tenant: suspended mid-session, its analyst is blocked at the next call but may
     // read the case and submit a rectification report; restored, it works again.
     let analyst = p.client("analyst").await.expect("analyst");
-    analyst.submit(SQL, true).await.expect("query before");
+    analyst
+        .submit("agreement", SQL, true)
+        .await
+        .expect("query before");
     authority
         .change_tenant_status(TENANT, "suspend", "released rows to a third party")
         .await
         .expect("suspend");
-    let (c, m) = code(analyst.submit(SQL, true).await);
+    let (c, m) = code(analyst.submit("agreement", SQL, true).await);
     assert_eq!(c, Code::PermissionDenied);
     assert!(
         m.contains("suspended (released rows to a third party)"),
@@ -121,7 +127,10 @@ async fn an_agreement_governs_every_call_of_its_tenant() {
         whats,
         vec!["agreement", "suspend", "rectification", "restore"]
     );
-    analyst.submit(SQL, true).await.expect("query after");
+    analyst
+        .submit("agreement", SQL, true)
+        .await
+        .expect("query after");
     // Another tenant's case is not visible.
     let (c, _) = code(analyst.tenant("erhai-new").await);
     assert_eq!(c, Code::NotFound);
@@ -331,7 +340,7 @@ async fn a_scenario_is_authorized_step_by_step_and_bounds_its_queries() {
         .expect("in scope");
     assert_eq!(job.state, "awaiting_review", "{job:?}");
     assert_eq!(job.scenario, "flows");
-    let (_, m) = code(
+    let (c, m) = code(
         analyst
             .submit_in(
                 "SELECT hotel_name, count(*) AS n FROM hotel_stays GROUP BY hotel_name",
@@ -341,8 +350,36 @@ async fn a_scenario_is_authorized_step_by_step_and_bounds_its_queries() {
             )
             .await,
     );
-    assert!(m.contains("hotel_name"), "{m}");
-    let (_, m) = code(
+    assert_eq!(c, Code::PermissionDenied, "{m}");
+    assert!(
+        m.contains(
+            "column hotel_stays.hotel_name is not among the columns scenario flows approved"
+        ),
+        "{m}"
+    );
+    // The same for a dry run and on the development samples.
+    let (c, m) = code(
+        analyst
+            .check(
+                "flows",
+                "SELECT count(*) FROM hotel_stays WHERE hotel_name = 'x'",
+            )
+            .await,
+    );
+    assert!(
+        c == Code::PermissionDenied && m.contains("hotel_stays.hotel_name"),
+        "{m}"
+    );
+    let (c, m) = code(
+        analyst
+            .run_dev("flows", "SELECT hotel_name FROM hotel_stays")
+            .await,
+    );
+    assert!(
+        c == Code::PermissionDenied && m.contains("hotel_stays.hotel_name"),
+        "{m}"
+    );
+    let (c, m) = code(
         analyst
             .submit_in(
                 "SELECT industry, count(*) AS n FROM enterprises GROUP BY industry",
@@ -352,7 +389,10 @@ async fn a_scenario_is_authorized_step_by_step_and_bounds_its_queries() {
             )
             .await,
     );
-    assert!(m.contains("enterprises"), "{m}");
+    assert!(
+        c == Code::PermissionDenied && m.contains("dataset enterprises is not in scenario flows"),
+        "{m}"
+    );
     // Another tenant's analyst does not see it.
     p.add_user("outsider", "外部", "analyst", "erhai-insight", "")
         .await
@@ -391,6 +431,85 @@ async fn a_scenario_is_authorized_step_by_step_and_bounds_its_queries() {
             .expect("overdue")
             .is_empty()
     );
+    p.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_passes_scenarios_expire_and_late_steps_are_listed() {
+    let p = platform_with_users(|_| {}).await;
+    load_demo_data(&p, 6, Sizes::with_stays(1_500))
+        .await
+        .expect("data");
+    authorize_datasets(&p, "ending", &["hotel_stays"])
+        .await
+        .expect("scenario");
+    let analyst = p.client("analyst").await.expect("analyst");
+    analyst
+        .apply_scenario(application("waiting"))
+        .await
+        .expect("apply");
+    let center = p.client("center").await.expect("center");
+    let s = center
+        .review_scenario("waiting", true, "consistent", &[])
+        .await
+        .expect("center");
+    assert_eq!(s.status, "authority_review");
+    analyst
+        .submit("ending", SQL, true)
+        .await
+        .expect("valid today");
+
+    // Three weeks pass: "ending" was valid until yesterday; the authority's step of "waiting"
+    // started 21 days ago. The server is stopped while its records are moved back in time.
+    let today = chrono::Utc::now().date_naive();
+    let yesterday = today - chrono::Days::new(1);
+    let p = p
+        .restart_after(|cfg| {
+            let store = erhai_gateway::state::Store::open(&cfg.meta_dir())?;
+            let scenarios = erhai_gateway::scenario::Scenarios::open(store.db())?;
+            let back = |name: &str, edit: fn(&mut erhai_gateway::scenario::ScenarioRecord)| {
+                scenarios.update(name, |s| {
+                    let mut s = s.clone();
+                    edit(&mut s);
+                    Ok(s)
+                })
+            };
+            back("ending", |s| {
+                let today = chrono::Utc::now().date_naive();
+                s.valid_from = Some(today - chrono::Days::new(30));
+                s.valid_to = Some(today - chrono::Days::new(1));
+            })?;
+            back("waiting", |s| {
+                s.stage_since = Some(chrono::Utc::now().date_naive() - chrono::Days::new(21));
+            })?;
+            store.flush()?;
+            Ok(())
+        })
+        .await
+        .expect("restart");
+
+    // An expired scenario admits no query of any kind.
+    let analyst = p.client("analyst").await.expect("analyst");
+    let expired = format!("expired on {yesterday}");
+    let (c, m) = code(analyst.submit("ending", SQL, true).await);
+    assert!(c == Code::FailedPrecondition && m.contains(&expired), "{m}");
+    let (c, m) = code(analyst.check("ending", SQL).await);
+    assert!(c == Code::FailedPrecondition && m.contains(&expired), "{m}");
+    let (c, m) = code(analyst.run_dev("ending", SQL).await);
+    assert!(c == Code::FailedPrecondition && m.contains(&expired), "{m}");
+
+    // The late step is listed for the authority, with its deadline, which was in the past.
+    let authority = p.client("authority").await.expect("authority");
+    let late = authority.overdue_scenarios().await.expect("overdue");
+    assert_eq!(
+        late.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        vec!["waiting"]
+    );
+    assert_eq!(late[0].status, "authority_review");
+    assert!(late[0].deadline < today.to_string(), "{:?}", late[0]);
+    // Only the authority reads the list.
+    let (c, _) = code(analyst.overdue_scenarios().await);
+    assert_eq!(c, Code::PermissionDenied);
     p.stop().await.expect("stop");
 }
 
@@ -462,7 +581,7 @@ async fn social_data_is_usable_only_after_import_approval_and_only_by_its_tenant
         .await
         .expect("upload");
     assert_eq!(d.import_status, "pending");
-    // Not visible to another tenant; not grantable.
+    // Not visible to another tenant.
     assert!(
         outsider
             .list_datasets()
@@ -471,9 +590,6 @@ async fn social_data_is_usable_only_after_import_approval_and_only_by_its_tenant
             .iter()
             .all(|d| d.name != "guest_survey")
     );
-    let admin = p.client("admin").await.expect("admin");
-    let (c, _) = code(admin.add_grant("guest_survey", TENANT).await);
-    assert_eq!(c, Code::FailedPrecondition);
 
     let mut app = application("survey");
     app.columns = vec![
@@ -516,8 +632,11 @@ async fn social_data_is_usable_only_after_import_approval_and_only_by_its_tenant
         .await
         .expect("in its scenario");
     assert_eq!(job.state, "awaiting_review", "{job:?}");
-    // Outside a scenario that lists it, the table does not exist.
-    let (_, m) = code(analyst.submit(sql, true).await);
-    assert!(m.contains("guest_survey"), "{m}");
+    // Outside a scenario nothing runs at all.
+    let (c, m) = code(analyst.submit("", sql, true).await);
+    assert!(
+        c == Code::InvalidArgument && m.contains("names its scenario"),
+        "{m}"
+    );
     p.stop().await.expect("stop");
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// Platform operator: users and grants; sees no data, approves nothing.
+    /// Platform operator: users and tenants; sees no data, approves nothing.
     Admin,
     /// Data-provider unit staff: registers datasets.
     Provider,
@@ -89,10 +89,6 @@ pub enum Action {
     ListDatasets,
     /// Show a dataset's schema and policy.
     GetDataset,
-    /// Grant a dataset to a tenant.
-    AddGrant,
-    /// List grants.
-    ListGrants,
     /// Submit a query.
     SubmitQuery,
     /// Check a query without running it.
@@ -115,8 +111,6 @@ pub enum Action {
     FetchRelease,
     /// Read the platform's public key (verifies receipts offline).
     PlatformKey,
-    /// Create a scenario.
-    CreateScenario,
     /// List or show scenarios.
     ListScenarios,
     /// Show a scenario's privacy budget.
@@ -195,11 +189,6 @@ pub const MATRIX: &[(Action, &[Role])] = &[
             Role::Auditor,
         ],
     ),
-    (Action::AddGrant, &[Role::Admin]),
-    (
-        Action::ListGrants,
-        &[Role::Admin, Role::Provider, Role::Analyst],
-    ),
     (Action::SubmitQuery, &[Role::Analyst]),
     (Action::CheckQuery, &[Role::Analyst]),
     (Action::RunDevQuery, &[Role::Analyst]),
@@ -217,7 +206,6 @@ pub const MATRIX: &[(Action, &[Role])] = &[
     (Action::Decide, &[Role::Reviewer]),
     (Action::FetchRelease, &[Role::Analyst]),
     (Action::PlatformKey, &Role::ALL),
-    (Action::CreateScenario, &[Role::Admin]),
     (
         Action::ListScenarios,
         &[

@@ -28,14 +28,14 @@ pub const REVIEW_WORKING_DAYS: u32 = 5;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScenarioStatus {
-    /// First review, by the data operation service center.
+    /// First review, by the data operation service center (where every application starts).
+    #[default]
     CenterReview,
     /// Second review, by the authority (5 working days).
     AuthorityReview,
     /// Confirmation by each provider unit whose data is requested (5 working days).
     ProviderConfirmation,
     /// Approved: queries may run in it, within its validity.
-    #[default]
     Active,
     /// A review step rejected it; final.
     Rejected,
@@ -162,9 +162,10 @@ pub struct ScenarioRecord {
     /// The columns requested, with justifications.
     #[serde(default)]
     pub requested: Vec<ColumnRequest>,
-    /// The columns approved so far; `None`: not restricted (an admin-created scenario).
+    /// The columns approved so far (the request, narrowed by each review): all a query in the
+    /// scenario may read.
     #[serde(default)]
-    pub approved: Option<ColumnSet>,
+    pub approved: ColumnSet,
     /// Review decisions, in order.
     #[serde(default)]
     pub reviews: Vec<ScenarioReview>,
@@ -258,7 +259,7 @@ impl ScenarioRecord {
             ));
         }
         let mut next = self.clone();
-        let current = self.approved.clone().unwrap_or_default();
+        let current = &self.approved;
         let mut removed = Vec::new();
         if approve && let Some(narrow) = narrower {
             // A provider narrows only its own datasets; others narrow anything.
@@ -281,7 +282,7 @@ impl ScenarioRecord {
                 }
             }
             let mut kept = ColumnSet::new();
-            for (d, cols) in &current {
+            for (d, cols) in current {
                 let keep: BTreeSet<String> = if mine(d) {
                     narrow.get(d).cloned().unwrap_or_default()
                 } else {
@@ -297,7 +298,7 @@ impl ScenarioRecord {
             if kept.is_empty() {
                 return Err("approving no column at all is a rejection; use --reject".into());
             }
-            next.approved = Some(kept);
+            next.approved = kept;
         }
         next.reviews.push(ScenarioReview {
             stage,
@@ -312,7 +313,7 @@ impl ScenarioRecord {
             next.pending_units.clear();
             return Ok(next);
         }
-        let approved = next.approved.clone().unwrap_or_default();
+        let approved = next.approved.clone();
         match stage {
             ScenarioStatus::CenterReview => {
                 next.status = ScenarioStatus::AuthorityReview;
@@ -539,16 +540,14 @@ mod tests {
             valid_from: None,
             valid_to: None,
             requested: Vec::new(),
-            approved: Some(
-                [
-                    (
-                        "stays".to_string(),
-                        ["district", "nights"].map(String::from).into(),
-                    ),
-                    ("firms".to_string(), ["industry"].map(String::from).into()),
-                ]
-                .into(),
-            ),
+            approved: [
+                (
+                    "stays".to_string(),
+                    ["district", "nights"].map(String::from).into(),
+                ),
+                ("firms".to_string(), ["industry"].map(String::from).into()),
+            ]
+            .into(),
             reviews: Vec::new(),
             stage_since: None,
             pending_units: BTreeSet::new(),

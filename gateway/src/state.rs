@@ -1,4 +1,4 @@
-//! Platform state in sled: users, datasets, grants, jobs (the audit chain lives in
+//! Platform state in sled: users, datasets, jobs (the audit chain lives in
 //! [`crate::audit`]). Records are JSON values under string keys; every commit is flushed before
 //! the RPC answers.
 
@@ -115,19 +115,6 @@ pub struct DevSampleRecord {
     pub policy: DatasetPolicy,
     /// The sample's data key, wrapped by the master key.
     pub wrapped_key: Vec<u8>,
-}
-
-/// A temporary grant of a dataset to a tenant.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GrantRecord {
-    /// Dataset id.
-    pub dataset_id: String,
-    /// Tenant.
-    pub tenant: String,
-    /// Admin who granted.
-    pub granted_by: String,
-    /// When.
-    pub granted_at_ms: i64,
 }
 
 /// Job states.
@@ -252,7 +239,6 @@ pub struct Store {
     users: sled::Tree,
     datasets: sled::Tree,
     dataset_names: sled::Tree,
-    grants: sled::Tree,
     jobs: sled::Tree,
 }
 
@@ -305,7 +291,6 @@ impl Store {
             users: db.open_tree("users")?,
             datasets: db.open_tree("datasets")?,
             dataset_names: db.open_tree("dataset_names")?,
-            grants: db.open_tree("grants")?,
             jobs: db.open_tree("jobs")?,
             db,
         })
@@ -432,23 +417,6 @@ impl Store {
         }
         self.flush()?;
         Ok(removed)
-    }
-
-    // ---- grants
-
-    /// Records a grant (idempotent).
-    pub fn put_grant(&self, g: &GrantRecord) -> Result<(), GatewayError> {
-        Self::put(&self.grants, &format!("{}/{}", g.tenant, g.dataset_id), g)?;
-        self.flush()
-    }
-
-    /// Grants of a tenant, or all.
-    pub fn grants(&self, tenant: Option<&str>) -> Result<Vec<GrantRecord>, GatewayError> {
-        let all: Vec<GrantRecord> = Self::all(&self.grants)?;
-        Ok(all
-            .into_iter()
-            .filter(|g| tenant.is_none_or(|t| g.tenant == t))
-            .collect())
     }
 
     // ---- jobs

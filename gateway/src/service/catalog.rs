@@ -1,4 +1,4 @@
-//! CatalogService (dataset registration and metadata) and GovernanceService (temporary grants).
+//! CatalogService (dataset registration and metadata) and GovernanceService (scenarios).
 
 use std::collections::HashSet;
 use std::io::Cursor;
@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{Gateway, convert, engine_status, internal};
 use crate::authz::{Action, Role};
-use crate::state::{DatasetRecord, DevSampleRecord, GrantRecord, UserRecord, now_ms};
+use crate::state::{DatasetRecord, DevSampleRecord, UserRecord, now_ms};
 
 /// Dataset names are SQL identifiers: lower-case letters, digits and '_', starting with a letter.
 fn valid_dataset_name(s: &str) -> bool {
@@ -333,7 +333,9 @@ impl Gateway {
         Ok(convert::dataset(&d))
     }
 
-    /// Datasets `user` may see: providers their unit's, analysts their tenant's grants, others all.
+    /// Datasets `user` may see: providers their unit's; analysts the public catalog (what they
+    /// may apply for in a scenario) and their own tenant's social data; others all. Seeing a
+    /// dataset's schema and policy reads none of its data: only an active scenario does.
     pub(crate) fn visible_datasets(&self, user: &UserRecord) -> Result<Vec<DatasetRecord>, Status> {
         let all = self.0.store.datasets().map_err(internal)?;
         Ok(match user.role {
@@ -343,18 +345,8 @@ impl Gateway {
                 .collect(),
             Role::Analyst => {
                 let tenant = Self::tenant_of(user)?;
-                let granted: HashSet<String> = self
-                    .0
-                    .store
-                    .grants(Some(tenant))
-                    .map_err(internal)?
-                    .into_iter()
-                    .map(|g| g.dataset_id)
-                    .collect();
                 all.into_iter()
-                    .filter(|d| {
-                        granted.contains(&d.id) || d.social_tenant.as_deref() == Some(tenant)
-                    })
+                    .filter(|d| d.social_tenant.as_deref().is_none_or(|t| t == tenant))
                     .collect()
             }
             Role::Admin | Role::Reviewer | Role::Auditor | Role::Center | Role::Authority => all,
@@ -424,96 +416,6 @@ impl CatalogService for Gateway {
 
 #[tonic::async_trait]
 impl GovernanceService for Gateway {
-    async fn add_grant(
-        &self,
-        req: Request<pb::AddGrantRequest>,
-    ) -> Result<Response<pb::Grant>, Status> {
-        let object = format!("{} -> {}", req.get_ref().dataset, req.get_ref().tenant);
-        let user = self.authorize(&req, Action::AddGrant, &object)?;
-        let r = (|| {
-            let r = req.get_ref();
-            if !super::admin::valid_name(&r.tenant) {
-                return Err(Status::invalid_argument(format!(
-                    "tenant `{}` is invalid",
-                    r.tenant
-                )));
-            }
-            let d = self
-                .0
-                .store
-                .dataset(&r.dataset)
-                .map_err(internal)?
-                .ok_or_else(|| {
-                    Status::not_found(format!("dataset `{}` does not exist", r.dataset))
-                })?;
-            if d.social_tenant.is_some() {
-                return Err(Status::failed_precondition(format!(
-                    "{} is social data: it is used only in its own tenant's scenarios",
-                    d.name
-                )));
-            }
-            let g = GrantRecord {
-                dataset_id: d.id.clone(),
-                tenant: r.tenant.clone(),
-                granted_by: user.id.clone(),
-                granted_at_ms: now_ms(),
-            };
-            self.0.store.put_grant(&g).map_err(internal)?;
-            Ok(pb::Grant {
-                dataset_id: d.id,
-                dataset_name: d.name,
-                tenant: g.tenant,
-                granted_by: g.granted_by,
-                granted_at_ms: g.granted_at_ms,
-            })
-        })();
-        self.finish(&user, Action::AddGrant, &object, r)
-            .map(Response::new)
-    }
-
-    async fn list_grants(
-        &self,
-        req: Request<pb::Empty>,
-    ) -> Result<Response<pb::ListGrantsResponse>, Status> {
-        let user = self.authorize(&req, Action::ListGrants, "")?;
-        let r = (|| {
-            let grants = match user.role {
-                Role::Analyst => self.0.store.grants(Some(Self::tenant_of(&user)?)),
-                _ => self.0.store.grants(None),
-            }
-            .map_err(internal)?;
-            let datasets = self.visible_datasets(&user)?;
-            Ok(pb::ListGrantsResponse {
-                grants: grants
-                    .into_iter()
-                    .filter_map(|g| {
-                        let d = datasets.iter().find(|d| d.id == g.dataset_id)?;
-                        Some(pb::Grant {
-                            dataset_id: g.dataset_id,
-                            dataset_name: d.name.clone(),
-                            tenant: g.tenant,
-                            granted_by: g.granted_by,
-                            granted_at_ms: g.granted_at_ms,
-                        })
-                    })
-                    .collect(),
-            })
-        })();
-        self.finish(&user, Action::ListGrants, "", r)
-            .map(Response::new)
-    }
-
-    async fn create_scenario(
-        &self,
-        req: Request<pb::Scenario>,
-    ) -> Result<Response<pb::Scenario>, Status> {
-        let object = req.get_ref().name.clone();
-        let user = self.authorize(&req, Action::CreateScenario, &object)?;
-        let r = self.create_scenario_inner(&user, req.get_ref());
-        self.finish(&user, Action::CreateScenario, &object, r)
-            .map(Response::new)
-    }
-
     async fn list_scenarios(
         &self,
         req: Request<pb::Empty>,

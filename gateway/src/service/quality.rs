@@ -51,7 +51,14 @@ impl Gateway {
     ) -> Result<pb::QualityRequest, Status> {
         let tenant = Self::tenant_of(user)?.to_string();
         let issue = text(&r.issue, "a description of the issue")?;
-        // A dataset the tenant may use: granted, or in one of its scenarios.
+        let d = self
+            .visible_datasets(user)?
+            .into_iter()
+            .find(|d| d.name == r.dataset || d.id == r.dataset)
+            .ok_or_else(|| {
+                Status::not_found(format!("no dataset `{}` visible to you", r.dataset))
+            })?;
+        // Feedback comes from use: the dataset is requested in one of the tenant's scenarios.
         let in_scenario = self
             .0
             .scenarios
@@ -59,19 +66,13 @@ impl Gateway {
             .map_err(internal)?
             .iter()
             .filter(|s| s.tenant == tenant)
-            .any(|s| s.requested.iter().any(|c| c.dataset == r.dataset));
-        let d = self
-            .visible_datasets(user)?
-            .into_iter()
-            .find(|d| d.name == r.dataset || d.id == r.dataset)
-            .or_else(|| {
-                in_scenario
-                    .then(|| self.0.store.dataset(&r.dataset).ok().flatten())
-                    .flatten()
-            })
-            .ok_or_else(|| {
-                Status::not_found(format!("no dataset `{}` visible to you", r.dataset))
-            })?;
+            .any(|s| s.requested.iter().any(|c| c.dataset == d.name));
+        if !in_scenario {
+            return Err(Status::failed_precondition(format!(
+                "{} is in none of your tenant's scenarios: data-quality requests come from use",
+                d.name
+            )));
+        }
         let column = r.column.trim().to_string();
         if !column.is_empty() && !d.fields.iter().any(|f| f.name == column) {
             return Err(Status::invalid_argument(format!(

@@ -21,34 +21,35 @@ pub(crate) type DifferencingFindings = (Vec<(u64, Finding)>, Vec<Finding>);
 pub const DIFFERENCING_BUDGET: u64 = 5_000_000;
 
 impl Gateway {
-    /// The tables a tenant's job may read in `env`: its granted datasets, or their samples.
-    fn tables_for(&self, tenant: &str, env: Env) -> Result<Vec<StoredTable>, Status> {
-        let mut tables = Vec::new();
-        for g in self.0.store.grants(Some(tenant)).map_err(internal)? {
-            let Some(d) = self.0.store.dataset(&g.dataset_id).map_err(internal)? else {
-                continue;
-            };
-            tables.extend(convert::stored_table(&d, env)?);
+    /// The scenario a query names, if `user` may run queries in it today. Every query names one:
+    /// a scenario is the only authorization to read data.
+    fn query_scenario(&self, user: &UserRecord, name: &str) -> Result<ScenarioRecord, Status> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(Status::invalid_argument(
+                "every query names its scenario (--scenario S): only an approved, active \
+                 scenario authorizes data (`erhai scenario list` shows yours)",
+            ));
         }
-        Ok(tables)
+        let s = self.visible_scenario(user, name)?;
+        s.admits_queries(chrono::Utc::now().date_naive())
+            .map_err(Status::failed_precondition)?;
+        Ok(s)
     }
 
-    /// The tables a scenario authorizes: each approved dataset with only its approved columns
-    /// (and its privacy unit, which the statistics need and its policy still governs). A
-    /// scenario without a column list (created by an admin) reads the tenant's grants.
-    fn tables_of_scenario(&self, s: &ScenarioRecord) -> Result<Vec<StoredTable>, Status> {
-        let Some(approved) = &s.approved else {
-            return self.tables_for(&s.tenant, Env::Prod);
-        };
+    /// The tables a scenario authorizes in `env`: each approved dataset (or its development
+    /// sample) with only its approved columns, plus its privacy unit, which the statistics need
+    /// and its policy still governs.
+    fn tables_of_scenario(&self, s: &ScenarioRecord, env: Env) -> Result<Vec<StoredTable>, Status> {
         let mut tables = Vec::new();
-        for (dataset, columns) in approved {
+        for (dataset, columns) in &s.approved {
             let Some(d) = self.0.store.dataset(dataset).map_err(internal)? else {
                 continue;
             };
             if d.usable_by(&s.tenant).is_err() {
                 continue;
             }
-            let Some(mut t) = convert::stored_table(&d, Env::Prod)? else {
+            let Some(mut t) = convert::stored_table(&d, env)? else {
                 continue;
             };
             let keep = |name: &str| columns.contains(name) || name == t.policy.privacy_unit;
@@ -64,6 +65,68 @@ impl Gateway {
             tables.push(t);
         }
         Ok(tables)
+    }
+
+    /// A planning error that is really a reference to data outside scenario `s` (a column it did
+    /// not approve, a dataset it does not list), restated as the refusal it is: which column or
+    /// dataset, and which scenario. Other errors pass unchanged.
+    fn outside_scenario(&self, s: &ScenarioRecord, e: EngineError) -> EngineError {
+        let EngineError::Plan(msg) = &e else {
+            return e;
+        };
+        let msg = msg.replace('"', "");
+        let names = |after: &str| -> Vec<String> {
+            msg.match_indices(after)
+                .map(|(i, _)| {
+                    msg[i + after.len()..]
+                        .trim_start_matches('\'')
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
+                        .collect::<String>()
+                        .trim_end_matches('.')
+                        .to_string()
+                })
+                .collect()
+        };
+        let Ok(datasets) = self.0.store.datasets() else {
+            return e;
+        };
+        for field in names("No field named ") {
+            let column = field.rsplit('.').next().unwrap_or(&field);
+            for (name, approved) in &s.approved {
+                let Some(d) = datasets.iter().find(|d| &d.name == name) else {
+                    continue;
+                };
+                let qualified_elsewhere =
+                    field.contains('.') && !field.starts_with(&format!("{name}."));
+                if qualified_elsewhere || !d.fields.iter().any(|f| f.name == column) {
+                    continue;
+                }
+                return EngineError::Forbidden(format!(
+                    "column {name}.{column} is not among the columns scenario {} approved; of \
+                     {name} it approved: {}. A query reads only what its scenario approved: \
+                     apply for a scenario that includes it",
+                    s.name,
+                    approved.iter().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        for table in names("table ") {
+            let name = table.rsplit('.').next().unwrap_or(&table);
+            if !s.approved.contains_key(name)
+                && datasets
+                    .iter()
+                    .any(|d| d.name == name && d.usable_by(&s.tenant).is_ok())
+            {
+                return EngineError::Forbidden(format!(
+                    "dataset {name} is not in scenario {}, which approved: {}. A query reads only \
+                     what its scenario approved: apply for a scenario that includes it",
+                    s.name,
+                    s.approved.keys().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        e
     }
 
     fn new_job(
@@ -109,10 +172,11 @@ impl Gateway {
         r: pb::SubmitQueryRequest,
         object: &mut String,
     ) -> Result<pb::DevQueryResult, Status> {
-        let tenant = Self::tenant_of(user)?.to_string();
-        let tables = self.tables_for(&tenant, Env::Dev)?;
+        let scenario = self.query_scenario(user, &r.scenario)?;
+        let tables = self.tables_of_scenario(&scenario, Env::Dev)?;
         let mut job = self.new_job(user, r.sql.trim(), &tables)?;
         job.dev = true;
+        job.scenario = Some(scenario.name.clone());
         *object = job.id.clone();
         let outcome = match self.0.job_slots.acquire().await {
             Ok(_slot) => {
@@ -127,7 +191,7 @@ impl Gateway {
                 );
                 self.0
                     .engine
-                    .run_dev_query(&job.sql, &tables, &pseudonym_scope(&tenant))
+                    .run_dev_query(&job.sql, &tables, &scope_of(&job))
                     .await
             }
             Err(_) => Err(EngineError::Execution("the server is shutting down".into())),
@@ -148,6 +212,7 @@ impl Gateway {
                 if let EngineError::Refused(v) = &e {
                     job.verdict = Some(v.as_ref().clone());
                 }
+                let e = self.outside_scenario(&scenario, e);
                 Err(self.end_early(job, failure_state(&e), &e))
             }
         }
@@ -160,19 +225,9 @@ impl Gateway {
         object: &mut String,
         promoted_from: Option<String>,
     ) -> Result<pb::Job, Status> {
-        let scenario = match r.scenario.trim() {
-            "" => None,
-            name => Some(self.visible_scenario(user, name)?),
-        };
-        let tables = match &scenario {
-            Some(s) => {
-                s.admits_queries(chrono::Utc::now().date_naive())
-                    .map_err(Status::failed_precondition)?;
-                self.tables_of_scenario(s)?
-            }
-            None => self.tables_for(Self::tenant_of(user)?, Env::Prod)?,
-        };
-        let dp = scenario.as_ref().and_then(|s| s.dp);
+        let scenario = self.query_scenario(user, &r.scenario)?;
+        let tables = self.tables_of_scenario(&scenario, Env::Prod)?;
+        let dp = scenario.dp;
         if dp.is_none() && r.epsilon != 0.0 {
             return Err(Status::invalid_argument(
                 "--epsilon applies only to queries in a differential-privacy scenario",
@@ -180,7 +235,7 @@ impl Gateway {
         }
         let mut job = self.new_job(user, r.sql.trim(), &tables)?;
         job.promoted_from = promoted_from;
-        job.scenario = scenario.as_ref().map(|s| s.name.clone());
+        job.scenario = Some(scenario.name.clone());
         let sql = job.sql.clone();
         *object = job.id.clone();
 
@@ -206,10 +261,14 @@ impl Gateway {
                 job.verdict = Some(verdict);
                 return Err(self.end_early(job, JobState::Refused, &e));
             }
-            Err(e) => return Err(self.end_early(job, failure_state(&e), &e)),
+            Err(e) => {
+                let e = self.outside_scenario(&scenario, e);
+                return Err(self.end_early(job, failure_state(&e), &e));
+            }
         }
         // A DP query is charged before it runs; beyond the budget it never runs.
-        if let (Some(s), Some(dp)) = (&scenario, dp) {
+        if let Some(dp) = dp {
+            let s = &scenario;
             let epsilon = if r.epsilon == 0.0 {
                 dp.epsilon_per_query
             } else {
@@ -480,14 +539,17 @@ impl QueryService for Gateway {
     ) -> Result<Response<pb::PlanVerdict>, Status> {
         let user = self.authorize(&req, Action::CheckQuery, "")?;
         let r = async {
-            let tenant = Self::tenant_of(&user)?.to_string();
-            let tables = self.tables_for(&tenant, Env::Prod)?;
-            let (_, verdict) = self
-                .0
-                .engine
-                .check_query(req.get_ref().sql.trim(), &tables, &pseudonym_scope(&tenant))
-                .await
-                .map_err(|e| engine_status(&e))?;
+            let r = req.get_ref();
+            let scenario = self.query_scenario(&user, &r.scenario)?;
+            let tables = self.tables_of_scenario(&scenario, Env::Prod)?;
+            let (sql, scope) = (r.sql.trim(), scenario.scope());
+            let engine = &self.0.engine;
+            let (_, verdict) = if scenario.dp.is_some() {
+                engine.check_dp_query(sql, &tables, &scope).await
+            } else {
+                engine.check_query(sql, &tables, &scope).await
+            }
+            .map_err(|e| engine_status(&self.outside_scenario(&scenario, e)))?;
             Ok(convert::verdict(&verdict))
         }
         .await;
@@ -572,9 +634,9 @@ pub(crate) fn scope_of(job: &JobRecord) -> String {
     }
 }
 
-/// Whose pseudonyms a job's `pseudonym()` produces (one tenant's tokens join with each other and
-/// with nobody else's), and which earlier releases a job's differencing check compares against.
-/// (Scenarios, when they arrive, narrow this to one scenario.)
+/// Whose pseudonyms a job's `pseudonym()` produces and which earlier releases its differencing
+/// check compares against: one scenario's (tokens join within it and with nobody else's). Jobs
+/// recorded before every query named a scenario keep their tenant's scope.
 pub(crate) fn pseudonym_scope(tenant: &str) -> String {
     format!("tenant/{tenant}")
 }

@@ -89,26 +89,12 @@ impl Gateway {
             .collect();
         let mut authorized = Vec::new();
         for s in &scenarios {
-            if let Some(approved) = &s.approved
-                && s.status == crate::scenario::ScenarioStatus::Active
-            {
-                for (d, cols) in approved {
+            if s.status == crate::scenario::ScenarioStatus::Active {
+                for (d, cols) in &s.approved {
                     let cols: Vec<&str> = cols.iter().map(String::as_str).collect();
                     authorized.push(format!("{d}: {} (scenario {})", cols.join(", "), s.name));
                 }
             }
-        }
-        for g in self.0.store.grants(Some(&tenant)).map_err(internal)? {
-            let name = self
-                .0
-                .store
-                .dataset(&g.dataset_id)
-                .map_err(internal)?
-                .map(|d| d.name)
-                .unwrap_or(g.dataset_id);
-            authorized.push(format!(
-                "{name}: all columns under its policy (temporary grant)"
-            ));
         }
         let quality: Vec<_> = self
             .0

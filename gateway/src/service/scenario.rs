@@ -1,5 +1,5 @@
-//! Scenarios: creation (by an admin, until the application workflow of the governance issue),
-//! listing, and the differential-privacy budget of each.
+//! Scenarios: the application, its review chain, listing, and the differential-privacy budget
+//! of each.
 
 use std::collections::BTreeMap;
 
@@ -17,10 +17,7 @@ use crate::state::{UserRecord, now_ms};
 use crate::tenant::TenantStatus;
 
 pub(crate) fn to_pb(s: &ScenarioRecord, holidays: &[NaiveDate]) -> pb::Scenario {
-    let approved = |d: &str, c: &str| match &s.approved {
-        None => true,
-        Some(set) => set.get(d).is_some_and(|cols| cols.contains(c)),
-    };
+    let approved = |d: &str, c: &str| s.approved.get(d).is_some_and(|cols| cols.contains(c));
     pb::Scenario {
         name: s.name.clone(),
         tenant: s.tenant.clone(),
@@ -106,43 +103,6 @@ fn column_set(list: &[String]) -> Result<Option<ColumnSet>, Status> {
 }
 
 impl Gateway {
-    pub(crate) fn create_scenario_inner(
-        &self,
-        user: &UserRecord,
-        r: &pb::Scenario,
-    ) -> Result<pb::Scenario, Status> {
-        let record = ScenarioRecord {
-            name: r.name.trim().to_string(),
-            tenant: r.tenant.trim().to_string(),
-            title: r.title.trim().to_string(),
-            k: r.k,
-            second_reviewer: r.second_reviewer,
-            dp: r.dp.as_ref().map(dp_from_pb),
-            created_by: user.id.clone(),
-            created_at_ms: now_ms(),
-            status: ScenarioStatus::Active,
-            purpose: String::new(),
-            domain: String::new(),
-            outputs: String::new(),
-            valid_from: None,
-            valid_to: None,
-            requested: Vec::new(),
-            approved: None,
-            reviews: Vec::new(),
-            stage_since: None,
-            pending_units: Default::default(),
-        };
-        record.validate().map_err(Status::invalid_argument)?;
-        if !self.0.scenarios.create(&record).map_err(internal)? {
-            return Err(Status::already_exists(format!(
-                "scenario `{}` exists (names are never reused: its budget stays spent)",
-                record.name
-            )));
-        }
-        self.0.store.flush().map_err(internal)?;
-        Ok(self.scenario_pb(&record))
-    }
-
     pub(crate) fn scenario_pb(&self, s: &ScenarioRecord) -> pb::Scenario {
         to_pb(s, &self.0.cfg.governance.holiday_dates())
     }
@@ -279,7 +239,7 @@ impl Gateway {
             valid_from: Some(from),
             valid_to: Some(to),
             requested,
-            approved: Some(approved),
+            approved,
             reviews: Vec::new(),
             stage_since: Some(today),
             pending_units: Default::default(),
