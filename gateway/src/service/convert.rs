@@ -146,7 +146,12 @@ pub fn report(r: &CheckReport) -> pb::CheckReport {
 /// position or findings, nor the measured figures behind any finding (a unit count of 9, a share
 /// of 93%): those would reveal what suppression withholds. Reviewers and auditors see the whole
 /// report.
-pub fn for_role(role: crate::authz::Role, mut job: pb::Job) -> pb::Job {
+/// The redaction is part of the only conversion of a job, so no handler can forget it.
+pub fn job(j: &JobRecord, role: crate::authz::Role) -> pb::Job {
+    redact_for(role, full_job(j))
+}
+
+fn redact_for(role: crate::authz::Role, mut job: pb::Job) -> pb::Job {
     use crate::authz::Role;
     if !matches!(role, Role::Analyst | Role::Provider) {
         return job;
@@ -163,7 +168,7 @@ pub fn for_role(role: crate::authz::Role, mut job: pb::Job) -> pb::Job {
     job
 }
 
-pub fn job(j: &JobRecord) -> pb::Job {
+fn full_job(j: &JobRecord) -> pb::Job {
     pb::Job {
         id: j.id.clone(),
         tenant: j.tenant.clone(),

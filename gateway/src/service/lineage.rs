@@ -96,10 +96,7 @@ impl Gateway {
             })
             .collect();
         Ok(pb::LineageResponse {
-            jobs: jobs
-                .iter()
-                .map(|j| convert::for_role(user.role, convert::job(j)))
-                .collect(),
+            jobs: jobs.iter().map(|j| convert::job(j, user.role)).collect(),
             datasets: datasets.into_iter().collect(),
             columns: columns.into_iter().collect(),
             downloads,

@@ -204,7 +204,7 @@ impl Gateway {
                 let arrow_ipc = convert::ipc(&schema, &batches)?;
                 self.0.store.put_job(&job).map_err(internal)?;
                 Ok(pb::DevQueryResult {
-                    job: Some(convert::job(&job)),
+                    job: Some(convert::job(&job, user.role)),
                     arrow_ipc,
                 })
             }
@@ -224,7 +224,7 @@ impl Gateway {
         r: pb::SubmitQueryRequest,
         object: &mut String,
         promoted_from: Option<String>,
-    ) -> Result<pb::Job, Status> {
+    ) -> Result<JobRecord, Status> {
         let scenario = self.query_scenario(user, &r.scenario)?;
         let tables = self.tables_of_scenario(&scenario, Env::Prod)?;
         let dp = scenario.dp;
@@ -301,7 +301,7 @@ impl Gateway {
                 .await
                 .map_err(|e| Status::internal(format!("job task failed: {e}")));
         }
-        Ok(convert::job(&job))
+        Ok(job)
     }
 
     fn end_early(&self, mut job: JobRecord, state: JobState, e: &EngineError) -> Status {
@@ -315,7 +315,7 @@ impl Gateway {
     }
 
     /// Runs an accepted job to awaiting_review or failed, and audits the end.
-    async fn run_job(&self, mut job: JobRecord, tables: Vec<StoredTable>) -> pb::Job {
+    async fn run_job(&self, mut job: JobRecord, tables: Vec<StoredTable>) -> JobRecord {
         let outcome = match self.0.job_slots.acquire().await {
             Ok(_slot) => {
                 // The job starts: its sandbox unwraps the data keys of the datasets it reads.
@@ -395,7 +395,7 @@ impl Gateway {
             })
             .unwrap_or(reason);
         self.job_event(&job, "job_finished", audit_outcome, report);
-        convert::job(&job)
+        job
     }
 
     /// Checks a finished job's unit sets against each other and against the jobs already
@@ -501,7 +501,7 @@ impl Gateway {
             jobs: jobs
                 .iter()
                 .filter(|j| Self::sees_tenant(user, &j.tenant) && keep(j))
-                .map(|j| convert::for_role(user.role, convert::job(j)))
+                .map(|j| convert::job(j, user.role))
                 .collect(),
         })
     }
@@ -528,7 +528,7 @@ impl QueryService for Gateway {
         let r = self
             .submit_inner(&user, req.into_inner(), &mut object, None)
             .await
-            .map(|j| convert::for_role(user.role, j));
+            .map(|j| convert::job(&j, user.role));
         self.finish(&user, Action::SubmitQuery, &object, r)
             .map(Response::new)
     }
@@ -562,7 +562,7 @@ impl QueryService for Gateway {
         let user = self.authorize(&req, Action::GetJob, &object)?;
         let r = self
             .visible_job(&user, &object)
-            .map(|j| convert::for_role(user.role, convert::job(&j)));
+            .map(|j| convert::job(&j, user.role));
         self.finish(&user, Action::GetJob, &object, r)
             .map(Response::new)
     }
@@ -601,7 +601,7 @@ impl QueryService for Gateway {
                 .await
         }
         .await
-        .map(|j| convert::for_role(user.role, j));
+        .map(|j| convert::job(&j, user.role));
         self.finish(&user, Action::PromoteJob, &from, r)
             .map(Response::new)
     }

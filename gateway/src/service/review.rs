@@ -53,7 +53,7 @@ impl Gateway {
             (Vec::new(), 0)
         };
         Ok(pb::ReviewDetail {
-            job: Some(convert::job(&job)),
+            job: Some(convert::job(&job, user.role)),
             preview_ipc,
             preview_rows,
         })
@@ -222,7 +222,7 @@ impl Gateway {
                 .map_err(internal)?
         };
         match updated {
-            Some(j) => Ok(convert::job(&j)),
+            Some(j) => Ok(convert::job(&j, user.role)),
             None => Err(not_pending(&self.visible_job(user, &r.job)?)),
         }
     }
