@@ -424,6 +424,56 @@ async fn a_scenario_is_authorized_step_by_step_and_bounds_its_queries() {
     assert_eq!(s.status, "rejected");
     let (c, _) = code(authority.review_scenario("flows-2", true, "ok", &[]).await);
     assert_eq!(c, Code::FailedPrecondition);
+    // At the authority's step, and at a provider's (the others' confirmations don't matter).
+    analyst
+        .apply_scenario(application("flows-3"))
+        .await
+        .expect("apply");
+    center
+        .review_scenario("flows-3", true, "ok", &[])
+        .await
+        .expect("center");
+    let s = authority
+        .review_scenario("flows-3", false, "not minimum necessary", &[])
+        .await
+        .expect("reject");
+    assert_eq!((s.status.as_str(), s.reviews.len()), ("rejected", 2));
+    analyst
+        .apply_scenario(application("flows-4"))
+        .await
+        .expect("apply");
+    center
+        .review_scenario("flows-4", true, "ok", &[])
+        .await
+        .expect("center");
+    authority
+        .review_scenario("flows-4", true, "ok", &[])
+        .await
+        .expect("authority");
+    tourism
+        .review_scenario("flows-4", true, "confirmed", &[])
+        .await
+        .expect("tourism");
+    let s = scenic
+        .review_scenario(
+            "flows-4",
+            false,
+            "entries are not to be fused with stays",
+            &[],
+        )
+        .await
+        .expect("reject");
+    assert_eq!(s.status, "rejected");
+    assert!(s.pending_units.is_empty(), "{s:?}");
+    let (c, _) = code(market.review_scenario("flows-4", true, "ok", &[]).await);
+    assert_eq!(c, Code::FailedPrecondition);
+    for name in ["flows-2", "flows-3", "flows-4"] {
+        let (c, m) = code(analyst.submit_in(sql, true, name, 0.0).await);
+        assert!(
+            c == Code::FailedPrecondition && m.contains("rejected"),
+            "{m}"
+        );
+    }
     assert!(
         authority
             .overdue_scenarios()
