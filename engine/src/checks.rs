@@ -266,14 +266,21 @@ pub fn apply_checks(
                         f.extend(rules.threshold(dataset, set.len()));
                         sets.push((dataset.clone(), set));
                     }
-                    Hidden::Contrib { dataset, aggregate } => {
-                        let s = ContribSummary::decode(bytes).unwrap_or_default();
-                        let c = Contributions {
-                            total: s.total,
-                            largest: s.largest,
-                            negative: s.negative,
-                        };
-                        f.extend(rules.dominance(aggregate, dataset, &c));
+                    Hidden::Contrib {
+                        dataset,
+                        aggregates,
+                    } => {
+                        let all = ContribSummary::decode_all(bytes, aggregates.len()).ok_or_else(
+                            || EngineError::Execution("corrupt contribution summary".into()),
+                        )?;
+                        for (aggregate, s) in aggregates.iter().zip(all) {
+                            let c = Contributions {
+                                total: s.total,
+                                largest: s.largest,
+                                negative: s.negative,
+                            };
+                            f.extend(rules.dominance(aggregate, dataset, &c));
+                        }
                     }
                 }
             }

@@ -114,6 +114,9 @@ pub struct Engine {
     master: MasterKey,
     limits: Limits,
     rules: ReleaseRules,
+    /// Datasets stored and scanned unencrypted (benchmarks only, see the feature).
+    #[cfg(feature = "bench-plaintext")]
+    plaintext: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -154,7 +157,17 @@ impl Engine {
             master,
             limits,
             rules,
+            #[cfg(feature = "bench-plaintext")]
+            plaintext: false,
         })
+    }
+
+    /// This engine, storing and scanning datasets without encryption: only for measuring what
+    /// encryption costs (results stay encrypted). The server never builds this feature.
+    #[cfg(feature = "bench-plaintext")]
+    pub fn plaintext_for_benchmarks(mut self) -> Engine {
+        self.plaintext = true;
+        self
     }
 
     /// The release rules in force.
@@ -180,6 +193,13 @@ impl Engine {
         let object = dataset_key_object(dataset_id, version);
         let wrapped_key = self.master.wrap(&key, &object)?;
         let dir = store::dataset_dir(&self.data_dir, dataset_id, version);
+        #[cfg(feature = "bench-plaintext")]
+        let writer = if self.plaintext {
+            store::EncryptedWriter::create_plaintext_for_benchmarks(&dir, schema.clone())?
+        } else {
+            store::EncryptedWriter::create(&dir, schema.clone(), &key, &object)?
+        };
+        #[cfg(not(feature = "bench-plaintext"))]
         let writer = store::EncryptedWriter::create(&dir, schema.clone(), &key, &object)?;
         Ok(Upload {
             writer,
@@ -286,6 +306,8 @@ impl Engine {
                 schema: t.schema.clone(),
                 policy: t.policy.clone(),
                 unit_key: self.master.unit_key(&t.dataset_id),
+                #[cfg(feature = "bench-plaintext")]
+                plaintext: self.plaintext,
             });
         }
         Sandbox::new(

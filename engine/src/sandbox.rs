@@ -87,6 +87,9 @@ pub struct TableSpec {
     pub policy: DatasetPolicy,
     /// The key of the dataset's privacy-unit index.
     pub unit_key: UnitKey,
+    /// The files are unencrypted (benchmarks only).
+    #[cfg(feature = "bench-plaintext")]
+    pub plaintext: bool,
 }
 
 /// Data keys of the job's tables, resolved by key id when DataFusion opens a file. Keys stay in
@@ -320,6 +323,10 @@ impl Sandbox {
                 .factory_options
                 .options
                 .insert(KEY_OPTION.to_string(), t.key_object.clone());
+            #[cfg(feature = "bench-plaintext")]
+            if t.plaintext {
+                options = TableParquetOptions::default();
+            }
             let format = ParquetFormat::default().with_options(options);
             let listing = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
             let url = ListingTableUrl::parse(format!("{}/", t.dir.display()))

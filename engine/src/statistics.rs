@@ -33,12 +33,13 @@ pub enum Hidden {
         /// Dataset name.
         dataset: String,
     },
-    /// Per-unit contributions of a dataset to one sum (a `ContribSummary`).
+    /// Per-unit contributions of a dataset to sums sharing a unit column and a filter (one
+    /// `ContribSummary` per sum, in order).
     Contrib {
         /// Dataset name.
         dataset: String,
-        /// The aggregate as displayed, e.g. `sum(stays.nights)`.
-        aggregate: String,
+        /// Each sum as displayed, e.g. `sum(stays.nights)` (`sum(x) and avg(x)` when shared).
+        aggregates: Vec<String>,
     },
 }
 
@@ -47,6 +48,16 @@ pub enum Hidden {
 pub struct HiddenColumns {
     /// In order.
     pub columns: Vec<Hidden>,
+}
+
+/// The sums measured over one unit column with one filter: one contribution aggregate.
+struct Measured {
+    unit: String,
+    key: UnitKey,
+    dataset: String,
+    filter: Option<Expr>,
+    /// Each value with the sums (labels) it stands for.
+    values: Vec<(Expr, String)>,
 }
 
 /// Where one table's privacy units come from.
@@ -247,10 +258,9 @@ impl Cx<'_> {
                 source: None,
             });
         }
-        // `sum(x)` and `avg(x)` (with the same FILTER) share one set of contributions: the
-        // index of each (argument, filter, unit column) already measured, into `hidden`.
-        let mut measured: Vec<(Expr, Option<Expr>, String, usize)> = Vec::new();
-        let mut n = 0;
+        // The sums over one unit column with one FILTER share one contribution aggregate (one
+        // map entry per unit for all of them), and `sum(x)` and `avg(x)` share one value.
+        let mut measured: Vec<Measured> = Vec::new();
         for (label, f) in &sums {
             for u in units.iter().filter(|u| reads(&f.params.args, u)) {
                 let (Some((key, _)), Hidden::Units { dataset }) = (&u.source, &u.what) else {
@@ -263,38 +273,50 @@ impl Cx<'_> {
                     .cloned()
                     .ok_or_else(|| EngineError::Plan(format!("{label} has no argument")))?;
                 let filter = f.params.filter.as_deref().cloned();
-                if let Some((_, _, _, at)) = measured
+                let at = match measured
                     .iter()
-                    .find(|(v, fl, un, _)| *v == value && *fl == filter && *un == u.name)
+                    .position(|m| m.filter == filter && m.unit == u.name)
                 {
-                    if let Some(Carried {
-                        what: Hidden::Contrib { aggregate, .. },
-                        ..
-                    }) = hidden.get_mut(*at)
-                    {
-                        aggregate.push_str(&format!(" and {label}"));
+                    Some(at) => at,
+                    None => {
+                        measured.push(Measured {
+                            unit: u.name.clone(),
+                            key: key.clone(),
+                            dataset: dataset.clone(),
+                            filter,
+                            values: Vec::new(),
+                        });
+                        measured.len() - 1
                     }
-                    continue;
+                };
+                let m = &mut measured[at];
+                match m.values.iter_mut().find(|(v, _)| *v == value) {
+                    Some((_, shared)) => shared.push_str(&format!(" and {label}")),
+                    None => m.values.push((value, label.clone())),
                 }
-                measured.push((value.clone(), filter, u.name.clone(), hidden.len()));
-                let name = format!("{HIDDEN_PREFIX}contrib_{n}");
-                n += 1;
-                let unit = col_of(&input, &u.name)?;
-                let value = cast(value, arrow::datatypes::DataType::Float64);
-                let mut call = contributions(key.clone(), self.keep).call(vec![unit, value]);
-                if let (Expr::AggregateFunction(c), Some(filter)) = (&mut call, &f.params.filter) {
-                    c.params.filter = Some(filter.clone());
-                }
-                aggr.push(call.alias(&name));
-                hidden.push(Carried {
-                    name,
-                    what: Hidden::Contrib {
-                        dataset: dataset.clone(),
-                        aggregate: label.clone(),
-                    },
-                    source: None,
-                });
             }
+        }
+        for (n, m) in measured.into_iter().enumerate() {
+            let name = format!("{HIDDEN_PREFIX}contrib_{n}");
+            let mut args = vec![col_of(&input, &m.unit)?];
+            args.extend(
+                m.values
+                    .iter()
+                    .map(|(v, _)| cast(v.clone(), arrow::datatypes::DataType::Float64)),
+            );
+            let mut call = contributions(m.key, self.keep, m.values.len()).call(args);
+            if let (Expr::AggregateFunction(c), Some(filter)) = (&mut call, m.filter) {
+                c.params.filter = Some(Box::new(filter));
+            }
+            aggr.push(call.alias(&name));
+            hidden.push(Carried {
+                name,
+                what: Hidden::Contrib {
+                    dataset: m.dataset,
+                    aggregates: m.values.into_iter().map(|(_, label)| label).collect(),
+                },
+                source: None,
+            });
         }
         let a = Aggregate::try_new(Arc::new(input), groups, aggr).map_err(df)?;
         Ok((LogicalPlan::Aggregate(a), hidden))

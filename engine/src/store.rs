@@ -72,17 +72,33 @@ pub struct EncryptedWriter {
 impl EncryptedWriter {
     /// Starts writing `dir/part-0.parquet` encrypted with `key`, bound to `object`.
     pub fn create(dir: &Path, schema: SchemaRef, key: &DataKey, object: &str) -> Result<Self> {
-        fs::create_dir_all(dir).map_err(EngineError::io(format!("creating {}", dir.display())))?;
-        let target = dir.join(DATA_FILE);
-        let tmp = dir.join(format!("{DATA_FILE}{TMP_SUFFIX}"));
         let encryption = FileEncryptionProperties::builder(key.bytes())
             .with_aad_prefix(aad_for(object))
             .build()?;
-        let props = WriterProperties::builder()
+        Self::open(dir, schema, Some(encryption))
+    }
+
+    /// The same file, unencrypted: only for measuring what encryption costs.
+    #[cfg(feature = "bench-plaintext")]
+    pub fn create_plaintext_for_benchmarks(dir: &Path, schema: SchemaRef) -> Result<Self> {
+        Self::open(dir, schema, None)
+    }
+
+    fn open(
+        dir: &Path,
+        schema: SchemaRef,
+        encryption: Option<std::sync::Arc<FileEncryptionProperties>>,
+    ) -> Result<Self> {
+        fs::create_dir_all(dir).map_err(EngineError::io(format!("creating {}", dir.display())))?;
+        let target = dir.join(DATA_FILE);
+        let tmp = dir.join(format!("{DATA_FILE}{TMP_SUFFIX}"));
+        let mut props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(128 * 1024))
-            .with_file_encryption_properties(encryption)
-            .build();
+            .set_max_row_group_row_count(Some(128 * 1024));
+        if let Some(encryption) = encryption {
+            props = props.with_file_encryption_properties(encryption);
+        }
+        let props = props.build();
         let file =
             File::create(&tmp).map_err(EngineError::io(format!("creating {}", tmp.display())))?;
         let writer = ArrowWriter::try_new(file, schema, Some(props))?;

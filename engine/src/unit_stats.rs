@@ -3,8 +3,9 @@
 //! - `__erhai_unit_set(unit)`: the set of distinct privacy units behind a group, as a
 //!   [`UnitSet`] of keyed 32-bit unit indexes. Its cardinality is the threshold count; the set
 //!   itself lets later releases be checked for differencing without ever storing an identifier.
-//! - `__erhai_contrib(unit, value)`: each unit's contribution to a sum, reduced to what the
-//!   dominance rules need (total, the largest few, whether any was negative).
+//! - `__erhai_contrib(unit, value_1, …, value_k)`: each unit's contribution to each of `k` sums
+//!   (one map entry per unit for all of them), reduced to what the dominance rules need (total,
+//!   the largest few, whether any was negative) per sum.
 //!
 //! The unit index is SipHash-1-3 under a key derived per dataset from the master key, truncated
 //! to 32 bits: stable across versions and releases of one dataset, meaningless without the key.
@@ -376,10 +377,75 @@ impl Hasher for IndexHasher {
     }
 }
 
-/// Per-unit partial sums of one group.
-type UnitSums = HashMap<u32, f64, std::hash::BuildHasherDefault<IndexHasher>>;
+/// Per-unit partial sums of one group for `k` values at once: one hash lookup a row whatever
+/// `k` is. Slot `i` holds `sums[i*k..(i+1)*k]`; NaN marks "no value yet" (a unit that
+/// contributed only nulls to a value is not among its contributors).
+#[derive(Debug, Default)]
+struct UnitSums {
+    slots: HashMap<u32, u32, std::hash::BuildHasherDefault<IndexHasher>>,
+    sums: Vec<f64>,
+}
 
-/// The dominance summary of one group, as `__erhai_contrib` returns it.
+fn accumulate(slot: &mut f64, x: f64) {
+    *slot = if slot.is_nan() { x } else { *slot + x };
+}
+
+impl UnitSums {
+    /// The `k` sums of unit `u`, created empty if new.
+    fn of(&mut self, u: u32, k: usize) -> &mut [f64] {
+        let next = self.slots.len() as u32;
+        let sums = &mut self.sums;
+        let slot = *self.slots.entry(u).or_insert_with(|| {
+            sums.extend(std::iter::repeat_n(f64::NAN, k));
+            next
+        }) as usize;
+        &mut self.sums[slot * k..(slot + 1) * k]
+    }
+
+    /// The summary of each of the `k` values.
+    fn summaries(&self, k: usize, keep: usize) -> Vec<ContribSummary> {
+        (0..k)
+            .map(|j| ContribSummary::of(self.sums.iter().skip(j).step_by(k.max(1)).copied(), keep))
+            .collect()
+    }
+
+    /// The state: (unit u32, k sums f64) per unit.
+    fn encode(&self, k: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.slots.len() * (4 + 8 * k));
+        for (&u, &slot) in &self.slots {
+            out.extend_from_slice(&u.to_le_bytes());
+            for v in &self.sums[slot as usize * k..(slot as usize + 1) * k] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    fn merge(&mut self, bytes: &[u8], k: usize) -> DfResult<()> {
+        let width = 4 + 8 * k;
+        if !bytes.len().is_multiple_of(width) {
+            return exec_err!("corrupt contribution state in aggregation");
+        }
+        for entry in bytes.chunks_exact(width) {
+            let (u, rest) = entry.split_at(4);
+            let u = u32::from_le_bytes(u.try_into().unwrap_or_default());
+            let sums = self.of(u, k);
+            for (slot, v) in sums.iter_mut().zip(rest.chunks_exact(8)) {
+                let v = f64::from_le_bytes(v.try_into().unwrap_or_default());
+                if !v.is_nan() {
+                    accumulate(slot, v);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn size(&self) -> usize {
+        self.slots.capacity() * 12 + self.sums.capacity() * 8
+    }
+}
+
+/// The dominance summary of one sum in one group.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ContribSummary {
     /// Sum of absolute per-unit contributions.
@@ -393,11 +459,14 @@ pub struct ContribSummary {
 }
 
 impl ContribSummary {
-    fn of(map: &UnitSums, keep: usize) -> ContribSummary {
+    /// Summarizes per-unit contributions (NaN: the unit did not contribute).
+    fn of(contributions: impl Iterator<Item = f64>, keep: usize) -> ContribSummary {
         let mut largest: Vec<f64> = Vec::with_capacity(keep + 1);
         let mut total = 0.0;
         let mut negative = false;
-        for &v in map.values() {
+        let mut units = 0u32;
+        for v in contributions.filter(|v| !v.is_nan()) {
+            units = units.saturating_add(1);
             negative |= v < 0.0;
             let a = v.abs();
             total += a;
@@ -411,13 +480,12 @@ impl ContribSummary {
             total,
             largest,
             negative,
-            units: u32::try_from(map.len()).unwrap_or(u32::MAX),
+            units,
         }
     }
 
     /// The wire form: negative flag, total, unit count, count of largest, the largest.
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(14 + 8 * self.largest.len());
+    fn encode_into(&self, out: &mut Vec<u8>) {
         out.push(u8::from(self.negative));
         out.extend_from_slice(&self.total.to_le_bytes());
         out.extend_from_slice(&self.units.to_le_bytes());
@@ -425,11 +493,19 @@ impl ContribSummary {
         for v in &self.largest {
             out.extend_from_slice(&v.to_le_bytes());
         }
+    }
+
+    /// Several summaries, as `__erhai_contrib` returns them.
+    fn encode_all(all: &[ContribSummary]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(all.len() * 40);
+        for s in all {
+            s.encode_into(&mut out);
+        }
         out
     }
 
-    /// Reads the wire form.
-    pub fn decode(bytes: &[u8]) -> Option<ContribSummary> {
+    /// Reads one summary at the start of `bytes`; returns it and the bytes it took.
+    fn decode_one(bytes: &[u8]) -> Option<(ContribSummary, usize)> {
         let negative = *bytes.first()? != 0;
         let total = f64::from_le_bytes(bytes.get(1..9)?.try_into().ok()?);
         let units = u32::from_le_bytes(bytes.get(9..13)?.try_into().ok()?);
@@ -440,61 +516,72 @@ impl ContribSummary {
                 Some(f64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
             })
             .collect::<Option<Vec<f64>>>()?;
-        (bytes.len() == 14 + 8 * n).then_some(ContribSummary {
+        let s = ContribSummary {
             total,
             largest,
             negative,
             units,
-        })
+        };
+        Some((s, 14 + 8 * n))
+    }
+
+    /// Reads exactly `k` summaries; None if the bytes are anything else.
+    pub fn decode_all(mut bytes: &[u8], k: usize) -> Option<Vec<ContribSummary>> {
+        let mut all = Vec::with_capacity(k);
+        for _ in 0..k {
+            let (s, used) = Self::decode_one(bytes)?;
+            all.push(s);
+            bytes = &bytes[used..];
+        }
+        bytes.is_empty().then_some(all)
     }
 }
 
-/// `__erhai_contrib(unit, value)` for one dataset's units.
+/// `__erhai_contrib(unit, value_1, …, value_k)` for one dataset's units: each unit's
+/// contribution to `k` sums that share a unit column and a filter, in one map.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ContribUdaf {
     key: UnitKey,
     keep: usize,
+    k: usize,
     signature: Signature,
 }
 
-/// The contribution aggregate keyed for one dataset, keeping the `keep` largest.
-pub fn contributions(key: UnitKey, keep: usize) -> AggregateUDF {
+/// The contribution aggregate over `k` values keyed for one dataset, keeping the `keep` largest.
+pub fn contributions(key: UnitKey, keep: usize, k: usize) -> AggregateUDF {
     AggregateUDF::new_from_impl(ContribUdaf {
         key,
         keep: keep.clamp(2, 255),
-        signature: Signature::any(2, Volatility::Immutable),
+        k,
+        signature: Signature::any(1 + k, Volatility::Immutable),
     })
 }
 
-/// Per-unit partial sums of a state, encoded as (index u32, sum f64) pairs.
-fn encode_map(map: &UnitSums) -> Vec<u8> {
-    let mut out = Vec::with_capacity(map.len() * 12);
-    for (k, v) in map {
-        out.extend_from_slice(&k.to_le_bytes());
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out
-}
-
-fn merge_map(into: &mut UnitSums, bytes: &[u8]) -> DfResult<()> {
-    if !bytes.len().is_multiple_of(12) {
-        return exec_err!("corrupt contribution state in aggregation");
-    }
-    for pair in bytes.chunks_exact(12) {
-        let (k, v) = pair.split_at(4);
-        let k = u32::from_le_bytes(k.try_into().unwrap_or_default());
-        let v = f64::from_le_bytes(v.try_into().unwrap_or_default());
-        *into.entry(k).or_insert(0.0) += v;
-    }
-    Ok(())
-}
-
-fn contrib_inputs(values: &[ArrayRef]) -> DfResult<(&ArrayRef, Float64Array)> {
-    let (Some(units), Some(v)) = (values.first(), values.get(1)) else {
-        return exec_err!("the contribution aggregate takes a unit and a value");
+fn contrib_inputs(values: &[ArrayRef], k: usize) -> DfResult<(&ArrayRef, Vec<Float64Array>)> {
+    let Some(units) = values.first() else {
+        return exec_err!("the contribution aggregate takes a unit and its values");
     };
-    let v = arrow::compute::cast(v, &DataType::Float64)?;
-    Ok((units, v.as_primitive().clone()))
+    if values.len() != 1 + k {
+        return exec_err!("the contribution aggregate takes a unit and {k} values");
+    }
+    let v = values[1..]
+        .iter()
+        .map(|v| {
+            Ok(arrow::compute::cast(v, &DataType::Float64)?
+                .as_primitive()
+                .clone())
+        })
+        .collect::<DfResult<Vec<Float64Array>>>()?;
+    Ok((units, v))
+}
+
+/// Adds row `row` of `v` to `sums` (nulls add nothing).
+fn add_row(sums: &mut [f64], v: &[Float64Array], row: usize) {
+    for (slot, col) in sums.iter_mut().zip(v) {
+        if col.is_valid(row) {
+            accumulate(slot, col.value(row));
+        }
+    }
 }
 
 impl AggregateUDFImpl for ContribUdaf {
@@ -521,6 +608,7 @@ impl AggregateUDFImpl for ContribUdaf {
         Ok(Box::new(ContribAcc {
             key: self.key.clone(),
             keep: self.keep,
+            k: self.k,
             map: UnitSums::default(),
         }))
     }
@@ -534,14 +622,14 @@ impl AggregateUDFImpl for ContribUdaf {
         Ok(Box::new(ContribGroups {
             key: self.key.clone(),
             keep: self.keep,
+            k: self.k,
             maps: Vec::new(),
-            added: 0,
         }))
     }
     fn default_value(&self, _: &DataType) -> DfResult<ScalarValue> {
-        Ok(ScalarValue::Binary(Some(
-            ContribSummary::default().encode(),
-        )))
+        Ok(ScalarValue::Binary(Some(ContribSummary::encode_all(
+            &vec![ContribSummary::default(); self.k],
+        ))))
     }
 }
 
@@ -549,33 +637,34 @@ impl AggregateUDFImpl for ContribUdaf {
 struct ContribAcc {
     key: UnitKey,
     keep: usize,
+    k: usize,
     map: UnitSums,
 }
 
 impl Accumulator for ContribAcc {
     fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
-        let (units, v) = contrib_inputs(values)?;
-        for (unit, x) in unit_indexes(&self.key, units)?.into_iter().zip(v.iter()) {
-            if let (Some(u), Some(x)) = (unit, x) {
-                *self.map.entry(u).or_insert(0.0) += x;
+        let (units, v) = contrib_inputs(values, self.k)?;
+        for (row, unit) in unit_indexes(&self.key, units)?.into_iter().enumerate() {
+            if let Some(u) = unit {
+                add_row(self.map.of(u, self.k), &v, row);
             }
         }
         Ok(())
     }
     fn evaluate(&mut self) -> DfResult<ScalarValue> {
-        Ok(ScalarValue::Binary(Some(
-            ContribSummary::of(&self.map, self.keep).encode(),
-        )))
+        Ok(ScalarValue::Binary(Some(ContribSummary::encode_all(
+            &self.map.summaries(self.k, self.keep),
+        ))))
     }
     fn size(&self) -> usize {
-        std::mem::size_of_val(self) + self.map.capacity() * 16
+        std::mem::size_of_val(self) + self.map.size()
     }
     fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
-        Ok(vec![ScalarValue::Binary(Some(encode_map(&self.map)))])
+        Ok(vec![ScalarValue::Binary(Some(self.map.encode(self.k)))])
     }
     fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
         for bytes in binary_state(states)?.iter().flatten() {
-            merge_map(&mut self.map, bytes)?;
+            self.map.merge(bytes, self.k)?;
         }
         Ok(())
     }
@@ -584,9 +673,8 @@ impl Accumulator for ContribAcc {
 struct ContribGroups {
     key: UnitKey,
     keep: usize,
+    k: usize,
     maps: Vec<UnitSums>,
-    /// Entries added so far: an upper bound of the maps' sizes (16 bytes each, as above).
-    added: usize,
 }
 
 impl GroupsAccumulator for ContribGroups {
@@ -598,24 +686,22 @@ impl GroupsAccumulator for ContribGroups {
         total_num_groups: usize,
     ) -> DfResult<()> {
         self.maps.resize_with(total_num_groups, UnitSums::default);
-        let (units, v) = contrib_inputs(values)?;
+        let (units, v) = contrib_inputs(values, self.k)?;
         let indexes = unit_indexes(&self.key, units)?;
         for (row, (&g, unit)) in group_indices.iter().zip(indexes).enumerate() {
             if let Some(u) = unit
-                && v.is_valid(row)
                 && selected(opt_filter, row)
             {
-                *self.maps[g].entry(u).or_insert(0.0) += v.value(row);
-                self.added += 1;
+                add_row(self.maps[g].of(u, self.k), &v, row);
             }
         }
         Ok(())
     }
     fn evaluate(&mut self, emit_to: EmitTo) -> DfResult<ArrayRef> {
         let maps = emit_to.take_needed(&mut self.maps);
-        let mut b = BinaryBuilder::with_capacity(maps.len(), maps.len() * 40);
+        let mut b = BinaryBuilder::with_capacity(maps.len(), maps.len() * 40 * self.k);
         for m in &maps {
-            b.append_value(ContribSummary::of(m, self.keep).encode());
+            b.append_value(ContribSummary::encode_all(&m.summaries(self.k, self.keep)));
         }
         Ok(Arc::new(b.finish()))
     }
@@ -623,7 +709,7 @@ impl GroupsAccumulator for ContribGroups {
         let maps = emit_to.take_needed(&mut self.maps);
         let mut b = BinaryBuilder::with_capacity(maps.len(), maps.len() * 24);
         for m in &maps {
-            b.append_value(encode_map(m));
+            b.append_value(m.encode(self.k));
         }
         Ok(vec![Arc::new(b.finish())])
     }
@@ -637,9 +723,7 @@ impl GroupsAccumulator for ContribGroups {
         let states = binary_state(values)?;
         for (row, &g) in group_indices.iter().enumerate() {
             if states.is_valid(row) {
-                let bytes = states.value(row);
-                self.added += bytes.len() / 12;
-                merge_map(&mut self.maps[g], bytes)?;
+                self.maps[g].merge(states.value(row), self.k)?;
             }
         }
         Ok(())
@@ -649,23 +733,23 @@ impl GroupsAccumulator for ContribGroups {
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> DfResult<Vec<ArrayRef>> {
-        let (units, v) = contrib_inputs(values)?;
+        let (units, v) = contrib_inputs(values, self.k)?;
         let indexes = unit_indexes(&self.key, units)?;
-        let mut b = BinaryBuilder::with_capacity(indexes.len(), indexes.len() * 12);
+        let mut b = BinaryBuilder::with_capacity(indexes.len(), indexes.len() * (4 + 8 * self.k));
         for (row, unit) in indexes.into_iter().enumerate() {
             let mut m = UnitSums::default();
             if let Some(u) = unit
-                && v.is_valid(row)
                 && selected(opt_filter, row)
             {
-                m.insert(u, v.value(row));
+                add_row(m.of(u, self.k), &v, row);
             }
-            b.append_value(encode_map(&m));
+            b.append_value(m.encode(self.k));
         }
         Ok(vec![Arc::new(b.finish())])
     }
     fn size(&self) -> usize {
-        self.maps.capacity() * std::mem::size_of::<UnitSums>() + self.added.saturating_mul(16)
+        self.maps.capacity() * std::mem::size_of::<UnitSums>()
+            + self.maps.iter().map(UnitSums::size).sum::<usize>()
     }
 }
 
@@ -675,17 +759,40 @@ mod tests {
     use arrow::array::StringArray;
 
     #[test]
-    fn summary_keeps_the_largest_and_round_trips() {
-        let map: UnitSums = [(1, 5.0), (2, -30.0), (3, 10.0), (4, 1.0)]
-            .into_iter()
-            .collect();
-        let s = ContribSummary::of(&map, 2);
-        assert_eq!(s.largest, vec![30.0, 10.0]);
-        assert_eq!(s.total, 46.0);
-        assert!(s.negative);
-        assert_eq!(s.units, 4);
-        assert_eq!(ContribSummary::decode(&s.encode()), Some(s));
-        assert_eq!(ContribSummary::decode(&[1, 2, 3]), None);
+    fn summaries_keep_the_largest_per_value_and_round_trip() {
+        // Two values per unit; unit 4 contributed only to the first.
+        let mut map = UnitSums::default();
+        for (u, a, b) in [
+            (1, 5.0, 1.0),
+            (2, -30.0, 2.0),
+            (3, 10.0, 3.0),
+            (1, 0.5, 1.0),
+        ] {
+            let sums = map.of(u, 2);
+            accumulate(&mut sums[0], a);
+            accumulate(&mut sums[1], b);
+        }
+        accumulate(&mut map.of(4, 2)[0], 1.0);
+        let s = map.summaries(2, 2);
+        assert_eq!(s[0].largest, vec![30.0, 10.0]);
+        assert_eq!(s[0].total, 46.5);
+        assert!(s[0].negative);
+        assert_eq!(s[0].units, 4);
+        assert_eq!((s[1].largest.clone(), s[1].units), (vec![3.0, 2.0], 3));
+        assert_eq!(
+            ContribSummary::decode_all(&ContribSummary::encode_all(&s), 2),
+            Some(s.clone())
+        );
+        assert_eq!(
+            ContribSummary::decode_all(&ContribSummary::encode_all(&s), 1),
+            None
+        );
+        assert_eq!(ContribSummary::decode_all(&[1, 2, 3], 1), None);
+        // The state merges back to the same sums.
+        let mut merged = UnitSums::default();
+        merged.merge(&map.encode(2), 2).expect("merge");
+        assert_eq!(merged.summaries(2, 2), s);
+        assert!(merged.merge(&[0; 5], 2).is_err());
     }
 
     #[test]
