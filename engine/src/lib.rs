@@ -4,6 +4,7 @@
 //! Only this crate ever holds decrypted rows. It knows nothing about users, tenants or the
 //! network: the gateway tells it which tables a job may read and what to do with the result.
 
+pub mod cache;
 pub mod checks;
 pub mod dev_sample;
 pub mod differencing;
@@ -114,6 +115,8 @@ pub struct Engine {
     master: MasterKey,
     limits: Limits,
     rules: ReleaseRules,
+    /// Decrypted batches of hot dataset versions (`Limits::cache_bytes`; none when 0).
+    cache: Option<Arc<cache::BatchCache>>,
     /// Datasets stored and scanned unencrypted (benchmarks only, see the feature).
     #[cfg(feature = "bench-plaintext")]
     plaintext: bool,
@@ -155,6 +158,8 @@ impl Engine {
         Ok(Engine {
             data_dir: data_dir.to_path_buf(),
             master,
+            cache: (limits.cache_bytes > 0)
+                .then(|| Arc::new(cache::BatchCache::new(limits.cache_bytes))),
             limits,
             rules,
             #[cfg(feature = "bench-plaintext")]
@@ -168,6 +173,11 @@ impl Engine {
     pub fn plaintext_for_benchmarks(mut self) -> Engine {
         self.plaintext = true;
         self
+    }
+
+    /// Bytes of decrypted batches the cache holds (0 without a cache).
+    pub fn cached_bytes(&self) -> usize {
+        self.cache.as_ref().map_or(0, |c| c.bytes())
     }
 
     /// The release rules in force.
@@ -298,10 +308,16 @@ impl Engine {
                     store::dev_dir(&self.data_dir, &t.dataset_id, t.version),
                 ),
             };
+            let key = self.master.unwrap_key(&t.wrapped_key, &object)?;
+            let cached = match &self.cache {
+                Some(cache) => self.cached(cache, &dir, &key, &object).await?,
+                None => None,
+            };
             specs.push(TableSpec {
                 name: t.name.clone(),
                 dir,
-                key: self.master.unwrap_key(&t.wrapped_key, &object)?,
+                key,
+                cached,
                 key_object: object,
                 schema: t.schema.clone(),
                 policy: t.policy.clone(),
@@ -316,6 +332,36 @@ impl Engine {
             &self.master.pseudonym_key(scope),
         )
         .await
+    }
+
+    /// The decrypted batches of one version, from `cache` or loaded into it (on a blocking
+    /// thread: the first job over a version decodes all of it).
+    async fn cached(
+        &self,
+        cache: &Arc<cache::BatchCache>,
+        dir: &Path,
+        key: &DataKey,
+        object: &str,
+    ) -> Result<Option<cache::Partitions>> {
+        let (cache, dir, key, object) = (
+            cache.clone(),
+            dir.to_path_buf(),
+            key.clone(),
+            object.to_string(),
+        );
+        let parts = self.limits.target_partitions.max(1);
+        #[cfg(feature = "bench-plaintext")]
+        let plaintext = self.plaintext;
+        #[cfg(not(feature = "bench-plaintext"))]
+        let plaintext = false;
+        tokio::task::spawn_blocking(move || {
+            cache.get_or_load(&object, || {
+                let key = (!plaintext).then_some((&key, object.as_str()));
+                cache::load(&dir, key, parts)
+            })
+        })
+        .await
+        .map_err(|e| EngineError::Execution(format!("cache loader: {e}")))?
     }
 
     /// Plans and checks a query without running it.

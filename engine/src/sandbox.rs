@@ -55,6 +55,9 @@ pub struct Limits {
     pub max_rows: u64,
     /// Execution parallelism.
     pub target_partitions: usize,
+    /// Bytes of decrypted batches the engine keeps for later jobs (0: no cache). Shared by all
+    /// jobs of an engine, outside the per-job pool.
+    pub cache_bytes: usize,
 }
 
 impl Default for Limits {
@@ -66,6 +69,7 @@ impl Default for Limits {
             target_partitions: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
+            cache_bytes: 0,
         }
     }
 }
@@ -87,9 +91,36 @@ pub struct TableSpec {
     pub policy: DatasetPolicy,
     /// The key of the dataset's privacy-unit index.
     pub unit_key: UnitKey,
+    /// The version's decrypted batches, when the engine's cache holds them: scanned in memory
+    /// instead of the files.
+    pub cached: Option<crate::cache::Partitions>,
     /// The files are unencrypted (benchmarks only).
     #[cfg(feature = "bench-plaintext")]
     pub plaintext: bool,
+}
+
+/// A table over cached batches, holding only the columns of `schema` (the scenario's): `None`
+/// when the batches do not fit the schema, and the files are read instead.
+fn in_memory(
+    schema: &SchemaRef,
+    cached: Option<&Vec<Vec<RecordBatch>>>,
+) -> Option<datafusion::datasource::MemTable> {
+    let partitions = cached?
+        .iter()
+        .map(|part| {
+            part.iter()
+                .map(|b| {
+                    let columns = schema
+                        .fields()
+                        .iter()
+                        .map(|f| b.column_by_name(f.name()).cloned())
+                        .collect::<Option<Vec<_>>>()?;
+                    RecordBatch::try_new(schema.clone(), columns).ok()
+                })
+                .collect::<Option<Vec<_>>>()
+        })
+        .collect::<Option<Vec<_>>>()?;
+    datafusion::datasource::MemTable::try_new(schema.clone(), partitions).ok()
 }
 
 /// Data keys of the job's tables, resolved by key id when DataFusion opens a file. Keys stay in
@@ -327,16 +358,25 @@ impl Sandbox {
             if t.plaintext {
                 options = TableParquetOptions::default();
             }
-            let format = ParquetFormat::default().with_options(options);
-            let listing = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
-            let url = ListingTableUrl::parse(format!("{}/", t.dir.display()))
-                .map_err(|e| EngineError::Execution(e.to_string()))?;
-            let config = ListingTableConfig::new(url)
-                .with_listing_options(listing)
-                .with_schema(t.schema.clone());
-            let table =
-                ListingTable::try_new(config).map_err(|e| EngineError::Execution(e.to_string()))?;
-            ctx.register_table(t.name.as_str(), Arc::new(table))
+            let table: Arc<dyn datafusion::catalog::TableProvider> =
+                match in_memory(&t.schema, t.cached.as_deref()) {
+                    Some(table) => Arc::new(table),
+                    None => {
+                        let format = ParquetFormat::default().with_options(options);
+                        let listing =
+                            ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
+                        let url = ListingTableUrl::parse(format!("{}/", t.dir.display()))
+                            .map_err(|e| EngineError::Execution(e.to_string()))?;
+                        let config = ListingTableConfig::new(url)
+                            .with_listing_options(listing)
+                            .with_schema(t.schema.clone());
+                        Arc::new(
+                            ListingTable::try_new(config)
+                                .map_err(|e| EngineError::Execution(e.to_string()))?,
+                        )
+                    }
+                };
+            ctx.register_table(t.name.as_str(), table)
                 .map_err(|e| EngineError::Execution(e.to_string()))?;
             names.insert(t.name.clone(), t.name.clone());
             units.insert(

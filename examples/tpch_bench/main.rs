@@ -31,6 +31,9 @@ use peers::{Answer, Peers};
 
 type Error = Box<dyn std::error::Error>;
 
+/// The cache budget of the cached engine: room for every SF 1 table.
+const CACHE_BYTES: usize = 8 << 30;
+
 struct Args {
     sf: f64,
     runs: usize,
@@ -200,6 +203,16 @@ async fn main() -> Result<(), Error> {
     };
     let master = MasterKey::create(&dir.path().join("master.key"))?;
     let engine = Engine::new(dir.path(), master, limits.clone(), Default::default())?;
+    // The same stored tables, read through the decrypted-batch cache.
+    let cached = Engine::new(
+        dir.path(),
+        MasterKey::load(&dir.path().join("master.key"))?,
+        Limits {
+            cache_bytes: CACHE_BYTES,
+            ..limits.clone()
+        },
+        Default::default(),
+    )?;
     #[cfg(feature = "bench-plaintext")]
     let unencrypted = {
         let d = dir.path().join("unencrypted");
@@ -247,8 +260,13 @@ async fn main() -> Result<(), Error> {
     };
     r.line(format!("`{command}` — {}, release build.", machine()));
     r.line("");
-    let mut header = vec!["query", "plain DataFusion (ms)", "erhai (ms)"];
-    let mut rule = vec!["---", "---:", "---:"];
+    let mut header = vec![
+        "query",
+        "plain DataFusion (ms)",
+        "erhai (ms)",
+        "erhai, cache (ms)",
+    ];
+    let mut rule = vec!["---", "---:", "---:", "---:"];
     #[cfg(feature = "bench-plaintext")]
     {
         header.push("erhai, encryption off (ms)");
@@ -258,16 +276,16 @@ async fn main() -> Result<(), Error> {
         header.push("DuckDB (ms)");
         rule.push("---:");
     }
-    header.push("erhai / plain");
-    rule.push("---:");
+    header.extend(["erhai / plain", "cache / plain"]);
+    rule.extend(["---:", "---:"]);
     #[cfg(feature = "bench-plaintext")]
     {
         header.push("enc. off / plain");
         rule.push("---:");
     }
     if peers.is_some() {
-        header.extend(["erhai / DuckDB", "DataFusion / DuckDB"]);
-        rule.extend(["---:", "---:"]);
+        header.extend(["erhai / DuckDB", "cache / DuckDB", "DataFusion / DuckDB"]);
+        rule.extend(["---:", "---:", "---:"]);
     }
     header.push("same rows");
     rule.push("---");
@@ -275,6 +293,8 @@ async fn main() -> Result<(), Error> {
     r.line(format!("| {} |", rule.join(" | ")));
 
     let mut ratios = Vec::new();
+    let mut ratios_cache = Vec::new();
+    let mut ratios_cache_duck = Vec::new();
     #[cfg_attr(not(feature = "bench-plaintext"), allow(unused_mut))]
     let mut ratios_off = Vec::new();
     let mut ratios_duck = Vec::new();
@@ -295,6 +315,7 @@ async fn main() -> Result<(), Error> {
         let theirs = canonical(&plain.sql(sql).await?.collect().await?)?;
         let same = ours == theirs;
         let (mut t_plain, mut t_erhai, mut t_off, mut t_duck) = (vec![], vec![], vec![], vec![]);
+        let mut t_cache = vec![];
         for i in 0..=a.runs {
             let t = Instant::now();
             plain.sql(sql).await?.collect().await?;
@@ -305,6 +326,11 @@ async fn main() -> Result<(), Error> {
                 .run_query(&format!("bench-{job}"), sql, &tables, "bench")
                 .await?;
             let e = ms(t.elapsed());
+            let t = Instant::now();
+            cached
+                .run_query(&format!("bench-{job}-c"), sql, &tables, "bench")
+                .await?;
+            let c = ms(t.elapsed());
             #[cfg(feature = "bench-plaintext")]
             let off = {
                 let t = Instant::now();
@@ -333,6 +359,7 @@ async fn main() -> Result<(), Error> {
             if i > 0 {
                 t_plain.push(p);
                 t_erhai.push(e);
+                t_cache.push(c);
                 t_off.push(off);
                 t_duck.push(duck);
             }
@@ -343,14 +370,22 @@ async fn main() -> Result<(), Error> {
             median(t_off),
             median(t_duck),
         );
+        let c = median(t_cache);
         ratios.push(e / p);
-        let mut cells = vec![name.to_string(), format!("{p:.1}"), format!("{e:.1}")];
+        ratios_cache.push(c / p);
+        let mut cells = vec![
+            name.to_string(),
+            format!("{p:.1}"),
+            format!("{e:.1}"),
+            format!("{c:.1}"),
+        ];
         #[cfg(feature = "bench-plaintext")]
         cells.push(format!("{off:.1}"));
         if peers.is_some() {
             cells.push(format!("{duck:.1}"));
         }
         cells.push(format!("{:.2}", e / p));
+        cells.push(format!("{:.2}", c / p));
         #[cfg(feature = "bench-plaintext")]
         {
             ratios_off.push(off / p);
@@ -358,8 +393,10 @@ async fn main() -> Result<(), Error> {
         }
         if peers.is_some() {
             ratios_duck.push(e / duck);
+            ratios_cache_duck.push(c / duck);
             ratios_df_duck.push(p / duck);
             cells.push(format!("{:.2}", e / duck));
+            cells.push(format!("{:.2}", c / duck));
             cells.push(format!("{:.2}", p / duck));
         }
         cells.push(if same { "yes" } else { "NO" }.to_string());
@@ -375,9 +412,11 @@ async fn main() -> Result<(), Error> {
     }
     r.line("");
     r.line(format!(
-        "Geometric means over {} queries: erhai / plain DataFusion **{:.2}**{}{}.",
+        "Geometric means over {} queries: erhai / plain DataFusion **{:.2}**; with the \
+         decrypted-batch cache **{:.2}**{}{}.",
         ratios.len(),
         geomean(&ratios),
+        geomean(&ratios_cache),
         if ratios_off.is_empty() {
             String::new()
         } else {
@@ -387,14 +426,22 @@ async fn main() -> Result<(), Error> {
             String::new()
         } else {
             format!(
-                "; erhai / DuckDB **{:.2}** (plain DataFusion / DuckDB {:.2})",
+                "; erhai / DuckDB **{:.2}**, with the cache **{:.2}** (plain DataFusion / \
+                 DuckDB {:.2})",
                 geomean(&ratios_duck),
+                geomean(&ratios_cache_duck),
                 geomean(&ratios_df_duck)
             )
         }
     ));
     dp_queries(
-        &engine, &tables, &plain, &mut peers, &plain_dir, a.runs, &mut r,
+        [&engine, &cached],
+        &tables,
+        &plain,
+        &mut peers,
+        &plain_dir,
+        a.runs,
+        &mut r,
     )
     .await?;
     if let Some(p) = peers.as_mut() {
@@ -445,7 +492,7 @@ const Q1_WITHOUT_EXPRESSIONS: &str = "SELECT l_returnflag, l_linestatus, \
 /// against the same queries in plain DataFusion and, with peers, in SmartNoise SQL (same ε, δ,
 /// at most seven rows per order, the same bounds), interleaved, medians.
 async fn dp_queries(
-    engine: &Engine,
+    [engine, cached]: [&Engine; 2],
     tables: &[StoredTable],
     plain: &SessionContext,
     peers: &mut Option<Peers>,
@@ -487,11 +534,11 @@ async fn dp_queries(
     r.line("");
     let with_peers = peers.is_some();
     if with_peers {
-        r.line("| DP query | plain DataFusion (ms) | erhai DP (ms) | SmartNoise SQL (ms) | erhai / plain | SmartNoise / erhai | groups released (erhai) |");
-        r.line("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        r.line("| DP query | plain DataFusion (ms) | erhai DP (ms) | erhai DP, cache (ms) | SmartNoise SQL (ms) | erhai / plain | SmartNoise / erhai | SmartNoise / erhai with cache | groups released (erhai) |");
+        r.line("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     } else {
-        r.line("| DP query | plain DataFusion (ms) | erhai DP (ms) | erhai / plain | groups released |");
-        r.line("| --- | ---: | ---: | ---: | ---: |");
+        r.line("| DP query | plain DataFusion (ms) | erhai DP (ms) | erhai DP, cache (ms) | erhai / plain | cache / plain | groups released |");
+        r.line("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     }
     let queries: Vec<(&str, &str)> = QUERIES
         .iter()
@@ -502,7 +549,7 @@ async fn dp_queries(
     // SmartNoise is slow; its runs are capped so that the whole harness stays in minutes.
     let peer_runs = runs.min(3);
     for (name, sql) in queries {
-        let (mut t_plain, mut t_dp, mut t_sn) = (vec![], vec![], vec![]);
+        let (mut t_plain, mut t_dp, mut t_sn, mut t_cache) = (vec![], vec![], vec![], vec![]);
         let mut refused = None;
         let mut rows = 0;
         for i in 0..=runs {
@@ -515,9 +562,15 @@ async fn dp_queries(
                 .await?;
             let d = ms(t.elapsed());
             rows = out.report.rows_released;
+            let t = Instant::now();
+            cached
+                .run_dp_query(&format!("dp-{i}-c"), sql, tables, "bench", &req)
+                .await?;
+            let c = ms(t.elapsed());
             if i > 0 {
                 t_plain.push(p);
                 t_dp.push(d);
+                t_cache.push(c);
             }
             if let Some(peer) = peers.as_mut()
                 && i <= peer_runs
@@ -530,26 +583,32 @@ async fn dp_queries(
                 }
             }
         }
-        let (p, d) = (median(t_plain), median(t_dp));
+        let (p, d, c) = (median(t_plain), median(t_dp), median(t_cache));
         if with_peers {
-            let (sn, vs) = match &refused {
+            let (sn, vs, vc) = match &refused {
                 Some(why) => (
                     format!("refused: {}", why.lines().next().unwrap_or("")),
+                    "—".to_string(),
                     "—".to_string(),
                 ),
                 None => {
                     let s = median(t_sn);
-                    (format!("{s:.1}"), format!("{:.1}", s / d))
+                    (
+                        format!("{s:.1}"),
+                        format!("{:.1}", s / d),
+                        format!("{:.1}", s / c),
+                    )
                 }
             };
             r.line(format!(
-                "| {name} | {p:.1} | {d:.1} | {sn} | {:.2} | {vs} | {rows} |",
+                "| {name} | {p:.1} | {d:.1} | {c:.1} | {sn} | {:.2} | {vs} | {vc} | {rows} |",
                 d / p
             ));
         } else {
             r.line(format!(
-                "| {name} | {p:.1} | {d:.1} | {:.2} | {rows} |",
-                d / p
+                "| {name} | {p:.1} | {d:.1} | {c:.1} | {:.2} | {:.2} | {rows} |",
+                d / p,
+                c / p
             ));
         }
     }

@@ -82,6 +82,9 @@ pub struct LimitsConfig {
     pub concurrent_jobs: usize,
     /// Largest upload accepted, in MiB of Arrow IPC data.
     pub max_upload_mib: u64,
+    /// MiB of decrypted batches of hot datasets kept in memory for later jobs (never on disk);
+    /// 0 turns the cache off. Counted outside the per-job pool.
+    pub cache_mib: u64,
 }
 
 impl Default for LimitsConfig {
@@ -92,6 +95,7 @@ impl Default for LimitsConfig {
             max_result_rows: 100_000,
             concurrent_jobs: 2,
             max_upload_mib: 16 * 1024,
+            cache_mib: 0,
         }
     }
 }
@@ -205,6 +209,9 @@ impl ServerConfig {
         if let Some(v) = parse("ERHAI_MEMORY_MIB")? {
             self.limits.memory_mib = v;
         }
+        if let Some(v) = parse("ERHAI_CACHE_MIB")? {
+            self.limits.cache_mib = v;
+        }
         Ok(())
     }
 
@@ -254,6 +261,7 @@ impl ServerConfig {
             memory_bytes: (self.limits.memory_mib as usize).saturating_mul(1 << 20),
             timeout: Duration::from_secs(self.limits.timeout_secs),
             max_rows: self.limits.max_result_rows,
+            cache_bytes: (self.limits.cache_mib as usize).saturating_mul(1 << 20),
             ..Limits::default()
         }
     }
