@@ -36,8 +36,8 @@ async fn rows(engine: &Engine, tables: &[StoredTable], sql: &str) -> String {
 async fn cached_batches_answer_as_the_files_do_and_keep_the_narrowing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let master = MasterKey::create(&dir.path().join("master.key")).expect("key");
-    let files = Engine::new(dir.path(), master, Limits::default(), Default::default())
-        .expect("engine");
+    let files =
+        Engine::new(dir.path(), master, Limits::default(), Default::default()).expect("engine");
     let data = demo_data::generate(3, Sizes::with_stays(20_000)).expect("data");
     let tables = store_demo_tables(&files, data).expect("store");
     let cached = Engine::new(
@@ -57,7 +57,11 @@ async fn cached_batches_answer_as_the_files_do_and_keep_the_narrowing() {
     let held = cached.cached_bytes();
     assert!(held > 0, "the first job loads the versions it reads");
     let second = rows(&cached, &tables, SQL).await;
-    assert_eq!(cached.cached_bytes(), held, "the second job is served from memory");
+    assert_eq!(
+        cached.cached_bytes(),
+        held,
+        "the second job is served from memory"
+    );
     assert_eq!(first, from_files);
     assert_eq!(second, from_files);
 

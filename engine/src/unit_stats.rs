@@ -68,44 +68,47 @@ pub(crate) fn unit_indexes(key: &UnitKey, units: &ArrayRef) -> DfResult<Vec<Opti
         h.write_u64(v);
         h.finish() as u32
     };
+    let of_str = |s: &str| of_bytes(s.as_bytes());
     Ok(match units.data_type() {
-        DataType::Utf8 => units
-            .as_string::<i32>()
-            .iter()
-            .map(|v| v.map(|s| of_bytes(s.as_bytes())))
-            .collect(),
-        DataType::LargeUtf8 => units
-            .as_string::<i64>()
-            .iter()
-            .map(|v| v.map(|s| of_bytes(s.as_bytes())))
-            .collect(),
-        DataType::Utf8View => units
-            .as_string_view()
-            .iter()
-            .map(|v| v.map(|s| of_bytes(s.as_bytes())))
-            .collect(),
+        DataType::Utf8 => memo(units.as_string::<i32>().iter(), of_str),
+        DataType::LargeUtf8 => memo(units.as_string::<i64>().iter(), of_str),
+        DataType::Utf8View => memo(units.as_string_view().iter(), of_str),
         DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
             let wide = arrow::compute::cast(units, &DataType::Int64)?;
-            wide.as_primitive::<Int64Type>()
-                .iter()
-                .map(|v| v.map(|x| of_int(x as u64)))
-                .collect()
+            memo(wide.as_primitive::<Int64Type>().iter(), |x| {
+                of_int(x as u64)
+            })
         }
         DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
             let wide = arrow::compute::cast(units, &DataType::UInt64)?;
-            wide.as_primitive::<UInt64Type>()
-                .iter()
-                .map(|v| v.map(of_int))
-                .collect()
+            memo(wide.as_primitive::<UInt64Type>().iter(), of_int)
         }
         _ => {
             let text = arrow::compute::cast(units, &DataType::Utf8)?;
-            text.as_string::<i32>()
-                .iter()
-                .map(|v| v.map(|s| of_bytes(s.as_bytes())))
-                .collect()
+            memo(text.as_string::<i32>().iter(), of_str)
         }
     })
+}
+
+/// `index` of every value, hashing a value once per run of equal values: data is often stored
+/// by unit (lines of an order, stays of a person), so neighbours share their unit.
+fn memo<T: PartialEq + Copy>(
+    values: impl Iterator<Item = Option<T>>,
+    index: impl Fn(T) -> u32,
+) -> Vec<Option<u32>> {
+    let mut last: Option<(T, u32)> = None;
+    values
+        .map(|v| {
+            v.map(|x| match last {
+                Some((p, i)) if p == x => i,
+                _ => {
+                    let i = index(x);
+                    last = Some((x, i));
+                    i
+                }
+            })
+        })
+        .collect()
 }
 
 fn selected(filter: Option<&BooleanArray>, row: usize) -> bool {
@@ -295,12 +298,16 @@ impl GroupsAccumulator for UnitSetGroups {
             return Ok(());
         };
         let indexes = unit_indexes(&self.key, units)?;
+        // A unit repeated on neighbouring rows of one group is added once.
+        let mut last = None;
         for (row, (&g, unit)) in group_indices.iter().zip(indexes).enumerate() {
             if let Some(u) = unit
                 && selected(opt_filter, row)
+                && last != Some((g, u))
             {
                 self.sets[g].add(u);
                 self.added += 1;
+                last = Some((g, u));
             }
         }
         Ok(())
@@ -391,14 +398,19 @@ fn accumulate(slot: &mut f64, x: f64) {
 }
 
 impl UnitSums {
-    /// The `k` sums of unit `u`, created empty if new.
-    fn of(&mut self, u: u32, k: usize) -> &mut [f64] {
+    /// The slot of unit `u`, created empty if new.
+    fn slot(&mut self, u: u32, k: usize) -> usize {
         let next = self.slots.len() as u32;
         let sums = &mut self.sums;
-        let slot = *self.slots.entry(u).or_insert_with(|| {
+        *self.slots.entry(u).or_insert_with(|| {
             sums.extend(std::iter::repeat_n(f64::NAN, k));
             next
-        }) as usize;
+        }) as usize
+    }
+
+    /// The `k` sums of unit `u`, created empty if new.
+    fn of(&mut self, u: u32, k: usize) -> &mut [f64] {
+        let slot = self.slot(u, k);
         &mut self.sums[slot * k..(slot + 1) * k]
     }
 
@@ -688,11 +700,22 @@ impl GroupsAccumulator for ContribGroups {
         self.maps.resize_with(total_num_groups, UnitSums::default);
         let (units, v) = contrib_inputs(values, self.k)?;
         let indexes = unit_indexes(&self.key, units)?;
+        let k = self.k;
+        // Neighbouring rows of one unit in one group reuse its slot without a lookup.
+        let mut last: Option<(usize, u32, usize)> = None;
         for (row, (&g, unit)) in group_indices.iter().zip(indexes).enumerate() {
             if let Some(u) = unit
                 && selected(opt_filter, row)
             {
-                add_row(self.maps[g].of(u, self.k), &v, row);
+                let slot = match last {
+                    Some((lg, lu, s)) if lg == g && lu == u => s,
+                    _ => {
+                        let s = self.maps[g].slot(u, k);
+                        last = Some((g, u, s));
+                        s
+                    }
+                };
+                add_row(&mut self.maps[g].sums[slot * k..(slot + 1) * k], &v, row);
             }
         }
         Ok(())
@@ -793,6 +816,22 @@ mod tests {
         merged.merge(&map.encode(2), 2).expect("merge");
         assert_eq!(merged.summaries(2, 2), s);
         assert!(merged.merge(&[0; 5], 2).is_err());
+    }
+
+    #[test]
+    fn runs_of_one_unit_share_one_hash_and_others_do_not() {
+        let a: ArrayRef = Arc::new(arrow::array::Int64Array::from(vec![
+            Some(7),
+            Some(7),
+            None,
+            Some(7),
+            Some(8),
+            Some(7),
+        ]));
+        let i = unit_indexes(&UnitKey::new([3; 16]), &a).expect("hash");
+        assert_eq!((i[0], i[1], i[3], i[5]), (i[0], i[0], i[0], i[0]));
+        assert_eq!(i[2], None);
+        assert_ne!(i[4], i[0]);
     }
 
     #[test]

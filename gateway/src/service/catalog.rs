@@ -5,6 +5,7 @@ use std::io::Cursor;
 
 use arrow::datatypes::DataType;
 use arrow::ipc::reader::StreamReader;
+use arrow::record_batch::RecordBatch;
 use erhai_engine::{Env, SampleSpec, Upload};
 use erhai_policies::policy_file::parse_policy;
 use erhai_proto::v1 as pb;
@@ -205,7 +206,7 @@ impl Gateway {
         id: &str,
         policy: &erhai_policies::DatasetPolicy,
     ) -> Result<(Upload, u64), Status> {
-        let mut upload: Option<Upload> = None;
+        let mut upload: Option<BackgroundUpload> = None;
         let mut batches = 0u64;
         let limit = self.0.cfg.limits.max_upload_mib.saturating_mul(1 << 20);
         let mut received = 0u64;
@@ -243,12 +244,12 @@ impl Gateway {
                                 )));
                             }
                         }
-                        upload = Some(
+                        upload = Some(BackgroundUpload::start(
                             self.0
                                 .engine
                                 .begin_upload(id, 1, schema.clone(), policy)
                                 .map_err(|e| engine_status(&e))?,
-                        );
+                        ));
                     }
                     let up = upload
                         .as_mut()
@@ -260,7 +261,7 @@ impl Gateway {
                                 batches + 1
                             ))
                         })?;
-                        up.write(&batch).map_err(|e| engine_status(&e))?;
+                        up.write(batch).await?;
                         batches += 1;
                     }
                 }
@@ -268,12 +269,10 @@ impl Gateway {
                     let up = upload.ok_or_else(|| {
                         Status::invalid_argument("upload holds no data: nothing was registered")
                     })?;
-                    if f.total_rows != up.rows() || f.total_batches != batches {
+                    if f.total_rows != up.rows || f.total_batches != batches {
                         return Err(Status::data_loss(format!(
                             "upload is incomplete: the client sent {} rows in {} batches, the server received {} rows in {batches}; nothing was registered",
-                            f.total_rows,
-                            f.total_batches,
-                            up.rows()
+                            f.total_rows, f.total_batches, up.rows
                         )));
                     }
                     if stream.message().await?.is_some() {
@@ -281,8 +280,8 @@ impl Gateway {
                             "messages after the finish message; nothing was registered",
                         ));
                     }
-                    let rows = up.rows();
-                    return Ok((up, rows));
+                    let rows = up.rows;
+                    return Ok((up.finish().await?, rows));
                 }
                 Some(Part::Header(_)) => {
                     return Err(Status::invalid_argument("a second header in one upload"));
@@ -351,6 +350,77 @@ impl Gateway {
             }
             Role::Admin | Role::Reviewer | Role::Auditor | Role::Center | Role::Authority => all,
         })
+    }
+}
+
+/// An upload whose batches are encoded and encrypted on a thread of its own while the next
+/// chunks arrive and decode (they used to wait for each other).
+struct BackgroundUpload {
+    tx: Option<tokio::sync::mpsc::Sender<RecordBatch>>,
+    thread: Option<std::thread::JoinHandle<erhai_engine::Result<Upload>>>,
+    /// Rows handed to the writer.
+    rows: u64,
+}
+
+impl BackgroundUpload {
+    fn start(mut upload: Upload) -> BackgroundUpload {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(4);
+        let thread = std::thread::spawn(move || {
+            while let Some(batch) = rx.blocking_recv() {
+                upload.write(&batch)?;
+            }
+            Ok(upload)
+        });
+        BackgroundUpload {
+            tx: Some(tx),
+            thread: Some(thread),
+            rows: 0,
+        }
+    }
+
+    /// Hands a batch to the writer; a writer that stopped answers with its error.
+    async fn write(&mut self, batch: RecordBatch) -> Result<(), Status> {
+        self.rows += batch.num_rows() as u64;
+        let sent = match &self.tx {
+            Some(tx) => tx.send(batch).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        match self.join().await {
+            Err(status) => Err(status),
+            Ok(_) => Err(Status::internal("the upload writer stopped")),
+        }
+    }
+
+    async fn join(&mut self) -> Result<Upload, Status> {
+        self.tx = None;
+        let thread = self
+            .thread
+            .take()
+            .ok_or_else(|| Status::internal("upload writer already joined"))?;
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_err(|e| Status::internal(format!("upload writer: {e}")))?
+            .map_err(|_| Status::internal("the upload writer panicked"))?
+            .map_err(|e| engine_status(&e))
+    }
+
+    /// Waits for every batch to be written.
+    async fn finish(mut self) -> Result<Upload, Status> {
+        self.join().await
+    }
+}
+
+impl Drop for BackgroundUpload {
+    fn drop(&mut self) {
+        // An abandoned upload: let the writer drain and drop its temporary file before the
+        // caller removes the dataset's directory.
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
