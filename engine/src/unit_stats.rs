@@ -438,6 +438,10 @@ impl UnitSums {
         if !bytes.len().is_multiple_of(width) {
             return exec_err!("corrupt contribution state in aggregation");
         }
+        // Partial states of one group arrive as large maps: grow once, not by doubling.
+        let entries = bytes.len() / width;
+        self.slots.reserve(entries);
+        self.sums.reserve(entries * k);
         for entry in bytes.chunks_exact(width) {
             let (u, rest) = entry.split_at(4);
             let u = u32::from_le_bytes(u.try_into().unwrap_or_default());
