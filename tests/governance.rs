@@ -5,21 +5,27 @@ mod common;
 
 use common::{code, platform_with_users};
 
-use erhai::demo::{TENANT, authorize_datasets, load_demo_data};
+use erhai::demo::{Platform, TENANT, authorize_datasets, load_demo_data};
 use erhai::demo_data::Sizes;
 use tonic::Code;
 
 const SQL: &str = "SELECT district, count(*) AS stays FROM hotel_stays GROUP BY district";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_agreement_governs_every_call_of_its_tenant() {
+/// A platform with the demo users and data, and scenario `name` over all of hotel_stays.
+async fn platform_with_scenario(seed: u64, name: &str) -> Platform {
     let p = platform_with_users(|_| {}).await;
-    load_demo_data(&p, 3, Sizes::with_stays(1_500))
+    load_demo_data(&p, seed, Sizes::with_stays(1_500))
         .await
         .expect("data");
-    authorize_datasets(&p, "agreement", &["hotel_stays"])
+    authorize_datasets(&p, name, &["hotel_stays"])
         .await
         .expect("scenario");
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agreement_governs_every_call_of_its_tenant() {
+    let p = platform_with_scenario(3, "agreement").await;
     let admin = p.client("admin").await.expect("admin");
     let authority = p.client("authority").await.expect("authority");
 
@@ -486,13 +492,7 @@ async fn a_scenario_is_authorized_step_by_step_and_bounds_its_queries() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn time_passes_scenarios_expire_and_late_steps_are_listed() {
-    let p = platform_with_users(|_| {}).await;
-    load_demo_data(&p, 6, Sizes::with_stays(1_500))
-        .await
-        .expect("data");
-    authorize_datasets(&p, "ending", &["hotel_stays"])
-        .await
-        .expect("scenario");
+    let p = platform_with_scenario(6, "ending").await;
     let analyst = p.client("analyst").await.expect("analyst");
     analyst
         .apply_scenario(application("waiting"))

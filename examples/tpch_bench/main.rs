@@ -140,26 +140,31 @@ impl Report {
     }
 }
 
+/// The value after `key:` on the first line of `/proc/…` file `path` that starts with `key`.
+pub fn proc_value(path: &str, key: &str) -> Option<String> {
+    std::fs::read_to_string(path).ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    })
+}
+
+/// A `/proc` size in kB (`12345 kB`) in MiB.
+pub fn proc_mib(path: &str, key: &str) -> Option<f64> {
+    proc_value(path, key)?
+        .split_whitespace()
+        .next()?
+        .parse::<f64>()
+        .ok()
+        .map(|kb| kb / 1024.0)
+}
+
 /// Where the run happened: CPU, cores, memory, date.
 fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemTotal"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| format!("{:.0} GiB", kb / 1024.0 / 1024.0))
+    let cpu = proc_value("/proc/cpuinfo", "model name").unwrap_or_else(|| "unknown CPU".into());
+    let mem = proc_mib("/proc/meminfo", "MemTotal")
+        .map(|mib| format!("{:.0} GiB", mib / 1024.0))
         .unwrap_or_default();
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())

@@ -57,16 +57,7 @@ pub fn measure(dir: &Path, tables: &[StoredTable], r: &mut Report) -> Result<(),
 }
 
 fn peak_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
+    crate::proc_mib("/proc/self/status", "VmHWM").unwrap_or(f64::NAN)
 }
 
 /// The child: opens the stored tables and runs the queries; prints one JSON object.
