@@ -181,7 +181,7 @@ mod tests {
         let one = batch(1000)[0][0].get_array_memory_size();
         let cache = BatchCache::new(2 * one + one / 2);
         let mut loads = 0;
-        let mut get = |o: &str, loads: &mut usize| {
+        let get = |o: &str, loads: &mut usize| {
             cache
                 .get_or_load(o, || {
                     *loads += 1;
