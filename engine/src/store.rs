@@ -12,10 +12,15 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory,
+    compute_leaves,
+};
 use parquet::basic::Compression;
 use parquet::encryption::decrypt::FileDecryptionProperties;
 use parquet::encryption::encrypt::FileEncryptionProperties;
 use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
 
 use crate::error::{EngineError, Result};
 use crate::keys::DataKey;
@@ -60,10 +65,20 @@ pub(crate) fn decryption_properties(
         .build()?)
 }
 
+/// Rows of one row group.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
 /// An encrypted Parquet file being written. Dropping it without [`EncryptedWriter::finish`]
-/// removes the temporary file.
+/// removes the temporary file. Batches gather into row groups whose columns are encoded and
+/// encrypted in parallel, one thread per core (a single-threaded writer made registration wait
+/// on one core).
 pub struct EncryptedWriter {
-    writer: Option<ArrowWriter<File>>,
+    writer: Option<SerializedFileWriter<File>>,
+    factory: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    row_groups: usize,
     tmp: PathBuf,
     target: PathBuf,
     rows: u64,
@@ -94,16 +109,24 @@ impl EncryptedWriter {
         let tmp = dir.join(format!("{DATA_FILE}{TMP_SUFFIX}"));
         let mut props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(128 * 1024));
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
         if let Some(encryption) = encryption {
             props = props.with_file_encryption_properties(encryption);
         }
         let props = props.build();
         let file =
             File::create(&tmp).map_err(EngineError::io(format!("creating {}", tmp.display())))?;
-        let writer = ArrowWriter::try_new(file, schema, Some(props))?;
+        // The Arrow writer converts the schema and records it in the footer; the row groups
+        // are then written column-parallel through its factory.
+        let (writer, factory) =
+            ArrowWriter::try_new(file, schema.clone(), Some(props))?.into_serialized_writer()?;
         Ok(EncryptedWriter {
             writer: Some(writer),
+            factory,
+            schema,
+            pending: Vec::new(),
+            pending_rows: 0,
+            row_groups: 0,
             tmp,
             target,
             rows: 0,
@@ -112,12 +135,105 @@ impl EncryptedWriter {
 
     /// Appends a batch.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        let w = self
+        if self.writer.is_none() {
+            return Err(EngineError::Parquet("writer already finished".into()));
+        }
+        if batch.schema().fields() != self.schema.fields() {
+            return Err(EngineError::BadData(
+                "a record batch's schema differs from the file's".into(),
+            ));
+        }
+        self.rows += batch.num_rows() as u64;
+        self.pending_rows += batch.num_rows();
+        self.pending.push(batch.clone());
+        while self.pending_rows >= ROW_GROUP_ROWS {
+            let group = self.take_rows(ROW_GROUP_ROWS);
+            self.write_row_group(&group)?;
+        }
+        Ok(())
+    }
+
+    /// The first `n` pending rows, as batches.
+    fn take_rows(&mut self, n: usize) -> Vec<RecordBatch> {
+        let mut out = Vec::new();
+        let mut left = n;
+        while left > 0 && !self.pending.is_empty() {
+            let b = self.pending.remove(0);
+            if b.num_rows() <= left {
+                left -= b.num_rows();
+                out.push(b);
+            } else {
+                out.push(b.slice(0, left));
+                self.pending.insert(0, b.slice(left, b.num_rows() - left));
+                left = 0;
+            }
+        }
+        self.pending_rows -= n - left;
+        out
+    }
+
+    /// Encodes one row group's columns on all cores and appends them to the file.
+    fn write_row_group(&mut self, batches: &[RecordBatch]) -> Result<()> {
+        let writers = self.factory.create_column_writers(self.row_groups)?;
+        let mut leaves: Vec<Vec<ArrowLeafColumn>> = writers.iter().map(|_| Vec::new()).collect();
+        for b in batches {
+            let mut column = 0;
+            for (array, field) in b.columns().iter().zip(self.schema.fields()) {
+                for leaf in compute_leaves(field, array)? {
+                    leaves
+                        .get_mut(column)
+                        .ok_or_else(|| EngineError::Parquet("more leaves than columns".into()))?
+                        .push(leaf);
+                    column += 1;
+                }
+            }
+        }
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(1, writers.len().max(1));
+        let mut work: Vec<Vec<(usize, ArrowColumnWriter, Vec<ArrowLeafColumn>)>> =
+            (0..threads).map(|_| Vec::new()).collect();
+        for (i, (w, l)) in writers.into_iter().zip(leaves).enumerate() {
+            work[i % threads].push((i, w, l));
+        }
+        let mut chunks: Vec<(usize, ArrowColumnChunk)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = work
+                .into_iter()
+                .map(|items| {
+                    scope.spawn(move || -> Result<Vec<(usize, ArrowColumnChunk)>> {
+                        items
+                            .into_iter()
+                            .map(|(i, mut w, leaves)| {
+                                for l in &leaves {
+                                    w.write(l)?;
+                                }
+                                Ok((i, w.close()?))
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            let mut all = Vec::new();
+            for h in handles {
+                all.extend(
+                    h.join()
+                        .map_err(|_| EngineError::Parquet("a column encoder panicked".into()))??,
+                );
+            }
+            Ok::<_, EngineError>(all)
+        })?;
+        chunks.sort_by_key(|(i, _)| *i);
+        let writer = self
             .writer
             .as_mut()
             .ok_or_else(|| EngineError::Parquet("writer already finished".into()))?;
-        w.write(batch)?;
-        self.rows += batch.num_rows() as u64;
+        let mut row_group = writer.next_row_group()?;
+        for (_, chunk) in chunks {
+            chunk.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
+        self.row_groups += 1;
         Ok(())
     }
 
@@ -128,6 +244,10 @@ impl EncryptedWriter {
 
     /// Closes, fsyncs and renames the file into place; returns its size in bytes.
     pub fn finish(mut self) -> Result<u64> {
+        if self.pending_rows > 0 {
+            let rest = self.take_rows(self.pending_rows);
+            self.write_row_group(&rest)?;
+        }
         let w = self
             .writer
             .take()
@@ -208,6 +328,54 @@ mod tests {
     use super::*;
     use arrow::array::StringArray;
     use arrow::datatypes::{DataType, Field, Schema};
+
+    #[test]
+    fn row_groups_split_batches_at_their_size_and_read_back_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int64, false),
+            Field::new("s", DataType::Utf8, true),
+        ]));
+        let key = DataKey::generate().expect("key");
+        let mut w =
+            EncryptedWriter::create(dir.path(), schema.clone(), &key, "ds/v2").expect("writer");
+        let total = 2 * ROW_GROUP_ROWS + 1234;
+        let mut start = 0;
+        while start < total {
+            let n = (total - start).min(100_000);
+            let ids = arrow::array::Int64Array::from_iter_values(start as i64..(start + n) as i64);
+            let text = StringArray::from_iter(
+                (start..start + n).map(|i| (i % 3 != 0).then(|| i.to_string())),
+            );
+            w.write(
+                &RecordBatch::try_new(schema.clone(), vec![Arc::new(ids), Arc::new(text)])
+                    .expect("batch"),
+            )
+            .expect("write");
+            start += n;
+        }
+        assert_eq!(w.rows(), total as u64);
+        w.finish().expect("finish");
+        let path = dir.path().join(DATA_FILE);
+        let options = ArrowReaderOptions::new()
+            .with_file_decryption_properties(decryption_properties(&key, "ds/v2").expect("props"));
+        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(
+            File::open(&path).expect("open"),
+            options,
+        )
+        .expect("reader");
+        assert_eq!(builder.metadata().num_row_groups(), 3);
+        let (_, back) = read_encrypted(&path, &key, "ds/v2").expect("decrypt");
+        let all = arrow::compute::concat_batches(&schema, &back).expect("concat");
+        assert_eq!(all.num_rows(), total);
+        let ids = all
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .expect("ids");
+        assert!(ids.values().iter().enumerate().all(|(i, v)| *v == i as i64));
+        assert_eq!(all.column(1).null_count(), total.div_ceil(3));
+    }
 
     #[test]
     fn encrypted_round_trip_and_no_plaintext() {
