@@ -3,7 +3,10 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use erhai::demo::{DEMO_USERS, Platform, authorize_datasets, load_demo_data};
+mod common;
+
+use common::platform_with_users;
+use erhai::demo::{authorize_datasets, load_demo_data};
 use erhai::demo_data::Sizes;
 
 /// The scenario the CLI's queries run in, named once in the environment as an analyst would.
@@ -25,13 +28,7 @@ fn text(b: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_drives_the_whole_flow() {
-    erhai::install_crypto_provider();
-    let p = Platform::start(None, |_| {}).await.expect("start");
-    for (id, name, role, tenant, unit) in DEMO_USERS {
-        p.add_user(id, name, role, tenant, unit)
-            .await
-            .expect("user");
-    }
+    let p = platform_with_users(|_| {}).await;
     load_demo_data(&p, 5, Sizes::with_stays(2_000))
         .await
         .expect("data");

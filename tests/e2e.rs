@@ -1,9 +1,10 @@
 //! End-to-end tests: the real server on 127.0.0.1 with real TLS, driven through the client.
 
+mod common;
+
+use common::{code as status, platform_with_users};
 use erhai::client::{Client, ClientError, IdentityBundle, upload_messages};
-use erhai::demo::{
-    DEMO_USERS, Platform, TENANT, authorize_datasets, contains_bytes, load_demo_data,
-};
+use erhai::demo::{Platform, TENANT, authorize_datasets, contains_bytes, load_demo_data};
 use erhai::demo_data::{self, Sizes};
 use tonic::Code;
 
@@ -18,13 +19,7 @@ async fn platform() -> Platform {
 }
 
 async fn platform_with(edit: impl FnOnce(&mut erhai_gateway::ServerConfig)) -> Platform {
-    erhai::install_crypto_provider();
-    let p = Platform::start(None, edit).await.expect("start");
-    for (id, name, role, tenant, unit) in DEMO_USERS {
-        p.add_user(id, name, role, tenant, unit)
-            .await
-            .expect("user");
-    }
+    let p = platform_with_users(edit).await;
     p.add_user("other-analyst", "外部分析", "analyst", "erhai-insight", "")
         .await
         .expect("user");
@@ -35,14 +30,6 @@ async fn platform_with(edit: impl FnOnce(&mut erhai_gateway::ServerConfig)) -> P
         .await
         .expect("scenario");
     p
-}
-
-/// The gRPC code and message of a failed call.
-fn status<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (Code, String) {
-    match r {
-        Err(ClientError::Status(s)) => (s.code(), s.message().to_string()),
-        other => panic!("expected a gRPC error, got {other:?}"),
-    }
 }
 
 fn check_status<T: std::fmt::Debug>(r: Result<T, ClientError>, code: Code, fragment: &str) {
