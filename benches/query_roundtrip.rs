@@ -24,7 +24,7 @@ fn bench(c: &mut Criterion) {
         .expect("runtime");
     let data = demo_data::generate(9, Sizes::with_stays(ROWS)).expect("data");
     let stays = data.hotel_stays;
-    let (platform, analyst) = rt.block_on(async {
+    let (platform, analyst, auditor) = rt.block_on(async {
         let p = Platform::start(None, |_| {}).await.expect("start");
         for (id, name, role, tenant, unit) in DEMO_USERS {
             p.add_user(id, name, role, tenant, unit)
@@ -46,7 +46,9 @@ fn bench(c: &mut Criterion) {
             .await
             .expect("scenario");
         let analyst = p.client("analyst").await.expect("analyst");
-        (p, analyst)
+        // The analyst's answer comes at acceptance; the auditor sees when the run has ended.
+        let auditor = p.client("auditor").await.expect("auditor");
+        (p, analyst, auditor)
     });
     let ctx = SessionContext::new();
     let table = MemTable::try_new(stays.schema(), vec![vec![stays]]).expect("memtable");
@@ -69,7 +71,11 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("erhai_submit_to_awaiting_review", |b| {
         b.to_async(&rt).iter(|| async {
-            let job = analyst.submit("bench", SQL, true).await.expect("submit");
+            let job = analyst.submit("bench", SQL).await.expect("submit");
+            let job = auditor
+                .finished(&job.id, std::time::Duration::from_secs(600))
+                .await
+                .expect("finished");
             assert_eq!(job.state, "awaiting_review");
             black_box(job)
         })

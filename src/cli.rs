@@ -209,8 +209,10 @@ pub enum QueryCommand {
         /// The SQL.
         #[arg(long)]
         sql: String,
-        /// Wait until a production job has run.
-        #[arg(long)]
+        /// Accepted for compatibility and ignored: a production job is answered once the plan
+        /// check accepts it (the analyst's view never depends on the run); a reviewer waits for
+        /// the run with `erhai review show --wait`.
+        #[arg(long, hide = true)]
         wait: bool,
         /// Where to run: prod (full data, reviewed) or dev (samples, no review).
         #[arg(long, value_enum, default_value_t = Env::Prod)]
@@ -272,6 +274,9 @@ pub enum ReviewCommand {
     Show {
         /// Job id.
         job: String,
+        /// Wait until the job has finished running.
+        #[arg(long)]
+        wait: bool,
     },
     /// Release a job's result.
     Approve {
@@ -280,16 +285,25 @@ pub enum ReviewCommand {
         /// Why.
         #[arg(long)]
         reason: String,
+        /// Wait until the job has finished running.
+        #[arg(long)]
+        wait: bool,
     },
-    /// Refuse a job's result.
+    /// Refuse a job's result (or close a job whose run failed).
     Reject {
         /// Job id.
         job: String,
         /// Why.
         #[arg(long)]
         reason: String,
+        /// Wait until the job has finished running.
+        #[arg(long)]
+        wait: bool,
     },
 }
+
+/// How long `--wait` waits for a job to finish running.
+const REVIEW_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// `erhai release …`
 #[derive(Debug, Subcommand)]
@@ -826,7 +840,7 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Query(QueryCommand::Submit {
             sql,
-            wait,
+            wait: _,
             env: Env::Prod,
             out,
             scenario,
@@ -837,7 +851,7 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             let j = connect(&cli.identity)
                 .await?
-                .submit_in(&sql, wait, &scenario, epsilon)
+                .submit_in(&sql, &scenario, epsilon)
                 .await?;
             print(fmt, || output::job_detail(&j), || output::job_json(&j));
             if j.state == "failed" {
@@ -878,7 +892,10 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                         || json!(js.iter().map(output::job_json).collect::<Vec<_>>()),
                     );
                 }
-                ReviewCommand::Show { job } => {
+                ReviewCommand::Show { job, wait } => {
+                    if wait {
+                        c.finished(&job, REVIEW_WAIT).await?;
+                    }
                     let (d, preview) = c.show_review(&job).await?;
                     let j = d.job.unwrap_or_default();
                     print(
@@ -894,12 +911,16 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                         || json!({"job": output::job_json(&j), "preview": output::batches_json(&preview)}),
                     );
                 }
-                ReviewCommand::Approve { job, reason } | ReviewCommand::Reject { job, reason }
+                ReviewCommand::Approve { job, reason, .. }
+                | ReviewCommand::Reject { job, reason, .. }
                     if reason.trim().is_empty() =>
                 {
                     return Err(format!("job {job}: a decision needs a non-empty --reason").into());
                 }
-                ReviewCommand::Approve { job, reason } => {
+                ReviewCommand::Approve { job, reason, wait } => {
+                    if wait {
+                        c.finished(&job, REVIEW_WAIT).await?;
+                    }
                     let j = c.decide(&job, true, &reason).await?;
                     print(
                         fmt,
@@ -907,7 +928,10 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                         || output::job_json(&j),
                     );
                 }
-                ReviewCommand::Reject { job, reason } => {
+                ReviewCommand::Reject { job, reason, wait } => {
+                    if wait {
+                        c.finished(&job, REVIEW_WAIT).await?;
+                    }
                     let j = c.decide(&job, false, &reason).await?;
                     print(
                         fmt,
@@ -1257,7 +1281,7 @@ async fn serve(
     let cfg = ServerConfig::load(Path::new(&path))?;
     let server = erhai_gateway::start(cfg).await?;
     println!("ready {}", erhai_gateway::deploy::endpoint_for(server.addr));
-    tokio::signal::ctrl_c().await?;
+    crate::termination().await?;
     server.shutdown().await?;
     Ok(())
 }

@@ -338,21 +338,16 @@ impl Client {
     }
 
     /// Submits a production query in `scenario`.
-    pub async fn submit(
-        &self,
-        scenario: &str,
-        sql: &str,
-        wait: bool,
-    ) -> Result<pb::Job, ClientError> {
-        self.submit_in(sql, wait, scenario, 0.0).await
+    pub async fn submit(&self, scenario: &str, sql: &str) -> Result<pb::Job, ClientError> {
+        self.submit_in(sql, scenario, 0.0).await
     }
 
     /// Submits a production query in a scenario; `epsilon` is what a DP scenario's query spends
-    /// (0: the scenario's per-query cap).
+    /// (0: the scenario's per-query cap). The answer comes once the plan check has accepted the
+    /// query: the analyst's view of the job never depends on how its run goes.
     pub async fn submit_in(
         &self,
         sql: &str,
-        wait: bool,
         scenario: &str,
         epsilon: f64,
     ) -> Result<pb::Job, ClientError> {
@@ -360,7 +355,7 @@ impl Client {
             .query()
             .submit_query(pb::SubmitQueryRequest {
                 sql: sql.into(),
-                wait,
+                wait: false,
                 scenario: scenario.into(),
                 epsilon,
             })
@@ -639,6 +634,32 @@ impl Client {
             .get_job(pb::JobRef { job: id.into() })
             .await?
             .into_inner())
+    }
+
+    /// A job once it has stopped running, polled as the caller sees it. Only reviewers and
+    /// auditors see a job running; an analyst sees an accepted job as awaiting review from the
+    /// start (its run is none of the analyst's business), so for an analyst this returns at
+    /// once. Gives up after `limit`.
+    pub async fn finished(
+        &self,
+        id: &str,
+        limit: std::time::Duration,
+    ) -> Result<pb::Job, ClientError> {
+        let start = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(20);
+        loop {
+            let j = self.job(id).await?;
+            if j.state != "running" {
+                return Ok(j);
+            }
+            if start.elapsed() > limit {
+                return Err(ClientError::Status(tonic::Status::deadline_exceeded(
+                    format!("job {id} is still running after {} s", limit.as_secs()),
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(500));
+        }
     }
 
     /// Jobs visible to the caller.

@@ -556,7 +556,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     );
     let sql = "SELECT id_number, district FROM hotel_stays LIMIT 10";
     println!("   SQL: {sql}");
-    match analyst.submit_in(sql, true, DEMO_SCENARIO, 0.0).await {
+    match analyst.submit_in(sql, DEMO_SCENARIO, 0.0).await {
         Err(ClientError::Status(st)) if st.code() == tonic::Code::PermissionDenied => {
             for line in st.message().lines() {
                 println!("   │ {line}");
@@ -606,14 +606,26 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     let sql = "SELECT district, count(DISTINCT id_number) AS visitors, count(*) AS stays, sum(spend_yuan) AS spend \
                FROM hotel_stays GROUP BY district ORDER BY district";
     println!("   SQL: {sql}");
-    let by_district = analyst.submit_in(sql, true, DEMO_SCENARIO, 0.0).await?;
-    let report = by_district.report.clone().unwrap_or_default();
+    let by_district = analyst.submit_in(sql, DEMO_SCENARIO, 0.0).await?;
     println!(
-        "   job {}: {} — {} rows computed, {} suppressed",
-        by_district.id, by_district.state, report.rows_computed, report.rows_suppressed
+        "   job {}: {} — until a reviewer decides, the analyst sees nothing that depends on the data \
+         (no counts, no errors, no timing)",
+        by_district.id, by_district.state
     );
     expect(
-        by_district.state == "awaiting_review"
+        by_district.state == "awaiting_review" && by_district.report.is_none(),
+        "the analyst's view is data-independent",
+    )?;
+    let reviewer = p.client("reviewer").await?;
+    let limit = std::time::Duration::from_secs(600);
+    let checked = reviewer.finished(&by_district.id, limit).await?;
+    let report = checked.report.clone().unwrap_or_default();
+    println!(
+        "   the reviewer sees: {} — {} rows computed, {} suppressed",
+        checked.state, report.rows_computed, report.rows_suppressed
+    );
+    expect(
+        checked.state == "awaiting_review"
             && report.rows_released == 12
             && report.rows_suppressed == 0,
         "all 12 districts pass the threshold",
@@ -622,15 +634,16 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     s.step("a fine-grained query (hotel × day) — small groups are suppressed automatically");
     let sql = "SELECT hotel_name, checkin_date, count(*) AS stays FROM hotel_stays GROUP BY hotel_name, checkin_date";
     println!("   SQL: {sql}");
-    let fine = analyst.submit_in(sql, true, DEMO_SCENARIO, 0.0).await?;
-    let fr = fine.report.clone().unwrap_or_default();
+    let fine = analyst.submit_in(sql, DEMO_SCENARIO, 0.0).await?;
+    let fine_checked = reviewer.finished(&fine.id, limit).await?;
+    let fr = fine_checked.report.clone().unwrap_or_default();
     println!(
-        "   job {}: {} — {} rows computed, {} released, {} suppressed (fewer than {} distinct persons)",
-        fine.id, fine.state, fr.rows_computed, fr.rows_released, fr.rows_suppressed, fr.threshold_k
+        "   job {}: the reviewer sees {} rows computed, {} released, {} suppressed (fewer than {} \
+         distinct persons)",
+        fine.id, fr.rows_computed, fr.rows_released, fr.rows_suppressed, fr.threshold_k
     );
     expect(fr.rows_suppressed > 0, "small groups were suppressed")?;
 
-    let reviewer = p.client("reviewer").await?;
     s.step("the export reviewer inspects the district job: SQL, lineage, report, preview");
     let pending = reviewer.pending().await?;
     println!("   {} jobs awaiting review", pending.len());
@@ -722,12 +735,12 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     );
     if args.keep_running {
         println!(
-            "identity bundles: {}/identities/<user>/ — e.g.\n  erhai --identity {} query submit --wait --scenario demo-tourism --sql \"SELECT district, count(*) FROM hotel_stays GROUP BY district\"",
+            "identity bundles: {}/identities/<user>/ — e.g.\n  erhai --identity {} query submit --scenario demo-tourism --sql \"SELECT district, count(*) FROM hotel_stays GROUP BY district\"",
             p.dir.display(),
             p.identity("analyst").display()
         );
         println!("ready {}", p.endpoint);
-        tokio::signal::ctrl_c().await?;
+        crate::termination().await?;
     }
     p.stop().await
 }

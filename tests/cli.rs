@@ -106,16 +106,14 @@ async fn cli_drives_the_whole_flow() {
         "SELECT district, count(DISTINCT id_number) AS visitors FROM hotel_stays GROUP BY district";
     let out = erhai(
         &analyst,
-        &[
-            "--output", "json", "query", "submit", "--wait", "--sql", sql,
-        ],
+        &["--output", "json", "query", "submit", "--sql", sql],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let job: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(job["state"], "awaiting_review");
     let id = job["id"].as_str().expect("id").to_string();
 
-    let out = erhai(&reviewer, &["review", "show", &id]);
+    let out = erhai(&reviewer, &["review", "show", &id, "--wait"]);
     assert!(
         out.status.success() && text(&out.stdout).contains("大理市"),
         "{}",

@@ -157,10 +157,13 @@ fn outcome_of(job: &pb::Job, row: u64) -> String {
         .unwrap_or_else(|| "pass".into())
 }
 
-/// The job as an auditor sees it: the whole check report (the analyst's view leaves suppressed
-/// rows and measured figures out).
+/// The job as an auditor sees it once it has run: the whole check report (the analyst sees
+/// nothing that depends on the data until a reviewer has decided).
 async fn full(auditor: &Client, job: pb::Job) -> pb::Job {
-    auditor.job(&job.id).await.expect("job")
+    auditor
+        .finished(&job.id, std::time::Duration::from_secs(120))
+        .await
+        .expect("job")
 }
 
 async fn approve(reviewer: &Client, job: &pb::Job) {
@@ -183,54 +186,60 @@ async fn each_check_fires_on_its_crafted_cell() {
             S,
             "SELECT district, count(*) AS firms, sum(revenue) AS revenue, sum(refund) AS refund \
              FROM firms GROUP BY district ORDER BY district",
-            true,
         )
         .await
         .expect("submit");
-    // The analyst sees counts and the rules of rows it may receive: no suppressed row, no figure.
-    let seen = job.report.clone().expect("report");
-    assert_eq!((seen.rows_suppressed, seen.rows_review), (2, 2));
+    // Until a reviewer decides, the analyst sees an accepted job and nothing else: no counts,
+    // no rules, no state that depends on the run.
+    assert_eq!(job.state, "awaiting_review");
+    assert!(job.report.is_none() && job.error.is_empty() && job.finished_at_ms == 0);
+    let job = full(&auditor, job).await;
+    let seen = analyst.job(&job.id).await.expect("job");
+    assert_eq!(seen.state, "awaiting_review");
     assert!(
-        seen.rows
-            .iter()
-            .all(|x| x.outcome == "review" && x.findings.iter().all(|f| f.message.is_empty())),
+        seen.report.is_none() && seen.finished_at_ms == 0,
         "{seen:?}"
     );
-    let job = full(&auditor, job).await;
     let r = job.report.clone().expect("report");
     assert_eq!(r.rows_computed, 6, "{r:?}");
-    // A: refunds sum to zero → review.
+    // A: refunds are all zero → a zero sum fails (it says no firm of A had a refund).
     assert_eq!(rules_of(&job, 0), vec!["zero"]);
-    assert_eq!(outcome_of(&job, 0), "review");
+    assert_eq!(outcome_of(&job, 0), "fail");
     // B: one firm holds 97.8% of revenue → n-k and p% fail; the row is suppressed.
     let b = rules_of(&job, 1);
     assert!(b.contains(&"dominance-nk".to_string()), "{b:?}");
     assert_eq!(outcome_of(&job, 1), "fail");
     // C: 9 firms, one short of k → threshold fail.
     assert_eq!(rules_of(&job, 2), vec!["threshold"]);
-    // D: a negative refund → review.
-    assert_eq!(rules_of(&job, 3), vec!["negative-contribution"]);
-    // E: the two largest hold exactly 90% → passes; F: exactly k firms → passes.
-    assert_eq!(outcome_of(&job, 4), "pass");
+    // D: one negative refund among positive ones: the negative side has a single contributor,
+    // which the rest would reveal by subtraction → dominance fails on that side.
+    let d = rules_of(&job, 3);
+    assert!(d.contains(&"dominance-nk".to_string()), "{d:?}");
+    assert!(
+        job.report.as_ref().expect("report").rows[3]
+            .findings
+            .iter()
+            .any(|f| f.message.contains("negative contributions")),
+        "{:?}",
+        r.rows[3]
+    );
+    // E: the two largest hold exactly 90% → fails (the ACRO reference fails at 0.90);
+    // F: exactly k firms → passes.
+    assert_eq!(rules_of(&job, 4), vec!["dominance-nk"]);
     assert_eq!(outcome_of(&job, 5), "pass");
     assert_eq!(
         (r.rows_released, r.rows_suppressed, r.rows_review),
-        (4, 2, 2)
+        (1, 5, 0)
     );
     assert_eq!(r.outcome, "fail");
-    // The reviewer sees the review rows by their position in the released rows: A is 0, D 1.
-    let review: Vec<i64> = r
-        .rows
-        .iter()
-        .filter(|x| x.outcome == "review")
-        .map(|x| x.released_row)
-        .collect();
-    assert_eq!(review, vec![0, 1]);
     let (detail, preview) = reviewer.show_review(&job.id).await.expect("show");
-    assert_eq!(detail.preview_rows, 4);
-    let shown = erhai::output::review_preview(&preview, detail.job.and_then(|j| j.report).as_ref());
-    assert!(shown.contains("REVIEW (zero)"), "{shown}");
-    assert!(shown.contains("REVIEW (negative-contribution)"), "{shown}");
+    assert_eq!(detail.preview_rows, 1);
+    assert_eq!(preview[0].num_rows(), 1);
+    // Decided, the analyst sees the decision, still without the report.
+    approve(&reviewer, &job).await;
+    let seen = analyst.job(&job.id).await.expect("job");
+    assert_eq!(seen.state, "released");
+    assert!(seen.report.is_none());
 
     // One category: every firm of A is in one sector, while sectors vary elsewhere.
     let job = analyst
@@ -238,7 +247,6 @@ async fn each_check_fires_on_its_crafted_cell() {
             S,
             "SELECT district, sector, count(*) AS firms FROM firms \
              WHERE district IN ('A', 'B', 'D') GROUP BY district, sector ORDER BY district, sector",
-            true,
         )
         .await
         .expect("submit");
@@ -247,6 +255,9 @@ async fn each_check_fires_on_its_crafted_cell() {
     for row in 1..5 {
         assert_eq!(outcome_of(&job, row), "pass", "row {row}");
     }
+    let (_, preview) = reviewer.show_review(&job.id).await.expect("show");
+    let shown = erhai::output::review_preview(&preview, job.report.as_ref());
+    assert!(shown.contains("REVIEW (one-category)"), "{shown}");
 
     // A policy may allow max, but a max is one firm's figure: every row goes to review.
     let job = analyst
@@ -254,7 +265,6 @@ async fn each_check_fires_on_its_crafted_cell() {
             S,
             "SELECT district, max(employees) AS largest FROM firms \
              WHERE district IN ('A', 'F') GROUP BY district ORDER BY district",
-            true,
         )
         .await
         .expect("submit");
@@ -272,20 +282,22 @@ async fn differencing_and_complementary_suppression_are_caught() {
     let auditor = p.client("auditor").await.expect("auditor");
     let count = |filter: &str| format!("SELECT count(*) AS firms FROM firms WHERE {filter}");
 
-    // A released total, then the same population less one firm: the pair discloses that firm.
+    // A released total, then the same population less one firm: the pair would disclose that
+    // firm, so the second fails (review is for judgment, not arithmetic).
     let total = analyst
-        .submit(S, &count("district = 'D'"), true)
+        .submit(S, &count("district = 'D'"))
         .await
         .expect("submit");
     let total = full(&auditor, total).await;
     assert_eq!(outcome_of(&total, 0), "pass");
     approve(&reviewer, &total).await;
     let less_one = analyst
-        .submit(S, &count("district = 'D' AND employees > 1"), true)
+        .submit(S, &count("district = 'D' AND employees > 1"))
         .await
         .expect("submit");
     let less_one = full(&auditor, less_one).await;
     assert_eq!(rules_of(&less_one, 0), vec!["differencing"]);
+    assert_eq!(outcome_of(&less_one, 0), "fail");
     let f = &less_one.report.as_ref().expect("report").rows[0].findings[0];
     assert!(
         f.message.contains(&total.id) && f.message.contains("by 1"),
@@ -294,14 +306,15 @@ async fn differencing_and_complementary_suppression_are_caught() {
     );
 
     // Two such jobs pending at once: each passed alone; approving the second after the first
-    // is refused once, with the finding now in its report.
+    // withdraws it (it fails, with the finding in its report) and the analyst, once a reviewer
+    // has looked, sees it failed.
     let first = analyst
-        .submit(S, &count("district = 'B'"), true)
+        .submit(S, &count("district = 'B'"))
         .await
         .expect("submit");
     let first = full(&auditor, first).await;
     let second = analyst
-        .submit(S, &count("district = 'B' AND employees > 1"), true)
+        .submit(S, &count("district = 'B' AND employees > 1"))
         .await
         .expect("submit");
     let second = full(&auditor, second).await;
@@ -310,15 +323,18 @@ async fn differencing_and_complementary_suppression_are_caught() {
     let (c, m) = code(reviewer.decide(&second.id, true, "looks fine").await);
     assert_eq!(c, Code::FailedPrecondition, "{m}");
     assert!(m.contains("checked again"), "{m}");
-    let again = analyst.job(&second.id).await.expect("job");
-    assert_eq!(again.state, "awaiting_review");
-    assert_eq!(rules_of(&again, 0), vec!["differencing"]);
-    approve(&reviewer, &again).await;
+    let again = auditor.job(&second.id).await.expect("job");
+    assert_eq!(again.state, "failed");
+    let seen = analyst.job(&second.id).await.expect("job");
+    assert_eq!(seen.state, "failed");
+    assert!(seen.error.is_empty() && seen.report.is_none(), "{seen:?}");
+    let (c, _) = code(analyst.fetch(&second.id).await);
+    assert_eq!(c, Code::FailedPrecondition);
 
-    // Complementary suppression: a released total of A and C; then A and C apart, where C
-    // (9 firms) is suppressed but equals the total less A.
+    // A released total of A and C; then A and C apart: C (9 firms) fails its threshold, and A
+    // differs from the total by C's 9 firms, so it fails too.
     let ac = analyst
-        .submit(S, &count("district IN ('A', 'C')"), true)
+        .submit(S, &count("district IN ('A', 'C')"))
         .await
         .expect("submit");
     let ac = full(&auditor, ac).await;
@@ -328,18 +344,38 @@ async fn differencing_and_complementary_suppression_are_caught() {
             S,
             "SELECT district, count(*) AS firms FROM firms WHERE district IN ('A', 'C') \
              GROUP BY district ORDER BY district",
-            true,
         )
         .await
         .expect("submit");
     let apart = full(&auditor, apart).await;
     assert_eq!(outcome_of(&apart, 1), "fail");
     let a = rules_of(&apart, 0);
-    assert!(a.contains(&"complementary".to_string()), "{a:?}");
+    assert!(a.contains(&"differencing".to_string()), "{a:?}");
+    assert_eq!(outcome_of(&apart, 0), "fail");
+
+    // Complementary suppression inside one result: a total with its parts, one of which is
+    // suppressed; the total less the released parts is the suppressed part.
+    let rollup = analyst
+        .submit(
+            S,
+            "SELECT district, count(*) AS firms FROM firms WHERE district IN ('E', 'C', 'F') \
+             GROUP BY ROLLUP(district) ORDER BY district NULLS LAST",
+        )
+        .await
+        .expect("submit");
+    let rollup = full(&auditor, rollup).await;
+    // C, E, F, then the total.
+    assert_eq!(rules_of(&rollup, 0), vec!["threshold"]);
+    assert!(
+        rules_of(&rollup, 3).contains(&"complementary".to_string()),
+        "{:?}",
+        rollup.report
+    );
+    assert_eq!(outcome_of(&rollup, 3), "fail");
 
     // A rejected job is no earlier release: nothing is compared against it.
     let rejected = analyst
-        .submit(S, &count("district = 'E'"), true)
+        .submit(S, &count("district = 'E'"))
         .await
         .expect("submit");
     let rejected = full(&auditor, rejected).await;
@@ -348,7 +384,7 @@ async fn differencing_and_complementary_suppression_are_caught() {
         .await
         .expect("reject");
     let e = analyst
-        .submit(S, &count("district = 'E' AND revenue < 40"), true)
+        .submit(S, &count("district = 'E' AND revenue < 40"))
         .await
         .expect("submit");
     let e = full(&auditor, e).await;
@@ -364,24 +400,19 @@ async fn rows_to_review_need_a_second_reviewer_when_configured() {
     let auditor = p.client("auditor").await.expect("auditor");
     let second = p.client("reviewer2").await.expect("reviewer2");
 
-    // Zeros and a negative refund: rows to review.
+    // A policy allows max: a single firm's figure, rows to review.
     let job = analyst
         .submit(
             S,
-            "SELECT district, count(*) AS firms, sum(refund) AS refund FROM firms \
-             WHERE district IN ('A', 'D') GROUP BY district",
-            true,
+            "SELECT district, count(*) AS firms, max(employees) AS largest FROM firms \
+             WHERE district IN ('A', 'F') GROUP BY district",
         )
         .await
         .expect("submit");
     let job = full(&auditor, job).await;
     assert_eq!(job.approvals_needed, 2);
     let after_one = reviewer
-        .decide(
-            &job.id,
-            true,
-            "zero and negative refunds are public knowledge",
-        )
+        .decide(&job.id, true, "staff sizes are published by the registry")
         .await
         .expect("first approval");
     assert_eq!(after_one.state, "awaiting_review");
@@ -419,8 +450,7 @@ async fn rows_to_review_need_a_second_reviewer_when_configured() {
     let plain = analyst
         .submit(
             S,
-            "SELECT count(*) AS firms FROM firms WHERE district = 'F'",
-            true,
+            "SELECT count(*) AS firms FROM firms WHERE district IN ('A', 'B')",
         )
         .await
         .expect("submit");
@@ -432,7 +462,6 @@ async fn rows_to_review_need_a_second_reviewer_when_configured() {
         .expect("approve");
     assert_eq!(done.state, "released");
     // Every fetch is audited.
-    let auditor = p.client("auditor").await.expect("auditor");
     let events = auditor
         .audit_query(pb::ListAuditRequest {
             object: job.id.clone(),
@@ -477,12 +506,7 @@ async fn a_dp_scenario_spends_a_budget_that_no_restart_resets() {
     // anything is spent.
     let (c, m) = code(
         analyst
-            .submit_in(
-                "SELECT sum(employees) AS e FROM firms",
-                true,
-                "firms-dp",
-                0.5,
-            )
+            .submit_in("SELECT sum(employees) AS e FROM firms", "firms-dp", 0.5)
             .await,
     );
     assert_eq!(c, Code::PermissionDenied, "{m}");
@@ -491,7 +515,6 @@ async fn a_dp_scenario_spends_a_budget_that_no_restart_resets() {
         analyst
             .submit_in(
                 "SELECT count(DISTINCT sector) AS s FROM firms",
-                true,
                 "firms-dp",
                 0.5,
             )
@@ -500,20 +523,27 @@ async fn a_dp_scenario_spends_a_budget_that_no_restart_resets() {
     assert_eq!(c, Code::PermissionDenied, "{m}");
     assert_eq!(analyst.budget("firms-dp").await.expect("budget").queries, 0);
     // ε beyond the per-query cap.
-    let (c, m) = code(analyst.submit_in(total, true, "firms-dp", 1.5).await);
+    let (c, m) = code(analyst.submit_in(total, "firms-dp", 1.5).await);
     assert_eq!(c, Code::ResourceExhausted, "{m}");
     assert!(m.contains("per-query cap"), "{m}");
 
     let job = analyst
-        .submit_in(total, true, "firms-dp", 1.0)
+        .submit_in(total, "firms-dp", 1.0)
         .await
         .expect("dp query");
     assert_eq!(job.state, "awaiting_review", "{job:?}");
     assert_eq!(job.epsilon, 1.0);
-    let r = job.report.as_ref().expect("report");
-    assert!(r.rules.contains("differential privacy"), "{r:?}");
-    // 91 firms; noise of scale 2 (ε 1 over two statistics) and a threshold near 27.
+    // Nothing un-noised reaches anyone but the auditor: the reviewer sees the rules and the
+    // noisy rows, never an exact count of computed or suppressed groups.
     let reviewer = p.client("reviewer").await.expect("reviewer");
+    let auditor = p.client("auditor").await.expect("auditor");
+    let seen = full(&reviewer, job.clone()).await;
+    let r = seen.report.as_ref().expect("report");
+    assert!(r.rules.contains("differential privacy"), "{r:?}");
+    assert_eq!((r.rows_computed, r.rows_suppressed), (0, 0), "{r:?}");
+    let exact = full(&auditor, job.clone()).await;
+    assert_eq!(exact.report.as_ref().expect("report").rows_computed, 1);
+    // 91 firms; noise of scale 2 (ε 1 over two statistics) and a threshold near 27.
     approve(&reviewer, &job).await;
     let (_, batches) = analyst.fetch(&job.id).await.expect("fetch");
     let firms = batches[0]
@@ -527,10 +557,10 @@ async fn a_dp_scenario_spends_a_budget_that_no_restart_resets() {
     assert_eq!((b.epsilon_spent, b.epsilon_left, b.queries), (1.0, 1.0, 1));
 
     analyst
-        .submit_in(total, true, "firms-dp", 1.0)
+        .submit_in(total, "firms-dp", 1.0)
         .await
         .expect("second query");
-    let (c, m) = code(analyst.submit_in(total, true, "firms-dp", 0.1).await);
+    let (c, m) = code(analyst.submit_in(total, "firms-dp", 0.1).await);
     assert_eq!(c, Code::ResourceExhausted, "{m}");
     assert!(m.contains("left"), "{m}");
 
@@ -539,14 +569,14 @@ async fn a_dp_scenario_spends_a_budget_that_no_restart_resets() {
     let analyst = p.client("analyst").await.expect("analyst");
     let b = analyst.budget("firms-dp").await.expect("budget");
     assert_eq!((b.epsilon_spent, b.queries), (2.0, 2));
-    let (c, _) = code(analyst.submit_in(total, true, "firms-dp", 0.1).await);
+    let (c, _) = code(analyst.submit_in(total, "firms-dp", 0.1).await);
     assert_eq!(c, Code::ResourceExhausted);
     // Another tenant cannot see the scenario, let alone spend it.
     p.add_user("outsider", "外部", "analyst", "erhai-insight", "")
         .await
         .expect("user");
     let outsider = p.client("outsider").await.expect("outsider");
-    let (c, _) = code(outsider.submit_in(total, true, "firms-dp", 0.1).await);
+    let (c, _) = code(outsider.submit_in(total, "firms-dp", 0.1).await);
     assert_eq!(c, Code::NotFound);
     p.stop().await.expect("stop");
 }

@@ -35,7 +35,7 @@ async fn call(c: &Client, action: Action, dir: &std::path::Path) -> Result<(), C
         A::ApproveImport => c.approve_import(none, "reason").await.map(drop),
         A::ListDatasets => c.list_datasets().await.map(drop),
         A::GetDataset => c.get_dataset(none).await.map(drop),
-        A::SubmitQuery => c.submit(none, "", false).await.map(drop),
+        A::SubmitQuery => c.submit(none, "").await.map(drop),
         A::CheckQuery => c.check(none, "").await.map(drop),
         A::RunDevQuery => c.run_dev(none, "").await.map(drop),
         A::PromoteJob => c.promote(none).await.map(drop),
@@ -147,15 +147,19 @@ async fn nothing_of_one_tenant_reaches_another() {
     // Tenant A's objects: a released job, a pending job, a data-quality request.
     let sql = "SELECT district, count(*) AS stays FROM hotel_stays GROUP BY district";
     let released = analyst
-        .submit_in(sql, true, "demo-tourism", 0.0)
+        .submit_in(sql, "demo-tourism", 0.0)
         .await
         .expect("job");
+    reviewer
+        .finished(&released.id, std::time::Duration::from_secs(120))
+        .await
+        .expect("run");
     reviewer
         .decide(&released.id, true, "district counts")
         .await
         .expect("approve");
     let pending = analyst
-        .submit_in(sql, true, "demo-tourism", 0.0)
+        .submit_in(sql, "demo-tourism", 0.0)
         .await
         .expect("job");
     let dq = analyst
@@ -192,7 +196,7 @@ async fn nothing_of_one_tenant_reaches_another() {
     refused("budget", outsider.budget("demo-tourism").await);
     refused(
         "query in the scenario",
-        outsider.submit_in(sql, true, "demo-tourism", 0.0).await,
+        outsider.submit_in(sql, "demo-tourism", 0.0).await,
     );
     refused("tenant case", outsider.tenant(TENANT).await);
     refused(

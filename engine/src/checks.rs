@@ -7,9 +7,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
+use arrow::array::{Array, AsArray, BooleanArray};
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::{DataType, Schema};
+use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::array_value_to_string;
 use erhai_policies::lineage::Step;
@@ -18,7 +18,7 @@ use erhai_policies::{Contributions, Finding, PlanLineage, ReleaseRules, Verdict}
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
-use crate::statistics::{Hidden, HiddenColumns};
+use crate::statistics::{Hidden, HiddenColumns, Source};
 use crate::unit_set::UnitSet;
 use crate::unit_stats::ContribSummary;
 
@@ -124,16 +124,43 @@ impl CheckReport {
     }
 }
 
-/// The units behind one computed row, per contributing dataset, kept for the differencing
-/// checks against other releases.
+/// One population behind a computed row: the units of one dataset.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowPopulation {
+    /// Dataset name as the query saw it.
+    pub dataset: String,
+    /// Where it comes from (populations of one source are not differenced against each other).
+    pub source: Source,
+    /// Its units.
+    pub set: UnitSet,
+}
+
+/// The populations behind one computed row, kept for the differencing checks against the rest
+/// of the result and other releases.
 #[derive(Clone, Debug)]
 pub struct RowUnits {
-    /// Position in the computed result.
+    /// Position in the computed result ([`SUBQUERY_ROWS`] and above: a subquery's population,
+    /// which every row depends on).
     pub row: u64,
     /// Position in the released result; none when suppressed.
     pub released_row: Option<u64>,
-    /// (dataset, unit set).
-    pub sets: Vec<(String, UnitSet)>,
+    /// Its populations.
+    pub sets: Vec<RowPopulation>,
+}
+
+/// Rows of a result's ledger entries at and above this number stand for the populations of its
+/// subqueries: every row of the result depends on them.
+pub const SUBQUERY_ROWS: u64 = 1 << 62;
+
+/// What a subquery checked on its own came to.
+#[derive(Clone, Debug, Default)]
+pub struct SubqueryOutcome {
+    /// The subquery, as displayed.
+    pub what: String,
+    /// Its failures (every row of the main result depends on it).
+    pub failures: Vec<Finding>,
+    /// Its populations.
+    pub populations: Vec<(String, UnitSet)>,
 }
 
 /// What the checks need to know of the result's columns, from the plan's lineage.
@@ -194,33 +221,113 @@ fn hidden_binary(batch: &RecordBatch, i: usize) -> Result<&arrow::array::BinaryA
     })
 }
 
-fn is_zero(a: &ArrayRef, r: usize) -> bool {
-    if a.is_null(r) || !a.data_type().is_numeric() {
-        return false;
+/// The findings of one computed row from its hidden statistics, and its populations.
+pub(crate) fn row_findings(
+    batch: &RecordBatch,
+    r: usize,
+    visible: usize,
+    hidden: &HiddenColumns,
+    rules: &ReleaseRules,
+) -> Result<(Vec<Finding>, Vec<RowPopulation>)> {
+    let mut f = Vec::new();
+    let mut sets = Vec::new();
+    if !hidden
+        .columns
+        .iter()
+        .any(|h| matches!(h, Hidden::Units { .. }))
+    {
+        f.push(Finding::fail(
+            "threshold",
+            "no privacy units behind this row".into(),
+        ));
     }
-    match arrow::compute::cast(&a.slice(r, 1), &DataType::Float64) {
-        Ok(v) => v
-            .as_primitive_opt::<arrow::datatypes::Float64Type>()
-            .is_some_and(|v| v.value(0) == 0.0),
-        Err(_) => false,
+    // Per aggregate: its label and whether any of its terms contributed anything but zero.
+    let mut sums: Vec<(usize, String, bool)> = Vec::new();
+    for (j, h) in hidden.columns.iter().enumerate() {
+        let col = hidden_binary(batch, visible + j)?;
+        let bytes = if col.is_valid(r) { col.value(r) } else { &[] };
+        match h {
+            Hidden::Units {
+                dataset,
+                population,
+            } => {
+                let set = if bytes.is_empty() {
+                    UnitSet::default()
+                } else {
+                    UnitSet::decode(bytes)
+                        .ok_or_else(|| EngineError::Execution("corrupt privacy-unit set".into()))?
+                };
+                match &population.what {
+                    None => f.extend(rules.threshold(dataset, set.len())),
+                    Some(what) => f.extend(rules.population(
+                        dataset,
+                        what,
+                        set.len(),
+                        population.may_be_empty,
+                    )),
+                }
+                sets.push(RowPopulation {
+                    dataset: dataset.clone(),
+                    source: population.source,
+                    set,
+                });
+            }
+            Hidden::Contrib { dataset, terms } => {
+                let all = ContribSummary::decode_all(bytes, terms.len())
+                    .ok_or_else(|| EngineError::Execution("corrupt contribution summary".into()))?;
+                for (term, s) in terms.iter().zip(all) {
+                    let positive = Contributions {
+                        total: s.positive.total,
+                        largest: s.positive.largest.clone(),
+                    };
+                    f.extend(rules.dominance(&term.label, dataset, &positive));
+                    let negative = Contributions {
+                        total: s.negative.total,
+                        largest: s.negative.largest.clone(),
+                    };
+                    let what = format!("{} (negative contributions)", term.label);
+                    f.extend(rules.dominance(&what, dataset, &negative));
+                    match sums.iter_mut().find(|(a, _, _)| *a == term.aggregate) {
+                        Some(entry) => entry.2 |= !s.is_zero(),
+                        None => {
+                            sums.push((term.aggregate, term.aggregate_label.clone(), !s.is_zero()))
+                        }
+                    }
+                }
+            }
+        }
     }
+    for (_, label, nonzero) in sums {
+        if !nonzero {
+            f.push(rules.zero_sum(&label));
+        }
+    }
+    Ok((f, sets))
 }
 
 /// Splits the hidden statistics off `batches`, decides every row, and returns the releasable
-/// rows (visible columns only), the report, and the unit sets of every computed row.
+/// rows (visible columns only), the report, and the populations of every computed row (the
+/// subqueries' populations last, as rows from [`SUBQUERY_ROWS`] on). `differencing` is given
+/// the populations (released as the other rules decided) and returns findings per row, which
+/// take part in the decision (a finding on a subquery's row falls on every row).
 pub fn apply_checks(
     batches: &[RecordBatch],
     schema: Arc<Schema>,
     hidden: &HiddenColumns,
     shape: &ResultShape,
     rules: &ReleaseRules,
+    subqueries: &[SubqueryOutcome],
+    differencing: impl FnOnce(&[RowUnits]) -> Result<Vec<(u64, Finding)>>,
 ) -> Result<(Vec<RecordBatch>, CheckReport, Vec<RowUnits>)> {
     let visible = schema.fields().len();
     let mut report = CheckReport {
         threshold_k: rules.k,
         rules: format!(
-            "threshold k = {}; n-k dominance {}/{:.2}; p% = {:.2}; zeros and one-category \
-             groups flagged",
+            "threshold k = {} for every group, every side of every condition inside an \
+             aggregate and every subquery; n-k dominance {}/{:.2} and p% = {:.2} on every term \
+             of every sum (positive and negative contributions apart); zero sums fail; \
+             differencing against every release over the same data; one-category groups \
+             flagged",
             rules.k,
             rules.dominance_n,
             f64::from(rules.dominance_k_bp) / 10_000.0,
@@ -228,11 +335,22 @@ pub fn apply_checks(
         ),
         ..Default::default()
     };
-    let has_units = hidden
-        .columns
+    // A failed subquery fails every row: each depends on its figure.
+    let subquery_failures: Vec<Finding> = subqueries
         .iter()
-        .any(|h| matches!(h, Hidden::Units { .. }));
-    // Per computed row: its findings and unit sets.
+        .flat_map(|s| {
+            s.failures.first().map(|first| {
+                Finding::fail(
+                    "subquery",
+                    format!(
+                        "every row depends on subquery `{}`, which fails its own checks: {}",
+                        s.what, first.message
+                    ),
+                )
+            })
+        })
+        .collect();
+    // Per computed row: its findings and populations.
     let mut findings: Vec<Vec<Finding>> = Vec::new();
     let mut units: Vec<RowUnits> = Vec::new();
     for batch in batches {
@@ -242,48 +360,8 @@ pub fn apply_checks(
             ));
         }
         for r in 0..batch.num_rows() {
-            let mut f = Vec::new();
-            let mut sets = Vec::new();
-            if !has_units {
-                f.push(Finding {
-                    verdict: Verdict::Fail,
-                    rule: "threshold".into(),
-                    message: "no privacy units behind this row".into(),
-                });
-            }
-            for (j, h) in hidden.columns.iter().enumerate() {
-                let col = hidden_binary(batch, visible + j)?;
-                let bytes = if col.is_valid(r) { col.value(r) } else { &[] };
-                match h {
-                    Hidden::Units { dataset } => {
-                        let set = if bytes.is_empty() {
-                            UnitSet::default()
-                        } else {
-                            UnitSet::decode(bytes).ok_or_else(|| {
-                                EngineError::Execution("corrupt privacy-unit set".into())
-                            })?
-                        };
-                        f.extend(rules.threshold(dataset, set.len()));
-                        sets.push((dataset.clone(), set));
-                    }
-                    Hidden::Contrib {
-                        dataset,
-                        aggregates,
-                    } => {
-                        let all = ContribSummary::decode_all(bytes, aggregates.len()).ok_or_else(
-                            || EngineError::Execution("corrupt contribution summary".into()),
-                        )?;
-                        for (aggregate, s) in aggregates.iter().zip(all) {
-                            let c = Contributions {
-                                total: s.total,
-                                largest: s.largest,
-                                negative: s.negative,
-                            };
-                            f.extend(rules.dominance(aggregate, dataset, &c));
-                        }
-                    }
-                }
-            }
+            let (mut f, sets) = row_findings(batch, r, visible, hidden, rules)?;
+            f.extend(subquery_failures.iter().cloned());
             for (v, func) in &shape.single_values {
                 f.push(Finding::review(
                     "single-value",
@@ -292,18 +370,6 @@ pub fn apply_checks(
                         schema.field(*v).name()
                     ),
                 ));
-            }
-            for &v in &shape.values {
-                if is_zero(batch.column(v), r) {
-                    f.push(Finding::review(
-                        "zero",
-                        format!(
-                            "`{}` is 0: a zero tells that no unit of this group has what was \
-                             counted or summed",
-                            schema.field(v).name()
-                        ),
-                    ));
-                }
             }
             findings.push(f);
             units.push(RowUnits {
@@ -315,6 +381,35 @@ pub fn apply_checks(
     }
     for (row, finding) in one_category(batches, &schema, shape)? {
         findings[row].push(finding);
+    }
+    // Differencing, against the rows as the rules above decided them.
+    let any_released = findings.iter().any(|f| worst(f) != Verdict::Fail);
+    for (u, f) in units.iter_mut().zip(&findings) {
+        u.released_row = (worst(f) != Verdict::Fail).then_some(u.row);
+    }
+    for (i, s) in subqueries.iter().enumerate() {
+        units.push(RowUnits {
+            row: SUBQUERY_ROWS + i as u64,
+            released_row: any_released.then_some(SUBQUERY_ROWS + i as u64),
+            sets: s
+                .populations
+                .iter()
+                .map(|(dataset, set)| RowPopulation {
+                    dataset: dataset.clone(),
+                    source: Source::Subquery(i),
+                    set: set.clone(),
+                })
+                .collect(),
+        });
+    }
+    for (row, finding) in differencing(&units)? {
+        if row >= SUBQUERY_ROWS {
+            for f in findings.iter_mut() {
+                f.push(finding.clone());
+            }
+        } else if let Some(f) = usize::try_from(row).ok().and_then(|r| findings.get_mut(r)) {
+            f.push(finding);
+        }
     }
     // Apply: suppress fail rows, list the others.
     let mut out = Vec::new();
@@ -382,6 +477,10 @@ pub fn apply_checks(
     }
     if report.rows_computed == 0 {
         report.notes.push("the query returned no rows".into());
+    }
+    let any_released = report.rows_released > 0;
+    for u in units.iter_mut().filter(|u| u.row >= SUBQUERY_ROWS) {
+        u.released_row = any_released.then_some(u.row);
     }
     Ok((out, report, units))
 }

@@ -4,6 +4,7 @@
 //! Only this crate ever holds decrypted rows. It knows nothing about users, tenants or the
 //! network: the gateway tells it which tables a job may read and what to do with the result.
 
+pub(crate) mod aggregate_args;
 pub mod cache;
 pub mod checks;
 pub mod dev_sample;
@@ -17,6 +18,7 @@ pub mod masks;
 pub mod sandbox;
 pub mod statistics;
 pub mod store;
+pub(crate) mod subqueries;
 pub mod unit_set;
 pub mod unit_stats;
 
@@ -27,12 +29,14 @@ use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use erhai_policies::{DatasetPolicy, PlanLineage, PlanVerdict, ReleaseRules};
 
-pub use checks::{CheckReport, ResultShape, RowUnits};
+pub use checks::{CheckReport, ResultShape, RowPopulation, RowUnits, SUBQUERY_ROWS};
 pub use dev_sample::{BuiltSample, SampleSpec};
+pub use differencing::EarlierRow;
 pub use error::{EngineError, Result};
 pub use keys::{DataKey, MasterKey};
 pub use masks::PseudonymKey;
 pub use sandbox::{Limits, Sandbox, TableSpec};
+pub use statistics::Source;
 
 /// A registered dataset version as the gateway stores it.
 #[derive(Clone, Debug)]
@@ -130,6 +134,97 @@ impl std::fmt::Debug for Engine {
             .field("rules", &self.rules)
             .finish_non_exhaustive()
     }
+}
+
+/// Set comparisons one job's differencing check may make (a few seconds at most).
+pub const DIFFERENCING_BUDGET: u64 = 5_000_000;
+
+/// Units at the start of every released population by which the ledger finds it again: two
+/// populations differing by fewer than k units share one of their k smallest, so a threshold
+/// up to this many is checked exactly.
+pub const LEDGER_PREFIX: usize = 64;
+
+/// The populations of earlier releases, found by unit.
+pub trait Releases: Send + Sync {
+    /// Every population of an earlier release over `dataset` (the name the job's query uses)
+    /// that holds one of `units` among its [`LEDGER_PREFIX`] smallest; `Ok((rows, false))`
+    /// when the lookup stopped at its bound before finding them all.
+    fn lookup(
+        &self,
+        dataset: &str,
+        units: &[u32],
+    ) -> std::result::Result<(Vec<differencing::EarlierRow>, bool), String>;
+}
+
+/// No earlier releases.
+pub struct NoReleases;
+
+impl Releases for NoReleases {
+    fn lookup(
+        &self,
+        _: &str,
+        _: &[u32],
+    ) -> std::result::Result<(Vec<differencing::EarlierRow>, bool), String> {
+        Ok((Vec::new(), true))
+    }
+}
+
+/// The differencing findings of a result's populations, against each other and the earlier
+/// releases that share units with them. A check that could not be completed fails every row
+/// (a finding on row [`SUBQUERY_ROWS`]).
+pub fn differencing_findings(
+    units: &[RowUnits],
+    rules: &ReleaseRules,
+    releases: &dyn Releases,
+) -> Result<Vec<(u64, erhai_policies::Finding)>> {
+    let datasets: std::collections::BTreeSet<&str> = units
+        .iter()
+        .flat_map(|r| r.sets.iter().map(|p| p.dataset.as_str()))
+        .collect();
+    let prefix = usize::try_from(rules.k)
+        .unwrap_or(usize::MAX)
+        .min(LEDGER_PREFIX);
+    let mut budget = DIFFERENCING_BUDGET;
+    let mut out = Vec::new();
+    for d in datasets {
+        // Earlier populations that could differ from a new one by fewer than k share one of
+        // its smallest units; those that could be parts of a new released total share its
+        // smallest unit with one of the total's units.
+        let mut probe: Vec<u32> = Vec::new();
+        for r in units {
+            for p in r.sets.iter().filter(|p| p.dataset == d) {
+                probe.extend_from_slice(p.set.prefix(prefix));
+                if r.released_row.is_some() && p.source == statistics::Source::Group {
+                    probe.extend(p.set.iter());
+                }
+            }
+        }
+        probe.sort_unstable();
+        probe.dedup();
+        let (earlier, complete) = releases
+            .lookup(d, &probe)
+            .map_err(|e| EngineError::Execution(format!("the release ledger: {e}")))?;
+        let o = differencing::check(d, units, &earlier, rules, budget);
+        budget = budget.saturating_sub(o.comparisons);
+        out.extend(o.flags);
+        if o.exhausted || !complete {
+            // Rows cannot be named: nothing of the result may pass an incomplete check.
+            out.push((
+                checks::SUBQUERY_ROWS,
+                erhai_policies::Finding::fail(
+                    "differencing-incomplete",
+                    format!(
+                        "the differencing check over {d} stopped at its bound ({} comparisons, \
+                         {} earlier populations): a result that was not compared with every \
+                         release over the same data is withheld; narrow the query",
+                        o.comparisons,
+                        earlier.len()
+                    ),
+                ),
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// The key object of a dataset version: bound into its key wrapping and its files' AAD.
@@ -364,7 +459,8 @@ impl Engine {
         .map_err(|e| EngineError::Execution(format!("cache loader: {e}")))?
     }
 
-    /// Plans and checks a query without running it.
+    /// Plans and checks a query without running it: the plan check, then the statistics
+    /// rewrite of an allowed plan (a shape the rewrite cannot follow is refused here too).
     pub async fn check_query(
         &self,
         sql: &str,
@@ -372,11 +468,20 @@ impl Engine {
         scope: &str,
     ) -> Result<(PlanLineage, PlanVerdict)> {
         let sandbox = self.sandbox(tables, scope).await?;
-        let (lineage, verdict, _) = sandbox.check(sql, true).await?;
+        let (lineage, verdict, plan) = sandbox.check(sql, true).await?;
+        if verdict.allowed() {
+            sandbox.rewrite(
+                lineage.clone(),
+                verdict.clone(),
+                &plan,
+                self.rules.largest_needed(),
+            )?;
+        }
         Ok((lineage, verdict))
     }
 
-    /// Runs a production query under the engine's release rules.
+    /// Runs a production query under the engine's release rules, with no earlier releases to
+    /// difference against (tests and benchmarks).
     pub async fn run_query(
         &self,
         job_id: &str,
@@ -384,12 +489,12 @@ impl Engine {
         tables: &[StoredTable],
         scope: &str,
     ) -> Result<QueryOutcome> {
-        self.run_query_with(job_id, sql, tables, scope, &self.rules.clone())
+        self.run_query_with(job_id, sql, tables, scope, &self.rules.clone(), &NoReleases)
             .await
     }
 
-    /// Runs a production query: check, rewrite, execute, automatic checks under `rules`,
-    /// quarantine.
+    /// Runs a production query: check, rewrite, execute, automatic checks under `rules` —
+    /// differencing against `releases` included — and quarantine of what passed.
     pub async fn run_query_with(
         &self,
         job_id: &str,
@@ -397,17 +502,25 @@ impl Engine {
         tables: &[StoredTable],
         scope: &str,
         rules: &ReleaseRules,
+        releases: &dyn Releases,
     ) -> Result<QueryOutcome> {
         rules.validate()?;
         let sandbox = self.sandbox(tables, scope).await?;
         let checked = sandbox.prepare(sql, rules.largest_needed()).await?;
         let executed = sandbox.execute(&checked).await?;
+        let subqueries = executed
+            .sides
+            .iter()
+            .map(|(side, rows)| subqueries::outcome(side, rows, rules))
+            .collect::<Result<Vec<_>>>()?;
         let (released, report, units) = checks::apply_checks(
             &executed.batches,
             executed.schema.clone(),
             &executed.hidden,
             &ResultShape::of(&checked.lineage),
             rules,
+            &subqueries,
+            |units| differencing_findings(units, rules, releases),
         )?;
         let result_wrapped_key = self.quarantine(job_id, executed.schema.clone(), &released)?;
         Ok(QueryOutcome {

@@ -10,8 +10,8 @@ use datafusion::common::{Column, DFSchema};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Expr, LogicalPlan, Operator, Subquery};
 use erhai_policies::{
-    ContextUse, Derivation, MaskArg, OutputLineage, PlanLineage, SourceColumn, Step, UseContext,
-    masks,
+    Construct, ContextUse, Derivation, MaskArg, OutputLineage, PlanLineage, ShapeIssue,
+    SourceColumn, Step, UseContext, masks,
 };
 
 use crate::error::{EngineError, Result};
@@ -19,15 +19,22 @@ use crate::error::{EngineError, Result};
 type Lin = Vec<Derivation>;
 
 /// Computes the lineage of `plan`. `tables` maps the table names the query can see to the
-/// dataset names used in the policies.
-pub fn plan_lineage(plan: &LogicalPlan, tables: &HashMap<String, String>) -> Result<PlanLineage> {
+/// dataset names used in the policies; `units` maps dataset names to their privacy-unit column.
+pub fn plan_lineage(
+    plan: &LogicalPlan,
+    tables: &HashMap<String, String>,
+    units: &HashMap<String, String>,
+) -> Result<PlanLineage> {
     let mut cx = Cx {
         tables,
+        units,
         uses: Vec::new(),
         outer: Vec::new(),
         ctes: HashMap::new(),
         in_aggregate: 0,
         scanned: BTreeSet::new(),
+        shape: Vec::new(),
+        correlation: 0,
     };
     let cols = cx.node(plan)?;
     let outputs = plan
@@ -45,6 +52,7 @@ pub fn plan_lineage(plan: &LogicalPlan, tables: &HashMap<String, String>) -> Res
         uses: cx.uses,
         aggregated: is_aggregated(plan),
         datasets: cx.scanned.into_iter().collect(),
+        shape: cx.shape,
     })
 }
 
@@ -66,6 +74,13 @@ pub fn is_aggregated(plan: &LogicalPlan) -> bool {
 
 struct Cx<'a> {
     tables: &'a HashMap<String, String>,
+    /// Privacy-unit column of each dataset.
+    units: &'a HashMap<String, String>,
+    /// Constructs the release rules cannot judge.
+    shape: Vec<ShapeIssue>,
+    /// Set while a correlation equality with a privacy unit is being recorded: the only place
+    /// a column of an enclosing query may appear in a subquery.
+    correlation: usize,
     uses: Vec<ContextUse>,
     /// Schemas and lineage of enclosing queries, innermost last, for correlated columns.
     outer: Vec<(DFSchema, Vec<Lin>)>,
@@ -171,6 +186,55 @@ fn mask_arg(mask: &str, e: &Expr) -> Result<MaskArg> {
         _ => return Err(refuse()),
     };
     crate::masks::mask_arg(value).ok_or_else(refuse)
+}
+
+/// `inner = outer` (either order, casts aside) between a column of this query and one of an
+/// enclosing query: the inner side.
+fn correlation_equality(e: &Expr) -> Option<&Expr> {
+    fn strip(e: &Expr) -> &Expr {
+        match e {
+            Expr::Cast(c) => strip(&c.expr),
+            Expr::TryCast(c) => strip(&c.expr),
+            Expr::Alias(a) => strip(&a.expr),
+            other => other,
+        }
+    }
+    let Expr::BinaryExpr(b) = e else { return None };
+    if b.op != Operator::Eq {
+        return None;
+    }
+    match (strip(&b.left), strip(&b.right)) {
+        (Expr::Column(_), Expr::OuterReferenceColumn(..)) => Some(&b.left),
+        (Expr::OuterReferenceColumn(..), Expr::Column(_)) => Some(&b.right),
+        _ => None,
+    }
+}
+
+/// Whether `plan` aggregates anywhere (subqueries of its expressions included).
+fn contains_aggregate(plan: &LogicalPlan) -> bool {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|p| {
+        if matches!(p, LogicalPlan::Aggregate(_) | LogicalPlan::Distinct(_)) {
+            found = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+/// A plan's first line, for messages.
+fn short(plan: &LogicalPlan) -> String {
+    truncate(&plan.display().to_string())
+}
+
+fn truncate(text: &str) -> String {
+    if text.chars().count() > 120 {
+        format!("{}…", text.chars().take(120).collect::<String>())
+    } else {
+        text.to_string()
+    }
 }
 
 fn unsupported(what: &str) -> EngineError {
@@ -454,6 +518,32 @@ impl Cx<'_> {
     /// One conjunct: `a = b` between plain column references is a join key, anything else a
     /// filter.
     fn record_conjunct(&mut self, conjunct: &Expr, schema: &DFSchema, input: &[Lin]) -> Result<()> {
+        if let Some(inner) = correlation_equality(conjunct) {
+            // `inner = outer`: allowed only when `inner` is the privacy unit of its data, so
+            // that each outer row tests its own person or firm.
+            let lin = self.expr(inner, schema, input)?;
+            let on_unit = is_plain(&lin)
+                && lin.iter().all(|d| {
+                    self.units
+                        .get(&d.source.dataset)
+                        .is_some_and(|u| *u == d.source.column)
+                });
+            if on_unit {
+                self.correlation += 1;
+                let r = self.record_join_equality(conjunct, schema, input);
+                self.correlation -= 1;
+                return r;
+            }
+        }
+        self.record_join_equality(conjunct, schema, input)
+    }
+
+    fn record_join_equality(
+        &mut self,
+        conjunct: &Expr,
+        schema: &DFSchema,
+        input: &[Lin],
+    ) -> Result<()> {
         if let Expr::BinaryExpr(b) = conjunct
             && b.op == Operator::Eq
             && is_column_ref(&b.left)
@@ -494,6 +584,16 @@ impl Cx<'_> {
         }
     }
 
+    /// The merged lineage of `exprs`, passed on unchanged (no step).
+    fn flow(&mut self, exprs: &[&Expr], schema: &DFSchema, input: &[Lin]) -> Result<Lin> {
+        let mut out = Vec::new();
+        for e in exprs {
+            let l = self.expr(e, schema, input)?;
+            merge(&mut out, l);
+        }
+        Ok(out)
+    }
+
     /// Records every source column of `expr` as used in `context`.
     fn record(
         &mut self,
@@ -528,14 +628,55 @@ impl Cx<'_> {
         )))
     }
 
-    /// Lineage of a subquery's output columns, analysed with the enclosing schema in scope.
+    /// Lineage of a subquery's output columns, analysed with the enclosing schema in scope. A
+    /// correlated subquery may not aggregate, and may refer to the enclosing query only by
+    /// equalities with its data's privacy unit (checked where its predicates are recorded).
     fn subquery(&mut self, s: &Subquery, schema: &DFSchema, input: &[Lin]) -> Result<Vec<Lin>> {
+        if !s.outer_ref_columns.is_empty() && contains_aggregate(&s.subquery) {
+            self.shape.push(ShapeIssue {
+                context: short(&s.subquery),
+                construct: Construct::CorrelatedAggregate,
+                columns: Vec::new(),
+            });
+        }
         self.outer.push((schema.clone(), input.to_vec()));
         let depth = std::mem::replace(&mut self.in_aggregate, 0);
         let out = self.node(&s.subquery);
         self.in_aggregate = depth;
         self.outer.pop();
         out
+    }
+
+    /// Records the shape issues of an aggregate call's argument.
+    fn aggregate_shape(
+        &mut self,
+        f: &datafusion::logical_expr::expr::AggregateFunction,
+        whole: &Expr,
+        schema: &DFSchema,
+        input: &[Lin],
+    ) -> Result<Vec<Expr>> {
+        let analysis = crate::aggregate_args::analyse(f, schema);
+        for issue in analysis.issues {
+            let depth = std::mem::replace(&mut self.in_aggregate, 0);
+            let lin = self.expr(&issue.at, schema, input);
+            self.in_aggregate = depth;
+            let mut columns: Vec<SourceColumn> = lin
+                .unwrap_or_default()
+                .into_iter()
+                .map(|d| d.source)
+                .collect();
+            columns.sort();
+            columns.dedup();
+            let i = ShapeIssue {
+                context: truncate(&whole.human_display().to_string()),
+                construct: issue.construct,
+                columns,
+            };
+            if !self.shape.contains(&i) {
+                self.shape.push(i);
+            }
+        }
+        Ok(analysis.conditions)
     }
 
     fn expr(&mut self, expr: &Expr, schema: &DFSchema, input: &[Lin]) -> Result<Lin> {
@@ -551,7 +692,24 @@ impl Cx<'_> {
         Ok(match expr {
             Expr::Alias(a) => self.expr(&a.expr, schema, input)?,
             Expr::Column(c) => self.column(c, schema, input)?,
-            Expr::OuterReferenceColumn(_, c) => self.outer_column(c)?,
+            Expr::OuterReferenceColumn(_, c) => {
+                if self.correlation == 0 {
+                    self.shape.push(ShapeIssue {
+                        context: truncate(&expr.human_display().to_string()),
+                        construct: Construct::CorrelationNotOnUnit {
+                            units: self
+                                .units
+                                .values()
+                                .cloned()
+                                .collect::<BTreeSet<_>>()
+                                .into_iter()
+                                .collect(),
+                        },
+                        columns: Vec::new(),
+                    });
+                }
+                self.outer_column(c)?
+            }
             Expr::Literal(..) => Vec::new(),
             Expr::ScalarVariable(..) => return Err(unsupported("a session variable")),
             Expr::Placeholder(_) => return Err(unsupported("a placeholder ($1)")),
@@ -570,8 +728,9 @@ impl Cx<'_> {
             Expr::Between(b) => all(self, &[&b.expr, &b.low, &b.high], scalar("between"))?,
             Expr::Case(c) if self.in_aggregate > 0 => {
                 // Inside an aggregate, a CASE condition only selects which rows' values are
-                // summarized, exactly as WHERE would: it is checked as a filter, and only the
-                // THEN / ELSE values flow into the aggregate.
+                // summarized, exactly as WHERE would: it is checked as a filter (and its sides
+                // as populations, see `aggregate_args`), and only the THEN / ELSE values flow
+                // into the aggregate, unchanged.
                 if let Some(e) = &c.expr {
                     self.record(e, schema, input, UseContext::Filter)?;
                 }
@@ -583,7 +742,27 @@ impl Cx<'_> {
                 if let Some(e) = &c.else_expr {
                     parts.push(e);
                 }
-                all(self, &parts, scalar("case"))?
+                self.flow(&parts, schema, input)?
+            }
+            Expr::ScalarFunction(f)
+                if self.in_aggregate > 0
+                    && matches!(f.func.name(), "nullif" | "coalesce" | "nvl" | "nvl2") =>
+            {
+                // Conditional functions inside an aggregate are conditions too: what they test
+                // is a filter use, what they pass on flows into the aggregate.
+                let name = f.func.name();
+                let (tested, passed): (Vec<&Expr>, Vec<&Expr>) = match (name, f.args.as_slice()) {
+                    ("nullif", [a, b]) => (vec![a, b], vec![a]),
+                    ("nvl2", [a, b, c]) => (vec![a], vec![b, c]),
+                    (_, args) => {
+                        let n = args.len().saturating_sub(1);
+                        (args[..n].iter().collect(), args.iter().collect())
+                    }
+                };
+                for t in tested {
+                    self.record(t, schema, input, UseContext::Filter)?;
+                }
+                self.flow(&passed, schema, input)?
             }
             Expr::Case(c) => {
                 let mut parts: Vec<&Expr> = Vec::new();
@@ -636,12 +815,15 @@ impl Cx<'_> {
             }
             Expr::AggregateFunction(f) => {
                 let p = &f.params;
-                if let Some(filter) = &p.filter {
-                    self.record(filter, schema, input, UseContext::Filter)?;
-                }
                 for s in &p.order_by {
                     self.record(&s.expr, schema, input, UseContext::Sort)?;
                 }
+                // Conditions (FILTER, and those inside the argument) are filter uses; the
+                // argument's shape must be one the release rules can judge.
+                if let Some(filter) = &p.filter {
+                    self.record(filter, schema, input, UseContext::Filter)?;
+                }
+                self.aggregate_shape(f, expr, schema, input)?;
                 let args: Vec<&Expr> = p.args.iter().collect();
                 self.in_aggregate += 1;
                 let lin = all(
@@ -702,7 +884,19 @@ impl Cx<'_> {
             }
             Expr::ScalarSubquery(s) => {
                 let inner = self.subquery(s, schema, input)?;
-                inner.into_iter().flatten().collect()
+                let inner: Lin = inner.into_iter().flatten().collect();
+                if !inner.is_empty() && !is_aggregated(&s.subquery) {
+                    let mut columns: Vec<SourceColumn> =
+                        inner.iter().map(|d| d.source.clone()).collect();
+                    columns.sort();
+                    columns.dedup();
+                    self.shape.push(ShapeIssue {
+                        context: truncate(&expr.human_display().to_string()),
+                        construct: Construct::ScalarSubqueryNotAggregated,
+                        columns,
+                    });
+                }
+                inner
             }
             Expr::GroupingSet(g) => {
                 let parts = g.distinct_expr();

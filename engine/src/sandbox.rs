@@ -36,6 +36,7 @@ use crate::lineage::plan_lineage;
 use crate::masks::{PseudonymKey, mask_functions};
 use crate::statistics::{HIDDEN_PREFIX, HiddenColumns, UnitMap, UnitSource, add_statistics};
 use crate::store::decryption_properties;
+use crate::subqueries::{SidePlan, side_plans};
 use crate::unit_stats::UnitKey;
 
 /// Longest SQL text accepted.
@@ -274,7 +275,8 @@ pub struct Sandbox {
     limits: Limits,
 }
 
-/// A query that passed the plan check, rewritten to carry its privacy-unit statistics.
+/// A query that passed the plan check, rewritten to carry its privacy-unit statistics, with
+/// its uncorrelated subqueries rewritten to be checked on their own.
 pub struct CheckedQuery {
     /// The lineage found.
     pub lineage: PlanLineage,
@@ -283,6 +285,7 @@ pub struct CheckedQuery {
     plan: LogicalPlan,
     visible: Arc<Schema>,
     hidden: HiddenColumns,
+    sides: Vec<SidePlan>,
 }
 
 /// An executed query: all rows, statistics attached.
@@ -293,6 +296,8 @@ pub struct Executed {
     pub schema: Arc<Schema>,
     /// What the hidden columns after the visible ones hold.
     pub hidden: HiddenColumns,
+    /// Each uncorrelated subquery and its rows.
+    pub(crate) sides: Vec<(SidePlan, Vec<RecordBatch>)>,
 }
 
 impl Sandbox {
@@ -441,7 +446,12 @@ impl Sandbox {
         plan: &LogicalPlan,
         require_aggregation: bool,
     ) -> Result<(PlanLineage, PlanVerdict)> {
-        let lineage = plan_lineage(plan, &self.tables)?;
+        let units: HashMap<String, String> = self
+            .policies
+            .iter()
+            .map(|(name, p)| (name.clone(), p.privacy_unit.clone()))
+            .collect();
+        let lineage = plan_lineage(plan, &self.tables, &units)?;
         let verdict = check_plan(&lineage, &self.policies, require_aggregation);
         Ok((lineage, verdict))
     }
@@ -453,24 +463,45 @@ impl Sandbox {
         if !verdict.allowed() {
             return Err(EngineError::Refused(Box::new(verdict)));
         }
+        self.rewrite(lineage, verdict, &plan, keep)
+    }
+
+    /// The statistics rewrite of an allowed plan and of its uncorrelated subqueries: a shape it
+    /// cannot follow is refused here, before anything runs (also in a dry run).
+    pub fn rewrite(
+        &self,
+        lineage: PlanLineage,
+        verdict: PlanVerdict,
+        plan: &LogicalPlan,
+        keep: usize,
+    ) -> Result<CheckedQuery> {
         let visible = Arc::new(plan.schema().as_arrow().clone());
-        let (plan, hidden) = add_statistics(&plan, &self.units, keep)?;
+        let sides = side_plans(plan, &self.units, keep)?;
+        let (plan, hidden) = add_statistics(plan, &self.units, keep)?;
         Ok(CheckedQuery {
             lineage,
             verdict,
             plan,
             visible,
             hidden,
+            sides,
         })
     }
 
-    /// Runs a checked query within the limits.
+    /// Runs a checked query, and each of its uncorrelated subqueries on its own, within the
+    /// limits.
     pub async fn execute(&self, q: &CheckedQuery) -> Result<Executed> {
         let batches = self.execute_plan(q.plan.clone()).await?;
+        let mut sides = Vec::with_capacity(q.sides.len());
+        for side in &q.sides {
+            let rows = self.execute_plan(side.plan.clone()).await?;
+            sides.push((side.clone(), rows));
+        }
         Ok(Executed {
             batches,
             schema: q.visible.clone(),
             hidden: q.hidden.clone(),
+            sides,
         })
     }
 

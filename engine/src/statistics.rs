@@ -4,8 +4,12 @@
 //!
 //! - per contributing dataset, the set of its privacy units behind the row
 //!   ([`crate::unit_stats::unit_set`]): threshold and differencing;
-//! - per `sum` / `avg` and per dataset whose columns it reads, each unit's contribution
-//!   ([`crate::unit_stats::contributions`]): the dominance rules.
+//! - per path through the conditions of an aggregate's argument and `FILTER` (both sides of
+//!   each condition, see [`crate::aggregate_args`]) and per contributing dataset, the units on
+//!   that path: every side of every condition is a population the rules check;
+//! - per term of a `sum` / `avg` / variance on each path and per dataset whose columns it
+//!   reads, each unit's contribution ([`crate::unit_stats::contributions`]): the dominance
+//!   rules, with the analyst's constants left out.
 //!
 //! The hidden columns are appended after the query's own columns, in the order of
 //! [`HiddenColumns::columns`]; the result checks split them off by position.
@@ -16,30 +20,78 @@ use std::sync::Arc;
 use datafusion::common::{Column, TableReference};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{
-    Aggregate, Distinct, Expr, LogicalPlan, Projection, SubqueryAlias, Window, cast,
+    Aggregate, Distinct, Expr, LogicalPlan, Projection, SubqueryAlias, Window,
 };
 
+use crate::aggregate_args::{Kind, PathValue, Term, analyse};
 use crate::error::{EngineError, Result};
 use crate::unit_stats::{UnitKey, contributions, unit_set};
 
 /// Prefix of hidden column names; queries may not use it.
 pub const HIDDEN_PREFIX: &str = "__erhai_";
 
+/// A population a row's figures depend on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Population {
+    /// What it is, for findings (`None`: the row's group itself).
+    pub what: Option<String>,
+    /// Whether it may be empty (a side that exists only where stored values are null).
+    pub may_be_empty: bool,
+    /// Where it comes from: populations of one source are not differenced against each other.
+    pub source: Source,
+}
+
+/// Where a population comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Source {
+    /// The group of the row.
+    Group,
+    /// A path of the i-th aggregate call of the aggregate node.
+    Aggregate(usize),
+    /// The i-th subquery checked on its own.
+    Subquery(usize),
+}
+
+impl Population {
+    /// The row's group.
+    pub fn group() -> Population {
+        Population {
+            what: None,
+            may_be_empty: false,
+            source: Source::Group,
+        }
+    }
+}
+
+/// One term of a sum whose per-unit contributions are measured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeasuredTerm {
+    /// The term and where, for findings: `sum(spend) on rows where … holds: spend`.
+    pub label: String,
+    /// The aggregate it belongs to (its index in the node, and as displayed): a sum whose terms
+    /// all total zero is a zero cell.
+    pub aggregate: usize,
+    /// The aggregate as displayed.
+    pub aggregate_label: String,
+}
+
 /// What one hidden column holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hidden {
-    /// The unit set of a dataset (an encoded `UnitSet`).
+    /// The unit set of a dataset over one population (an encoded `UnitSet`).
     Units {
         /// Dataset name.
         dataset: String,
+        /// Which population.
+        population: Population,
     },
-    /// Per-unit contributions of a dataset to sums sharing a unit column and a filter (one
-    /// `ContribSummary` per sum, in order).
+    /// Per-unit contributions of a dataset to terms sharing a unit column and a filter (one
+    /// `ContribSummary` per term, in order).
     Contrib {
         /// Dataset name.
         dataset: String,
-        /// Each sum as displayed, e.g. `sum(stays.nights)` (`sum(x) and avg(x)` when shared).
-        aggregates: Vec<String>,
+        /// Each term.
+        terms: Vec<MeasuredTerm>,
     },
 }
 
@@ -50,14 +102,14 @@ pub struct HiddenColumns {
     pub columns: Vec<Hidden>,
 }
 
-/// The sums measured over one unit column with one filter: one contribution aggregate.
+/// The terms measured over one unit column with one filter: one contribution aggregate.
 struct Measured {
     unit: String,
     key: UnitKey,
     dataset: String,
     filter: Option<Expr>,
-    /// Each value with the sums (labels) it stands for.
-    values: Vec<(Expr, String)>,
+    /// Each value with the terms it stands for.
+    values: Vec<(Expr, Vec<MeasuredTerm>)>,
 }
 
 /// Where one table's privacy units come from.
@@ -111,7 +163,7 @@ pub fn expose_units(plan: &LogicalPlan, units: &UnitMap) -> Result<(LogicalPlan,
     let out = carried
         .into_iter()
         .filter_map(|c| match (c.what, c.source) {
-            (Hidden::Units { dataset }, Some((key, _))) => Some((c.name, dataset, key)),
+            (Hidden::Units { dataset, .. }, Some((key, _))) => Some((c.name, dataset, key)),
             _ => None,
         })
         .collect();
@@ -241,79 +293,167 @@ impl Cx<'_> {
         mut aggr: Vec<Expr>,
     ) -> Result<(LogicalPlan, Carry)> {
         let (input, units) = self.expose(input)?;
-        let sums: Vec<(String, AggregateFunction)> = aggr.iter().filter_map(sum_like).collect();
+        let carried: Vec<(&Carried, UnitKey, String)> = units
+            .iter()
+            .filter_map(|u| match (&u.source, &u.what) {
+                (Some((key, _)), Hidden::Units { dataset, .. }) => {
+                    Some((u, key.clone(), dataset.clone()))
+                }
+                _ => None,
+            })
+            .collect();
         let mut hidden = Vec::new();
-        for (i, u) in units.iter().enumerate() {
-            let (Some((key, _)), Hidden::Units { dataset }) = (&u.source, &u.what) else {
-                continue;
-            };
-            let name = format!("{HIDDEN_PREFIX}units_{i}");
+        let mut next = 0usize;
+        let mut fresh = |what: &str| {
+            next += 1;
+            format!("{HIDDEN_PREFIX}{what}_{}", next - 1)
+        };
+        for (u, key, dataset) in &carried {
+            let name = fresh("units");
             let unit = col_of(&input, &u.name)?;
             aggr.push(unit_set(key.clone()).call(vec![unit]).alias(&name));
             hidden.push(Carried {
                 name,
                 what: Hidden::Units {
                     dataset: dataset.clone(),
+                    population: Population::group(),
                 },
                 source: None,
             });
         }
-        // The sums over one unit column with one FILTER share one contribution aggregate (one
-        // map entry per unit for all of them), and `sum(x)` and `avg(x)` share one value.
+        // Every path through an aggregate's conditions is a population; every term of a sum
+        // on a path has its contributions measured. Paths with the same conditions share one
+        // unit set, terms with the same unit column and conditions one contribution aggregate.
+        let mut paths_seen: Vec<(String, String)> = Vec::new();
         let mut measured: Vec<Measured> = Vec::new();
-        for (label, f) in &sums {
-            for u in units.iter().filter(|u| reads(&f.params.args, u)) {
-                let (Some((key, _)), Hidden::Units { dataset }) = (&u.source, &u.what) else {
+        let calls: Vec<(usize, AggregateFunction, String)> = aggr
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| aggregate_call(e).map(|(f, label)| (i, f, label)))
+            .collect();
+        for (ai, f, label) in calls {
+            let analysis = analyse(&f, input.schema());
+            if let Some(issue) = analysis.issues.first() {
+                // The plan check refuses these first; a rewrite never computes around one.
+                return Err(EngineError::Unsupported(format!(
+                    "in `{label}`: {}",
+                    issue.construct
+                )));
+            }
+            let spread = analysis.kind == Kind::Spread;
+            let unconditional = analysis.unconditional();
+            for path in &analysis.paths {
+                let filter = path.filter();
+                let where_ = format!("{label} on {}", path.describe());
+                if let Some(filter) = &filter
+                    && !unconditional
+                {
+                    for (u, key, dataset) in &carried {
+                        let id = (u.name.clone(), filter.to_string());
+                        if paths_seen.contains(&id) {
+                            continue;
+                        }
+                        paths_seen.push(id);
+                        let name = fresh("path");
+                        let mut call = unit_set(key.clone()).call(vec![col_of(&input, &u.name)?]);
+                        if let Expr::AggregateFunction(c) = &mut call {
+                            c.params.filter = Some(Box::new(filter.clone()));
+                        }
+                        aggr.push(call.alias(&name));
+                        hidden.push(Carried {
+                            name,
+                            what: Hidden::Units {
+                                dataset: dataset.clone(),
+                                population: Population {
+                                    what: Some(where_.clone()),
+                                    may_be_empty: path.may_be_empty,
+                                    source: Source::Aggregate(ai),
+                                },
+                            },
+                            source: None,
+                        });
+                    }
+                }
+                let PathValue::Terms(terms) = &path.value else {
                     continue;
                 };
-                let value = f
-                    .params
-                    .args
-                    .first()
-                    .cloned()
-                    .ok_or_else(|| EngineError::Plan(format!("{label} has no argument")))?;
-                let filter = f.params.filter.as_deref().cloned();
-                let at = match measured
-                    .iter()
-                    .position(|m| m.filter == filter && m.unit == u.name)
-                {
-                    Some(at) => at,
-                    None => {
-                        measured.push(Measured {
-                            unit: u.name.clone(),
-                            key: key.clone(),
-                            dataset: dataset.clone(),
-                            filter,
-                            values: Vec::new(),
-                        });
-                        measured.len() - 1
+                let mut all: Vec<(Term, String)> =
+                    terms.iter().map(|t| (t.clone(), t.describe())).collect();
+                if spread {
+                    all.extend(
+                        terms
+                            .iter()
+                            .map(|t| (t.squared(), format!("({})²", t.describe()))),
+                    );
+                }
+                for (term, term_label) in all {
+                    let value = term.expr();
+                    for (u, key, dataset) in
+                        carried.iter().filter(|(u, _, _)| reads(&term.factors, u))
+                    {
+                        let at = match measured
+                            .iter()
+                            .position(|m| m.filter == filter && m.unit == u.name)
+                        {
+                            Some(at) => at,
+                            None => {
+                                measured.push(Measured {
+                                    unit: u.name.clone(),
+                                    key: key.clone(),
+                                    dataset: dataset.clone(),
+                                    filter: filter.clone(),
+                                    values: Vec::new(),
+                                });
+                                measured.len() - 1
+                            }
+                        };
+                        let m = &mut measured[at];
+                        let t = MeasuredTerm {
+                            label: format!("{where_}: {term_label}"),
+                            aggregate: ai,
+                            aggregate_label: label.clone(),
+                        };
+                        match m.values.iter_mut().find(|(v, _)| *v == value) {
+                            Some((_, shared)) => shared.push(t),
+                            None => m.values.push((value.clone(), vec![t])),
+                        }
                     }
-                };
-                let m = &mut measured[at];
-                match m.values.iter_mut().find(|(v, _)| *v == value) {
-                    Some((_, shared)) => shared.push_str(&format!(" and {label}")),
-                    None => m.values.push((value, label.clone())),
                 }
             }
         }
-        for (n, m) in measured.into_iter().enumerate() {
-            let name = format!("{HIDDEN_PREFIX}contrib_{n}");
+        for m in measured {
+            let name = fresh("contrib");
             let mut args = vec![col_of(&input, &m.unit)?];
-            args.extend(
-                m.values
-                    .iter()
-                    .map(|(v, _)| cast(v.clone(), arrow::datatypes::DataType::Float64)),
-            );
+            args.extend(m.values.iter().map(|(v, _)| v.clone()));
             let mut call = contributions(m.key, self.keep, m.values.len()).call(args);
             if let (Expr::AggregateFunction(c), Some(filter)) = (&mut call, m.filter) {
                 c.params.filter = Some(Box::new(filter));
             }
             aggr.push(call.alias(&name));
+            // A value shared by several terms is reported once per value: the summaries come
+            // back in value order, each standing for its first term (the others are equal).
+            let terms: Vec<MeasuredTerm> = m
+                .values
+                .into_iter()
+                .map(|(_, mut ts)| {
+                    let first = ts.remove(0);
+                    if ts.is_empty() {
+                        first
+                    } else {
+                        let also: Vec<String> =
+                            ts.iter().map(|t| t.aggregate_label.clone()).collect();
+                        MeasuredTerm {
+                            label: format!("{} (also in {})", first.label, also.join(", ")),
+                            ..first
+                        }
+                    }
+                })
+                .collect();
             hidden.push(Carried {
                 name,
                 what: Hidden::Contrib {
                     dataset: m.dataset,
-                    aggregates: m.values.into_iter().map(|(_, label)| label).collect(),
+                    terms,
                 },
                 source: None,
             });
@@ -350,6 +490,7 @@ impl Cx<'_> {
                     name,
                     what: Hidden::Units {
                         dataset: source.dataset.clone(),
+                        population: Population::group(),
                     },
                     source: Some((
                         source.key.clone(),
@@ -380,18 +521,14 @@ impl Cx<'_> {
     }
 }
 
-/// A non-DISTINCT `sum` or `avg` among a node's aggregate expressions, with its display name.
-fn sum_like(e: &Expr) -> Option<(String, AggregateFunction)> {
+/// An aggregate call among a node's aggregate expressions, with its display name.
+fn aggregate_call(e: &Expr) -> Option<(AggregateFunction, String)> {
     let inner = match e {
         Expr::Alias(a) => a.expr.as_ref(),
         other => other,
     };
     match inner {
-        Expr::AggregateFunction(f)
-            if !f.params.distinct && matches!(f.func.name(), "sum" | "avg") =>
-        {
-            Some((inner.schema_name().to_string(), f.clone()))
-        }
+        Expr::AggregateFunction(f) => Some((f.clone(), inner.human_display().to_string())),
         _ => None,
     }
 }

@@ -52,6 +52,46 @@ impl UnitSet {
         self.len() + other.len() - 2 * common
     }
 
+    /// The `n` smallest indexes (all of them in a smaller set).
+    pub fn prefix(&self, n: usize) -> &[u32] {
+        &self.0[..n.min(self.0.len())]
+    }
+
+    /// |self Δ other| when it is below `limit`; `None` as soon as it reaches it.
+    pub fn symmetric_difference_below(&self, other: &UnitSet, limit: u64) -> Option<u64> {
+        if self.len().abs_diff(other.len()) >= limit {
+            return None;
+        }
+        let (mut i, mut j, mut d) = (0, 0, 0u64);
+        loop {
+            match (self.0.get(i), other.0.get(j)) {
+                (Some(a), Some(b)) => match a.cmp(b) {
+                    Ordering::Less => {
+                        d += 1;
+                        i += 1;
+                    }
+                    Ordering::Greater => {
+                        d += 1;
+                        j += 1;
+                    }
+                    Ordering::Equal => {
+                        i += 1;
+                        j += 1;
+                    }
+                },
+                (Some(_), None) | (None, Some(_)) => {
+                    d += (self.0.len() - i + other.0.len() - j) as u64;
+                    break;
+                }
+                (None, None) => break,
+            }
+            if d >= limit {
+                return None;
+            }
+        }
+        (d < limit).then_some(d)
+    }
+
     /// |self ∩ other|.
     pub fn intersection_len(&self, other: &UnitSet) -> u64 {
         let (mut i, mut j, mut n) = (0, 0, 0);

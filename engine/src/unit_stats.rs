@@ -461,15 +461,55 @@ impl UnitSums {
     }
 }
 
-/// The dominance summary of one sum in one group.
+/// The largest per-unit contributions of one sign, and their total.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Side {
+    /// Sum of the magnitudes.
+    pub total: f64,
+    /// The largest magnitudes, descending.
+    pub largest: Vec<f64>,
+}
+
+impl Side {
+    fn add(&mut self, a: f64, keep: usize) {
+        self.total += a;
+        if self.largest.len() < keep || self.largest.last().is_some_and(|&m| a > m) {
+            let at = self.largest.partition_point(|&x| x >= a);
+            self.largest.insert(at, a);
+            self.largest.truncate(keep);
+        }
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.total.to_le_bytes());
+        out.push(self.largest.len() as u8);
+        for v in &self.largest {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Option<(Side, usize)> {
+        let total = f64::from_le_bytes(bytes.get(0..8)?.try_into().ok()?);
+        let n = usize::from(*bytes.get(8)?);
+        let largest = (0..n)
+            .map(|i| {
+                let at = 9 + 8 * i;
+                Some(f64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+            })
+            .collect::<Option<Vec<f64>>>()?;
+        Some((Side { total, largest }, 9 + 8 * n))
+    }
+}
+
+/// The dominance summary of one term of a sum in one group: units whose net contribution is
+/// positive and those whose net contribution is negative, apart (cancelling contributions must
+/// not hide a dominant one).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ContribSummary {
-    /// Sum of absolute per-unit contributions.
-    pub total: f64,
-    /// Largest absolute per-unit contributions, descending.
-    pub largest: Vec<f64>,
-    /// Whether any unit's contribution was negative.
-    pub negative: bool,
+    /// Units with a positive net contribution.
+    pub positive: Side,
+    /// Units with a negative net contribution (magnitudes).
+    pub negative: Side,
     /// Units that contributed a non-null value.
     pub units: u32,
 }
@@ -477,43 +517,33 @@ pub struct ContribSummary {
 impl ContribSummary {
     /// Summarizes per-unit contributions (NaN: the unit did not contribute).
     fn of(contributions: impl Iterator<Item = f64>, keep: usize) -> ContribSummary {
-        let mut largest: Vec<f64> = Vec::with_capacity(keep + 1);
-        let mut total = 0.0;
-        let mut negative = false;
-        let mut units = 0u32;
+        let mut s = ContribSummary::default();
         for v in contributions.filter(|v| !v.is_nan()) {
-            units = units.saturating_add(1);
-            negative |= v < 0.0;
-            let a = v.abs();
-            total += a;
-            if largest.len() < keep || largest.last().is_some_and(|&m| a > m) {
-                let at = largest.partition_point(|&x| x >= a);
-                largest.insert(at, a);
-                largest.truncate(keep);
+            s.units = s.units.saturating_add(1);
+            if v < 0.0 {
+                s.negative.add(-v, keep);
+            } else {
+                s.positive.add(v, keep);
             }
         }
-        ContribSummary {
-            total,
-            largest,
-            negative,
-            units,
-        }
+        s
     }
 
-    /// The wire form: negative flag, total, unit count, count of largest, the largest.
+    /// Whether every contribution is zero.
+    pub fn is_zero(&self) -> bool {
+        self.positive.total == 0.0 && self.negative.total == 0.0
+    }
+
+    /// The wire form: unit count, then the positive and the negative side.
     fn encode_into(&self, out: &mut Vec<u8>) {
-        out.push(u8::from(self.negative));
-        out.extend_from_slice(&self.total.to_le_bytes());
         out.extend_from_slice(&self.units.to_le_bytes());
-        out.push(self.largest.len() as u8);
-        for v in &self.largest {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
+        self.positive.encode_into(out);
+        self.negative.encode_into(out);
     }
 
     /// Several summaries, as `__erhai_contrib` returns them.
     fn encode_all(all: &[ContribSummary]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(all.len() * 40);
+        let mut out = Vec::with_capacity(all.len() * 60);
         for s in all {
             s.encode_into(&mut out);
         }
@@ -522,23 +552,17 @@ impl ContribSummary {
 
     /// Reads one summary at the start of `bytes`; returns it and the bytes it took.
     fn decode_one(bytes: &[u8]) -> Option<(ContribSummary, usize)> {
-        let negative = *bytes.first()? != 0;
-        let total = f64::from_le_bytes(bytes.get(1..9)?.try_into().ok()?);
-        let units = u32::from_le_bytes(bytes.get(9..13)?.try_into().ok()?);
-        let n = usize::from(*bytes.get(13)?);
-        let largest = (0..n)
-            .map(|i| {
-                let at = 14 + 8 * i;
-                Some(f64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
-            })
-            .collect::<Option<Vec<f64>>>()?;
-        let s = ContribSummary {
-            total,
-            largest,
-            negative,
-            units,
-        };
-        Some((s, 14 + 8 * n))
+        let units = u32::from_le_bytes(bytes.get(0..4)?.try_into().ok()?);
+        let (positive, a) = Side::decode(bytes.get(4..)?)?;
+        let (negative, b) = Side::decode(bytes.get(4 + a..)?)?;
+        Some((
+            ContribSummary {
+                positive,
+                negative,
+                units,
+            },
+            4 + a + b,
+        ))
     }
 
     /// Reads exactly `k` summaries; None if the bytes are anything else.
@@ -801,11 +825,15 @@ mod tests {
         }
         accumulate(&mut map.of(4, 2)[0], 1.0);
         let s = map.summaries(2, 2);
-        assert_eq!(s[0].largest, vec![30.0, 10.0]);
-        assert_eq!(s[0].total, 46.5);
-        assert!(s[0].negative);
+        assert_eq!(s[0].positive.largest, vec![10.0, 5.5]);
+        assert_eq!(s[0].positive.total, 16.5);
+        assert_eq!(s[0].negative.largest, vec![30.0]);
+        assert_eq!(s[0].negative.total, 30.0);
         assert_eq!(s[0].units, 4);
-        assert_eq!((s[1].largest.clone(), s[1].units), (vec![3.0, 2.0], 3));
+        assert_eq!(
+            (s[1].positive.largest.clone(), s[1].units),
+            (vec![3.0, 2.0], 3)
+        );
         assert_eq!(
             ContribSummary::decode_all(&ContribSummary::encode_all(&s), 2),
             Some(s.clone())

@@ -1,153 +1,381 @@
-//! The unit-set ledger: for every row of every production result, the privacy units of each
-//! contributing dataset behind it (sets of keyed unit indexes, never identifiers),
-//! per release scope. Differencing checks compare a new result against the rows of jobs that
-//! were released in the same scope.
+//! The population ledger: for every row of every production result, the populations behind it
+//! (the privacy units of each contributing dataset behind its group, each side of each condition
+//! inside its aggregates, and each subquery it depends on) — sets of keyed unit indexes, never
+//! identifiers. One ledger per dataset (by id, so across its versions, scenarios and tenants):
+//! differencing compares a new result with every release over the same data, whoever made it,
+//! because pooled attacks by several analysts or tenants are the realistic threat.
 //!
-//! Key: `scope \0 dataset \0 job \0 row (u64 big-endian)`; value: one byte (1 released,
-//! 0 suppressed in that job), for released rows their position in the released result (u64
-//! big-endian), and the serialized set. A job's rows are written when it finishes;
-//! whether they count depends on the job's state (only released jobs are "earlier releases").
+//! Trees:
+//! - `populations`: `dataset \0 job \0 row (u64 BE) population (u32 BE)` → flags (bit 0:
+//!   released in that job's result, bit 1: the row's group), where it comes from (tag and
+//!   index: group, an aggregate's condition, a subquery) and the encoded set;
+//! - `population_index`: `dataset \0 unit (u32 BE) job \0 row population` → nothing, for each of
+//!   the population's [`LEDGER_PREFIX`] smallest units: two populations that differ by fewer
+//!   than k units share one of their k smallest, so a new result finds the few earlier
+//!   populations it must be compared with without reading the rest.
+//!
+//! A job's populations are written when it finishes; whether they count depends on the job's
+//! state at the time of the check (only released jobs are earlier releases).
 
-use erhai_engine::RowUnits;
-use erhai_engine::differencing::EarlierRow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
 use erhai_engine::unit_set::UnitSet;
+use erhai_engine::{EarlierRow, LEDGER_PREFIX, RowPopulation, RowUnits, Source};
 
 use crate::error::GatewayError;
 
-/// Rows of earlier releases loaded for one check at most (the newest are kept).
-pub const MAX_EARLIER_ROWS: usize = 200_000;
+/// Index entries one lookup may visit; beyond it the lookup says it is incomplete (and the
+/// result it was for is withheld).
+pub const MAX_INDEX_ENTRIES: usize = 2_000_000;
 
-/// The ledger tree.
+/// The ledger's trees.
 #[derive(Clone)]
-pub struct UnitLedger {
-    tree: sled::Tree,
+pub struct PopulationLedger {
+    populations: sled::Tree,
+    index: sled::Tree,
 }
 
-fn prefix(scope: &str, dataset: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(scope.len() + dataset.len() + 2);
-    k.extend_from_slice(scope.as_bytes());
-    k.push(0);
+const RELEASED: u8 = 1;
+const GROUP: u8 = 2;
+
+fn corrupt() -> GatewayError {
+    GatewayError::Store("corrupt population-ledger record".into())
+}
+
+fn job_prefix(dataset: &str, job: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(dataset.len() + job.len() + 2);
     k.extend_from_slice(dataset.as_bytes());
+    k.push(0);
+    k.extend_from_slice(job.as_bytes());
     k.push(0);
     k
 }
 
-impl UnitLedger {
-    /// Opens the ledger's tree in `db`.
-    pub fn open(db: &sled::Db) -> Result<UnitLedger, GatewayError> {
-        Ok(UnitLedger {
-            tree: db.open_tree("unit_sets")?,
-        })
+fn unit_prefix(dataset: &str, unit: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(dataset.len() + 5);
+    k.extend_from_slice(dataset.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&unit.to_be_bytes());
+    k
+}
+
+/// `job \0 row population` → (job, row, population).
+fn split_tail(tail: &[u8]) -> Result<(String, u64, u32), GatewayError> {
+    let sep = tail.iter().position(|b| *b == 0).ok_or_else(corrupt)?;
+    let job = std::str::from_utf8(&tail[..sep]).map_err(|_| corrupt())?;
+    let rest = &tail[sep + 1..];
+    if rest.len() != 12 {
+        return Err(corrupt());
+    }
+    let row = u64::from_be_bytes(rest[..8].try_into().map_err(|_| corrupt())?);
+    let pop = u32::from_be_bytes(rest[8..].try_into().map_err(|_| corrupt())?);
+    Ok((job.to_string(), row, pop))
+}
+
+fn encode_source(s: Source) -> [u8; 5] {
+    let (tag, i) = match s {
+        Source::Group => (0u8, 0usize),
+        Source::Aggregate(i) => (1, i),
+        Source::Subquery(i) => (2, i),
+    };
+    let i = u32::try_from(i).unwrap_or(u32::MAX).to_be_bytes();
+    [tag, i[0], i[1], i[2], i[3]]
+}
+
+fn decode_value(value: &[u8]) -> Result<(u8, Source, UnitSet), GatewayError> {
+    let head = value.get(..6).ok_or_else(corrupt)?;
+    let i = u32::from_be_bytes(head[2..6].try_into().map_err(|_| corrupt())?) as usize;
+    let source = match head[1] {
+        0 => Source::Group,
+        1 => Source::Aggregate(i),
+        2 => Source::Subquery(i),
+        _ => return Err(corrupt()),
+    };
+    let set = UnitSet::decode(&value[6..]).ok_or_else(corrupt)?;
+    Ok((head[0], source, set))
+}
+
+impl PopulationLedger {
+    /// Opens the ledger's trees in `db`. Sets recorded by earlier versions (per scope and
+    /// dataset name, tree `unit_sets`) move into it, their datasets named by `id_of`.
+    pub fn open(
+        db: &sled::Db,
+        id_of: impl Fn(&str) -> Option<String>,
+    ) -> Result<PopulationLedger, GatewayError> {
+        let ledger = PopulationLedger {
+            populations: db.open_tree("populations")?,
+            index: db.open_tree("population_index")?,
+        };
+        ledger.migrate(db, id_of)?;
+        Ok(ledger)
     }
 
-    /// Records the unit sets of every computed row of `job` (flushed by the caller's commit).
-    pub fn record(&self, scope: &str, job: &str, rows: &[RowUnits]) -> Result<(), GatewayError> {
-        let mut batch = sled::Batch::default();
-        for r in rows {
-            for (dataset, set) in &r.sets {
-                let mut key = prefix(scope, dataset);
-                key.extend_from_slice(job.as_bytes());
-                key.push(0);
-                key.extend_from_slice(&r.row.to_be_bytes());
-                let encoded = set.encode();
-                let mut value = Vec::with_capacity(9 + encoded.len());
-                match r.released_row {
-                    Some(at) => {
-                        value.push(1);
-                        value.extend_from_slice(&at.to_be_bytes());
-                    }
-                    None => value.push(0),
-                }
-                value.extend_from_slice(&encoded);
-                batch.insert(key, value);
-            }
+    /// Moves the per-scope sets of earlier versions into the per-dataset ledger.
+    fn migrate(
+        &self,
+        db: &sled::Db,
+        id_of: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), GatewayError> {
+        let old = db.open_tree("unit_sets")?;
+        if old.is_empty() {
+            return Ok(());
         }
-        self.tree.apply_batch(batch)?;
+        let mut rows: BTreeMap<(String, String, u64), RowUnits> = BTreeMap::new();
+        for item in old.iter() {
+            let (key, value) = item?;
+            // scope \0 dataset \0 job \0 row(8)
+            let mut parts = key.splitn(4, |b| *b == 0);
+            let (_scope, dataset, job, row) = (
+                parts.next().ok_or_else(corrupt)?,
+                parts.next().ok_or_else(corrupt)?,
+                parts.next().ok_or_else(corrupt)?,
+                parts.next().ok_or_else(corrupt)?,
+            );
+            let name = std::str::from_utf8(dataset).map_err(|_| corrupt())?;
+            let job = std::str::from_utf8(job).map_err(|_| corrupt())?.to_string();
+            let row = u64::from_be_bytes(row.try_into().map_err(|_| corrupt())?);
+            let (flag, rest) = value.split_first().ok_or_else(corrupt)?;
+            let (released, bytes) = if *flag == 1 {
+                (true, rest.get(8..).ok_or_else(corrupt)?)
+            } else {
+                (false, rest)
+            };
+            let set = UnitSet::decode(bytes).ok_or_else(corrupt)?;
+            let Some(id) = id_of(name) else { continue };
+            rows.entry((id.clone(), job, row))
+                .or_insert_with(|| RowUnits {
+                    row,
+                    released_row: released.then_some(row),
+                    sets: Vec::new(),
+                })
+                .sets
+                .push(RowPopulation {
+                    dataset: id,
+                    source: Source::Group,
+                    set,
+                });
+        }
+        let mut by_job: BTreeMap<String, Vec<RowUnits>> = BTreeMap::new();
+        for ((_, job, _), r) in rows {
+            by_job.entry(job).or_default().push(r);
+        }
+        for (job, rows) in by_job {
+            self.record(&job, &rows, &|d| Some(d.to_string()))?;
+        }
+        old.clear()?;
+        db.drop_tree("unit_sets")?;
+        db.flush()?;
         Ok(())
     }
 
-    /// The rows of `job` itself, rebuilt (for the re-check at approval).
+    /// Records every population of `job`'s rows; `id_of` names the dataset id of a dataset as
+    /// the job's query named it (flushed by the caller's commit).
+    pub fn record(
+        &self,
+        job: &str,
+        rows: &[RowUnits],
+        id_of: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), GatewayError> {
+        let mut pops = sled::Batch::default();
+        let mut index = sled::Batch::default();
+        for r in rows {
+            for (i, p) in r.sets.iter().enumerate() {
+                let Some(dataset) = id_of(&p.dataset) else {
+                    continue;
+                };
+                let mut tail = Vec::with_capacity(job.len() + 13);
+                tail.extend_from_slice(job.as_bytes());
+                tail.push(0);
+                tail.extend_from_slice(&r.row.to_be_bytes());
+                tail.extend_from_slice(&(i as u32).to_be_bytes());
+                let mut key = dataset.as_bytes().to_vec();
+                key.push(0);
+                key.extend_from_slice(&tail);
+                let mut flags = 0u8;
+                if r.released_row.is_some() {
+                    flags |= RELEASED;
+                }
+                if p.source == Source::Group && r.row < erhai_engine::SUBQUERY_ROWS {
+                    flags |= GROUP;
+                }
+                let encoded = p.set.encode();
+                let mut value = Vec::with_capacity(6 + encoded.len());
+                value.push(flags);
+                value.extend_from_slice(&encode_source(p.source));
+                value.extend_from_slice(&encoded);
+                pops.insert(key, value);
+                for &u in p.set.prefix(LEDGER_PREFIX) {
+                    let mut ikey = unit_prefix(&dataset, u);
+                    ikey.extend_from_slice(&tail);
+                    index.insert(ikey, Vec::<u8>::new());
+                }
+            }
+        }
+        self.populations.apply_batch(pops)?;
+        self.index.apply_batch(index)?;
+        Ok(())
+    }
+
+    /// The rows of `job` itself over the datasets `ids` (id → name as the query saw it),
+    /// rebuilt for the check again at approval.
     pub fn rows_of(
         &self,
-        scope: &str,
-        datasets: &[String],
         job: &str,
+        ids: &[(String, String)],
     ) -> Result<Vec<RowUnits>, GatewayError> {
-        let mut rows: std::collections::BTreeMap<u64, RowUnits> = Default::default();
-        for dataset in datasets {
-            let mut p = prefix(scope, dataset);
-            p.extend_from_slice(job.as_bytes());
-            p.push(0);
-            for item in self.tree.scan_prefix(&p) {
+        let mut rows: BTreeMap<u64, RowUnits> = BTreeMap::new();
+        for (id, name) in ids {
+            let p = job_prefix(id, job);
+            for item in self.populations.scan_prefix(&p) {
                 let (key, value) = item?;
-                let (row, released_row, set) = decode(&key[p.len()..], &value)?;
+                let rest = &key[p.len()..];
+                if rest.len() != 12 {
+                    return Err(corrupt());
+                }
+                let row = u64::from_be_bytes(rest[..8].try_into().map_err(|_| corrupt())?);
+                let (flags, source, set) = decode_value(&value)?;
                 rows.entry(row)
                     .or_insert_with(|| RowUnits {
                         row,
-                        released_row,
+                        released_row: (flags & RELEASED != 0).then_some(row),
                         sets: Vec::new(),
                     })
                     .sets
-                    .push((dataset.clone(), set));
+                    .push(RowPopulation {
+                        dataset: name.clone(),
+                        source,
+                        set,
+                    });
             }
         }
         Ok(rows.into_values().collect())
     }
 
-    /// Rows of other jobs of `scope` over `dataset` for which `released(job)` holds; the bool
-    /// says whether [`MAX_EARLIER_ROWS`] cut the list.
-    pub fn earlier(
+    /// The populations over dataset `id` of jobs other than `exclude_job` for which
+    /// `released(job)` holds, that have one of `units` among their smallest units; the bool
+    /// says whether the lookup completed within [`MAX_INDEX_ENTRIES`].
+    pub fn lookup(
         &self,
-        scope: &str,
-        dataset: &str,
+        id: &str,
+        units: &[u32],
         exclude_job: &str,
         mut released: impl FnMut(&str) -> bool,
     ) -> Result<(Vec<EarlierRow>, bool), GatewayError> {
-        let p = prefix(scope, dataset);
+        let mut seen: HashSet<(String, u64, u32)> = HashSet::new();
+        let mut states: HashMap<String, bool> = HashMap::new();
         let mut out = Vec::new();
-        let mut capped = false;
-        // Newest first: job ids grow, so the reverse scan meets recent releases first.
-        for item in self.tree.scan_prefix(&p).rev() {
-            let (key, value) = item?;
-            let rest = &key[p.len()..];
-            let Some(sep) = rest.iter().position(|b| *b == 0) else {
-                return Err(GatewayError::Store("corrupt unit-set key".into()));
-            };
-            let job = std::str::from_utf8(&rest[..sep])
-                .map_err(|_| GatewayError::Store("corrupt unit-set key".into()))?;
-            if job == exclude_job || !released(job) {
-                continue;
+        let mut visited = 0usize;
+        for &u in units {
+            let p = unit_prefix(id, u);
+            for item in self.index.scan_prefix(&p) {
+                visited += 1;
+                if visited > MAX_INDEX_ENTRIES {
+                    return Ok((out, false));
+                }
+                let (key, _) = item?;
+                let (job, row, pop) = split_tail(&key[p.len()..])?;
+                if job == exclude_job {
+                    continue;
+                }
+                let counts = *states.entry(job.clone()).or_insert_with(|| released(&job));
+                if !counts || !seen.insert((job.clone(), row, pop)) {
+                    continue;
+                }
+                let mut pkey = job_prefix(id, &job);
+                pkey.extend_from_slice(&row.to_be_bytes());
+                pkey.extend_from_slice(&pop.to_be_bytes());
+                let Some(value) = self.populations.get(&pkey)? else {
+                    continue;
+                };
+                let (flags, _, set) = decode_value(&value)?;
+                out.push(EarlierRow {
+                    job,
+                    row,
+                    released: flags & RELEASED != 0,
+                    group: flags & GROUP != 0,
+                    set,
+                });
             }
-            if out.len() >= MAX_EARLIER_ROWS {
-                capped = true;
-                break;
-            }
-            let (row, released_row, set) = decode(&rest[sep + 1..], &value)?;
-            out.push(EarlierRow {
-                job: job.to_string(),
-                row,
-                released: released_row.is_some(),
-                set,
-            });
         }
-        Ok((out, capped))
+        Ok((out, true))
     }
 }
 
-/// (row, released position, set) of one record.
-fn decode(row_key: &[u8], value: &[u8]) -> Result<(u64, Option<u64>, UnitSet), GatewayError> {
-    let corrupt = || GatewayError::Store("corrupt unit-set record".into());
-    let row = u64::from_be_bytes(row_key.try_into().map_err(|_| corrupt())?);
-    let (flag, rest) = value.split_first().ok_or_else(corrupt)?;
-    let (released_row, bytes) = if *flag == 1 {
-        let (at, bytes) = rest.split_at_checked(8).ok_or_else(corrupt)?;
-        (
-            Some(u64::from_be_bytes(at.try_into().map_err(|_| corrupt())?)),
-            bytes,
-        )
-    } else {
-        (None, rest)
-    };
-    let set = UnitSet::decode(bytes).ok_or_else(corrupt)?;
-    Ok((row, released_row, set))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(range: std::ops::Range<u32>) -> UnitSet {
+        UnitSet::from_unsorted(range.collect())
+    }
+
+    fn rows(sets: &[UnitSet]) -> Vec<RowUnits> {
+        sets.iter()
+            .enumerate()
+            .map(|(i, s)| RowUnits {
+                row: i as u64,
+                released_row: Some(i as u64),
+                sets: vec![RowPopulation {
+                    dataset: "stays".into(),
+                    source: Source::Group,
+                    set: s.clone(),
+                }],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lookups_find_populations_by_their_smallest_units_across_jobs() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = sled::open(dir.path()).expect("db");
+        let ledger = PopulationLedger::open(&db, |n| Some(n.to_string())).expect("open");
+        let id = |_: &str| Some("ds-1".to_string());
+        ledger
+            .record("job-1", &rows(&[set(0..50), set(1000..1040)]), &id)
+            .expect("record");
+        ledger
+            .record("job-2", &rows(&[set(5000..5100)]), &id)
+            .expect("record");
+        let (found, complete) = ledger
+            .lookup("ds-1", &[3, 1010], "job-9", |_| true)
+            .expect("lookup");
+        assert!(complete);
+        assert_eq!(found.len(), 2);
+        assert!(
+            found
+                .iter()
+                .all(|e| e.job == "job-1" && e.released && e.group)
+        );
+        // Unreleased jobs and the job itself do not count; other datasets are apart.
+        let (found, _) = ledger
+            .lookup("ds-1", &[3], "job-9", |j| j != "job-1")
+            .expect("lookup");
+        assert!(found.is_empty());
+        let (found, _) = ledger.lookup("ds-2", &[3], "x", |_| true).expect("lookup");
+        assert!(found.is_empty());
+        let back = ledger
+            .rows_of("job-1", &[("ds-1".into(), "stays".into())])
+            .expect("rows");
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[0].sets[0].set, set(0..50));
+    }
+
+    #[test]
+    fn sets_of_earlier_versions_move_into_the_ledger() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = sled::open(dir.path()).expect("db");
+        let old = db.open_tree("unit_sets").expect("tree");
+        let mut key = b"scenario/a\0stays\0job-7\0".to_vec();
+        key.extend_from_slice(&0u64.to_be_bytes());
+        let mut value = vec![1u8];
+        value.extend_from_slice(&0u64.to_be_bytes());
+        value.extend_from_slice(&set(0..30).encode());
+        old.insert(key, value).expect("insert");
+        let ledger = PopulationLedger::open(&db, |n| (n == "stays").then(|| "ds-1".to_string()))
+            .expect("open");
+        let (found, _) = ledger.lookup("ds-1", &[0], "x", |_| true).expect("lookup");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].job, "job-7");
+        assert!(!db.tree_names().iter().any(|n| n.as_ref() == b"unit_sets"));
+    }
 }

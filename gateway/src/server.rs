@@ -31,6 +31,8 @@ use crate::state::Store;
 /// Largest gRPC message accepted (upload chunks are far smaller).
 pub const MAX_MESSAGE_BYTES: usize = 32 << 20;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a shutdown waits for running jobs.
+pub const JOB_GRACE: Duration = Duration::from_secs(30);
 
 /// A server running in this process.
 pub struct RunningServer {
@@ -43,13 +45,33 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Stops accepting, finishes in-flight calls, flushes state.
+    /// Stops accepting, finishes in-flight calls, lets running jobs end (for
+    /// [`JOB_GRACE`] at most; those still running then are interrupted, and marked so at the
+    /// next start), audits the shutdown, signs a final checkpoint and flushes state.
     pub async fn shutdown(mut self) -> Result<(), GatewayError> {
         self.accept.abort();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         let r = self.handle.await;
+        // Jobs waiting for a slot give up; running ones get a grace period.
+        self.gateway.0.job_slots.close();
+        let mut running = std::mem::take(
+            &mut *self
+                .gateway
+                .0
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        let drained = tokio::time::timeout(JOB_GRACE, async {
+            while running.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("jobs still running at shutdown are interrupted");
+            running.shutdown().await;
+        }
         self.gateway.0.audit.append(NewEvent {
             user: "-".into(),
             action: "shutdown".into(),
@@ -179,7 +201,9 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
     });
 
     let job_slots = tokio::sync::Semaphore::new(cfg.limits.concurrent_jobs.max(1));
-    let ledger = crate::ledger::UnitLedger::open(store.db())?;
+    let ledger = crate::ledger::PopulationLedger::open(store.db(), |name| {
+        store.dataset(name).ok().flatten().map(|d| d.id)
+    })?;
     let scenarios = crate::scenario::Scenarios::open(store.db())?;
     let tenants = crate::tenant::Tenants::open(store.db())?;
     let quality = crate::quality::QualityRequests::open(store.db())?;
@@ -190,6 +214,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
         audit,
         engine,
         ledger,
+        release_lock: std::sync::Mutex::new(()),
         scenarios,
         tenants,
         quality,
@@ -197,6 +222,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
         ca,
         cfg,
         job_slots,
+        running: std::sync::Mutex::new(tokio::task::JoinSet::new()),
     }));
     let g = gateway.clone();
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();

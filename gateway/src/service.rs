@@ -34,8 +34,11 @@ pub struct Inner {
     pub audit: AuditLog,
     /// The sandbox engine.
     pub engine: Engine,
-    /// Unit sets of every result row, for differencing checks.
-    pub ledger: crate::ledger::UnitLedger,
+    /// The populations behind every result row, per dataset, for differencing checks.
+    pub ledger: crate::ledger::PopulationLedger,
+    /// Held while a release is decided, so that each approval's differencing re-check sees
+    /// every release approved before it.
+    pub release_lock: std::sync::Mutex<()>,
     /// Scenarios and their privacy budgets.
     pub scenarios: crate::scenario::Scenarios,
     /// Tenants and their operating agreements.
@@ -50,6 +53,9 @@ pub struct Inner {
     pub cfg: ServerConfig,
     /// Jobs executing at once are bounded, so that memory stays bounded: each has its own pool.
     pub job_slots: tokio::sync::Semaphore,
+    /// The tasks of accepted jobs: shutdown lets them finish (for a while) before the store
+    /// closes; one still running then is marked interrupted at the next start.
+    pub running: std::sync::Mutex<tokio::task::JoinSet<()>>,
 }
 
 /// An authorized caller: the user record read at this call, and the digest of the request the

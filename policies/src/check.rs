@@ -138,6 +138,26 @@ pub fn check_plan(
             push_unique(&mut verdict.refusals, *refusal);
         }
     }
+    for issue in &lineage.shape {
+        let source = issue.columns.first().cloned().unwrap_or(SourceColumn {
+            dataset: "*".into(),
+            column: "*".into(),
+        });
+        let refusal = Refusal {
+            output: None,
+            source,
+            use_: Use::Aggregate,
+            rule: issue.construct.rule().to_string(),
+            message: issue.message(),
+        };
+        if !verdict
+            .refusals
+            .iter()
+            .any(|r| r.message == refusal.message)
+        {
+            verdict.refusals.push(refusal);
+        }
+    }
     if require_aggregation && !lineage.aggregated && !lineage.outputs.is_empty() {
         let first = lineage
             .outputs
@@ -589,6 +609,7 @@ masks = ["keep_first_n_last_m(4, 4)"]
             uses: vec![],
             aggregated: true,
             datasets: vec!["stays".into()],
+            shape: vec![],
         }
     }
 

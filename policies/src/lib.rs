@@ -15,6 +15,7 @@ pub mod masks;
 pub mod model;
 pub mod policy_file;
 pub mod release;
+pub mod shape;
 
 pub use check::{ColumnVerdict, PlanVerdict, Refusal, check_plan};
 pub use error::PolicyError;
@@ -24,3 +25,4 @@ pub use lineage::{
 pub use masks::{ApprovedMask, MaskArg};
 pub use model::{Bounds, ColumnKind, ColumnPolicy, DatasetPolicy, Grade, Use};
 pub use release::{Contributions, Finding, ReleaseRules, Verdict};
+pub use shape::{Construct, ShapeIssue};

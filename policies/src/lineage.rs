@@ -151,4 +151,8 @@ pub struct PlanLineage {
     /// The datasets the plan scans (sorted, each once): what a job reads, for lineage.
     #[serde(default)]
     pub datasets: Vec<String>,
+    /// Constructs the release rules cannot judge (inside aggregates, in subqueries): each
+    /// refuses the plan.
+    #[serde(default)]
+    pub shape: Vec<crate::shape::ShapeIssue>,
 }

@@ -1,10 +1,16 @@
 //! Release rules: what an executed result must satisfy, row by row, before a reviewer sees it.
 //!
-//! The rules are the settled ones of statistical disclosure control: a threshold of distinct
-//! privacy units, n-k and p% dominance over per-unit contributions to a sum, and flags for zeros
-//! and one-category groups. Each finding carries a verdict (`review` or `fail`), the rule's name
-//! and a message that says what was measured against what. The engine measures; this module
-//! decides, so the decisions can be read and tested apart from any engine.
+//! The rules are the settled ones of statistical disclosure control, applied to every population
+//! a released figure depends on: a threshold of distinct privacy units for each group, for each
+//! side of every condition inside an aggregate and for every subquery; n-k and p% dominance over
+//! the per-unit contributions to every term of a sum (positive and negative contributions apart);
+//! zero sums; differencing against the other populations of the result and of every earlier
+//! release over the same data. Each finding carries a verdict (`review` or `fail`), the rule's
+//! name and a message that says what was measured against what. Arithmetic is never left to the
+//! reviewer: a row that would let anyone compute one unit's value or membership fails and is
+//! suppressed; review findings are for what needs judgment (single-value aggregates, one-category
+//! groups, a large share of suppressed rows). The engine measures; this module decides, so the
+//! decisions can be read and tested apart from any engine.
 
 use std::fmt;
 
@@ -94,15 +100,17 @@ impl fmt::Display for Verdict {
 pub struct Finding {
     /// What it does to the row.
     pub verdict: Verdict,
-    /// The rule's name: `threshold`, `dominance-nk`, `dominance-p`, `negative-contribution`,
-    /// `zero`, `one-category`, `differencing`, `complementary`, `suppressed-share`.
+    /// The rule's name: `threshold`, `population`, `dominance-nk`, `dominance-p`, `zero`,
+    /// `one-category`, `single-value`, `differencing`, `complementary`, `subquery`,
+    /// `suppressed-share`, `differencing-incomplete`.
     pub rule: String,
     /// What was measured against what.
     pub message: String,
 }
 
 impl Finding {
-    fn new(verdict: Verdict, rule: &str, message: String) -> Finding {
+    /// A finding with its verdict, rule and message.
+    pub fn new(verdict: Verdict, rule: &str, message: String) -> Finding {
         Finding {
             verdict,
             rule: rule.to_string(),
@@ -114,19 +122,24 @@ impl Finding {
     pub fn review(rule: &str, message: String) -> Finding {
         Finding::new(Verdict::Review, rule, message)
     }
+
+    /// A finding that suppresses the row.
+    pub fn fail(rule: &str, message: String) -> Finding {
+        Finding::new(Verdict::Fail, rule, message)
+    }
 }
 
-/// The per-unit contributions to one sum (or the sum inside an average) in one output row,
-/// as the engine measured them: absolute values, largest first.
+/// The per-unit contributions of one sign to one term of a sum (or of the sum inside an
+/// average) in one output row, as the engine measured them: magnitudes, largest first. Units
+/// whose net contribution is positive and those whose net contribution is negative are judged
+/// apart, so that contributions that cancel cannot hide a dominant one.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Contributions {
-    /// Sum of the absolute per-unit contributions.
+    /// Sum of the magnitudes of the per-unit contributions of this sign.
     pub total: f64,
-    /// The largest absolute per-unit contributions, descending (at least as many as the rules
-    /// need: `max(dominance_n, 2)`, fewer when fewer units contributed).
+    /// The largest magnitudes, descending (at least as many as the rules need:
+    /// `max(dominance_n, 2)`, fewer when fewer units contributed).
     pub largest: Vec<f64>,
-    /// Whether any unit's contribution was negative.
-    pub negative: bool,
 }
 
 impl ReleaseRules {
@@ -182,57 +195,103 @@ impl ReleaseRules {
         })
     }
 
-    /// The dominance rules for one sum (`what`, e.g. `sum(stays.nights)`) over the privacy
-    /// units of `dataset`. A cell is sensitive under n-k when its n largest contributions are
-    /// *more than* k of the total, and under p% when the total less the two largest is *less
-    /// than* p of the largest; exactly at the boundary passes. Negative contributions defeat
-    /// both rules' reasoning, so they send the row to review.
+    /// The dominance rules for one term of a sum (`what`, e.g. `sum(stays.nights)`) over the
+    /// privacy units of `dataset`, one sign at a time. A cell is sensitive under n-k when its n
+    /// largest contributions hold k of the total *or more* (the ACRO reference: exactly 0.90
+    /// fails), and under p% when the total less the two largest is *less than* p of the largest.
     pub fn dominance(&self, what: &str, dataset: &str, c: &Contributions) -> Vec<Finding> {
         let mut out = Vec::new();
-        if c.total > 0.0 {
-            let n = self.dominance_n as usize;
-            let top_n: f64 = c.largest.iter().take(n).sum();
-            if top_n * BP > f64::from(self.dominance_k_bp) * c.total {
-                out.push(Finding::new(
-                    Verdict::Fail,
-                    "dominance-nk",
-                    format!(
-                        "the {n} largest units of {dataset} hold {:.1}% of {what}; at most \
-                         {:.1}% is allowed (n-k rule {n}/{:.2})",
-                        100.0 * top_n / c.total,
-                        f64::from(self.dominance_k_bp) / 100.0,
-                        f64::from(self.dominance_k_bp) / BP,
-                    ),
-                ));
-            }
-            let x1 = c.largest.first().copied().unwrap_or(0.0);
-            let x2 = c.largest.get(1).copied().unwrap_or(0.0);
-            let rest = (c.total - x1 - x2).max(0.0);
-            if rest * BP < f64::from(self.p_bp) * x1 {
-                out.push(Finding::new(
-                    Verdict::Fail,
-                    "dominance-p",
-                    format!(
-                        "in {what}, the units of {dataset} other than the two largest contribute \
-                         {:.1}% of the largest: the second largest could estimate it within \
-                         less than {:.1}% (p% rule)",
-                        100.0 * rest / x1,
-                        f64::from(self.p_bp) / 100.0,
-                    ),
-                ));
-            }
+        if c.total <= 0.0 {
+            return out;
         }
-        if c.negative {
+        let n = self.dominance_n as usize;
+        let top_n: f64 = c.largest.iter().take(n).sum();
+        if top_n * BP >= f64::from(self.dominance_k_bp) * c.total {
             out.push(Finding::new(
-                Verdict::Review,
-                "negative-contribution",
+                Verdict::Fail,
+                "dominance-nk",
                 format!(
-                    "some units of {dataset} contribute negative values to {what}; the dominance \
-                     rules assume non-negative contributions, so a reviewer must judge"
+                    "the {n} largest units of {dataset} hold {:.1}% of {what}; less than {:.1}% \
+                     is required (n-k rule {n}/{:.2})",
+                    100.0 * top_n / c.total,
+                    f64::from(self.dominance_k_bp) / 100.0,
+                    f64::from(self.dominance_k_bp) / BP,
+                ),
+            ));
+        }
+        let x1 = c.largest.first().copied().unwrap_or(0.0);
+        let x2 = c.largest.get(1).copied().unwrap_or(0.0);
+        let rest = (c.total - x1 - x2).max(0.0);
+        if rest * BP < f64::from(self.p_bp) * x1 {
+            out.push(Finding::new(
+                Verdict::Fail,
+                "dominance-p",
+                format!(
+                    "in {what}, the units of {dataset} other than the two largest contribute \
+                     {:.1}% of the largest: the second largest could estimate it within less \
+                     than {:.1}% (p% rule)",
+                    100.0 * rest / x1,
+                    f64::from(self.p_bp) / 100.0,
                 ),
             ));
         }
         out
+    }
+
+    /// A population a released figure depends on: the units of `dataset` on one side of a
+    /// condition inside an aggregate, or behind a subquery (`what` says which). Fewer than `k`
+    /// fail the row, and so does none at all: an empty side tells as much as a side of one
+    /// (which rows hold the person shows in which rows are missing). Only a side that exists
+    /// because stored values may be null (`may_be_empty`) may be empty.
+    pub fn population(
+        &self,
+        dataset: &str,
+        what: &str,
+        units: u64,
+        may_be_empty: bool,
+    ) -> Option<Finding> {
+        if units >= self.k || (units == 0 && may_be_empty) {
+            return None;
+        }
+        Some(Finding::new(
+            Verdict::Fail,
+            "population",
+            format!(
+                "{units} distinct privacy units of {dataset} in {what}; every population a released \
+                 figure depends on needs at least {} (both sides of a condition count: the \
+                 complement of a small branch discloses as much as the branch)",
+                self.k
+            ),
+        ))
+    }
+
+    /// A sum whose every per-unit contribution is zero: the figure says that no unit of the
+    /// population has what was summed.
+    pub fn zero_sum(&self, what: &str) -> Finding {
+        Finding::new(
+            Verdict::Fail,
+            "zero",
+            format!(
+                "every unit contributes 0 to {what}: a zero tells that no unit of this group has \
+                 what was summed"
+            ),
+        )
+    }
+
+    /// Two populations (of this result, or one of an earlier release) whose units differ by
+    /// fewer than `k` but not by none: the two figures together would disclose those units.
+    pub fn differencing(&self, dataset: &str, difference: u64, other: &str) -> Option<Finding> {
+        (difference > 0 && difference < self.k).then(|| {
+            Finding::new(
+                Verdict::Fail,
+                "differencing",
+                format!(
+                    "its units of {dataset} differ from those of {other} by {difference} (fewer \
+                     than k = {}): the two figures together would disclose those units",
+                    self.k
+                ),
+            )
+        })
     }
 
     /// The share-of-suppressed-rows rule for a whole result.
@@ -269,13 +328,13 @@ pub fn worst(findings: &[Finding]) -> Verdict {
 mod tests {
     use super::*;
 
+    /// One sign's contributions from per-unit values (magnitudes).
     fn cell(values: &[f64]) -> Contributions {
         let mut largest: Vec<f64> = values.iter().map(|v| v.abs()).collect();
         largest.sort_by(|a, b| b.total_cmp(a));
         Contributions {
             total: largest.iter().sum(),
             largest,
-            negative: values.iter().any(|v| *v < 0.0),
         }
     }
 
@@ -299,36 +358,44 @@ mod tests {
         assert!(bad.validate().is_err());
     }
 
+    #[test]
+    fn populations_need_k_on_every_side_and_only_null_sides_may_be_empty() {
+        let r = ReleaseRules::default();
+        assert_eq!(r.population("a", "branch", 10, false), None);
+        assert!(r.population("a", "branch", 9, false).is_some());
+        assert!(r.population("a", "branch", 1, false).is_some());
+        // An empty branch fails: which rows are missing would show where the person is.
+        assert!(r.population("a", "branch", 0, false).is_some());
+        assert_eq!(r.population("a", "null values", 0, true), None);
+        assert!(r.population("a", "null values", 1, true).is_some());
+    }
+
     /// The reference table of crafted cells: each row's expected rules under the defaults
-    /// (n-k 2/0.90, p 0.10), boundaries included.
+    /// (n-k 2/0.90 failing at 0.90 and above, as the ACRO reference does; p 0.10).
     #[test]
     fn dominance_reference_cells() {
         let r = ReleaseRules::default();
         let table: &[(&[f64], &[&str])] = &[
             // Ten equal contributors: nothing fires.
             (&[10.0; 10], &[]),
-            // Two largest exactly 90% of the total: passes n-k (more than 90% fails);
+            // Two largest exactly 90% of the total: fails n-k (ACRO: (x1 + x2) / total >= 0.90);
             // the rest (10) is 22% of the largest (45): passes p%.
-            (&[45.0, 45.0, 5.0, 5.0], &[]),
+            (&[45.0, 45.0, 5.0, 5.0], &["dominance-nk"]),
+            // Just under 90%: passes.
+            (&[44.9, 45.0, 5.05, 5.05], &[]),
             // Two largest 90.1%: fails n-k.
             (&[451.0, 450.0, 50.0, 49.0], &["dominance-nk"]),
-            // p% boundary: rest exactly 10% of the largest passes...
+            // p% boundary: rest exactly 10% of the largest passes p% (n-k fires: 110/120).
             (&[100.0, 10.0, 5.0, 5.0], &["dominance-nk"]),
-            // ... (n-k fires because 110/120 > 0.9; at the defaults a p% boundary always
-            // reaches n-k); a remainder of 9 against a largest of 100 fails p%.
+            // A remainder of 9 against a largest of 100 fails p%.
             (&[100.0, 100.0, 4.5, 4.5], &["dominance-nk", "dominance-p"]),
             // Large contributors that do not dominate.
             (&[100.0, 60.0, 20.0, 20.0, 20.0, 20.0, 20.0], &[]),
             (&[100.0, 60.0, 10.0], &["dominance-nk"]),
             // One contributor: both rules.
             (&[7.0], &["dominance-nk", "dominance-p"]),
-            // A zero total: nothing to dominate (zeros are flagged elsewhere).
+            // A zero total: nothing to dominate (zero sums fail by their own rule).
             (&[0.0, 0.0], &[]),
-            // A negative contribution: review.
-            (
-                &[-10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0],
-                &["negative-contribution"],
-            ),
         ];
         for (values, expected) in table {
             assert_eq!(&rules(&r, values), expected, "cell {values:?}");
@@ -341,7 +408,6 @@ mod tests {
         let c = Contributions {
             total: 200.0,
             largest: vec![100.0, 90.0],
-            negative: false,
         };
         // rest 10 = 10% of 100: passes p%; n-k 190/200 = 95% fails.
         let f: Vec<String> = r
@@ -353,13 +419,25 @@ mod tests {
         let c = Contributions {
             total: 199.9,
             largest: vec![100.0, 90.0],
-            negative: false,
         };
         assert!(
             r.dominance("s", "d", &c)
                 .iter()
                 .any(|f| f.rule == "dominance-p")
         );
+    }
+
+    #[test]
+    fn differencing_fails_below_k_and_never_at_zero() {
+        let r = ReleaseRules::default();
+        assert_eq!(r.differencing("d", 0, "x"), None);
+        assert_eq!(
+            r.differencing("d", 1, "x").map(|f| f.verdict),
+            Some(Verdict::Fail)
+        );
+        assert!(r.differencing("d", 9, "x").is_some());
+        assert_eq!(r.differencing("d", 10, "x"), None);
+        assert_eq!(r.zero_sum("sum(x)").verdict, Verdict::Fail);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use erhai_policies::PlanVerdict;
 use erhai_proto::v1 as pb;
 use tonic::Status;
 
-use crate::state::{DatasetRecord, JobRecord, StoredField, UserRecord};
+use crate::state::{DatasetRecord, JobRecord, JobState, StoredField, UserRecord};
 
 pub fn user(u: &UserRecord) -> pb::User {
     pb::User {
@@ -141,29 +141,47 @@ pub fn report(r: &CheckReport) -> pb::CheckReport {
     }
 }
 
-/// A job as `role` may see it. Analysts (and providers tracing their data's use) see a result's
-/// check counts and the rules that fired on rows that may be released, never a suppressed row's
-/// position or findings, nor the measured figures behind any finding (a unit count of 9, a share
-/// of 93%): those would reveal what suppression withholds. Reviewers and auditors see the whole
-/// report.
-/// The redaction is part of the only conversion of a job, so no handler can forget it.
+/// A job as `role` may see it. Before a reviewer has decided, nothing data-dependent reaches an
+/// analyst (or a provider tracing its data's use): an accepted job is "awaiting review" from the
+/// moment the plan check accepts it until a reviewer decides — whether it is still running,
+/// failed, or had every row suppressed — and no check report, error text or finishing time is
+/// shown at any point (counts of computed or suppressed rows, or an error that depends on the
+/// values, would answer questions about the data; so would the time it took). After the
+/// decision the analyst sees released, rejected or failed, and the reviewer's reason. In
+/// differential-privacy mode nothing un-noised reaches anyone but the auditor: reviewers see no
+/// exact counts. The redaction is part of the only conversion of a job, so no handler can
+/// forget it.
 pub fn job(j: &JobRecord, role: crate::authz::Role) -> pb::Job {
-    redact_for(role, full_job(j))
+    redact_for(role, j, full_job(j))
 }
 
-fn redact_for(role: crate::authz::Role, mut job: pb::Job) -> pb::Job {
+/// Whether the plan check accepted `j` for execution in production: from then on its state
+/// depends on the data.
+pub fn accepted(j: &JobRecord) -> bool {
+    !j.dev && j.state != JobState::Refused && j.verdict.as_ref().is_some_and(|v| v.allowed())
+}
+
+fn redact_for(role: crate::authz::Role, j: &JobRecord, mut job: pb::Job) -> pb::Job {
     use crate::authz::Role;
-    if !matches!(role, Role::Analyst | Role::Provider) {
-        return job;
-    }
-    if let Some(r) = job.report.as_mut() {
-        r.rows.retain(|x| x.outcome != "fail");
-        for x in &mut r.rows {
-            for f in &mut x.findings {
-                f.message.clear();
+    match role {
+        Role::Analyst | Role::Provider if accepted(j) => {
+            job.report = None;
+            job.finished_at_ms = 0;
+            job.error.clear();
+            if j.reviewed_by.is_none() {
+                job.state = JobState::AwaitingReview.name().into();
             }
-            x.reasons = x.findings.iter().map(|f| f.rule.clone()).collect();
         }
+        Role::Analyst | Role::Provider => job.report = None,
+        Role::Reviewer | Role::Center | Role::Authority | Role::Admin if j.epsilon.is_some() => {
+            if let Some(r) = job.report.as_mut() {
+                r.rows_computed = 0;
+                r.rows_suppressed = 0;
+                r.notes.clear();
+                r.rows.retain(|x| x.outcome != "fail");
+            }
+        }
+        _ => {}
     }
     job
 }

@@ -1,24 +1,56 @@
 //! QueryService: submit a production query, show and list jobs.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
-use erhai_engine::{CheckReport, EngineError, Env, RowUnits, StoredTable, differencing};
-use erhai_policies::{Finding, ReleaseRules};
+use erhai_engine::{EngineError, Env, Releases, StoredTable};
+use erhai_policies::ReleaseRules;
 use erhai_proto::v1 as pb;
 use erhai_proto::v1::query_service_server::QueryService;
 use tonic::{Request, Response, Status};
 
 use super::{Gateway, convert, engine_status, internal};
 use crate::authz::Action;
-use crate::error::GatewayError;
 use crate::scenario::ScenarioRecord;
 use crate::state::{JobRecord, JobState, UserRecord, now_ms};
 
-/// Findings per computed row, and findings on the whole result.
-pub(crate) type DifferencingFindings = (Vec<(u64, Finding)>, Vec<Finding>);
+/// The ledger as a job's differencing check sees it: the datasets its query names, by id, and
+/// the jobs released at the time of the check.
+pub(crate) struct LedgerReleases {
+    gateway: Gateway,
+    job: String,
+    /// Dataset name as the query saw it → dataset id.
+    ids: HashMap<String, String>,
+}
 
-/// Set comparisons one job's differencing check may make (a few seconds at most).
-pub const DIFFERENCING_BUDGET: u64 = 5_000_000;
+impl LedgerReleases {
+    /// The dataset id of a dataset as the job's query named it.
+    pub(crate) fn id_of(&self, name: &str) -> Option<String> {
+        self.ids.get(name).cloned()
+    }
+}
+
+impl Releases for LedgerReleases {
+    fn lookup(
+        &self,
+        dataset: &str,
+        units: &[u32],
+    ) -> Result<(Vec<erhai_engine::EarlierRow>, bool), String> {
+        let Some(id) = self.ids.get(dataset) else {
+            return Ok((Vec::new(), true));
+        };
+        let store = &self.gateway.0.store;
+        self.gateway
+            .0
+            .ledger
+            .lookup(
+                id,
+                units,
+                &self.job,
+                |job| matches!(store.job(job), Ok(Some(j)) if j.state == JobState::Released),
+            )
+            .map_err(|e| e.to_string())
+    }
+}
 
 impl Gateway {
     /// The scenario a query names, if `user` may run queries in it today. Every query names one:
@@ -293,13 +325,17 @@ impl Gateway {
         }
         self.0.store.put_job(&job).map_err(internal)?;
 
+        // The analyst's answer does not wait for the run, whatever `wait` asks: how long a job
+        // takes, and how it ends, depend on the data (a reviewer sees them).
         let gw = self.clone();
         let running = job.clone();
-        let task = tokio::spawn(async move { gw.run_job(running, tables).await });
-        if r.wait {
-            return task
-                .await
-                .map_err(|e| Status::internal(format!("job task failed: {e}")));
+        {
+            let mut set = self.0.running.lock().unwrap_or_else(|p| p.into_inner());
+            // Finished tasks are reaped as new ones start.
+            while set.try_join_next().is_some() {}
+            set.spawn(async move {
+                gw.run_job(running, tables).await;
+            });
         }
         Ok(job)
     }
@@ -344,9 +380,10 @@ impl Gateway {
                     }
                     None => {
                         let rules = self.rules_of(scenario.as_ref());
+                        let releases = self.releases_for(&job, &tables);
                         self.0
                             .engine
-                            .run_query_with(&job.id, &job.sql, &tables, &scope, &rules)
+                            .run_query_with(&job.id, &job.sql, &tables, &scope, &rules, &releases)
                             .await
                     }
                 }
@@ -356,19 +393,24 @@ impl Gateway {
         job.finished_at_ms = Some(now_ms());
         let (audit_outcome, reason) = match outcome {
             Ok(o) => {
-                let mut report = o.report;
-                match self.differencing(&job, &o.units, &mut report) {
+                let releases = self.releases_for(&job, &tables);
+                match self
+                    .0
+                    .ledger
+                    .record(&job.id, &o.units, &|name| releases.id_of(name))
+                {
                     Ok(()) => {
                         job.state = JobState::AwaitingReview;
                         job.verdict = Some(o.verdict);
-                        job.report = Some(report);
+                        job.report = Some(o.report);
                         job.result_key = Some(o.result_wrapped_key);
                         job.approvals_needed = self.approvals_needed(&job) as u32;
                         ("allowed", String::new())
                     }
                     Err(e) => {
                         job.state = JobState::Failed;
-                        job.error = Some(format!("differencing checks could not run: {e}"));
+                        job.error =
+                            Some(format!("the population ledger could not be written: {e}"));
                         ("failed", e.to_string())
                     }
                 }
@@ -398,67 +440,17 @@ impl Gateway {
         job
     }
 
-    /// Checks a finished job's unit sets against each other and against the jobs already
-    /// released in its scope, flags the rows that would disclose a difference, and records the
-    /// sets in the ledger.
-    fn differencing(
-        &self,
-        job: &JobRecord,
-        units: &[RowUnits],
-        report: &mut CheckReport,
-    ) -> Result<(), GatewayError> {
-        let scope = scope_of(job);
-        let k = self.rules_of(self.scenario_of(job).as_ref()).k;
-        let (rows, whole) = self.differencing_findings(&scope, &job.id, units, k)?;
-        for (row, f) in rows {
-            let released_row = units.get(row as usize).and_then(|u| u.released_row);
-            report.flag(row, released_row, vec![f]);
+    /// The earlier releases a job's differencing check looks up: the ledger of each dataset
+    /// it reads, over jobs released now.
+    pub(crate) fn releases_for(&self, job: &JobRecord, tables: &[StoredTable]) -> LedgerReleases {
+        LedgerReleases {
+            gateway: self.clone(),
+            job: job.id.clone(),
+            ids: tables
+                .iter()
+                .map(|t| (t.name.clone(), t.dataset_id.clone()))
+                .collect(),
         }
-        report.job_findings.extend(whole);
-        self.0.ledger.record(&scope, &job.id, units)?;
-        Ok(())
-    }
-
-    /// The differencing findings of `job`'s rows against the released jobs of `scope`, and
-    /// the findings on the whole result (a check that could not be completed).
-    pub(crate) fn differencing_findings(
-        &self,
-        scope: &str,
-        job: &str,
-        units: &[RowUnits],
-        k: u64,
-    ) -> Result<DifferencingFindings, GatewayError> {
-        let datasets: BTreeSet<&str> = units
-            .iter()
-            .flat_map(|r| r.sets.iter().map(|(d, _)| d.as_str()))
-            .collect();
-        let mut states: HashMap<String, bool> = HashMap::new();
-        let mut is_released = |id: &str| {
-            *states.entry(id.to_string()).or_insert_with(
-                || matches!(self.0.store.job(id), Ok(Some(j)) if j.state == JobState::Released),
-            )
-        };
-        let mut budget = DIFFERENCING_BUDGET;
-        let mut out = Vec::new();
-        let mut whole = Vec::new();
-        for d in datasets {
-            let (earlier, capped) = self.0.ledger.earlier(scope, d, job, &mut is_released)?;
-            let o = differencing::check(d, units, &earlier, k, budget);
-            budget = budget.saturating_sub(o.comparisons);
-            out.extend(o.flags);
-            if o.exhausted || capped {
-                // Rows cannot be named: the whole result needs a reviewer's judgement.
-                whole.push(Finding::review(
-                    "differencing-incomplete",
-                    format!(
-                        "the differencing check over {d} stopped after {} comparisons; \
-                             pairs with earlier releases were not all compared",
-                        o.comparisons
-                    ),
-                ));
-            }
-        }
-        Ok((out, whole))
     }
 
     /// The scenario a job runs in, if any (and if it still exists).

@@ -63,12 +63,8 @@ impl Gateway {
             .filter(|j| within(j.submitted_at_ms))
             .collect();
         let prod: Vec<_> = jobs.iter().filter(|j| !j.dev).collect();
-        let ran = |j: &&&&crate::state::JobRecord| {
-            matches!(
-                j.state,
-                JobState::AwaitingReview | JobState::Released | JobState::Rejected
-            )
-        };
+        // Accepted by the plan check (how a run ended depends on the data: not reported).
+        let ran = |j: &&&&crate::state::JobRecord| super::convert::accepted(j);
         let released: Vec<_> = tenant_jobs
             .iter()
             .filter(|j| {

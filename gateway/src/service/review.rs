@@ -4,7 +4,6 @@ use erhai_proto::v1 as pb;
 use erhai_proto::v1::review_service_server::ReviewService;
 use tonic::{Request, Response, Status};
 
-use super::query::scope_of;
 use super::{Gateway, convert, engine_status, internal};
 use crate::authz::Action;
 use crate::state::{Approval, JobRecord, JobState, ReleaseRecord, UserRecord, now_ms};
@@ -60,73 +59,100 @@ impl Gateway {
     }
 
     /// Jobs released while this one awaited review may now form a differencing pair with it:
-    /// the check runs again against the ledger as it is now. New findings go into the job's
-    /// report and the approval is refused, so the reviewer decides on what they saw.
-    fn recheck_differencing(&self, job: &JobRecord) -> Result<(), Status> {
-        let Some(report) = &job.report else {
+    /// the check runs again against the ledger as it is now (under the release lock, so two
+    /// approvals cannot each miss the other). A new finding withdraws the job: it fails, the
+    /// reviewer is told why, and the analyst may submit the query again (the new run is
+    /// checked against every release, and suppresses exactly what it must).
+    fn recheck_differencing(&self, job: &JobRecord, reviewer: &UserRecord) -> Result<(), Status> {
+        if job.report.is_none() {
             return Ok(());
-        };
-        let scope = scope_of(job);
-        let k = self.rules_of(self.scenario_of(job).as_ref()).k;
-        // Jobs record dataset ids; the ledger knows datasets by the name the query used.
-        let mut names = Vec::new();
+        }
+        let rules = self.rules_of(self.scenario_of(job).as_ref());
+        let mut ids = Vec::new();
+        let mut tables = Vec::new();
         for id in &job.datasets {
             if let Some(d) = self.0.store.dataset(id).map_err(internal)? {
-                names.push(d.name);
+                ids.push((d.id.clone(), d.name.clone()));
+                if let Some(t) = convert::stored_table(&d, erhai_engine::Env::Prod)? {
+                    tables.push(t);
+                }
             }
         }
-        let units = self
-            .0
-            .ledger
-            .rows_of(&scope, &names, &job.id)
-            .map_err(internal)?;
-        let (rows, whole) = self
-            .differencing_findings(&scope, &job.id, &units, k)
-            .map_err(internal)?;
-        let known = |row: u64, f: &erhai_policies::Finding| {
-            report
-                .rows
-                .iter()
-                .any(|x| x.row == row && x.findings.contains(f))
-        };
-        let new_rows: Vec<_> = rows.into_iter().filter(|(r, f)| !known(*r, f)).collect();
-        let new_whole: Vec<_> = whole
+        let units = self.0.ledger.rows_of(&job.id, &ids).map_err(internal)?;
+        let releases = self.releases_for(job, &tables);
+        let any_released = units
+            .iter()
+            .any(|u| u.row < erhai_engine::SUBQUERY_ROWS && u.released_row.is_some());
+        let flags = erhai_engine::differencing_findings(&units, &rules, &releases)
+            .map_err(|e| engine_status(&e))?;
+        let new: Vec<_> = flags
             .into_iter()
-            .filter(|f| !report.job_findings.contains(f))
+            .filter(|(row, _)| {
+                if *row >= erhai_engine::SUBQUERY_ROWS {
+                    return any_released;
+                }
+                units
+                    .iter()
+                    .any(|u| u.row == *row && u.released_row.is_some())
+            })
             .collect();
-        if new_rows.is_empty() && new_whole.is_empty() {
+        let Some((_, first)) = new.first() else {
             return Ok(());
-        }
-        let count = new_rows.len() + new_whole.len();
-        // New findings are review rows: a second reviewer may now be needed.
-        let scenario_asks = self.scenario_of(job).is_some_and(|s| s.second_reviewer);
-        let needed_after = if self.0.cfg.release.second_reviewer || scenario_asks {
-            2
-        } else {
-            1
         };
+        let why = format!(
+            "withdrawn before approval: results released since it ran make {} of its row(s) \
+             disclose by subtraction ({}); the query may be submitted again",
+            new.len(),
+            first.message
+        );
         self.0
             .store
             .transition_job(&job.id, JobState::AwaitingReview, |j| {
-                if let Some(rep) = j.report.as_mut() {
-                    for (row, f) in &new_rows {
-                        let released_row = units
-                            .iter()
-                            .find(|u| u.row == *row)
-                            .and_then(|u| u.released_row);
-                        rep.flag(*row, released_row, vec![f.clone()]);
-                    }
-                    rep.job_findings.extend(new_whole.iter().cloned());
+                j.state = JobState::Failed;
+                j.error = Some(why.clone());
+                j.reviewed_by = Some(reviewer.id.clone());
+                j.review_reason = Some(why.clone());
+                j.reviewed_at_ms = Some(now_ms());
+                if let Some(r) = j.report.as_mut() {
+                    r.job_findings.push(first.clone());
                 }
-                j.approvals_needed = needed_after;
             })
             .map_err(internal)?;
         Err(Status::failed_precondition(format!(
-            "job `{}` was checked again before approval: {count} new differencing finding(s) \
-             against results released since it ran; the rows are marked for review — read the \
-             report again (`review show {}`) and decide",
-            job.id, job.id
+            "job `{}` was checked again before approval and {why}",
+            job.id
         )))
+    }
+
+    /// A reviewer's decision on a run that failed: there is nothing to release, so it can only
+    /// be rejected; from then on the analyst sees it as failed (without the error, which may
+    /// depend on the values), with the reviewer's reason.
+    fn acknowledge_failure(
+        &self,
+        user: &UserRecord,
+        job: &JobRecord,
+        approve: bool,
+        reason: &str,
+    ) -> Result<pb::Job, Status> {
+        if approve {
+            return Err(Status::failed_precondition(format!(
+                "job `{}` failed while running ({}); there is nothing to release: reject it to \
+                 close it",
+                job.id,
+                job.error.as_deref().unwrap_or("no detail")
+            )));
+        }
+        let now = now_ms();
+        self.0
+            .store
+            .transition_job(&job.id, JobState::Failed, |j| {
+                j.reviewed_by = Some(user.id.clone());
+                j.review_reason = Some(reason.to_string());
+                j.reviewed_at_ms = Some(now);
+            })
+            .map_err(internal)?
+            .map(|j| convert::job(&j, user.role))
+            .ok_or_else(|| Status::failed_precondition(format!("job `{}` changed", job.id)))
     }
 
     /// Approvals a job needs: two when the deployment asks a second reviewer for results with
@@ -176,6 +202,9 @@ impl Gateway {
                 job.id
             )));
         }
+        if job.state == JobState::Failed && convert::accepted(&job) && job.reviewed_by.is_none() {
+            return self.acknowledge_failure(user, &job, r.approve, reason);
+        }
         if job.state != JobState::AwaitingReview {
             return Err(not_pending(&job));
         }
@@ -186,8 +215,14 @@ impl Gateway {
             )));
         }
         let now = now_ms();
+        // Approvals are serialized: each re-check sees every release approved before it.
+        let _releasing = self
+            .0
+            .release_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let updated = if r.approve {
-            self.recheck_differencing(&job)?;
+            self.recheck_differencing(&job, user)?;
             let needed = self.approvals_needed(&job);
             let release = self.release_record(&job, now)?;
             let approval = Approval {
@@ -249,7 +284,12 @@ impl ReviewService for Gateway {
         req: Request<pb::Empty>,
     ) -> Result<Response<pb::ListJobsResponse>, Status> {
         let user = self.authorize(&req, Action::ListPending, "")?;
-        let r = self.jobs_visible_to(&user, |j| j.state == JobState::AwaitingReview);
+        // Failed runs wait for a reviewer too: until one has looked, the analyst sees the job
+        // as awaiting review (an error may depend on the values).
+        let r = self.jobs_visible_to(&user, |j| {
+            j.state == JobState::AwaitingReview
+                || (j.state == JobState::Failed && convert::accepted(j) && j.reviewed_by.is_none())
+        });
         self.finish(&user, Action::ListPending, "", r)
             .map(Response::new)
     }
