@@ -71,11 +71,7 @@ impl Term {
     }
 
     pub(crate) fn describe(&self) -> String {
-        let names: Vec<String> = self
-            .factors
-            .iter()
-            .map(|f| f.human_display().to_string())
-            .collect();
+        let names: Vec<String> = self.factors.iter().map(sql).collect();
         names.join(" × ")
     }
 }
@@ -109,13 +105,13 @@ impl Path {
         conjunction(&self.guard)
     }
 
-    /// The conditions as an analyst reads them.
+    /// The conditions as an analyst reads them: `rows where … and not …`.
     pub(crate) fn describe(&self) -> String {
         if self.guard.is_empty() {
             return "every row".to_string();
         }
         let parts: Vec<String> = self.guard.iter().map(describe_condition).collect();
-        parts.join(" and ")
+        format!("the rows where {}", parts.join(" and "))
     }
 }
 
@@ -125,11 +121,42 @@ fn conjunction(parts: &[Expr]) -> Option<Expr> {
 
 fn describe_condition(e: &Expr) -> String {
     match e {
-        Expr::IsTrue(c) => format!("rows where {} holds", c.human_display()),
-        Expr::IsNotTrue(c) => format!("rows where {} does not hold", c.human_display()),
-        Expr::IsNull(c) => format!("rows where {} is null", c.human_display()),
-        Expr::IsNotNull(c) => format!("rows where {} is not null", c.human_display()),
-        other => other.human_display().to_string(),
+        Expr::IsTrue(c) => format!("`{}`", sql(c)),
+        Expr::IsNotTrue(c) => match c.as_ref() {
+            Expr::Not(inner) => format!("`{}` (or unknown)", sql(inner)),
+            other => format!("not `{}`", sql(other)),
+        },
+        Expr::IsNull(c) => format!("`{}` is null", sql(c)),
+        Expr::IsNotNull(c) => format!("`{}` is not null", sql(c)),
+        other => format!("`{}`", sql(other)),
+    }
+}
+
+/// An expression as SQL text (parenthesized as needed, qualifiers dropped), for messages; at
+/// most 100 characters.
+pub(crate) fn sql(e: &Expr) -> String {
+    use datafusion::common::tree_node::TreeNode;
+    let plain = e
+        .clone()
+        .transform(|x| {
+            Ok(match x {
+                Expr::Column(c) => datafusion::common::tree_node::Transformed::yes(Expr::Column(
+                    datafusion::common::Column::new_unqualified(c.name),
+                )),
+                other => datafusion::common::tree_node::Transformed::no(other),
+            })
+        })
+        .map(|t| t.data)
+        .unwrap_or_else(|_| e.clone());
+    let text = datafusion::sql::unparser::Unparser::default()
+        .with_pretty(true)
+        .expr_to_sql(&plain)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|_| plain.human_display().to_string());
+    if text.chars().count() > 100 {
+        format!("{}…", text.chars().take(100).collect::<String>())
+    } else {
+        text
     }
 }
 
@@ -348,7 +375,7 @@ impl Cx<'_> {
         if self.kind == Kind::Sum || self.kind == Kind::Spread {
             self.issue(
                 Construct::Unsupported {
-                    what: format!("`{}`", e.human_display()),
+                    what: format!("`{}`", sql(e)),
                 },
                 e,
             );
@@ -773,12 +800,7 @@ fn is_comparison(op: Operator) -> bool {
 }
 
 fn short(e: &Expr) -> String {
-    let text = e.human_display().to_string();
-    if text.chars().count() > 80 {
-        format!("{}…", text.chars().take(80).collect::<String>())
-    } else {
-        text
-    }
+    sql(e)
 }
 
 fn numeric(v: &ScalarValue) -> Option<f64> {

@@ -12,6 +12,7 @@ pub mod differencing;
 pub mod dp;
 pub mod error;
 pub mod export;
+pub(crate) mod harden;
 pub mod keys;
 pub mod lineage;
 pub mod masks;
@@ -378,7 +379,11 @@ impl Engine {
             return Err(EngineError::Refused(Box::new(verdict)));
         }
         let schema = Arc::new(plan.schema().as_arrow().clone());
-        let batches = sandbox.execute_plan(plan).await?;
+        let batches = sandbox.execute_plan(harden::harden(plan)?).await?;
+        let schema = match batches.first() {
+            Some(b) => b.schema(),
+            None => schema,
+        };
         Ok((verdict, schema, batches))
     }
 
@@ -567,7 +572,9 @@ impl Engine {
         let prepared = sandbox.dp_plan(&plan)?;
         let mut gatherer = dp::Gatherer::new(&prepared, &req.settings)?;
         sandbox
-            .for_each_batch(prepared.plan().clone(), |b| gatherer.add(b))
+            .for_each_batch(harden::harden(prepared.plan().clone())?, |b| {
+                gatherer.add(b)
+            })
             .await?;
         let (released, report) = gatherer.release(req)?;
         let visible = Arc::new(plan.schema().as_arrow().clone());

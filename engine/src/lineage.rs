@@ -668,7 +668,7 @@ impl Cx<'_> {
             columns.sort();
             columns.dedup();
             let i = ShapeIssue {
-                context: truncate(&whole.human_display().to_string()),
+                context: crate::aggregate_args::sql(whole),
                 construct: issue.construct,
                 columns,
             };
@@ -695,7 +695,7 @@ impl Cx<'_> {
             Expr::OuterReferenceColumn(_, c) => {
                 if self.correlation == 0 {
                     self.shape.push(ShapeIssue {
-                        context: truncate(&expr.human_display().to_string()),
+                        context: crate::aggregate_args::sql(expr),
                         construct: Construct::CorrelationNotOnUnit {
                             units: self
                                 .units
@@ -891,7 +891,7 @@ impl Cx<'_> {
                     columns.sort();
                     columns.dedup();
                     self.shape.push(ShapeIssue {
-                        context: truncate(&expr.human_display().to_string()),
+                        context: crate::aggregate_args::sql(expr),
                         construct: Construct::ScalarSubqueryNotAggregated,
                         columns,
                     });

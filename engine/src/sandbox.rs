@@ -31,6 +31,7 @@ use erhai_policies::{DatasetPolicy, PlanLineage, PlanVerdict, check_plan};
 use futures::StreamExt;
 
 use crate::error::{EngineError, Result};
+use crate::harden::harden;
 use crate::keys::DataKey;
 use crate::lineage::plan_lineage;
 use crate::masks::{PseudonymKey, mask_functions};
@@ -333,6 +334,8 @@ impl Sandbox {
                 SessionStateDefaults::default_scalar_functions()
                     .into_iter()
                     .filter(|f| SCALAR_FUNCTIONS.contains(&f.name()))
+                    // Total (NULL where a value makes them fail) and bounded in output size.
+                    .map(crate::harden::total)
                     .chain(mask_functions(pseudonym))
                     .collect(),
             )
@@ -416,7 +419,7 @@ impl Sandbox {
                 "names starting with `{HIDDEN_PREFIX}` are reserved for erhai's statistics"
             )));
         }
-        gate_statement(sql)?;
+        gate_on_a_large_stack(sql)?;
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
@@ -476,8 +479,15 @@ impl Sandbox {
         keep: usize,
     ) -> Result<CheckedQuery> {
         let visible = Arc::new(plan.schema().as_arrow().clone());
-        let sides = side_plans(plan, &self.units, keep)?;
+        let sides = side_plans(plan, &self.units, keep)?
+            .into_iter()
+            .map(|mut side| {
+                side.plan = harden(side.plan)?;
+                Ok(side)
+            })
+            .collect::<Result<Vec<_>>>()?;
         let (plan, hidden) = add_statistics(plan, &self.units, keep)?;
+        let plan = harden(plan)?;
         Ok(CheckedQuery {
             lineage,
             verdict,
@@ -497,9 +507,24 @@ impl Sandbox {
             let rows = self.execute_plan(side.plan.clone()).await?;
             sides.push((side.clone(), rows));
         }
+        // The executed types are the coerced ones (the planner's schema predates type
+        // coercion: a CASE of decimals and integers widens once coerced).
+        let schema = match batches.first() {
+            Some(b) if b.num_columns() >= q.visible.fields().len() => {
+                let fields: Vec<_> = b.schema().fields()[..q.visible.fields().len()]
+                    .iter()
+                    .zip(q.visible.fields())
+                    .map(|(actual, named)| {
+                        Arc::new(actual.as_ref().clone().with_name(named.name()))
+                    })
+                    .collect();
+                Arc::new(Schema::new(fields))
+            }
+            _ => q.visible.clone(),
+        };
         Ok(Executed {
             batches,
-            schema: q.visible.clone(),
+            schema,
             hidden: q.hidden.clone(),
             sides,
         })
@@ -552,12 +577,111 @@ impl Sandbox {
     }
 }
 
-/// Parses `sql` once before planning: exactly one statement, and it must be a query. DDL, DML,
-/// COPY, SET and the like are refused here, before the planner could touch files or settings.
+/// Deepest nesting of expressions a query may have (a chain `a + b + … ` of n terms nests n
+/// deep): planning and checking recurse over the tree, so its depth is bounded before either
+/// sees it.
+pub const MAX_EXPR_DEPTH: usize = 128;
+/// Most expression nodes a query may have.
+pub const MAX_EXPR_NODES: usize = 20_000;
+/// Deepest nesting of subqueries.
+pub const MAX_QUERY_DEPTH: usize = 16;
+
+/// [`gate_statement`] on a thread with a large stack: the parser builds (and drops) whatever
+/// tree the text describes, and a tree deep enough to overflow a normal stack must be measured
+/// and refused, not crash the server.
+fn gate_on_a_large_stack(sql: &str) -> Result<()> {
+    let text = sql.to_string();
+    std::thread::Builder::new()
+        .name("erhai-gate".into())
+        .stack_size(256 << 20)
+        .spawn(move || gate_statement(&text))
+        .map_err(|e| EngineError::Execution(format!("could not start the SQL gate: {e}")))?
+        .join()
+        .unwrap_or_else(|_| {
+            Err(EngineError::Forbidden(
+                "the SQL text could not be parsed safely; simplify the query".into(),
+            ))
+        })
+}
+
+/// The depth and size of a parsed query's expressions.
+#[derive(Default)]
+struct Shape {
+    depth: usize,
+    max_depth: usize,
+    nodes: usize,
+    queries: usize,
+    max_queries: usize,
+}
+
+impl datafusion::sql::sqlparser::ast::Visitor for Shape {
+    type Break = ();
+    fn pre_visit_expr(
+        &mut self,
+        _: &datafusion::sql::sqlparser::ast::Expr,
+    ) -> std::ops::ControlFlow<()> {
+        self.depth += 1;
+        self.nodes += 1;
+        self.max_depth = self.max_depth.max(self.depth);
+        if self.max_depth > MAX_EXPR_DEPTH || self.nodes > MAX_EXPR_NODES {
+            return std::ops::ControlFlow::Break(());
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+    fn post_visit_expr(
+        &mut self,
+        _: &datafusion::sql::sqlparser::ast::Expr,
+    ) -> std::ops::ControlFlow<()> {
+        self.depth = self.depth.saturating_sub(1);
+        std::ops::ControlFlow::Continue(())
+    }
+    fn pre_visit_query(
+        &mut self,
+        _: &datafusion::sql::sqlparser::ast::Query,
+    ) -> std::ops::ControlFlow<()> {
+        self.queries += 1;
+        self.max_queries = self.max_queries.max(self.queries);
+        if self.max_queries > MAX_QUERY_DEPTH {
+            return std::ops::ControlFlow::Break(());
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+    fn post_visit_query(
+        &mut self,
+        _: &datafusion::sql::sqlparser::ast::Query,
+    ) -> std::ops::ControlFlow<()> {
+        self.queries = self.queries.saturating_sub(1);
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
+/// Parses `sql` once before planning: exactly one statement, and it must be a query, no deeper
+/// or larger than the bounds. DDL, DML, COPY, SET and the like are refused here, before the
+/// planner could touch files or settings.
 fn gate_statement(sql: &str) -> Result<()> {
     use datafusion::sql::parser::{DFParser, Statement as DfStatement};
-    use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+    use datafusion::sql::sqlparser::ast::{Statement as SqlStatement, Visit};
     let statements = DFParser::parse_sql(sql).map_err(|e| classify(e.to_string()))?;
+    if let Some(DfStatement::Statement(st)) = statements.front() {
+        let mut shape = Shape::default();
+        let _ = st.visit(&mut shape);
+        if shape.max_depth > MAX_EXPR_DEPTH {
+            return Err(EngineError::Forbidden(format!(
+                "the query nests expressions more than {MAX_EXPR_DEPTH} deep (a chain of \
+                 {MAX_EXPR_DEPTH}+ operators or calls); split it or use IN (…) for long lists"
+            )));
+        }
+        if shape.nodes > MAX_EXPR_NODES {
+            return Err(EngineError::Forbidden(format!(
+                "the query has more than {MAX_EXPR_NODES} expressions; split it"
+            )));
+        }
+        if shape.max_queries > MAX_QUERY_DEPTH {
+            return Err(EngineError::Forbidden(format!(
+                "the query nests subqueries more than {MAX_QUERY_DEPTH} deep"
+            )));
+        }
+    }
     if statements.len() != 1 {
         return Err(EngineError::Forbidden(format!(
             "submit exactly one SQL statement; found {}",
@@ -599,7 +723,13 @@ pub fn redact_values(msg: &str) -> String {
 }
 
 fn exec_error(e: datafusion::error::DataFusionError) -> EngineError {
-    EngineError::Execution(redact_values(&e.to_string()))
+    let text = e.to_string();
+    if text.contains("panicked") || text.contains("panic") {
+        return EngineError::Execution(
+            "the query stopped on an internal error (recorded for the operators)".into(),
+        );
+    }
+    EngineError::Execution(redact_values(&text))
 }
 
 /// Turns DataFusion's planning errors into the sandbox's categories.

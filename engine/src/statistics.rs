@@ -344,7 +344,7 @@ impl Cx<'_> {
             let unconditional = analysis.unconditional();
             for path in &analysis.paths {
                 let filter = path.filter();
-                let where_ = format!("{label} on {}", path.describe());
+                let where_ = format!("{} of `{label}`", path.describe());
                 if let Some(filter) = &filter
                     && !unconditional
                 {
@@ -409,7 +409,7 @@ impl Cx<'_> {
                         };
                         let m = &mut measured[at];
                         let t = MeasuredTerm {
-                            label: format!("{where_}: {term_label}"),
+                            label: format!("the term `{term_label}` over {where_}"),
                             aggregate: ai,
                             aggregate_label: label.clone(),
                         };
@@ -528,7 +528,7 @@ fn aggregate_call(e: &Expr) -> Option<(AggregateFunction, String)> {
         other => other,
     };
     match inner {
-        Expr::AggregateFunction(f) => Some((f.clone(), inner.human_display().to_string())),
+        Expr::AggregateFunction(f) => Some((f.clone(), crate::aggregate_args::sql(inner))),
         _ => None,
     }
 }

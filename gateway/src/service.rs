@@ -185,6 +185,22 @@ impl Gateway {
         }
     }
 
+    /// Audits that a call which plans or runs a query was received, before the work that could
+    /// fail: even a call that never returns leaves its trace (the outcome follows in `finish`).
+    fn received(&self, caller: &Caller, action: Action) {
+        let user = &caller.user;
+        self.record(NewEvent {
+            user: user.id.clone(),
+            role: user.role.name().into(),
+            tenant: user.tenant.clone().unwrap_or_default(),
+            action: format!("{}_received", action.name()),
+            object: String::new(),
+            outcome: "allowed".into(),
+            reason: String::new(),
+            digest: caller.digest.clone(),
+        });
+    }
+
     /// Audits the outcome of an authorized call and passes the result through.
     fn finish<T>(
         &self,

@@ -221,10 +221,12 @@ impl Gateway {
                         job.datasets.join(", ")
                     ),
                 );
-                self.0
-                    .engine
-                    .run_dev_query(&job.sql, &tables, &scope_of(&job))
-                    .await
+                guarded(
+                    self.0
+                        .engine
+                        .run_dev_query(&job.sql, &tables, &scope_of(&job)),
+                )
+                .await
             }
             Err(_) => Err(EngineError::Execution("the server is shutting down".into())),
         };
@@ -274,9 +276,9 @@ impl Gateway {
         // The plan check answers at once; only an allowed plan becomes a running job.
         let scope = scope_of(&job);
         let checked = if dp.is_some() {
-            self.0.engine.check_dp_query(&sql, &tables, &scope).await
+            guarded(self.0.engine.check_dp_query(&sql, &tables, &scope)).await
         } else {
-            self.0.engine.check_query(&sql, &tables, &scope).await
+            guarded(self.0.engine.check_query(&sql, &tables, &scope)).await
         };
         match checked {
             Ok((lineage, verdict)) if verdict.allowed() => {
@@ -352,44 +354,47 @@ impl Gateway {
 
     /// Runs an accepted job to awaiting_review or failed, and audits the end.
     async fn run_job(&self, mut job: JobRecord, tables: Vec<StoredTable>) -> JobRecord {
-        let outcome = match self.0.job_slots.acquire().await {
-            Ok(_slot) => {
-                // The job starts: its sandbox unwraps the data keys of the datasets it reads.
-                self.job_event(&job, "job_started", "allowed", String::new());
-                self.job_event(
-                    &job,
-                    "key_use",
-                    "allowed",
-                    format!(
-                        "data keys of {} unwrapped for the job's sandbox",
-                        job.datasets.join(", ")
-                    ),
-                );
-                let scope = scope_of(&job);
-                let scenario = self.scenario_of(&job);
-                match scenario.as_ref().and_then(|s| s.dp) {
-                    Some(settings) => {
-                        let req = erhai_engine::dp::DpRequest {
-                            settings,
-                            epsilon: job.epsilon.unwrap_or(settings.epsilon_per_query),
-                        };
-                        self.0
-                            .engine
-                            .run_dp_query(&job.id, &job.sql, &tables, &scope, &req)
+        let outcome =
+            match self.0.job_slots.acquire().await {
+                Ok(_slot) => {
+                    // The job starts: its sandbox unwraps the data keys of the datasets it reads.
+                    self.job_event(&job, "job_started", "allowed", String::new());
+                    self.job_event(
+                        &job,
+                        "key_use",
+                        "allowed",
+                        format!(
+                            "data keys of {} unwrapped for the job's sandbox",
+                            job.datasets.join(", ")
+                        ),
+                    );
+                    let scope = scope_of(&job);
+                    let scenario = self.scenario_of(&job);
+                    match scenario.as_ref().and_then(|s| s.dp) {
+                        Some(settings) => {
+                            let req = erhai_engine::dp::DpRequest {
+                                settings,
+                                epsilon: job.epsilon.unwrap_or(settings.epsilon_per_query),
+                            };
+                            guarded(
+                                self.0
+                                    .engine
+                                    .run_dp_query(&job.id, &job.sql, &tables, &scope, &req),
+                            )
                             .await
-                    }
-                    None => {
-                        let rules = self.rules_of(scenario.as_ref());
-                        let releases = self.releases_for(&job, &tables);
-                        self.0
-                            .engine
-                            .run_query_with(&job.id, &job.sql, &tables, &scope, &rules, &releases)
+                        }
+                        None => {
+                            let rules = self.rules_of(scenario.as_ref());
+                            let releases = self.releases_for(&job, &tables);
+                            guarded(self.0.engine.run_query_with(
+                                &job.id, &job.sql, &tables, &scope, &rules, &releases,
+                            ))
                             .await
+                        }
                     }
                 }
-            }
-            Err(_) => Err(EngineError::Execution("the server is shutting down".into())),
-        };
+                Err(_) => Err(EngineError::Execution("the server is shutting down".into())),
+            };
         job.finished_at_ms = Some(now_ms());
         let (audit_outcome, reason) = match outcome {
             Ok(o) => {
@@ -516,6 +521,7 @@ impl QueryService for Gateway {
         req: Request<pb::SubmitQueryRequest>,
     ) -> Result<Response<pb::Job>, Status> {
         let user = self.authorize(&req, Action::SubmitQuery, "")?;
+        self.received(&user, Action::SubmitQuery);
         let mut object = String::new();
         let r = self
             .submit_inner(&user, req.into_inner(), &mut object, None)
@@ -530,6 +536,7 @@ impl QueryService for Gateway {
         req: Request<pb::SubmitQueryRequest>,
     ) -> Result<Response<pb::PlanVerdict>, Status> {
         let user = self.authorize(&req, Action::CheckQuery, "")?;
+        self.received(&user, Action::CheckQuery);
         let r = async {
             let r = req.get_ref();
             let scenario = self.query_scenario(&user, &r.scenario)?;
@@ -537,9 +544,9 @@ impl QueryService for Gateway {
             let (sql, scope) = (r.sql.trim(), scenario.scope());
             let engine = &self.0.engine;
             let (_, verdict) = if scenario.dp.is_some() {
-                engine.check_dp_query(sql, &tables, &scope).await
+                guarded(engine.check_dp_query(sql, &tables, &scope)).await
             } else {
-                engine.check_query(sql, &tables, &scope).await
+                guarded(engine.check_query(sql, &tables, &scope)).await
             }
             .map_err(|e| engine_status(&self.outside_scenario(&scenario, e)))?;
             Ok(convert::verdict(&verdict))
@@ -564,6 +571,7 @@ impl QueryService for Gateway {
         req: Request<pb::SubmitQueryRequest>,
     ) -> Result<Response<pb::DevQueryResult>, Status> {
         let user = self.authorize(&req, Action::RunDevQuery, "")?;
+        self.received(&user, Action::RunDevQuery);
         let mut object = String::new();
         let r = self
             .run_dev_inner(&user, req.into_inner(), &mut object)
@@ -606,6 +614,23 @@ impl QueryService for Gateway {
         let r = self.jobs_visible_to(&user, |_| true);
         self.finish(&user, Action::ListJobs, "", r)
             .map(Response::new)
+    }
+}
+
+/// Engine work with a panic turned into an error: the call (or job) fails and is audited, the
+/// server lives, and no panic text reaches anyone but the operators' log.
+async fn guarded<T>(
+    work: impl std::future::Future<Output = Result<T, EngineError>>,
+) -> Result<T, EngineError> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::error!("query planning or execution panicked; the call fails");
+            Err(EngineError::Execution(
+                "the query stopped on an internal error (recorded for the operators)".into(),
+            ))
+        }
     }
 }
 
