@@ -91,9 +91,11 @@ pub fn dataset_json(d: &pb::Dataset) -> Value {
         "id": d.id, "name": d.name, "description": d.description, "provider_unit": d.provider_unit,
         "registered_by": d.registered_by, "version": d.version, "rows": d.rows, "privacy_unit": d.privacy_unit,
         "created_at": time(d.created_at_ms), "dev_sample_rows": d.dev_sample_rows,
+        "dev_sample_rule": d.dev_sample_rule,
         "columns": d.columns.iter().map(|c| json!({
             "name": c.name, "type": c.data_type, "kind": c.kind, "grade": c.grade, "uses": c.uses,
             "aggregate_functions": c.aggregate_functions, "masks": c.masks, "personal": c.personal, "sensitive_personal": c.sensitive_personal,
+            "sample": c.sample,
         })).collect::<Vec<_>>(),
     })
 }
@@ -127,7 +129,7 @@ pub fn datasets_table(ds: &[pb::Dataset]) -> String {
 /// One dataset's schema and policy as a table.
 pub fn dataset_detail(d: &pb::Dataset) -> String {
     let head = format!(
-        "{} ({}) — {} rows, version {}, provider {}, privacy unit {}, development sample {} rows\n{}\n",
+        "{} ({}) — {} rows, version {}, provider {}, privacy unit {}, development sample {} rows\n{}\ndevelopment sample: {}\n",
         d.name,
         d.id,
         d.rows,
@@ -135,10 +137,18 @@ pub fn dataset_detail(d: &pb::Dataset) -> String {
         d.provider_unit,
         d.privacy_unit,
         d.dev_sample_rows,
-        d.description
+        d.description,
+        d.dev_sample_rule
     );
     head + &table(
-        &["column", "type", "kind", "grade", "allowed uses"],
+        &[
+            "column",
+            "type",
+            "kind",
+            "grade",
+            "allowed uses",
+            "in the sample",
+        ],
         d.columns
             .iter()
             .map(|c| {
@@ -162,6 +172,7 @@ pub fn dataset_detail(d: &pb::Dataset) -> String {
                     c.kind.clone(),
                     c.grade.clone(),
                     if uses.is_empty() { "none".into() } else { uses },
+                    c.sample.clone(),
                 ]
             })
             .collect(),

@@ -1,5 +1,6 @@
-//! The development sample through the real engine: deterministic, sized as configured, free of
-//! raw identifiers, and pseudonymized consistently across datasets.
+//! The development sample through the real engine: deterministic, a share of the data and never
+//! all of it, free of raw identifiers, quasi-identifiers coarsened, measures perturbed, rare
+//! combinations left out, and pseudonymized consistently across datasets.
 
 use arrow::array::{Array, AsArray};
 use arrow::record_batch::RecordBatch;
@@ -49,7 +50,8 @@ async fn samples_are_deterministic_sized_and_desensitized() {
         seed: 7,
     };
     let (a, n) = engine.build_dev_sample(stays, &spec).expect("sample");
-    assert_eq!(n, 2_000, "10% of 20,000");
+    // 10% of 20,000 drawn; rows with a rare combination of quasi-identifiers left out.
+    assert!(n > 0 && n <= 2_000, "{n}");
     let first = rows(
         &engine,
         std::slice::from_ref(&a),
@@ -77,17 +79,106 @@ async fn samples_are_deterministic_sized_and_desensitized() {
     .await;
     assert_ne!(column(&first, "id_number"), column(&third, "id_number"));
 
-    // Birth dates and the like are generalized; identifiers never appear raw.
+    // Identifiers never appear raw; quasi-identifiers are coarsened; measures perturbed.
     drop(a);
     let full = rows(
         &engine,
         &[c],
-        "SELECT guest_name, phone, id_number, birth_year FROM hotel_stays",
+        "SELECT guest_name, phone, id_number, gender, birth_year, home_province, home_city, \
+         checkin_date, nights, spend_yuan FROM hotel_stays",
     )
     .await;
     let names = column(&full, "guest_name");
     assert!(names.iter().all(|n| n.contains('*')), "{:?}", &names[..3]);
     assert!(column(&full, "phone").iter().all(|p| p.contains("****")));
+    let years = column(&full, "birth_year");
+    assert!(
+        years.iter().all(|y| y.ends_with('0') || y == "NULL"),
+        "birth years in 10-year bands (or withheld where rare): {:?}",
+        &years[..5]
+    );
+    assert_eq!(
+        column(&full, "home_city"),
+        column(&full, "home_province"),
+        "a city becomes its province"
+    );
+    assert!(
+        column(&full, "checkin_date")
+            .iter()
+            .all(|d| d.ends_with("-01"))
+    );
+    let spend = column(&full, "spend_yuan");
+    assert!(
+        spend.iter().all(|v| {
+            let digits: String = v.chars().filter(|c| c.is_ascii_digit()).collect();
+            digits.trim_start_matches('0').trim_end_matches('0').len() <= 2
+        }),
+        "spend rounded to two significant digits: {:?}",
+        &spend[..5]
+    );
+    // k-anonymity: every combination of the quasi-identifiers occurs at least 5 times (rare
+    // ones lost their values, and those rows share the combination of withheld values).
+    let mut combos: std::collections::HashMap<(String, String, String), usize> = Default::default();
+    let (g, y, p) = (
+        column(&full, "gender"),
+        years.clone(),
+        column(&full, "home_province"),
+    );
+    for i in 0..g.len() {
+        *combos
+            .entry((g[i].clone(), y[i].clone(), p[i].clone()))
+            .or_default() += 1;
+    }
+    assert!(combos.values().all(|&n| n >= 5), "{combos:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_dataset_gets_a_small_sample_and_a_tiny_one_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let master = MasterKey::create(&dir.path().join("master.key")).expect("key");
+    let engine =
+        Engine::new(dir.path(), master, Limits::default(), Default::default()).expect("engine");
+    // 963 stays: the old floor of 1,000 rows "sampled" all of them.
+    let data = demo_data::generate(5, Sizes::with_stays(963)).expect("data");
+    let stays = data.hotel_stays.clone();
+    let tables = store_demo_tables(&engine, data).expect("store");
+    let (sample, n) = engine
+        .build_dev_sample(&tables[0], &SampleSpec::default())
+        .expect("sample");
+    assert!(n <= 96, "at most a tenth: {n}");
+    let got = rows(
+        &engine,
+        &[sample],
+        "SELECT birth_year, nights, spend_yuan FROM hotel_stays",
+    )
+    .await;
+    let exact: std::collections::HashSet<String> = {
+        let by = stays.column_by_name("birth_year").expect("column");
+        let by = arrow::compute::cast(by, &arrow::datatypes::DataType::Utf8).expect("cast");
+        by.as_string::<i32>()
+            .iter()
+            .flatten()
+            .filter(|v| !v.ends_with('0'))
+            .map(str::to_string)
+            .collect()
+    };
+    assert!(
+        column(&got, "birth_year")
+            .iter()
+            .all(|y| !exact.contains(y)),
+        "no exact birth year"
+    );
+    // Under 100 rows: no sample rows at all.
+    let tiny = demo_data::generate(6, Sizes::with_stays(90)).expect("data");
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let master = MasterKey::create(&dir2.path().join("master.key")).expect("key");
+    let engine2 =
+        Engine::new(dir2.path(), master, Limits::default(), Default::default()).expect("engine");
+    let tables = store_demo_tables(&engine2, tiny).expect("store");
+    let (_, n) = engine2
+        .build_dev_sample(&tables[0], &SampleSpec::default())
+        .expect("sample");
+    assert_eq!(n, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,7 +186,7 @@ async fn pseudonyms_join_across_samples_and_differ_across_scopes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (engine, tables) = engine(dir.path());
     let spec = SampleSpec {
-        rate: 1.0,
+        rate: 0.1,
         floor: 0,
         seed: 0,
     };
@@ -103,7 +194,7 @@ async fn pseudonyms_join_across_samples_and_differ_across_scopes() {
         .iter()
         .map(|t| engine.build_dev_sample(t, &spec).expect("sample").0)
         .collect();
-    // With full samples, the pseudonymized join finds the same pairs as the raw join would.
+    // Pseudonyms of one person are equal in both samples, so the join finds pairs.
     let joined = rows(
         &engine,
         &samples,

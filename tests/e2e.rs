@@ -716,7 +716,29 @@ async fn development_runs_on_desensitized_samples() {
     let raw = demo_data::generate(SEED, Sizes::with_stays(STAYS)).expect("data");
 
     let d = analyst.get_dataset("hotel_stays").await.expect("dataset");
-    assert_eq!(d.dev_sample_rows, 1_000, "1% of 3,000 is below the floor");
+    assert_eq!(
+        d.dev_sample_rows, 300,
+        "1% of 3,000 is below the floor of 1,000, but a sample is never more than a tenth"
+    );
+    assert!(
+        d.dev_sample_rule.contains("at most 10%"),
+        "{}",
+        d.dev_sample_rule
+    );
+    let by = |c: &str| {
+        d.columns
+            .iter()
+            .find(|x| x.name == c)
+            .expect("column")
+            .sample
+            .clone()
+    };
+    assert_eq!(by("birth_year"), "generalized to 10-wide bands");
+    assert_eq!(
+        by("id_number"),
+        "pseudonymized (keyed, joins across samples)"
+    );
+    assert!(by("spend_yuan").starts_with("perturbed"));
 
     // Row-level output is fine in development: the sample is desensitized.
     let (job, _, rows) = analyst
@@ -724,7 +746,7 @@ async fn development_runs_on_desensitized_samples() {
         .await
         .expect("dev query");
     assert_eq!((job.env.as_str(), job.state.as_str()), ("dev", "completed"));
-    assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 1_000);
+    assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 300);
     let seen = strings(&rows);
     let stays = &raw.hotel_stays;
     for column in ["id_number", "phone", "guest_name", "stay_id"] {

@@ -153,12 +153,14 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
         engine.discard_dataset(id);
     }
     let interrupted = store.fail_interrupted_jobs()?;
+    // Development samples drawn under older rules are drawn again under the current ones.
+    let resampled = crate::service::upgrade_dev_samples(&store, &engine, &cfg.dev)?;
     audit.append(NewEvent {
         user: "-".into(),
         action: "startup".into(),
         outcome: "allowed".into(),
         reason: format!(
-            "recovery: {orphans} orphaned files removed, {} uncommitted uploads discarded, {} interrupted jobs marked failed",
+            "recovery: {orphans} orphaned files removed, {} uncommitted uploads discarded, {} interrupted jobs marked failed, {resampled} development samples rebuilt under the current rules",
             uncommitted.len(),
             interrupted.len()
         ),

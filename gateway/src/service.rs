@@ -4,6 +4,7 @@
 
 mod admin;
 mod catalog;
+pub(crate) use catalog::upgrade_dev_samples;
 mod convert;
 mod lineage;
 mod quality;

@@ -115,6 +115,10 @@ pub struct DevSampleRecord {
     pub policy: DatasetPolicy,
     /// The sample's data key, wrapped by the master key.
     pub wrapped_key: Vec<u8>,
+    /// The version of the desensitization rules it was built under
+    /// (`erhai_policies::dev_sample::RULES_VERSION`; 0: before versions).
+    #[serde(default)]
+    pub rules: u32,
 }
 
 /// Job states.

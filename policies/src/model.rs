@@ -301,6 +301,10 @@ pub struct ColumnPolicy {
     /// never taken from the data).
     #[serde(default)]
     pub bounds: Option<Bounds>,
+    /// How the development sample coarsens the column (the policy's `sample` key; none: the
+    /// default of its kind, see [`crate::dev_sample`]).
+    #[serde(default)]
+    pub sample: Option<crate::dev_sample::Generalization>,
 }
 
 /// The declared range of a measure's values.
@@ -368,8 +372,12 @@ impl ColumnPolicy {
             masks,
             data_type,
             bounds,
+            sample,
         } = spec;
         let kind = ColumnKind::parse(column, &kind)?;
+        let sample = sample
+            .map(|s| crate::dev_sample::Generalization::parse(column, &s))
+            .transpose()?;
         let grade = Grade::parse(column, &grade)?;
         if grade == Grade::Core {
             return Err(PolicyError::CoreData(column.to_string()));
@@ -438,6 +446,7 @@ impl ColumnPolicy {
             preset: preset_name,
             data_type,
             bounds,
+            sample,
         })
     }
 }
@@ -468,6 +477,10 @@ pub struct ColumnSpec {
     /// Declared Arrow type.
     #[serde(default, rename = "type")]
     pub data_type: Option<String>,
+    /// How the development sample coarsens the column: `band(N)`, `month`, `year`,
+    /// `from(column)`, `perturb`, `drop`, `keep`.
+    #[serde(default)]
+    pub sample: Option<String>,
     /// Declared value range of a measure, `[lower, upper]`, for differential privacy.
     #[serde(default)]
     pub bounds: Option<[f64; 2]>,
@@ -570,6 +583,20 @@ impl DatasetPolicy {
         }
         if !schema.iter().any(|(n, _)| *n == self.privacy_unit) {
             return Err(PolicyError::BadPrivacyUnit(self.privacy_unit.clone()));
+        }
+        for (name, col) in &self.columns {
+            if let Some(crate::dev_sample::Generalization::From(other)) = &col.sample {
+                let ok = other != name
+                    && self.columns.get(other).is_some_and(|o| {
+                        !o.kind.is_personal_identifier() && o.kind != ColumnKind::IdCard
+                    });
+                if !ok {
+                    return Err(PolicyError::Invalid(format!(
+                        "column {name}: sample = \"from({other})\" must name another column of \
+                         the dataset that is not an identifier"
+                    )));
+                }
+            }
         }
         Ok(())
     }

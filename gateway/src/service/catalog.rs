@@ -189,6 +189,7 @@ impl Gateway {
             fields: convert::stored_fields(&sample.schema),
             policy: sample.policy,
             wrapped_key: sample.wrapped_key,
+            rules: erhai_policies::dev_sample::RULES_VERSION,
         });
         Ok(record)
     }
@@ -684,4 +685,48 @@ impl GovernanceService for Gateway {
         self.finish(&user, Action::TenantReport, &object, r)
             .map(Response::new)
     }
+}
+
+/// Rebuilds the development samples that older desensitization rules built (a sample that held
+/// all of a small dataset, birth years unbanded, measures exact), under the current rules, with
+/// the same seed and at most the current share; returns how many were rebuilt.
+pub(crate) fn upgrade_dev_samples(
+    store: &crate::state::Store,
+    engine: &erhai_engine::Engine,
+    cfg: &crate::config::DevConfig,
+) -> Result<usize, crate::error::GatewayError> {
+    use erhai_policies::dev_sample::{MAX_SHARE, RULES_VERSION};
+    let mut rebuilt = 0;
+    for mut d in store.datasets()? {
+        let Some(old) = d.dev.clone() else { continue };
+        if old.rules >= RULES_VERSION {
+            continue;
+        }
+        let spec = SampleSpec {
+            rate: old.rate.clamp(f64::MIN_POSITIVE, MAX_SHARE),
+            floor: cfg.sample_floor,
+            seed: old.seed,
+        };
+        let table = convert::stored_table(&d, Env::Prod)
+            .map_err(|s| crate::error::GatewayError::Store(s.message().to_string()))?
+            .ok_or_else(|| crate::error::GatewayError::Store("dataset without its table".into()))?;
+        let (sample, rows) = engine
+            .build_dev_sample(&table, &spec)
+            .map_err(|e| crate::error::GatewayError::Store(e.to_string()))?;
+        d.dev = Some(DevSampleRecord {
+            rows,
+            rate: spec.rate,
+            seed: spec.seed,
+            fields: convert::stored_fields(&sample.schema),
+            policy: sample.policy,
+            wrapped_key: sample.wrapped_key,
+            rules: RULES_VERSION,
+        });
+        store.put_dataset(&d)?;
+        rebuilt += 1;
+    }
+    if rebuilt > 0 {
+        store.flush()?;
+    }
+    Ok(rebuilt)
 }

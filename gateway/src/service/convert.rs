@@ -54,9 +54,34 @@ pub fn dataset(d: &DatasetRecord) -> pb::Dataset {
                 masks: p
                     .map(|p| p.masks.iter().map(|m| m.to_string()).collect())
                     .unwrap_or_default(),
+                sample: erhai_policies::dev_sample::treatment(&f.name, &f.data_type, &d.policy)
+                    .describe(),
             }
         })
         .collect();
+    let treated: Vec<(String, erhai_policies::dev_sample::Treatment)> = d
+        .fields
+        .iter()
+        .map(|f| {
+            (
+                f.name.clone(),
+                erhai_policies::dev_sample::treatment(&f.name, &f.data_type, &d.policy),
+            )
+        })
+        .collect();
+    let quasi = erhai_policies::dev_sample::quasi_identifiers(&treated, &d.policy);
+    let dev_sample_rule = format!(
+        "a sample of at most {:.0}% of the rows (none for fewer than {}), desensitized column by \
+         column; rows whose combination of {} is shared by fewer than {} sample rows are left out",
+        erhai_policies::dev_sample::MAX_SHARE * 100.0,
+        erhai_policies::dev_sample::MIN_ROWS,
+        if quasi.is_empty() {
+            "quasi-identifiers (none here)".to_string()
+        } else {
+            quasi.join(", ")
+        },
+        erhai_policies::dev_sample::SAMPLE_K
+    );
     pb::Dataset {
         id: d.id.clone(),
         name: d.name.clone(),
@@ -71,6 +96,7 @@ pub fn dataset(d: &DatasetRecord) -> pb::Dataset {
         dev_sample_rows: d.dev.as_ref().map_or(0, |s| s.rows),
         social_tenant: d.social_tenant.clone().unwrap_or_default(),
         import_status: import_status.into(),
+        dev_sample_rule,
     }
 }
 
