@@ -611,6 +611,25 @@ async fn nothing_at_rest_is_plaintext_and_restart_keeps_state() {
     // A restart keeps datasets, jobs and the audit chain.
     let analyst = p.client("analyst").await.expect("analyst");
     let job = analyst.submit(S, BY_DISTRICT).await.expect("submit");
+    // Job records are sealed: a literal an analyst typed (it may be personal) is not on disk.
+    let literal = "洱海边上的一家独特客栈Z9";
+    let typed = analyst
+        .submit(
+            S,
+            &format!("SELECT count(*) AS n FROM hotel_stays WHERE hotel_name = '{literal}'"),
+        )
+        .await
+        .expect("submit");
+    p.client("auditor")
+        .await
+        .expect("auditor")
+        .finished(&typed.id, LIMIT)
+        .await
+        .expect("run");
+    assert!(
+        !contains_bytes(&p.dir, literal.as_bytes()).expect("scan"),
+        "a query's literal found in plaintext on disk"
+    );
     let p = p.restart().await.expect("restart");
     let analyst = p.client("analyst").await.expect("reconnect");
     assert_eq!(

@@ -16,11 +16,75 @@ use crate::unit_stats::UnitKey;
 
 const KEY_LEN: usize = 32;
 
-/// The platform master key. It wraps data keys, and a key derived from it (HKDF) keys the
-/// per-scope pseudonyms; nothing else.
+/// The platform master key. It wraps data keys; keys derived from it (HKDF) key the per-scope
+/// pseudonyms and seal the platform's records at rest; nothing else.
 pub struct MasterKey {
     wrapping: LessSafeKey,
     pseudonym_root: hmac::Key,
+    records: std::sync::Arc<LessSafeKey>,
+}
+
+/// Seals records of the platform's metadata at rest (job records hold SQL texts, which may
+/// carry a personal literal an analyst typed): AES-256-GCM under a key derived from the master
+/// key, each record bound to its name. It seals and opens; the key itself is never exposed.
+#[derive(Clone)]
+pub struct RecordSealer {
+    key: std::sync::Arc<LessSafeKey>,
+}
+
+impl fmt::Debug for RecordSealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RecordSealer(<redacted>)")
+    }
+}
+
+/// How a sealed record starts: records without it are from before sealing.
+pub const SEALED_PREFIX: &[u8] = b"ERS1";
+
+impl RecordSealer {
+    /// `plain` sealed under `name` (bound as associated data).
+    pub fn seal(&self, name: &str, plain: &[u8]) -> Result<Vec<u8>> {
+        let mut nonce = [0u8; NONCE_LEN];
+        SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| EngineError::Crypto("system random source failed".into()))?;
+        let mut buf = plain.to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(name.as_bytes()),
+                &mut buf,
+            )
+            .map_err(|_| EngineError::Crypto("sealing a record failed".into()))?;
+        let mut out = Vec::with_capacity(SEALED_PREFIX.len() + NONCE_LEN + buf.len());
+        out.extend_from_slice(SEALED_PREFIX);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&buf);
+        Ok(out)
+    }
+
+    /// The plain bytes of a record sealed under `name`.
+    pub fn open(&self, name: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+        let body = sealed
+            .strip_prefix(SEALED_PREFIX)
+            .ok_or_else(|| EngineError::Crypto(format!("record {name} is not sealed")))?;
+        if body.len() < NONCE_LEN + AES_256_GCM.tag_len() {
+            return Err(EngineError::Crypto(format!("record {name} is truncated")));
+        }
+        let (nonce, rest) = body.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce)
+            .map_err(|_| EngineError::Crypto("bad nonce".into()))?;
+        let mut buf = rest.to_vec();
+        let plain = self
+            .key
+            .open_in_place(nonce, Aad::from(name.as_bytes()), &mut buf)
+            .map_err(|_| {
+                EngineError::Crypto(format!(
+                    "record {name} does not open with this master key (altered or moved)"
+                ))
+            })?;
+        Ok(plain.to_vec())
+    }
 }
 
 impl fmt::Debug for MasterKey {
@@ -94,10 +158,26 @@ impl MasterKey {
             .expand(&[b"pseudonym"], hmac::HMAC_SHA256)
             .map_err(|_| EngineError::Crypto("deriving the pseudonym key failed".into()))?
             .into();
+        let mut records = [0u8; KEY_LEN];
+        hkdf::Salt::new(hkdf::HKDF_SHA256, b"erhai master key v1")
+            .extract(bytes)
+            .expand(&[b"records"], &AES_256_GCM)
+            .and_then(|okm| okm.fill(&mut records))
+            .map_err(|_| EngineError::Crypto("deriving the record key failed".into()))?;
+        let records = UnboundKey::new(&AES_256_GCM, &records)
+            .map_err(|_| EngineError::Crypto("invalid record key".into()))?;
         Ok(MasterKey {
             wrapping: LessSafeKey::new(key),
             pseudonym_root,
+            records: std::sync::Arc::new(LessSafeKey::new(records)),
         })
+    }
+
+    /// The sealer of the platform's metadata records.
+    pub fn record_sealer(&self) -> RecordSealer {
+        RecordSealer {
+            key: self.records.clone(),
+        }
     }
 
     /// The `pseudonym()` key of one scope (e.g. a scenario): stable for the scope, unrelated

@@ -34,7 +34,7 @@ pub use checks::{CheckReport, ResultShape, RowPopulation, RowUnits, SUBQUERY_ROW
 pub use dev_sample::{BuiltSample, SampleSpec};
 pub use differencing::EarlierRow;
 pub use error::{EngineError, Result};
-pub use keys::{DataKey, MasterKey};
+pub use keys::{DataKey, MasterKey, RecordSealer};
 pub use masks::PseudonymKey;
 pub use sandbox::{Limits, Sandbox, TableSpec};
 pub use statistics::Source;
@@ -274,6 +274,11 @@ impl Engine {
     /// Bytes of decrypted batches the cache holds (0 without a cache).
     pub fn cached_bytes(&self) -> usize {
         self.cache.as_ref().map_or(0, |c| c.bytes())
+    }
+
+    /// The sealer of the platform's metadata records (derived from the master key).
+    pub fn record_sealer(&self) -> RecordSealer {
+        self.master.record_sealer()
     }
 
     /// The release rules in force.

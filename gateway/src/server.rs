@@ -139,7 +139,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
         cfg.release_rules(),
     )?;
     let ca = CertificateAuthority::load(&cfg.tls_dir())?;
-    let store = Store::open(&cfg.meta_dir())?;
+    let store = Store::open(&cfg.meta_dir())?.sealed_with(engine.record_sealer());
     let audit = AuditLog::open(
         store.db(),
         signing_key(&cfg.audit_key_path())?,
@@ -153,6 +153,8 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
         engine.discard_dataset(id);
     }
     let interrupted = store.fail_interrupted_jobs()?;
+    // Job records written before they were sealed are sealed now.
+    let sealed = store.seal_plain_jobs()?;
     // Development samples drawn under older rules are drawn again under the current ones.
     let resampled = crate::service::upgrade_dev_samples(&store, &engine, &cfg.dev)?;
     audit.append(NewEvent {
@@ -160,7 +162,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
         action: "startup".into(),
         outcome: "allowed".into(),
         reason: format!(
-            "recovery: {orphans} orphaned files removed, {} uncommitted uploads discarded, {} interrupted jobs marked failed, {resampled} development samples rebuilt under the current rules",
+            "recovery: {orphans} orphaned files removed, {} uncommitted uploads discarded, {} interrupted jobs marked failed, {resampled} development samples rebuilt under the current rules, {sealed} job records sealed",
             uncommitted.len(),
             interrupted.len()
         ),

@@ -244,6 +244,9 @@ pub struct Store {
     datasets: sled::Tree,
     dataset_names: sled::Tree,
     jobs: sled::Tree,
+    /// Seals job records at rest (their SQL texts may carry a personal literal); a store
+    /// opened without it (offline tools) reads records from before sealing only.
+    sealer: Option<erhai_engine::RecordSealer>,
 }
 
 /// Changes the JSON record under `key` in `tree` atomically (compare-and-swap, retried on a
@@ -297,7 +300,71 @@ impl Store {
             dataset_names: db.open_tree("dataset_names")?,
             jobs: db.open_tree("jobs")?,
             db,
+            sealer: None,
         })
+    }
+
+    /// This store, sealing job records with `sealer` (and opening sealed ones).
+    pub fn sealed_with(mut self, sealer: erhai_engine::RecordSealer) -> Store {
+        self.sealer = Some(sealer);
+        self
+    }
+
+    fn job_name(id: &str) -> String {
+        format!("jobs/{id}")
+    }
+
+    /// A job record's stored bytes: sealed when the store has a sealer.
+    fn seal_job(&self, j: &JobRecord) -> Result<Vec<u8>, GatewayError> {
+        let plain = serde_json::to_vec(j).map_err(|e| GatewayError::Store(e.to_string()))?;
+        match &self.sealer {
+            Some(s) => s
+                .seal(&Self::job_name(&j.id), &plain)
+                .map_err(|e| GatewayError::Store(e.to_string())),
+            None => Ok(plain),
+        }
+    }
+
+    /// A job record from its stored bytes (sealed, or from before sealing).
+    fn open_job(&self, id: &str, bytes: &[u8]) -> Result<JobRecord, GatewayError> {
+        let plain;
+        let json = if bytes.starts_with(erhai_engine::keys::SEALED_PREFIX) {
+            let s = self.sealer.as_ref().ok_or_else(|| {
+                GatewayError::Store(format!(
+                    "job {id} is sealed: opening it needs the master key"
+                ))
+            })?;
+            plain = s
+                .open(&Self::job_name(id), bytes)
+                .map_err(|e| GatewayError::Store(e.to_string()))?;
+            plain.as_slice()
+        } else {
+            bytes
+        };
+        serde_json::from_slice(json)
+            .map_err(|e| GatewayError::Store(format!("corrupt job {id}: {e}")))
+    }
+
+    /// Seals the job records written before sealing; returns how many.
+    pub fn seal_plain_jobs(&self) -> Result<usize, GatewayError> {
+        if self.sealer.is_none() {
+            return Ok(0);
+        }
+        let mut n = 0;
+        for item in self.jobs.iter() {
+            let (key, value) = item?;
+            if value.starts_with(erhai_engine::keys::SEALED_PREFIX) {
+                continue;
+            }
+            let id = String::from_utf8_lossy(&key).to_string();
+            let j = self.open_job(&id, &value)?;
+            self.jobs.insert(key, self.seal_job(&j)?)?;
+            n += 1;
+        }
+        if n > 0 {
+            self.flush()?;
+        }
+        Ok(n)
     }
 
     /// The underlying database (for the audit chain's trees).
@@ -427,12 +494,15 @@ impl Store {
 
     /// A job by id.
     pub fn job(&self, id: &str) -> Result<Option<JobRecord>, GatewayError> {
-        Self::get(&self.jobs, id)
+        match self.jobs.get(id.as_bytes())? {
+            None => Ok(None),
+            Some(v) => self.open_job(id, &v).map(Some),
+        }
     }
 
     /// Writes a job record.
     pub fn put_job(&self, j: &JobRecord) -> Result<(), GatewayError> {
-        Self::put(&self.jobs, &j.id, j)?;
+        self.jobs.insert(j.id.as_bytes(), self.seal_job(j)?)?;
         self.flush()
     }
 
@@ -448,13 +518,12 @@ impl Store {
             let Some(old) = self.jobs.get(id.as_bytes())? else {
                 return Ok(None);
             };
-            let mut job: JobRecord = serde_json::from_slice(&old)
-                .map_err(|e| GatewayError::Store(format!("corrupt job {id}: {e}")))?;
+            let mut job = self.open_job(id, &old)?;
             if job.state != from {
                 return Ok(None);
             }
             update(&mut job);
-            let new = serde_json::to_vec(&job).map_err(|e| GatewayError::Store(e.to_string()))?;
+            let new = self.seal_job(&job)?;
             if self
                 .jobs
                 .compare_and_swap(id.as_bytes(), Some(old), Some(new))?
@@ -468,7 +537,13 @@ impl Store {
 
     /// All jobs.
     pub fn jobs(&self) -> Result<Vec<JobRecord>, GatewayError> {
-        Self::all(&self.jobs)
+        self.jobs
+            .iter()
+            .map(|item| {
+                let (k, v) = item?;
+                self.open_job(&String::from_utf8_lossy(&k), &v)
+            })
+            .collect()
     }
 
     /// Marks jobs left running by a crash as failed; returns their ids.
@@ -479,7 +554,7 @@ impl Store {
                 j.state = JobState::Failed;
                 j.error = Some("interrupted by a server restart; submit the query again".into());
                 j.finished_at_ms = Some(now_ms());
-                Self::put(&self.jobs, &j.id, &j)?;
+                self.jobs.insert(j.id.as_bytes(), self.seal_job(&j)?)?;
                 ids.push(j.id);
             }
         }
