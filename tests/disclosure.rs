@@ -296,7 +296,12 @@ async fn differencing_and_complementary_suppression_are_caught() {
         .await
         .expect("submit");
     let less_one = full(&auditor, less_one).await;
-    assert_eq!(rules_of(&less_one, 0), vec!["differencing"]);
+    let rules = rules_of(&less_one, 0);
+    assert!(
+        rules.contains(&"differencing".to_string())
+            && rules.contains(&"linear-combination".to_string()),
+        "{rules:?}"
+    );
     assert_eq!(outcome_of(&less_one, 0), "fail");
     let f = &less_one.report.as_ref().expect("report").rows[0].findings[0];
     assert!(
@@ -389,6 +394,32 @@ async fn differencing_and_complementary_suppression_are_caught() {
         .expect("submit");
     let e = full(&auditor, e).await;
     assert_eq!(outcome_of(&e, 0), "pass");
+
+    // A general tracker: A ∪ {t}, A ∪ B and B, every pair far apart, combine to t. The third
+    // release fails the linear audit. (A: the firms of F; B: those of E; t: one firm of D.)
+    let tracked = "(district = 'F' OR (district = 'D' AND employees = 1))";
+    let first = analyst.submit(S, &count(tracked)).await.expect("submit");
+    let first = full(&auditor, first).await;
+    approve(&reviewer, &first).await;
+    let second = analyst
+        .submit(S, &count("district IN ('F', 'E')"))
+        .await
+        .expect("submit");
+    let second = full(&auditor, second).await;
+    assert_eq!(outcome_of(&second, 0), "pass", "{:?}", second.report);
+    approve(&reviewer, &second).await;
+    let third = analyst
+        .submit(S, &count("district = 'E'"))
+        .await
+        .expect("submit");
+    let third = full(&auditor, third).await;
+    assert_eq!(
+        rules_of(&third, 0),
+        vec!["linear-combination"],
+        "{:?}",
+        third.report
+    );
+    assert_eq!(outcome_of(&third, 0), "fail");
     p.stop().await.expect("stop");
 }
 

@@ -131,6 +131,8 @@ pub struct RowPopulation {
     pub dataset: String,
     /// Where it comes from (populations of one source are not differenced against each other).
     pub source: Source,
+    /// Whether a released figure is computed over it (see [`crate::statistics::Population`]).
+    pub figure: bool,
     /// Its units.
     pub set: UnitSet,
 }
@@ -269,6 +271,7 @@ pub(crate) fn row_findings(
                 sets.push(RowPopulation {
                     dataset: dataset.clone(),
                     source: population.source,
+                    figure: population.figure,
                     set,
                 });
             }
@@ -397,6 +400,7 @@ pub fn apply_checks(
                 .map(|(dataset, set)| RowPopulation {
                     dataset: dataset.clone(),
                     source: Source::Subquery(i),
+                    figure: true,
                     set: set.clone(),
                 })
                 .collect(),

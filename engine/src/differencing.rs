@@ -275,6 +275,7 @@ mod tests {
             sets: vec![RowPopulation {
                 dataset: "d".into(),
                 source: Source::Group,
+                figure: true,
                 set: s,
             }],
         }
@@ -335,16 +336,19 @@ mod tests {
             RowPopulation {
                 dataset: "d".into(),
                 source: Source::Group,
+                figure: true,
                 set: set(0..40),
             },
             RowPopulation {
                 dataset: "d".into(),
                 source: Source::Aggregate(0),
+                figure: true,
                 set: set(0..38),
             },
             RowPopulation {
                 dataset: "d".into(),
                 source: Source::Aggregate(1),
+                figure: true,
                 set: set(0..35),
             },
         ];

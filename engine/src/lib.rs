@@ -5,6 +5,7 @@
 //! network: the gateway tells it which tables a job may read and what to do with the result.
 
 pub(crate) mod aggregate_args;
+pub mod audit;
 pub mod cache;
 pub mod checks;
 pub mod dev_sample;
@@ -155,6 +156,9 @@ pub trait Releases: Send + Sync {
         dataset: &str,
         units: &[u32],
     ) -> std::result::Result<(Vec<differencing::EarlierRow>, bool), String>;
+
+    /// The linear audit of the figures released over `dataset` so far (none: nothing yet).
+    fn audit(&self, dataset: &str) -> std::result::Result<Option<audit::LinearAudit>, String>;
 }
 
 /// No earlier releases.
@@ -167,6 +171,10 @@ impl Releases for NoReleases {
         _: &[u32],
     ) -> std::result::Result<(Vec<differencing::EarlierRow>, bool), String> {
         Ok((Vec::new(), true))
+    }
+
+    fn audit(&self, _: &str) -> std::result::Result<Option<audit::LinearAudit>, String> {
+        Ok(None)
     }
 }
 
@@ -208,6 +216,60 @@ pub fn differencing_findings(
         let o = differencing::check(d, units, &earlier, rules, budget);
         budget = budget.saturating_sub(o.comparisons);
         out.extend(o.flags);
+        // Combinations of more than two figures: the linear audit.
+        let state = releases
+            .audit(d)
+            .map_err(|e| EngineError::Execution(format!("the release ledger: {e}")))?
+            .unwrap_or_default();
+        let any_released = units
+            .iter()
+            .any(|r| r.row < checks::SUBQUERY_ROWS && r.released_row.is_some());
+        let figures: Vec<(u64, Vec<&unit_set::UnitSet>)> = units
+            .iter()
+            .filter(|r| {
+                r.released_row.is_some() || (r.row >= checks::SUBQUERY_ROWS && any_released)
+            })
+            .map(|r| {
+                (
+                    r.row,
+                    r.sets
+                        .iter()
+                        .filter(|p| p.dataset == d && p.figure)
+                        .map(|p| &p.set)
+                        .collect(),
+                )
+            })
+            .collect();
+        let audited = state.check(&figures, rules.k);
+        for (row, n) in audited.isolating {
+            out.push((
+                row,
+                erhai_policies::Finding::fail(
+                    "linear-combination",
+                    format!(
+                        "its figures, combined with other released figures over {d}, isolate \
+                         {n} unit(s) (fewer than k = {}): a sum or difference of released \
+                         counts or sums would disclose them",
+                        rules.k
+                    ),
+                ),
+            ));
+        }
+        if audited.exhausted {
+            out.push((
+                checks::SUBQUERY_ROWS,
+                erhai_policies::Finding::fail(
+                    "differencing-incomplete",
+                    format!(
+                        "the linear audit over {d} stopped at its bound ({} units, rank {}): a \
+                         result that was not audited against every release over the same data \
+                         is withheld",
+                        state.units(),
+                        state.rank()
+                    ),
+                ),
+            ));
+        }
         if o.exhausted || !complete {
             // Rows cannot be named: nothing of the result may pass an incomplete check.
             out.push((

@@ -39,6 +39,10 @@ pub struct Population {
     pub may_be_empty: bool,
     /// Where it comes from: populations of one source are not differenced against each other.
     pub source: Source,
+    /// Whether a released figure is computed over it (a group, a side of a condition that
+    /// carries a value, a subquery), as opposed to a side whose rows take part in no figure
+    /// (the rows a FILTER leaves out, an ELSE NULL): the linear audit combines figures.
+    pub figure: bool,
 }
 
 /// Where a population comes from.
@@ -59,6 +63,7 @@ impl Population {
             what: None,
             may_be_empty: false,
             source: Source::Group,
+            figure: true,
         }
     }
 }
@@ -368,6 +373,7 @@ impl Cx<'_> {
                                     what: Some(where_.clone()),
                                     may_be_empty: path.may_be_empty,
                                     source: Source::Aggregate(ai),
+                                    figure: path.value != PathValue::Null,
                                 },
                             },
                             source: None,

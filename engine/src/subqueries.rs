@@ -104,6 +104,7 @@ pub(crate) fn side_plans(
                     what: Some(format!("the rows of subquery {what}")),
                     may_be_empty: false,
                     source: Source::Group,
+                    figure: true,
                 },
             });
         }

@@ -19,6 +19,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use erhai_engine::audit::LinearAudit;
 use erhai_engine::unit_set::UnitSet;
 use erhai_engine::{EarlierRow, LEDGER_PREFIX, RowPopulation, RowUnits, Source};
 
@@ -33,10 +34,14 @@ pub const MAX_INDEX_ENTRIES: usize = 2_000_000;
 pub struct PopulationLedger {
     populations: sled::Tree,
     index: sled::Tree,
+    /// Per dataset, the linear audit of every figure released over it
+    /// ([`erhai_engine::audit::LinearAudit`]), updated as releases are approved.
+    audits: sled::Tree,
 }
 
 const RELEASED: u8 = 1;
 const GROUP: u8 = 2;
+const FIGURE: u8 = 4;
 
 fn corrupt() -> GatewayError {
     GatewayError::Store("corrupt population-ledger record".into())
@@ -105,6 +110,7 @@ impl PopulationLedger {
         let ledger = PopulationLedger {
             populations: db.open_tree("populations")?,
             index: db.open_tree("population_index")?,
+            audits: db.open_tree("release_audits")?,
         };
         ledger.migrate(db, id_of)?;
         Ok(ledger)
@@ -152,6 +158,7 @@ impl PopulationLedger {
                 .push(RowPopulation {
                     dataset: id,
                     source: Source::Group,
+                    figure: true,
                     set,
                 });
         }
@@ -197,6 +204,9 @@ impl PopulationLedger {
                 }
                 if p.source == Source::Group && r.row < erhai_engine::SUBQUERY_ROWS {
                     flags |= GROUP;
+                }
+                if p.figure {
+                    flags |= FIGURE;
                 }
                 let encoded = p.set.encode();
                 let mut value = Vec::with_capacity(6 + encoded.len());
@@ -244,6 +254,7 @@ impl PopulationLedger {
                     .push(RowPopulation {
                         dataset: name.clone(),
                         source,
+                        figure: flags & FIGURE != 0,
                         set,
                     });
             }
@@ -301,6 +312,74 @@ impl PopulationLedger {
     }
 }
 
+impl PopulationLedger {
+    /// The linear audit of dataset `id`: every figure population of the released rows of jobs
+    /// for which `released(job)` holds. Built from the ledger while none is stored (datasets
+    /// released before the audit existed); stored, and kept up to date, only by
+    /// [`Self::record_release`], under the release lock.
+    pub fn audit(
+        &self,
+        id: &str,
+        mut released: impl FnMut(&str) -> bool,
+    ) -> Result<LinearAudit, GatewayError> {
+        if let Some(bytes) = self.audits.get(id.as_bytes())? {
+            return LinearAudit::decode(&bytes).ok_or_else(corrupt);
+        }
+        let mut audit = LinearAudit::default();
+        let mut by_job: BTreeMap<String, Vec<UnitSet>> = BTreeMap::new();
+        let mut states: HashMap<String, bool> = HashMap::new();
+        let p = {
+            let mut k = id.as_bytes().to_vec();
+            k.push(0);
+            k
+        };
+        for item in self.populations.scan_prefix(&p) {
+            let (key, value) = item?;
+            let (job, _, _) = split_tail(&key[p.len()..])?;
+            let counts = *states.entry(job.clone()).or_insert_with(|| released(&job));
+            let (flags, _, set) = decode_value(&value)?;
+            if counts && flags & RELEASED != 0 && flags & FIGURE != 0 {
+                by_job.entry(job).or_default().push(set);
+            }
+        }
+        for sets in by_job.values() {
+            let refs: Vec<&UnitSet> = sets.iter().collect();
+            audit.record(&refs);
+        }
+        Ok(audit)
+    }
+
+    /// Adds the figures of `job`'s released rows over the datasets `ids` (id → name) to their
+    /// audits, when a reviewer releases it (under the release lock).
+    pub fn record_release(
+        &self,
+        job: &str,
+        ids: &[(String, String)],
+        released: impl Fn(&str) -> bool,
+    ) -> Result<(), GatewayError> {
+        let rows = self.rows_of(job, ids)?;
+        let any_released = rows
+            .iter()
+            .any(|r| r.row < erhai_engine::SUBQUERY_ROWS && r.released_row.is_some());
+        for (id, name) in ids {
+            let mut audit = self.audit(id, |j| j != job && released(j))?;
+            let sets: Vec<&UnitSet> = rows
+                .iter()
+                .filter(|r| {
+                    r.released_row.is_some()
+                        || (r.row >= erhai_engine::SUBQUERY_ROWS && any_released)
+                })
+                .flat_map(|r| r.sets.iter())
+                .filter(|p| p.dataset == *name && p.figure)
+                .map(|p| &p.set)
+                .collect();
+            audit.record(&sets);
+            self.audits.insert(id.as_bytes(), audit.encode())?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,6 +397,7 @@ mod tests {
                 sets: vec![RowPopulation {
                     dataset: "stays".into(),
                     source: Source::Group,
+                    figure: true,
                     set: s.clone(),
                 }],
             })

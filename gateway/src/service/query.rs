@@ -50,6 +50,22 @@ impl Releases for LedgerReleases {
             )
             .map_err(|e| e.to_string())
     }
+
+    fn audit(&self, dataset: &str) -> Result<Option<erhai_engine::audit::LinearAudit>, String> {
+        let Some(id) = self.ids.get(dataset) else {
+            return Ok(None);
+        };
+        let store = &self.gateway.0.store;
+        self.gateway
+            .0
+            .ledger
+            .audit(
+                id,
+                |job| matches!(store.job(job), Ok(Some(j)) if j.state == JobState::Released),
+            )
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
 }
 
 impl Gateway {

@@ -257,7 +257,25 @@ impl Gateway {
                 .map_err(internal)?
         };
         match updated {
-            Some(j) => Ok(convert::job(&j, user.role)),
+            Some(j) => {
+                if j.state == JobState::Released {
+                    // Its figures are out: later results are audited against them.
+                    let mut ids = Vec::new();
+                    for id in &j.datasets {
+                        if let Some(d) = self.0.store.dataset(id).map_err(internal)? {
+                            ids.push((d.id, d.name));
+                        }
+                    }
+                    let store = &self.0.store;
+                    self.0
+                        .ledger
+                        .record_release(&j.id, &ids, |other| {
+                            matches!(store.job(other), Ok(Some(o)) if o.state == JobState::Released)
+                        })
+                        .map_err(internal)?;
+                }
+                Ok(convert::job(&j, user.role))
+            }
             None => Err(not_pending(&self.visible_job(user, &r.job)?)),
         }
     }
