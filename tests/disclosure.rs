@@ -331,7 +331,7 @@ async fn differencing_and_complementary_suppression_are_caught() {
     let again = auditor.job(&second.id).await.expect("job");
     assert_eq!(again.state, "failed");
     let seen = analyst.job(&second.id).await.expect("job");
-    assert_eq!(seen.state, "failed");
+    assert_eq!(seen.state, "rejected");
     assert!(seen.error.is_empty() && seen.report.is_none(), "{seen:?}");
     let (c, _) = code(analyst.fetch(&second.id).await);
     assert_eq!(c, Code::FailedPrecondition);

@@ -689,8 +689,9 @@ async fn limits_give_precise_errors() {
         .decide(&job.id, false, "the result is too large; narrow the query")
         .await
         .expect("close");
+    // Closed, a failed run looks like a rejection: whether a run failed may depend on values.
     let seen = analyst.job(&job.id).await.expect("job");
-    assert_eq!((seen.state.as_str(), seen.error.as_str()), ("failed", ""));
+    assert_eq!((seen.state.as_str(), seen.error.as_str()), ("rejected", ""));
     assert_eq!(
         seen.review_reason,
         "the result is too large; narrow the query"
@@ -698,7 +699,7 @@ async fn limits_give_precise_errors() {
     check_status(
         analyst.fetch(&job.id).await,
         Code::FailedPrecondition,
-        "is failed",
+        "only results a reviewer approved",
     );
     check_status(
         analyst.submit(S, &"x".repeat(70_000)).await,
@@ -789,7 +790,7 @@ async fn development_runs_on_desensitized_samples() {
         .column_by_name("phone")
         .expect("phone")
         .as_string::<i32>();
-    assert!(phones.iter().flatten().all(|p| p.contains("****")));
+    assert!(phones.iter().flatten().all(|p| p.len() == 32), "pseudonyms");
     let ids = rows[0]
         .column_by_name("id_number")
         .expect("id")

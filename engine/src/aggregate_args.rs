@@ -212,8 +212,10 @@ fn atom(e: &Expr) -> Val {
     Val::Poly(m)
 }
 
-/// Takes one aggregate call apart. `schema` is the aggregate's input schema.
-pub(crate) fn analyse(f: &AggregateFunction, schema: &DFSchema) -> Analysis {
+/// Takes one aggregate call apart. `schema` is the aggregate's input schema; `stored_nulls`
+/// says that a null value can only be a stored one (no outer join below pads rows with nulls),
+/// so the side of null values may be empty.
+pub(crate) fn analyse(f: &AggregateFunction, schema: &DFSchema, stored_nulls: bool) -> Analysis {
     let func = f.func.name().to_ascii_lowercase();
     let kind = Kind::of(&func);
     let mut cx = Cx {
@@ -223,13 +225,15 @@ pub(crate) fn analyse(f: &AggregateFunction, schema: &DFSchema) -> Analysis {
         conditions: Vec::new(),
         paths_limit_hit: false,
     };
-    let mut branches = match (kind, f.params.args.first()) {
-        (Kind::Other, _) | (_, None) => vec![Branch {
+    // Every aggregate's argument is analysed: a count or a single-value function takes a plain
+    // value (a column, cast or masked), and conditions only through CASE / FILTER.
+    let mut branches = match f.params.args.first() {
+        None => vec![Branch {
             guard: Vec::new(),
             may_be_empty: false,
             value: Val::Plain(lit(1)),
         }],
-        (_, Some(arg)) => cx.branches(arg),
+        Some(arg) => cx.branches(arg),
     };
     if let Some(filter) = &f.params.filter {
         cx.condition(filter);
@@ -248,6 +252,13 @@ pub(crate) fn analyse(f: &AggregateFunction, schema: &DFSchema) -> Analysis {
     let mut paths = Vec::new();
     for b in branches {
         cx.finish(b, &mut paths);
+    }
+    if !stored_nulls {
+        // Nulls an outer join pads in depend on its condition: their side is a population like
+        // any other, and an empty one fails.
+        for p in &mut paths {
+            p.may_be_empty = false;
+        }
     }
     if paths.len() > MAX_PATHS && !cx.paths_limit_hit {
         cx.issue(
@@ -870,7 +881,7 @@ mod tests {
 
     fn of(e: Expr) -> Analysis {
         match e {
-            Expr::AggregateFunction(f) => analyse(&f, &schema()),
+            Expr::AggregateFunction(f) => analyse(&f, &schema(), true),
             other => panic!("not an aggregate: {other}"),
         }
     }

@@ -177,16 +177,6 @@ pub struct ResultShape {
     pub single_values: Vec<(usize, String)>,
 }
 
-/// Aggregates whose result is one input value rather than a combination of many.
-const SINGLE_VALUE_AGGREGATES: [&str; 6] = [
-    "min",
-    "max",
-    "median",
-    "approx_median",
-    "first_value",
-    "last_value",
-];
-
 impl ResultShape {
     /// Dimensions are outputs derived through a GROUP BY key and no aggregate; every other
     /// output of an aggregated result is a value (a `count(*)` has no source column at all).
@@ -203,7 +193,7 @@ impl ResultShape {
             }
             let single = steps().find_map(|s| match s {
                 Step::Aggregate { func, .. }
-                    if SINGLE_VALUE_AGGREGATES.contains(&func.as_str()) =>
+                    if erhai_policies::check::SINGLE_VALUE_AGGREGATES.contains(&func.as_str()) =>
                 {
                     Some(func.clone())
                 }

@@ -14,6 +14,7 @@ pub mod dp;
 pub mod error;
 pub mod export;
 pub(crate) mod harden;
+pub(crate) mod inline;
 pub mod keys;
 pub mod lineage;
 pub mod masks;

@@ -35,6 +35,7 @@ pub fn plan_lineage(
         scanned: BTreeSet::new(),
         shape: Vec::new(),
         correlation: 0,
+        scans: 0,
     };
     let cols = cx.node(plan)?;
     let outputs = plan
@@ -81,6 +82,8 @@ struct Cx<'a> {
     /// Set while a correlation equality with a privacy unit is being recorded: the only place
     /// a column of an enclosing query may appear in a subquery.
     correlation: usize,
+    /// Dataset scans met so far (a join side that adds none reads no data).
+    scans: usize,
     uses: Vec<ContextUse>,
     /// Schemas and lineage of enclosing queries, innermost last, for correlated columns.
     outer: Vec<(DFSchema, Vec<Lin>)>,
@@ -256,6 +259,7 @@ impl Cx<'_> {
                         EngineError::Plan(format!("table `{name}` does not exist"))
                     })?;
                     self.scanned.insert(dataset.clone());
+                    self.scans += 1;
                     let cols: Vec<Lin> = scan
                         .projected_schema
                         .fields()
@@ -297,6 +301,13 @@ impl Cx<'_> {
             }
             P::Limit(l) => {
                 let input = self.node(&l.input)?;
+                if is_aggregated(&l.input) {
+                    self.shape.push(ShapeIssue {
+                        context: short(plan),
+                        construct: Construct::LimitOverAggregates,
+                        columns: Vec::new(),
+                    });
+                }
                 for e in l.skip.iter().chain(l.fetch.iter()) {
                     self.record(e, l.input.schema(), &input, UseContext::Filter)?;
                 }
@@ -360,8 +371,17 @@ impl Cx<'_> {
                 }
             },
             P::Join(j) => {
+                let at = self.scans;
                 let left = self.node(&j.left)?;
+                let left_scans = self.scans - at;
                 let right = self.node(&j.right)?;
+                if left_scans == 0 || self.scans - at - left_scans == 0 {
+                    self.shape.push(ShapeIssue {
+                        context: short(plan),
+                        construct: Construct::ConstantJoin,
+                        columns: Vec::new(),
+                    });
+                }
                 let combined = j
                     .left
                     .schema()
@@ -655,7 +675,7 @@ impl Cx<'_> {
         schema: &DFSchema,
         input: &[Lin],
     ) -> Result<Vec<Expr>> {
-        let analysis = crate::aggregate_args::analyse(f, schema);
+        let analysis = crate::aggregate_args::analyse(f, schema, true);
         for issue in analysis.issues {
             let depth = std::mem::replace(&mut self.in_aggregate, 0);
             let lin = self.expr(&issue.at, schema, input);

@@ -429,7 +429,8 @@ impl Sandbox {
             .sql_with_options(sql, options)
             .await
             .map_err(|e| classify(e.to_string()))?;
-        Ok(df.logical_plan().clone())
+        // Aggregates see through the derived tables below them (see `inline`).
+        crate::inline::inline_into_aggregates(df.logical_plan().clone())
     }
 
     /// Plans and checks `sql` without running it. `require_aggregation` is set for production.

@@ -297,6 +297,13 @@ impl Cx<'_> {
         groups: Vec<Expr>,
         mut aggr: Vec<Expr>,
     ) -> Result<(LogicalPlan, Carry)> {
+        let stored_nulls = !has_outer_join(input);
+        // The query's own aggregate calls (the hidden ones added below are not analysed).
+        let calls: Vec<(usize, AggregateFunction, String)> = aggr
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| aggregate_call(e).map(|(f, label)| (i, f, label)))
+            .collect();
         let (input, units) = self.expose(input)?;
         let carried: Vec<(&Carried, UnitKey, String)> = units
             .iter()
@@ -331,13 +338,8 @@ impl Cx<'_> {
         // unit set, terms with the same unit column and conditions one contribution aggregate.
         let mut paths_seen: Vec<(String, String)> = Vec::new();
         let mut measured: Vec<Measured> = Vec::new();
-        let calls: Vec<(usize, AggregateFunction, String)> = aggr
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| aggregate_call(e).map(|(f, label)| (i, f, label)))
-            .collect();
         for (ai, f, label) in calls {
-            let analysis = analyse(&f, input.schema());
+            let analysis = analyse(&f, input.schema(), stored_nulls);
             if let Some(issue) = analysis.issues.first() {
                 // The plan check refuses these first; a rewrite never computes around one.
                 return Err(EngineError::Unsupported(format!(
@@ -525,6 +527,23 @@ impl Cx<'_> {
             _ => Err(not_yet(plan)),
         }
     }
+}
+
+/// Whether `plan` (down to its scans) holds an outer join: nulls may then be padded, not stored.
+pub(crate) fn has_outer_join(plan: &LogicalPlan) -> bool {
+    use datafusion::common::JoinType as J;
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut found = false;
+    let _ = plan.apply(|p| {
+        if let LogicalPlan::Join(j) = p
+            && matches!(j.join_type, J::Left | J::Right | J::Full)
+        {
+            found = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
 }
 
 /// An aggregate call among a node's aggregate expressions, with its display name.

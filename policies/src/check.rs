@@ -139,6 +139,10 @@ pub fn check_plan(
         }
     }
     for issue in &lineage.shape {
+        // Cutting rows before suppression matters only where rows are suppressed.
+        if issue.construct == crate::shape::Construct::LimitOverAggregates && !require_aggregation {
+            continue;
+        }
         let source = issue.columns.first().cloned().unwrap_or(SourceColumn {
             dataset: "*".into(),
             column: "*".into(),

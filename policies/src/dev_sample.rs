@@ -5,7 +5,7 @@
 //! | column | in the sample |
 //! | --- | --- |
 //! | the privacy unit, `id_card`, join-only identifiers | a keyed pseudonym (joins still work) |
-//! | `name`, `phone`, `bank_card`, `email`, `address`, `plate` | the column's default mask |
+//! | `name`, `phone`, `bank_card`, `email`, `address`, `plate` | a keyed pseudonym (a mask keeps enough — the last four digits of a phone — to find a known person's rows) |
 //! | `quasi_identifier`, `birth_date` | generalized: numbers to 10-year bands, dates to their year, text left out — or as the policy's `sample` key says |
 //! | `measure` | perturbed: ±10% noise (±1 at least for integers), then rounded to two significant digits |
 //! | dates that are not quasi-identifiers | as the policy's `sample` key says (`month`, `year`), else kept |
@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::PolicyError;
-use crate::masks::{ApprovedMask, default_masks};
+use crate::masks::ApprovedMask;
 use crate::model::{ColumnKind, ColumnPolicy, DatasetPolicy, Use, preset};
 
 /// The version of these rules: samples built under an older one are rebuilt at startup.
@@ -168,17 +168,10 @@ pub fn treatment(name: &str, data_type: &str, policy: &DatasetPolicy) -> Treatme
     {
         return Treatment::Pseudonym;
     }
-    let default_mask = || {
-        col.masks.first().cloned().or_else(|| {
-            default_masks(col.kind).first().map(|m| ApprovedMask {
-                name: m.to_string(),
-                bound: None,
-            })
-        })
-    };
     if col.kind.is_personal_identifier() {
-        // Masked by kind even where the policy would allow raw output.
-        return default_mask().map_or(Treatment::Pseudonym, Treatment::Mask);
+        // Even a masked phone or name (first three and last four digits, the surname) narrows
+        // a sample to the one person an analyst knows; a pseudonym narrows nothing.
+        return Treatment::Pseudonym;
     }
     if let Some(g) = &col.sample {
         return match g {
@@ -321,7 +314,7 @@ uses = "secret"
         let t = |name: &str, ty: &str| treatment(name, ty, &p);
         assert_eq!(t("id", "Utf8"), Treatment::Pseudonym);
         assert_eq!(t("code", "Utf8"), Treatment::Pseudonym);
-        assert!(matches!(t("phone", "Utf8"), Treatment::Mask(m) if m.name == "mask_phone"));
+        assert_eq!(t("phone", "Utf8"), Treatment::Pseudonym);
         assert_eq!(
             t("born", "Date32"),
             Treatment::Generalize(Generalization::Year)

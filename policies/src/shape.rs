@@ -88,6 +88,10 @@ pub enum Construct {
     },
     /// A scalar subquery whose value is one row's, not an aggregate.
     ScalarSubqueryNotAggregated,
+    /// A join with a relation that reads no dataset (VALUES, constants).
+    ConstantJoin,
+    /// LIMIT or OFFSET over aggregated rows (production): it cuts rows before suppression.
+    LimitOverAggregates,
     /// Some other expression inside an aggregate.
     Unsupported {
         /// What it is.
@@ -103,6 +107,8 @@ impl Construct {
             | Construct::CorrelatedAggregate
             | Construct::CorrelationNotOnUnit { .. }
             | Construct::ScalarSubqueryNotAggregated => "subquery-shape",
+            Construct::ConstantJoin => "constant-join",
+            Construct::LimitOverAggregates => "limit-over-aggregates",
             _ => "aggregate-argument",
         }
     }
@@ -169,6 +175,15 @@ impl Construct {
             Construct::ScalarSubqueryNotAggregated => "a scalar subquery that does not aggregate \
                  returns one row's value; use an aggregate in it (its populations are checked \
                  like any release)"
+                .to_string(),
+            Construct::ConstantJoin => "a join with a relation that reads no dataset (VALUES, a \
+                 constant subquery) lets constants chosen by the analyst stand in for the data's \
+                 values, and repeats or pads rows without a privacy unit behind them; use \
+                 IN (…) to filter, CASE to relabel"
+                .to_string(),
+            Construct::LimitOverAggregates => "LIMIT and OFFSET keep rows by their order before \
+                 the release rules suppress any, so which rows come out would depend on \
+                 suppressed figures; fetch every row (ORDER BY is fine) and keep what you need"
                 .to_string(),
             Construct::Unsupported { what } => format!(
                 "{what} inside an aggregate cannot be judged by the release rules; inside an \

@@ -175,8 +175,8 @@ pub fn report(r: &CheckReport) -> pb::CheckReport {
 /// values, would answer questions about the data; so would the time it took). After the
 /// decision the analyst sees released, rejected or failed, and the reviewer's reason. In
 /// differential-privacy mode nothing un-noised reaches anyone but the auditor: reviewers see no
-/// exact counts. The redaction is part of the only conversion of a job, so no handler can
-/// forget it.
+/// exact counts. A run that failed shows, once a reviewer has closed it, as rejected. The
+/// redaction is part of the only conversion of a job, so no handler can forget it.
 pub fn job(j: &JobRecord, role: crate::authz::Role) -> pb::Job {
     redact_for(role, j, full_job(j))
 }
@@ -196,6 +196,10 @@ fn redact_for(role: crate::authz::Role, j: &JobRecord, mut job: pb::Job) -> pb::
             job.error.clear();
             if j.reviewed_by.is_none() {
                 job.state = JobState::AwaitingReview.name().into();
+            } else if j.state == JobState::Failed {
+                // Closed by a reviewer: not released, like a rejection (whether the run failed
+                // may depend on the values).
+                job.state = JobState::Rejected.name().into();
             }
         }
         Role::Analyst | Role::Provider => job.report = None,

@@ -39,10 +39,11 @@ impl Gateway {
         let release = match (&job.state, &job.release) {
             (JobState::Released, Some(release)) => release.clone(),
             _ => {
+                // The state as the caller may see it (an analyst never learns that a run failed).
                 return Err(Status::failed_precondition(format!(
                     "job `{}` is {}: only results a reviewer approved can be downloaded",
                     job.id,
-                    job.state.name()
+                    super::convert::job(&job, user.role).state
                 )));
             }
         };
