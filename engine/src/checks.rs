@@ -133,8 +133,24 @@ pub struct RowPopulation {
     pub source: Source,
     /// Whether a released figure is computed over it (see [`crate::statistics::Population`]).
     pub figure: bool,
+    /// A digest of how it was defined, with the row's group values: equal populations with
+    /// different digests tell that the two definitions select the same units.
+    pub fingerprint: u64,
     /// Its units.
     pub set: UnitSet,
+}
+
+/// The digest of a population's definition and its row's group values.
+pub fn fingerprint(definition: &str, values: &[String]) -> u64 {
+    let mut text = definition.as_bytes().to_vec();
+    for v in values {
+        text.push(0x1f);
+        text.extend_from_slice(v.as_bytes());
+    }
+    let d = ring::digest::digest(&ring::digest::SHA256, &text);
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d.as_ref()[..8]);
+    u64::from_le_bytes(b)
 }
 
 /// The populations behind one computed row, kept for the differencing checks against the rest
@@ -161,8 +177,8 @@ pub struct SubqueryOutcome {
     pub what: String,
     /// Its failures (every row of the main result depends on it).
     pub failures: Vec<Finding>,
-    /// Its populations.
-    pub populations: Vec<(String, UnitSet)>,
+    /// Its populations: dataset, units, fingerprint.
+    pub populations: Vec<(String, UnitSet, u64)>,
 }
 
 /// What the checks need to know of the result's columns, from the plan's lineage.
@@ -218,11 +234,17 @@ pub(crate) fn row_findings(
     batch: &RecordBatch,
     r: usize,
     visible: usize,
+    dims: &[usize],
     hidden: &HiddenColumns,
     rules: &ReleaseRules,
 ) -> Result<(Vec<Finding>, Vec<RowPopulation>)> {
     let mut f = Vec::new();
     let mut sets = Vec::new();
+    let values: Vec<String> = dims
+        .iter()
+        .filter(|&&d| d < visible)
+        .map(|&d| array_value_to_string(batch.column(d), r))
+        .collect::<std::result::Result<_, _>>()?;
     if !hidden
         .columns
         .iter()
@@ -262,6 +284,7 @@ pub(crate) fn row_findings(
                     dataset: dataset.clone(),
                     source: population.source,
                     figure: population.figure,
+                    fingerprint: fingerprint(&population.definition, &values),
                     set,
                 });
             }
@@ -353,7 +376,7 @@ pub fn apply_checks(
             ));
         }
         for r in 0..batch.num_rows() {
-            let (mut f, sets) = row_findings(batch, r, visible, hidden, rules)?;
+            let (mut f, sets) = row_findings(batch, r, visible, &shape.dimensions, hidden, rules)?;
             f.extend(subquery_failures.iter().cloned());
             for (v, func) in &shape.single_values {
                 f.push(Finding::review(
@@ -387,10 +410,11 @@ pub fn apply_checks(
             sets: s
                 .populations
                 .iter()
-                .map(|(dataset, set)| RowPopulation {
+                .map(|(dataset, set, fp)| RowPopulation {
                     dataset: dataset.clone(),
                     source: Source::Subquery(i),
                     figure: true,
+                    fingerprint: *fp,
                     set: set.clone(),
                 })
                 .collect(),

@@ -32,6 +32,8 @@ pub struct EarlierRow {
     pub released: bool,
     /// Whether it is the row's group (rather than a condition's side or a subquery).
     pub group: bool,
+    /// The digest of its definition (see [`crate::checks::fingerprint`]).
+    pub fingerprint: u64,
     /// Its units of the dataset.
     pub set: UnitSet,
 }
@@ -57,6 +59,7 @@ struct Entry<'a> {
     who: Who,
     released: bool,
     group: bool,
+    fingerprint: u64,
     set: &'a UnitSet,
 }
 
@@ -119,6 +122,7 @@ pub fn check(
                 },
                 released: r.released_row.is_some(),
                 group: p.source == Source::Group && r.row < SUBQUERY_ROWS,
+                fingerprint: p.fingerprint,
                 set: &p.set,
             });
         }
@@ -129,6 +133,7 @@ pub fn check(
             who: Who::Earlier(i),
             released: e.released,
             group: e.group,
+            fingerprint: e.fingerprint,
             set: &e.set,
         });
     }
@@ -184,10 +189,26 @@ pub fn check(
             if !spend(&mut out) {
                 break 'pairs;
             }
-            if let Some(d) = a.set.symmetric_difference_below(b.set, k)
-                && d > 0
-            {
-                flag(&mut out, a, b, d);
+            match a.set.symmetric_difference_below(b.set, k) {
+                Some(0) => {
+                    // Equal to an earlier release's population through another definition:
+                    // the two definitions select the same units, which is itself a
+                    // disclosure (an oracle on whatever tells them apart).
+                    let earlier_new = match (a.who, b.who) {
+                        (Who::Earlier(_), Who::New { .. }) => Some((b, a)),
+                        (Who::New { .. }, Who::Earlier(_)) => Some((a, b)),
+                        _ => None,
+                    };
+                    if let Some((new, old)) = earlier_new
+                        && new.fingerprint != old.fingerprint
+                        && let Who::New { row, .. } = new.who
+                    {
+                        out.flags
+                            .push((row, rules.coincidence(dataset, &describe(old.who, earlier))));
+                    }
+                }
+                Some(d) => flag(&mut out, a, b, d),
+                None => {}
             }
         }
     }
@@ -276,6 +297,7 @@ mod tests {
                 dataset: "d".into(),
                 source: Source::Group,
                 figure: true,
+                fingerprint: 0,
                 set: s,
             }],
         }
@@ -287,6 +309,7 @@ mod tests {
             row: 0,
             released: true,
             group: true,
+            fingerprint: 0,
             set: s,
         }
     }
@@ -337,18 +360,21 @@ mod tests {
                 dataset: "d".into(),
                 source: Source::Group,
                 figure: true,
+                fingerprint: 0,
                 set: set(0..40),
             },
             RowPopulation {
                 dataset: "d".into(),
                 source: Source::Aggregate(0),
                 figure: true,
+                fingerprint: 0,
                 set: set(0..38),
             },
             RowPopulation {
                 dataset: "d".into(),
                 source: Source::Aggregate(1),
                 figure: true,
+                fingerprint: 0,
                 set: set(0..35),
             },
         ];

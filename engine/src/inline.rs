@@ -15,8 +15,43 @@ use datafusion::logical_expr::{Aggregate, Expr, Filter, LogicalPlan, Projection}
 
 use crate::error::{EngineError, Result};
 
+/// Most expression nodes an aggregate's expressions may have once derived tables are inlined: a
+/// chain of CTEs each using its input twice (`x || x`) doubles them at every level.
+pub const MAX_INLINED_NODES: usize = 20_000;
+
+fn size(e: &Expr) -> usize {
+    let mut n = 0usize;
+    let _ = e.apply(|_| {
+        n += 1;
+        Ok(if n > MAX_INLINED_NODES {
+            datafusion::common::tree_node::TreeNodeRecursion::Stop
+        } else {
+            datafusion::common::tree_node::TreeNodeRecursion::Continue
+        })
+    });
+    n
+}
+
+fn too_large() -> EngineError {
+    EngineError::Forbidden(format!(
+        "the derived tables below an aggregate expand into more than {MAX_INLINED_NODES} \
+         expressions once their columns are followed to the data; simplify the query"
+    ))
+}
+
 fn df(e: datafusion::error::DataFusionError) -> EngineError {
     EngineError::Plan(e.to_string())
+}
+
+/// The size `e` would have with its columns replaced as `map` says (without building it).
+fn size_after(e: &Expr, map: &HashMap<Column, Expr>) -> usize {
+    let mut n = size(e);
+    for (c, count) in e.column_refs_counts() {
+        if let Some(r) = map.get(c) {
+            n = n.saturating_add(count.saturating_mul(size(r).saturating_sub(1)));
+        }
+    }
+    n
 }
 
 /// `e` with its columns replaced as `map` says.
@@ -98,6 +133,15 @@ fn inline(a: Aggregate) -> Result<Transformed<LogicalPlan>> {
     let mut changed = false;
     loop {
         if let Some((map, below)) = defined_below(&input) {
+            let total: usize = group
+                .iter()
+                .chain(aggr.iter())
+                .chain(filters.iter())
+                .map(|e| size_after(e, &map))
+                .fold(0usize, |a, b| a.saturating_add(b));
+            if total > MAX_INLINED_NODES {
+                return Err(too_large());
+            }
             group = group
                 .into_iter()
                 .map(|e| substitute(e, &map))

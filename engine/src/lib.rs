@@ -455,6 +455,18 @@ impl Engine {
         Ok((verdict, schema, batches))
     }
 
+    /// The whole population of a stored table: every privacy unit it holds, and the digest of
+    /// that population's definition (every row, no condition). A dataset's row count is
+    /// public, so the differencing checks count this population as released.
+    pub async fn whole_population(&self, table: &StoredTable) -> Result<(unit_set::UnitSet, u64)> {
+        let sandbox = self
+            .sandbox(std::slice::from_ref(table), "registration")
+            .await?;
+        let units = sandbox.all_units(&table.name).await?;
+        let definition = statistics::whole_dataset_definition(&table.name);
+        Ok((units, checks::fingerprint(&definition, &[])))
+    }
+
     /// Removes a dataset version's files (an upload that failed before commit).
     pub fn discard_dataset(&self, dataset_id: &str) {
         let _ = std::fs::remove_dir_all(self.data_dir.join("datasets").join(dataset_id));

@@ -555,6 +555,37 @@ impl Sandbox {
             .map_err(|_| EngineError::Timeout(self.limits.timeout.as_secs()))?
     }
 
+    /// Every privacy unit of table `name` (the population of all its rows).
+    pub(crate) async fn all_units(&self, name: &str) -> Result<crate::unit_set::UnitSet> {
+        let source = self
+            .units
+            .get(name)
+            .ok_or_else(|| EngineError::Plan(format!("table `{name}` does not exist")))?;
+        let call = crate::unit_stats::unit_set(source.key.clone())
+            .call(vec![datafusion::prelude::col(source.column.as_str())]);
+        let plan = self
+            .ctx
+            .table(name)
+            .await
+            .and_then(|t| t.aggregate(vec![], vec![call.alias("units")]))
+            .map_err(|e| EngineError::Plan(e.to_string()))?
+            .logical_plan()
+            .clone();
+        let mut set = None;
+        self.for_each_batch(plan, |b| {
+            let col = b.column(0);
+            if let Some(bin) = arrow::array::AsArray::as_binary_opt::<i32>(col.as_ref())
+                && !arrow::array::Array::is_empty(bin)
+                && arrow::array::Array::is_valid(bin, 0)
+            {
+                set = crate::unit_set::UnitSet::decode(bin.value(0));
+            }
+            Ok(())
+        })
+        .await?;
+        set.ok_or_else(|| EngineError::Execution("the units of a table could not be read".into()))
+    }
+
     /// The plan of `plan` in differential-privacy mode (see [`crate::dp`]).
     pub fn dp_plan(&self, plan: &LogicalPlan) -> Result<crate::dp::DpPlan> {
         crate::dp::DpPlan::build(plan, &self.units, &self.policies)

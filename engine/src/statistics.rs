@@ -43,6 +43,56 @@ pub struct Population {
     /// carries a value, a subquery), as opposed to a side whose rows take part in no figure
     /// (the rows a FILTER leaves out, an ELSE NULL): the linear audit combines figures.
     pub figure: bool,
+    /// How the population is defined — the data it scans, the conditions rows pass, the
+    /// group keys and the side of a condition — in a canonical text: two releases over equal
+    /// populations defined differently tell that the difference of the definitions selects
+    /// nobody (with the row's group values, see [`crate::checks`]).
+    pub definition: String,
+}
+
+/// The canonical definition of the rows reaching an aggregate over `input` grouped by
+/// `groups`: the tables scanned and every condition on the way, sorted.
+pub fn definition_of(input: &LogicalPlan, groups: &[Expr]) -> String {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::utils::split_conjunction;
+    let mut parts: Vec<String> = Vec::new();
+    let _ = input.apply(|p| {
+        match p {
+            LogicalPlan::TableScan(scan) => {
+                parts.push(format!("scan {}", scan.table_name.table()));
+                for f in &scan.filters {
+                    parts.push(format!("where {f}"));
+                }
+            }
+            LogicalPlan::Filter(f) => {
+                for c in split_conjunction(&f.predicate) {
+                    parts.push(format!("where {c}"));
+                }
+            }
+            LogicalPlan::Join(j) => {
+                parts.push(format!("join {}", j.join_type));
+                for (l, r) in &j.on {
+                    parts.push(format!("on {l} = {r}"));
+                }
+                if let Some(f) = &j.filter {
+                    for c in split_conjunction(f) {
+                        parts.push(format!("on {c}"));
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    parts.sort();
+    let groups: Vec<String> = groups.iter().map(|g| format!("group {g}")).collect();
+    format!("{}; {}", parts.join("; "), groups.join("; "))
+}
+
+/// The definition of the whole of a dataset (every row, no condition, no group), as a query
+/// `SELECT … FROM <table>` defines it: its row count is public (`dataset show`).
+pub fn whole_dataset_definition(table: &str) -> String {
+    format!("scan {table}; ")
 }
 
 /// Where a population comes from.
@@ -58,12 +108,13 @@ pub enum Source {
 
 impl Population {
     /// The row's group.
-    pub fn group() -> Population {
+    pub fn group(definition: String) -> Population {
         Population {
             what: None,
             may_be_empty: false,
             source: Source::Group,
             figure: true,
+            definition,
         }
     }
 }
@@ -298,6 +349,7 @@ impl Cx<'_> {
         mut aggr: Vec<Expr>,
     ) -> Result<(LogicalPlan, Carry)> {
         let stored_nulls = !has_outer_join(input);
+        let definition = definition_of(input, &groups);
         // The query's own aggregate calls (the hidden ones added below are not analysed).
         let calls: Vec<(usize, AggregateFunction, String)> = aggr
             .iter()
@@ -328,7 +380,7 @@ impl Cx<'_> {
                 name,
                 what: Hidden::Units {
                     dataset: dataset.clone(),
-                    population: Population::group(),
+                    population: Population::group(definition.clone()),
                 },
                 source: None,
             });
@@ -376,6 +428,7 @@ impl Cx<'_> {
                                     may_be_empty: path.may_be_empty,
                                     source: Source::Aggregate(ai),
                                     figure: path.value != PathValue::Null,
+                                    definition: format!("{definition}; side {}", filter),
                                 },
                             },
                             source: None,
@@ -498,7 +551,7 @@ impl Cx<'_> {
                     name,
                     what: Hidden::Units {
                         dataset: source.dataset.clone(),
-                        population: Population::group(),
+                        population: Population::group(String::new()),
                     },
                     source: Some((
                         source.key.clone(),

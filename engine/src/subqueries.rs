@@ -105,6 +105,7 @@ pub(crate) fn side_plans(
                     may_be_empty: false,
                     source: Source::Group,
                     figure: true,
+                    definition: format!("subquery {}", crate::statistics::definition_of(&sub, &[])),
                 },
             });
         }
@@ -141,11 +142,11 @@ pub(crate) fn outcome(
         }
         for r in 0..batch.num_rows() {
             rows += 1;
-            let (findings, sets) = row_findings(batch, r, side.visible, &side.hidden, rules)?;
+            let (findings, sets) = row_findings(batch, r, side.visible, &[], &side.hidden, rules)?;
             out.failures
                 .extend(findings.into_iter().filter(|f| f.verdict == Verdict::Fail));
             out.populations
-                .extend(sets.into_iter().map(|p| (p.dataset, p.set)));
+                .extend(sets.into_iter().map(|p| (p.dataset, p.set, p.fingerprint)));
         }
     }
     if rows == 0 {

@@ -7,8 +7,10 @@
 //!
 //! Trees:
 //! - `populations`: `dataset \0 job \0 row (u64 BE) population (u32 BE)` → flags (bit 0:
-//!   released in that job's result, bit 1: the row's group), where it comes from (tag and
-//!   index: group, an aggregate's condition, a subquery) and the encoded set;
+//!   released in that job's result, bit 1: the row's group, bit 2: a figure is computed over
+//!   it), where it comes from (tag and index: group, an aggregate's condition, a subquery), the
+//!   digest of its definition (u64) and the encoded set. The whole of each dataset is recorded
+//!   at registration as job `registered/<dataset>`, released (its row count is public);
 //! - `population_index`: `dataset \0 unit (u32 BE) job \0 row population` → nothing, for each of
 //!   the population's [`LEDGER_PREFIX`] smallest units: two populations that differ by fewer
 //!   than k units share one of their k smallest, so a new result finds the few earlier
@@ -87,8 +89,16 @@ fn encode_source(s: Source) -> [u8; 5] {
     [tag, i[0], i[1], i[2], i[3]]
 }
 
-fn decode_value(value: &[u8]) -> Result<(u8, Source, UnitSet), GatewayError> {
-    let head = value.get(..6).ok_or_else(corrupt)?;
+/// What a population record holds.
+struct Value {
+    flags: u8,
+    source: Source,
+    fingerprint: u64,
+    set: UnitSet,
+}
+
+fn decode_value(value: &[u8]) -> Result<Value, GatewayError> {
+    let head = value.get(..14).ok_or_else(corrupt)?;
     let i = u32::from_be_bytes(head[2..6].try_into().map_err(|_| corrupt())?) as usize;
     let source = match head[1] {
         0 => Source::Group,
@@ -96,8 +106,24 @@ fn decode_value(value: &[u8]) -> Result<(u8, Source, UnitSet), GatewayError> {
         2 => Source::Subquery(i),
         _ => return Err(corrupt()),
     };
-    let set = UnitSet::decode(&value[6..]).ok_or_else(corrupt)?;
-    Ok((head[0], source, set))
+    let fingerprint = u64::from_be_bytes(head[6..14].try_into().map_err(|_| corrupt())?);
+    let set = UnitSet::decode(&value[14..]).ok_or_else(corrupt)?;
+    Ok(Value {
+        flags: head[0],
+        source,
+        fingerprint,
+        set,
+    })
+}
+
+/// The job under which a dataset's whole population is recorded at registration.
+pub fn registration(dataset_id: &str) -> String {
+    format!("registered/{dataset_id}")
+}
+
+/// Whether `job` is a registration's (always released: a dataset's row count is public).
+pub fn is_registration(job: &str) -> bool {
+    job.starts_with("registered/")
 }
 
 impl PopulationLedger {
@@ -159,6 +185,7 @@ impl PopulationLedger {
                     dataset: id,
                     source: Source::Group,
                     figure: true,
+                    fingerprint: 0,
                     set,
                 });
         }
@@ -209,9 +236,10 @@ impl PopulationLedger {
                     flags |= FIGURE;
                 }
                 let encoded = p.set.encode();
-                let mut value = Vec::with_capacity(6 + encoded.len());
+                let mut value = Vec::with_capacity(14 + encoded.len());
                 value.push(flags);
                 value.extend_from_slice(&encode_source(p.source));
+                value.extend_from_slice(&p.fingerprint.to_be_bytes());
                 value.extend_from_slice(&encoded);
                 pops.insert(key, value);
                 for &u in p.set.prefix(LEDGER_PREFIX) {
@@ -243,19 +271,20 @@ impl PopulationLedger {
                     return Err(corrupt());
                 }
                 let row = u64::from_be_bytes(rest[..8].try_into().map_err(|_| corrupt())?);
-                let (flags, source, set) = decode_value(&value)?;
+                let v = decode_value(&value)?;
                 rows.entry(row)
                     .or_insert_with(|| RowUnits {
                         row,
-                        released_row: (flags & RELEASED != 0).then_some(row),
+                        released_row: (v.flags & RELEASED != 0).then_some(row),
                         sets: Vec::new(),
                     })
                     .sets
                     .push(RowPopulation {
                         dataset: name.clone(),
-                        source,
-                        figure: flags & FIGURE != 0,
-                        set,
+                        source: v.source,
+                        figure: v.flags & FIGURE != 0,
+                        fingerprint: v.fingerprint,
+                        set: v.set,
                     });
             }
         }
@@ -288,7 +317,9 @@ impl PopulationLedger {
                 if job == exclude_job {
                     continue;
                 }
-                let counts = *states.entry(job.clone()).or_insert_with(|| released(&job));
+                let counts = *states
+                    .entry(job.clone())
+                    .or_insert_with(|| is_registration(&job) || released(&job));
                 if !counts || !seen.insert((job.clone(), row, pop)) {
                     continue;
                 }
@@ -298,13 +329,14 @@ impl PopulationLedger {
                 let Some(value) = self.populations.get(&pkey)? else {
                     continue;
                 };
-                let (flags, _, set) = decode_value(&value)?;
+                let v = decode_value(&value)?;
                 out.push(EarlierRow {
                     job,
                     row,
-                    released: flags & RELEASED != 0,
-                    group: flags & GROUP != 0,
-                    set,
+                    released: v.flags & RELEASED != 0,
+                    group: v.flags & GROUP != 0,
+                    fingerprint: v.fingerprint,
+                    set: v.set,
                 });
             }
         }
@@ -336,10 +368,12 @@ impl PopulationLedger {
         for item in self.populations.scan_prefix(&p) {
             let (key, value) = item?;
             let (job, _, _) = split_tail(&key[p.len()..])?;
-            let counts = *states.entry(job.clone()).or_insert_with(|| released(&job));
-            let (flags, _, set) = decode_value(&value)?;
-            if counts && flags & RELEASED != 0 && flags & FIGURE != 0 {
-                by_job.entry(job).or_default().push(set);
+            let counts = *states
+                .entry(job.clone())
+                .or_insert_with(|| is_registration(&job) || released(&job));
+            let v = decode_value(&value)?;
+            if counts && v.flags & RELEASED != 0 && v.flags & FIGURE != 0 {
+                by_job.entry(job).or_default().push(v.set);
             }
         }
         for sets in by_job.values() {
@@ -347,6 +381,41 @@ impl PopulationLedger {
             audit.record(&refs);
         }
         Ok(audit)
+    }
+
+    /// Records the whole population of a dataset (all its units), released: a dataset's row
+    /// count is public, so `count(*)` over every row is as good as released.
+    pub fn record_registration(
+        &self,
+        id: &str,
+        name: &str,
+        units: UnitSet,
+        fingerprint: u64,
+    ) -> Result<(), GatewayError> {
+        let row = RowUnits {
+            row: 0,
+            released_row: Some(0),
+            sets: vec![RowPopulation {
+                dataset: name.to_string(),
+                source: Source::Group,
+                figure: true,
+                fingerprint,
+                set: units,
+            }],
+        };
+        self.record(&registration(id), &[row], &|_| Some(id.to_string()))?;
+        // An audit state kept so far is rebuilt from the ledger with it at the next check.
+        self.audits.remove(id.as_bytes())?;
+        Ok(())
+    }
+
+    /// Whether the whole population of dataset `id` is recorded.
+    pub fn has_registration(&self, id: &str) -> Result<bool, GatewayError> {
+        Ok(self
+            .populations
+            .scan_prefix(job_prefix(id, &registration(id)))
+            .next()
+            .is_some())
     }
 
     /// Adds the figures of `job`'s released rows over the datasets `ids` (id → name) to their
@@ -398,6 +467,7 @@ mod tests {
                     dataset: "stays".into(),
                     source: Source::Group,
                     figure: true,
+                    fingerprint: 7,
                     set: s.clone(),
                 }],
             })

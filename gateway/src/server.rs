@@ -208,6 +208,12 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
     let ledger = crate::ledger::PopulationLedger::open(store.db(), |name| {
         store.dataset(name).ok().flatten().map(|d| d.id)
     })?;
+    // Datasets registered before whole populations were recorded get theirs now.
+    for d in store.datasets()? {
+        if !ledger.has_registration(&d.id)? {
+            crate::service::record_whole_population(&engine, &ledger, &d).await?;
+        }
+    }
     let scenarios = crate::scenario::Scenarios::open(store.db())?;
     let tenants = crate::tenant::Tenants::open(store.db())?;
     let quality = crate::quality::QualityRequests::open(store.db())?;

@@ -4,7 +4,7 @@
 
 mod admin;
 mod catalog;
-pub(crate) use catalog::upgrade_dev_samples;
+pub(crate) use catalog::{record_whole_population, upgrade_dev_samples};
 mod convert;
 mod lineage;
 mod quality;

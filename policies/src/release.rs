@@ -265,6 +265,21 @@ impl ReleaseRules {
         ))
     }
 
+    /// A population equal to one of an earlier release (`other`) but defined otherwise: the two
+    /// definitions select the same units, which is a disclosure of its own — an oracle on
+    /// whatever tells them apart (a condition that holds for one person or not).
+    pub fn coincidence(&self, dataset: &str, other: &str) -> Finding {
+        Finding::new(
+            Verdict::Fail,
+            "differencing",
+            format!(
+                "its units of {dataset} are exactly those of {other}, which was defined by other \
+                 conditions: releasing it would tell that the difference of the two conditions \
+                 selects nobody"
+            ),
+        )
+    }
+
     /// A sum whose every per-unit contribution is zero: the figure says that no unit of the
     /// population has what was summed.
     pub fn zero_sum(&self, what: &str) -> Finding {

@@ -143,6 +143,11 @@ impl Gateway {
                         return Err(status);
                     }
                 };
+                // Its row count is public: the whole population counts as released.
+                if let Err(status) = self.record_whole_population(&record).await {
+                    self.abandon(&header.name, &id);
+                    return Err(status);
+                }
                 if let Err(e) = store.put_dataset(&record) {
                     self.abandon(&header.name, &id);
                     return Err(internal(e));
@@ -154,6 +159,14 @@ impl Gateway {
                 Err(status)
             }
         }
+    }
+
+    /// Records a dataset's whole population in the ledger, as released (its row count is shown
+    /// to every user who may list it).
+    async fn record_whole_population(&self, record: &DatasetRecord) -> Result<(), Status> {
+        record_whole_population(&self.0.engine, &self.0.ledger, record)
+            .await
+            .map_err(internal)
     }
 
     /// Builds the development sample of a freshly stored dataset (before it is committed, so a
@@ -729,4 +742,20 @@ pub(crate) fn upgrade_dev_samples(
         store.flush()?;
     }
     Ok(rebuilt)
+}
+
+/// Records the whole population of `record` (see `PopulationLedger::record_registration`).
+pub(crate) async fn record_whole_population(
+    engine: &erhai_engine::Engine,
+    ledger: &crate::ledger::PopulationLedger,
+    record: &DatasetRecord,
+) -> Result<(), crate::error::GatewayError> {
+    let table = convert::stored_table(record, Env::Prod)
+        .map_err(|s| crate::error::GatewayError::Store(s.message().to_string()))?
+        .ok_or_else(|| crate::error::GatewayError::Store("dataset without its table".into()))?;
+    let (units, fingerprint) = engine
+        .whole_population(&table)
+        .await
+        .map_err(|e| crate::error::GatewayError::Store(e.to_string()))?;
+    ledger.record_registration(&record.id, &record.name, units, fingerprint)
 }
