@@ -80,6 +80,26 @@ const SPOTS: [&str; 6] = ["苍山", "洱海", "崇圣寺三塔", "蝴蝶泉", "�
 /// Persons in the dataset.
 pub const PERSONS: usize = 400;
 
+/// One stay: id, name, id number, gender, birth year, province, city, hotel, district, day,
+/// nights, spend (cents).
+type Stay = (
+    String,
+    String,
+    String,
+    &'static str,
+    i32,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    i32,
+    i32,
+    i128,
+);
+
+/// One visit: id, id number, spot, district, day, ticket (cents).
+type Visit = (String, String, &'static str, &'static str, i32, i128);
+
 /// The two tables of one attack: stays (like `hotel_stays`) and visits (like
 /// `scenic_entries`), as record batches.
 pub fn tables() -> (RecordBatch, RecordBatch) {
@@ -92,21 +112,8 @@ pub fn tables() -> (RecordBatch, RecordBatch) {
             })
             .unwrap_or(0)
     };
-    let mut stays: Vec<(
-        String,
-        String,
-        String,
-        &str,
-        i32,
-        &str,
-        &str,
-        &str,
-        &str,
-        i32,
-        i32,
-        i128,
-    )> = Vec::new();
-    let mut visits: Vec<(String, String, &str, &str, i32, i128)> = Vec::new();
+    let mut stays: Vec<Stay> = Vec::new();
+    let mut visits: Vec<Visit> = Vec::new();
     for p in 0..PERSONS {
         let id = format!("5329011961{p:08}");
         let target = p == 0;
