@@ -97,6 +97,9 @@ pub(crate) struct Path {
     /// Whether the path exists only because stored values may be null: it may be empty.
     pub may_be_empty: bool,
     pub value: PathValue,
+    /// Whether its rows change the figure: not when their value is NULL, nor when a sum adds
+    /// the constant 0 for them (`ELSE 0`).
+    pub figure: bool,
 }
 
 impl Path {
@@ -698,8 +701,12 @@ impl Cx<'_> {
     /// Turns a branch into paths: terms for sums, and a side for null values of nullable
     /// columns (which may be empty).
     fn finish(&mut self, b: Branch, out: &mut Vec<Path>) {
+        let mut figure = true;
         let (value, atoms) = match b.value {
-            Val::Null => (PathValue::Null, Vec::new()),
+            Val::Null => {
+                figure = false;
+                (PathValue::Null, Vec::new())
+            }
             Val::Plain(e) => {
                 let atoms = vec![e.clone()];
                 (PathValue::Plain(e), atoms)
@@ -707,6 +714,7 @@ impl Cx<'_> {
             Val::Poly(m) => {
                 let mut atoms: Vec<Expr> = Vec::new();
                 let mut terms = Vec::new();
+                let constant = m.get(&Vec::new()).map_or(0.0, |(_, c)| *c);
                 for (_, (factors, c)) in m {
                     for f in &factors {
                         if !atoms.contains(f) {
@@ -724,6 +732,7 @@ impl Cx<'_> {
                     );
                     terms.truncate(MAX_TERMS);
                 }
+                figure = !terms.is_empty() || constant != 0.0;
                 (PathValue::Terms(terms), atoms)
             }
         };
@@ -736,6 +745,7 @@ impl Cx<'_> {
                 guard: b.guard,
                 may_be_empty: b.may_be_empty,
                 value,
+                figure,
             });
             return;
         }
@@ -756,6 +766,7 @@ impl Cx<'_> {
             guard,
             may_be_empty: b.may_be_empty,
             value,
+            figure,
         });
         let mut guard = b.guard;
         guard.push(Expr::IsTrue(Box::new(any_null)));
@@ -763,6 +774,7 @@ impl Cx<'_> {
             guard,
             may_be_empty: true,
             value: PathValue::Null,
+            figure: false,
         });
     }
 }

@@ -356,6 +356,11 @@ impl Cx<'_> {
             .enumerate()
             .filter_map(|(i, e)| aggregate_call(e).map(|(f, label)| (i, f, label)))
             .collect();
+        // The group itself carries a figure only when some aggregate covers all of it (a
+        // count(*), an unconditional sum); otherwise its labels are all it releases.
+        let group_figure = calls
+            .iter()
+            .any(|(_, f, _)| analyse(f, input.schema(), stored_nulls).unconditional());
         let (input, units) = self.expose(input)?;
         let carried: Vec<(&Carried, UnitKey, String)> = units
             .iter()
@@ -380,7 +385,10 @@ impl Cx<'_> {
                 name,
                 what: Hidden::Units {
                     dataset: dataset.clone(),
-                    population: Population::group(definition.clone()),
+                    population: Population {
+                        figure: group_figure,
+                        ..Population::group(definition.clone())
+                    },
                 },
                 source: None,
             });
@@ -427,7 +435,7 @@ impl Cx<'_> {
                                     what: Some(where_.clone()),
                                     may_be_empty: path.may_be_empty,
                                     source: Source::Aggregate(ai),
-                                    figure: path.value != PathValue::Null,
+                                    figure: path.figure,
                                     definition: format!("{definition}; side {}", filter),
                                 },
                             },
