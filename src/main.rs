@@ -13,7 +13,11 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    // Planning and checking recurse over analyst-built trees; the checks grow their stacks on
+    // demand, and roomier worker stacks (reserved, not committed) keep the rest clear of the
+    // edge in debug builds too.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(16 << 20)
         .enable_all()
         .build()
     {

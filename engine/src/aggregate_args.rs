@@ -405,6 +405,7 @@ impl Cx<'_> {
     }
 
     /// All paths of `e`, with their values.
+    #[recursive::recursive]
     fn branches(&mut self, e: &Expr) -> Vec<Branch> {
         use Operator as O;
         match e {
@@ -780,6 +781,7 @@ impl Cx<'_> {
 }
 
 /// A column, possibly cast or masked (with constant parameters), or a constant.
+#[recursive::recursive]
 fn is_plain(e: &Expr) -> bool {
     match e {
         Expr::Column(_) | Expr::Literal(..) => true,

@@ -65,6 +65,7 @@ fn refuse(why: String) -> EngineError {
     EngineError::Unsupported(format!("differential-privacy mode: {why}"))
 }
 
+#[recursive::recursive]
 fn unalias(e: &Expr) -> &Expr {
     match e {
         Expr::Alias(a) => unalias(&a.expr),
@@ -257,6 +258,7 @@ fn shape() -> EngineError {
 }
 
 /// The range of `e`'s values from the declared bounds of the columns it reads.
+#[recursive::recursive]
 fn bounds_of(e: &Expr, policy: &DatasetPolicy) -> Option<(f64, f64)> {
     match e {
         Expr::Column(c) => policy

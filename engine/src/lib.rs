@@ -13,6 +13,7 @@ pub mod differencing;
 pub mod dp;
 pub mod error;
 pub mod export;
+pub(crate) mod gate;
 pub(crate) mod harden;
 pub(crate) mod inline;
 pub mod keys;

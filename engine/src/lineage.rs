@@ -58,6 +58,7 @@ pub fn plan_lineage(
 }
 
 /// Whether every output row of `plan` is an aggregate over input rows.
+#[recursive::recursive]
 pub fn is_aggregated(plan: &LogicalPlan) -> bool {
     match plan {
         LogicalPlan::Aggregate(_) => true,
@@ -123,6 +124,7 @@ fn is_plain(lin: &Lin) -> bool {
 }
 
 /// A column, possibly of an enclosing query, possibly cast: what an equi-join key looks like.
+#[recursive::recursive]
 fn is_column_ref(e: &Expr) -> bool {
     match e {
         Expr::Column(_) | Expr::OuterReferenceColumn(..) => true,
@@ -136,6 +138,7 @@ fn is_column_ref(e: &Expr) -> bool {
 /// For a disjunction whose every branch contains the same column equalities, those equalities
 /// and the branches' other conjuncts; `None` when `e` is not such a disjunction.
 fn common_equalities(e: &Expr) -> Option<(Vec<&Expr>, Vec<&Expr>)> {
+    #[recursive::recursive]
     fn disjuncts<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
         match e {
             Expr::BinaryExpr(b) if b.op == Operator::Or => {
@@ -194,6 +197,7 @@ fn mask_arg(mask: &str, e: &Expr) -> Result<MaskArg> {
 /// `inner = outer` (either order, casts aside) between a column of this query and one of an
 /// enclosing query: the inner side.
 fn correlation_equality(e: &Expr) -> Option<&Expr> {
+    #[recursive::recursive]
     fn strip(e: &Expr) -> &Expr {
         match e {
             Expr::Cast(c) => strip(&c.expr),
@@ -247,6 +251,7 @@ fn unsupported(what: &str) -> EngineError {
 }
 
 impl Cx<'_> {
+    #[recursive::recursive]
     fn node(&mut self, plan: &LogicalPlan) -> Result<Vec<Lin>> {
         use LogicalPlan as P;
         let cols = match plan {
@@ -699,6 +704,7 @@ impl Cx<'_> {
         Ok(analysis.conditions)
     }
 
+    #[recursive::recursive]
     fn expr(&mut self, expr: &Expr, schema: &DFSchema, input: &[Lin]) -> Result<Lin> {
         let scalar = |name: &str| Step::Scalar(name.to_string());
         let all = |cx: &mut Self, exprs: &[&Expr], step: Step| -> Result<Lin> {

@@ -40,8 +40,7 @@ use crate::store::decryption_properties;
 use crate::subqueries::{SidePlan, side_plans};
 use crate::unit_stats::UnitKey;
 
-/// Longest SQL text accepted.
-pub const MAX_SQL_BYTES: usize = 64 * 1024;
+pub use crate::gate::MAX_SQL_BYTES;
 
 const FACTORY_ID: &str = "erhai-keyring";
 const KEY_OPTION: &str = "key_id";
@@ -408,29 +407,26 @@ impl Sandbox {
 
     /// Parses and plans `sql` under the sandbox's SQL options.
     pub async fn plan(&self, sql: &str) -> Result<LogicalPlan> {
-        if sql.len() > MAX_SQL_BYTES {
-            return Err(EngineError::Forbidden(format!(
-                "SQL text is {} bytes; the limit is {MAX_SQL_BYTES}",
-                sql.len()
-            )));
-        }
         if sql.to_ascii_lowercase().contains(HIDDEN_PREFIX) {
             return Err(EngineError::Forbidden(format!(
                 "names starting with `{HIDDEN_PREFIX}` are reserved for erhai's statistics"
             )));
         }
-        gate_on_a_large_stack(sql)?;
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let df = self
+        let statement = crate::gate::gate(sql)?;
+        let plan = self
             .ctx
-            .sql_with_options(sql, options)
+            .state()
+            .statement_to_plan(statement)
             .await
             .map_err(|e| classify(e.to_string()))?;
+        SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false)
+            .verify_plan(&plan)
+            .map_err(|e| classify(e.to_string()))?;
         // Aggregates see through the derived tables below them (see `inline`).
-        crate::inline::inline_into_aggregates(df.logical_plan().clone())
+        crate::inline::inline_into_aggregates(plan)
     }
 
     /// Plans and checks `sql` without running it. `require_aggregation` is set for production.
@@ -609,133 +605,6 @@ impl Sandbox {
     }
 }
 
-/// Deepest nesting of expressions a query may have (a chain `a + b + … ` of n terms nests n
-/// deep): planning and checking recurse over the tree, so its depth is bounded before either
-/// sees it.
-pub const MAX_EXPR_DEPTH: usize = 128;
-/// Most expression nodes a query may have.
-pub const MAX_EXPR_NODES: usize = 20_000;
-/// Deepest nesting of subqueries.
-pub const MAX_QUERY_DEPTH: usize = 16;
-
-/// [`gate_statement`] on a thread with a large stack: the parser builds (and drops) whatever
-/// tree the text describes, and a tree deep enough to overflow a normal stack must be measured
-/// and refused, not crash the server.
-fn gate_on_a_large_stack(sql: &str) -> Result<()> {
-    let text = sql.to_string();
-    std::thread::Builder::new()
-        .name("erhai-gate".into())
-        .stack_size(256 << 20)
-        .spawn(move || gate_statement(&text))
-        .map_err(|e| EngineError::Execution(format!("could not start the SQL gate: {e}")))?
-        .join()
-        .unwrap_or_else(|_| {
-            Err(EngineError::Forbidden(
-                "the SQL text could not be parsed safely; simplify the query".into(),
-            ))
-        })
-}
-
-/// The depth and size of a parsed query's expressions.
-#[derive(Default)]
-struct Shape {
-    depth: usize,
-    max_depth: usize,
-    nodes: usize,
-    queries: usize,
-    max_queries: usize,
-}
-
-impl datafusion::sql::sqlparser::ast::Visitor for Shape {
-    type Break = ();
-    fn pre_visit_expr(
-        &mut self,
-        _: &datafusion::sql::sqlparser::ast::Expr,
-    ) -> std::ops::ControlFlow<()> {
-        self.depth += 1;
-        self.nodes += 1;
-        self.max_depth = self.max_depth.max(self.depth);
-        if self.max_depth > MAX_EXPR_DEPTH || self.nodes > MAX_EXPR_NODES {
-            return std::ops::ControlFlow::Break(());
-        }
-        std::ops::ControlFlow::Continue(())
-    }
-    fn post_visit_expr(
-        &mut self,
-        _: &datafusion::sql::sqlparser::ast::Expr,
-    ) -> std::ops::ControlFlow<()> {
-        self.depth = self.depth.saturating_sub(1);
-        std::ops::ControlFlow::Continue(())
-    }
-    fn pre_visit_query(
-        &mut self,
-        _: &datafusion::sql::sqlparser::ast::Query,
-    ) -> std::ops::ControlFlow<()> {
-        self.queries += 1;
-        self.max_queries = self.max_queries.max(self.queries);
-        if self.max_queries > MAX_QUERY_DEPTH {
-            return std::ops::ControlFlow::Break(());
-        }
-        std::ops::ControlFlow::Continue(())
-    }
-    fn post_visit_query(
-        &mut self,
-        _: &datafusion::sql::sqlparser::ast::Query,
-    ) -> std::ops::ControlFlow<()> {
-        self.queries = self.queries.saturating_sub(1);
-        std::ops::ControlFlow::Continue(())
-    }
-}
-
-/// Parses `sql` once before planning: exactly one statement, and it must be a query, no deeper
-/// or larger than the bounds. DDL, DML, COPY, SET and the like are refused here, before the
-/// planner could touch files or settings.
-fn gate_statement(sql: &str) -> Result<()> {
-    use datafusion::sql::parser::{DFParser, Statement as DfStatement};
-    use datafusion::sql::sqlparser::ast::{Statement as SqlStatement, Visit};
-    let statements = DFParser::parse_sql(sql).map_err(|e| classify(e.to_string()))?;
-    if let Some(DfStatement::Statement(st)) = statements.front() {
-        let mut shape = Shape::default();
-        let _ = st.visit(&mut shape);
-        if shape.max_depth > MAX_EXPR_DEPTH {
-            return Err(EngineError::Forbidden(format!(
-                "the query nests expressions more than {MAX_EXPR_DEPTH} deep (a chain of \
-                 {MAX_EXPR_DEPTH}+ operators or calls); split it or use IN (…) for long lists"
-            )));
-        }
-        if shape.nodes > MAX_EXPR_NODES {
-            return Err(EngineError::Forbidden(format!(
-                "the query has more than {MAX_EXPR_NODES} expressions; split it"
-            )));
-        }
-        if shape.max_queries > MAX_QUERY_DEPTH {
-            return Err(EngineError::Forbidden(format!(
-                "the query nests subqueries more than {MAX_QUERY_DEPTH} deep"
-            )));
-        }
-    }
-    if statements.len() != 1 {
-        return Err(EngineError::Forbidden(format!(
-            "submit exactly one SQL statement; found {}",
-            statements.len()
-        )));
-    }
-    match statements.front() {
-        Some(DfStatement::Statement(st)) if matches!(st.as_ref(), SqlStatement::Query(_)) => Ok(()),
-        Some(DfStatement::Explain(_)) => Err(EngineError::Forbidden(
-            "EXPLAIN is not available in the sandbox: use `query check` for the plan verdict".into(),
-        )),
-        Some(DfStatement::Statement(st)) if matches!(st.as_ref(), SqlStatement::Explain { .. } | SqlStatement::ExplainTable { .. }) => {
-            Err(EngineError::Forbidden(
-                "EXPLAIN and DESCRIBE are not available in the sandbox: use `query check` or `dataset show`".into(),
-            ))
-        }
-        _ => Err(EngineError::Forbidden(
-            "only queries (SELECT) are allowed in the sandbox: no DDL, DML, COPY or SET".into(),
-        )),
-    }
-}
-
 /// Removes quoted values from an execution error: messages such as "cannot cast string '…'"
 /// would otherwise carry a protected value out of the sandbox.
 pub fn redact_values(msg: &str) -> String {
@@ -765,7 +634,7 @@ fn exec_error(e: datafusion::error::DataFusionError) -> EngineError {
 }
 
 /// Turns DataFusion's planning errors into the sandbox's categories.
-fn classify(msg: String) -> EngineError {
+pub(crate) fn classify(msg: String) -> EngineError {
     let lower = msg.to_ascii_lowercase();
     if lower.contains("ddl not supported")
         || lower.contains("dml not supported")

@@ -532,6 +532,7 @@ impl Cx<'_> {
     }
 
     /// Below the aggregate: carries each scanned dataset's privacy-unit column up to it.
+    #[recursive::recursive]
     fn expose(&mut self, plan: &LogicalPlan) -> Result<(LogicalPlan, Carry)> {
         if let Some(r) = self.carry(plan, Self::expose) {
             return r;
