@@ -519,6 +519,12 @@ impl Cx<'_> {
                         for (i, a) in args.iter().enumerate() {
                             let last = i + 1 == args.len();
                             for mut br in self.branches(a) {
+                                // A path where this argument is null continues with the next
+                                // one: read as "not null", it would be a path no row can take
+                                // (its empty population would fail every cell).
+                                if !last && matches!(br.value, Val::Null) {
+                                    continue;
+                                }
                                 let mut guard = before.clone();
                                 if !last {
                                     guard.push(Expr::IsNotNull(Box::new(a.clone())));
@@ -942,6 +948,33 @@ mod tests {
         assert_eq!(a.paths.len(), 2);
         assert_eq!(a.paths[1].value, PathValue::Null);
         assert!(!a.paths[1].may_be_empty);
+    }
+
+    #[test]
+    fn a_null_branch_of_a_coalesce_argument_continues_with_the_next() {
+        use datafusion::functions::core::expr_fn::{coalesce, nullif};
+        // coalesce(nullif(nights, 3), 100): nights = 3 gives 100, otherwise nights; no path
+        // where nullif(…) is not null and nights = 3 at once.
+        let a = of(sum(coalesce(vec![nullif(col("nights"), lit(3)), lit(100)])));
+        assert!(a.issues.is_empty(), "{:?}", rules(&a));
+        let guards: Vec<String> = a
+            .paths
+            .iter()
+            .map(|p| {
+                p.guard
+                    .iter()
+                    .map(|g| g.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" AND ")
+            })
+            .collect();
+        assert_eq!(guards.len(), 2, "{guards:?}");
+        assert!(
+            !guards
+                .iter()
+                .any(|g| g.contains("IS NOT NULL") && g.contains("nights = Int32(3) IS TRUE")),
+            "{guards:?}"
+        );
     }
 
     #[test]

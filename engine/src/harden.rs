@@ -20,6 +20,7 @@ use arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::logical_expr::expr::{ScalarFunction, TryCast};
+use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr, LogicalPlan, Operator, ReturnFieldArgs, ScalarFunctionArgs,
     ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -219,6 +220,35 @@ impl ScalarUDFImpl for Total {
     }
     fn short_circuits(&self) -> bool {
         self.inner.short_circuits()
+    }
+    fn conditional_arguments<'a>(
+        &self,
+        args: &'a [Expr],
+    ) -> Option<(Vec<&'a Expr>, Vec<&'a Expr>)> {
+        self.inner.conditional_arguments(args)
+    }
+    /// Some built-ins only run simplified (`coalesce`, `nvl`, `nvl2` become CASE; their own
+    /// kernels refuse to run), so the simplification is the inner function's; any function it
+    /// introduces (`concat` folding its literal arguments) is made total and bounded in turn.
+    fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> DfResult<ExprSimplifyResult> {
+        match self.inner.simplify(args, info)? {
+            ExprSimplifyResult::Simplified(e) => Ok(ExprSimplifyResult::Simplified(
+                e.transform_up(|e| match e {
+                    Expr::ScalarFunction(f)
+                        if (f.func.inner().as_ref() as &dyn std::any::Any)
+                            .downcast_ref::<Total>()
+                            .is_none() =>
+                    {
+                        Ok(Transformed::yes(Expr::ScalarFunction(
+                            ScalarFunction::new_udf(total(f.func), f.args),
+                        )))
+                    }
+                    other => Ok(Transformed::no(other)),
+                })?
+                .data,
+            )),
+            original => Ok(original),
+        }
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let rows = args.number_rows;
