@@ -5,6 +5,10 @@
 //! - dominance: `count(*)` and `sum(v)` per group, plus the unit set and the per-unit
 //!   contributions to the sum.
 //!
+//! - branch statistics: `sum(CASE WHEN v > 500 THEN v ELSE 0 END)` per group, plus the unit
+//!   set and contributions of each side of the condition (issue 14: a condition inside an
+//!   aggregate defines populations), against the same conditional sum plain.
+//!
 //! - datafusion_count_distinct: DataFusion's own `count(DISTINCT unit)` beside `count(*)`, the
 //!   cheapest exact threshold count without the sets, for comparison.
 //!
@@ -117,7 +121,12 @@ fn bench(c: &mut Criterion) {
             &ctx,
             "SELECT g, count(*) AS n, count(DISTINCT unit) AS u FROM t GROUP BY g",
         ));
+        let conditional = rt.block_on(plan(
+            &ctx,
+            "SELECT g, count(*) AS n, sum(CASE WHEN v > 500 THEN v ELSE 0 END) AS s FROM t GROUP BY g",
+        ));
         let (threshold, _) = add_statistics(&count, &units, 2).expect("rewrite");
+        let (branches, _) = add_statistics(&conditional, &units, 2).expect("rewrite");
         let (dominance, _) = add_statistics(&sum, &units, 2).expect("rewrite");
         let size = if rows >= 1_000_000 {
             format!("{}M", rows / 1_000_000)
@@ -132,6 +141,8 @@ fn bench(c: &mut Criterion) {
             ("datafusion_count_distinct", &distinct),
             ("plain_sum", &sum),
             ("threshold_and_dominance", &dominance),
+            ("plain_conditional_sum", &conditional),
+            ("branch_statistics", &branches),
         ] {
             g.bench_function(name, |b| {
                 b.to_async(&rt)
