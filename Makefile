@@ -7,9 +7,11 @@ CARGO ?= cargo
 demo:
 	$(CARGO) run --quiet --bin erhai -- demo
 
-## Unit tests, .slt policy cases, end-to-end tests over real TLS, and each bench run once.
+## Unit tests, .slt policy cases, end-to-end tests over real TLS, each bench run once, and the
+## engine's compile_fail examples (code outside the engine cannot reach unchecked data).
 test:
 	$(CARGO) test --workspace --all-targets --no-fail-fast
+	$(CARGO) test --doc -p erhai-engine
 
 lint:
 	$(CARGO) fmt --all --check

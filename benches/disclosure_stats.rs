@@ -26,7 +26,7 @@ use datafusion::datasource::MemTable;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use erhai_engine::MasterKey;
-use erhai_engine::statistics::{UnitMap, UnitSource, add_statistics};
+use erhai_engine::testing::{UnitMap, UnitSource, add_statistics};
 use rand::{Rng, SeedableRng};
 
 const BATCH: usize = 64 * 1024;

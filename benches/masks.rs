@@ -15,7 +15,7 @@ use datafusion::execution::SessionStateDefaults;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 use erhai_engine::MasterKey;
-use erhai_engine::masks::{PseudonymKey, apply_mask, mask_functions};
+use erhai_engine::testing::{PseudonymKey, apply_mask, mask_functions};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

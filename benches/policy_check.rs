@@ -8,7 +8,8 @@ mod common;
 use criterion::{Criterion, criterion_group, criterion_main};
 use erhai::demo::store_demo_tables;
 use erhai::demo_data::{self, Sizes};
-use erhai_engine::{Limits, MasterKey, Sandbox};
+use erhai_engine::testing::Sandbox;
+use erhai_engine::{Limits, MasterKey};
 
 const QUERIES: [(&str, &str); 4] = [
     (

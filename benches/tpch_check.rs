@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use erhai::tpch;
-use erhai_engine::{Limits, MasterKey, Sandbox};
+use erhai_engine::testing::Sandbox;
+use erhai_engine::{Limits, MasterKey};
 
 fn sandbox(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> Sandbox {
     let master = MasterKey::create(&dir.join("master.key")).expect("key");

@@ -6,7 +6,7 @@ use arrow::array::{Array, AsArray};
 use arrow::record_batch::RecordBatch;
 use erhai::demo::store_demo_tables;
 use erhai::demo_data::{self, Sizes};
-use erhai_engine::masks::apply_mask;
+use erhai_engine::testing::apply_mask;
 use erhai_engine::{Engine, Limits, MasterKey, SampleSpec, StoredTable};
 
 fn engine(dir: &std::path::Path) -> (Engine, Vec<StoredTable>) {

@@ -7,7 +7,8 @@
 
 use erhai::demo::store_demo_tables;
 use erhai::demo_data::{self, Sizes};
-use erhai_engine::{Engine, Limits, MasterKey, Sandbox};
+use erhai_engine::testing::Sandbox;
+use erhai_engine::{Engine, Limits, MasterKey};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 

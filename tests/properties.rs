@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use arrow::array::{Array, AsArray, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use erhai::demo::store_table;
-use erhai_engine::audit::LinearAudit;
+use erhai_engine::LinearAudit;
 use erhai_engine::{EarlierRow, Engine, Limits, MasterKey, Releases, RowUnits, StoredTable};
 use erhai_policies::ReleaseRules;
 use rand::{Rng, SeedableRng};
@@ -309,7 +309,7 @@ impl Ledger {
                 });
             }
         }
-        let figures: Vec<&erhai_engine::unit_set::UnitSet> = released
+        let figures: Vec<&erhai_engine::UnitSet> = released
             .iter()
             .flat_map(|u| u.sets.iter().filter(|p| p.figure).map(|p| &p.set))
             .collect();

@@ -5,7 +5,7 @@ use std::hint::black_box;
 use criterion::BenchmarkGroup;
 use criterion::measurement::WallTime;
 use datafusion::logical_expr::LogicalPlan;
-use erhai_engine::Sandbox;
+use erhai_engine::testing::Sandbox;
 
 /// Benches DataFusion planning `sql` against erhai's lineage + check of its `plan`, side by
 /// side in one group, so that their ratio comes from the same run.

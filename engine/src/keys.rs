@@ -201,7 +201,7 @@ impl MasterKey {
 
     /// Wraps a data key; `context` (dataset id and version, or job id) is bound as associated
     /// data, so a wrapped key moved to another object does not unwrap.
-    pub fn wrap(&self, key: &DataKey, context: &str) -> Result<Vec<u8>> {
+    pub(crate) fn wrap(&self, key: &DataKey, context: &str) -> Result<Vec<u8>> {
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new()
             .fill(&mut nonce)
@@ -220,7 +220,7 @@ impl MasterKey {
     }
 
     /// Unwraps a data key wrapped for `context`.
-    pub fn unwrap_key(&self, wrapped: &[u8], context: &str) -> Result<DataKey> {
+    pub(crate) fn unwrap_key(&self, wrapped: &[u8], context: &str) -> Result<DataKey> {
         if wrapped.len() != NONCE_LEN + KEY_LEN + AES_256_GCM.tag_len() {
             return Err(EngineError::Crypto(format!(
                 "wrapped key for {context} has the wrong length"

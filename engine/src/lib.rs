@@ -4,27 +4,39 @@
 //! Only this crate ever holds decrypted rows. It knows nothing about users, tenants or the
 //! network: the gateway tells it which tables a job may read and what to do with the result.
 
+// Every module is the crate's own: what leaves it is the `Engine`'s typed operations and the
+// types re-exported below. No code outside can name a data key, a decrypted batch store or
+// a way to run a plan that was not checked (see the `compile_fail` examples on `Engine`).
 pub(crate) mod aggregate_args;
-pub mod audit;
-pub mod cache;
-pub mod checks;
-pub mod dev_sample;
-pub mod differencing;
-pub mod dp;
-pub mod error;
+pub(crate) mod audit;
+pub(crate) mod cache;
+pub(crate) mod checks;
+pub(crate) mod dev_sample;
+pub(crate) mod differencing;
+pub(crate) mod dp;
+pub(crate) mod error;
 pub mod export;
 pub(crate) mod gate;
 pub(crate) mod harden;
 pub(crate) mod inline;
-pub mod keys;
-pub mod lineage;
-pub mod masks;
-pub mod sandbox;
-pub mod statistics;
-pub mod store;
+pub(crate) mod keys;
+pub(crate) mod lineage;
+pub(crate) mod masks;
+pub(crate) mod sandbox;
+pub(crate) mod statistics;
+pub(crate) mod store;
 pub(crate) mod subqueries;
-pub mod unit_set;
-pub mod unit_stats;
+pub(crate) mod unit_set;
+pub(crate) mod unit_stats;
+
+/// Internals that benchmarks and tests measure directly; built only with the `testing`
+/// feature, which only dev-dependencies turn on (never the server binary).
+#[cfg(feature = "testing")]
+pub mod testing {
+    pub use crate::masks::{PseudonymKey, apply_mask, mask_functions};
+    pub use crate::sandbox::{CheckedQuery, Executed, Sandbox};
+    pub use crate::statistics::{UnitMap, UnitSource, add_statistics};
+}
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,14 +45,19 @@ use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use erhai_policies::{DatasetPolicy, PlanLineage, PlanVerdict, ReleaseRules};
 
+pub use audit::LinearAudit;
 pub use checks::{CheckReport, ResultShape, RowPopulation, RowUnits, SUBQUERY_ROWS};
 pub use dev_sample::{BuiltSample, SampleSpec};
 pub use differencing::EarlierRow;
+pub use dp::DpRequest;
 pub use error::{EngineError, Result};
-pub use keys::{DataKey, MasterKey, RecordSealer};
-pub use masks::PseudonymKey;
-pub use sandbox::{Limits, Sandbox, TableSpec};
+pub use keys::{MasterKey, RecordSealer, SEALED_PREFIX};
+pub use sandbox::{Limits, MAX_SQL_BYTES};
 pub use statistics::Source;
+pub use unit_set::UnitSet;
+
+use keys::DataKey;
+use sandbox::{Sandbox, TableSpec};
 
 /// A registered dataset version as the gateway stores it.
 #[derive(Clone, Debug)]
@@ -118,6 +135,41 @@ impl Upload {
 }
 
 /// The engine: owns the data directory's files and the master key.
+///
+/// Its operations are the only way to data: a query is parsed, checked, rewritten, run, checked
+/// again and quarantined in one call, and the compiler keeps every other way closed to code
+/// outside this crate (`make test` runs these examples):
+///
+/// ```compile_fail,E0603
+/// // A data key cannot be named…
+/// let _key: Option<erhai_engine::keys::DataKey> = None;
+/// ```
+///
+/// ```compile_fail,E0624
+/// // …nor unwrapped from the master key.
+/// fn unwrap(master: &erhai_engine::MasterKey) {
+///     let _ = master.unwrap_key(&[], "dataset/v1");
+/// }
+/// ```
+///
+/// ```compile_fail,E0599
+/// // No sandbox that plans and runs step by step: its rows are unchecked.
+/// async fn run(engine: &erhai_engine::Engine) {
+///     let _ = engine.sandbox(&[], "scope").await;
+/// }
+/// ```
+///
+/// ```compile_fail,E0603
+/// // No reader of a version's encrypted files.
+/// use erhai_engine::store::read_encrypted;
+/// ```
+///
+/// ```
+/// // What the gateway does use: checked operations and sealed records.
+/// fn sealer(master: &erhai_engine::MasterKey) -> erhai_engine::RecordSealer {
+///     master.record_sealer()
+/// }
+/// ```
 pub struct Engine {
     data_dir: PathBuf,
     master: MasterKey,
@@ -442,7 +494,7 @@ impl Engine {
                 t.name
             )));
         }
-        let sandbox = self.sandbox(tables, scope).await?;
+        let sandbox = self.sandbox_for(tables, scope).await?;
         let (_, verdict, plan) = sandbox.check(sql, false).await?;
         if !verdict.allowed() {
             return Err(EngineError::Refused(Box::new(verdict)));
@@ -461,7 +513,7 @@ impl Engine {
     /// public, so the differencing checks count this population as released.
     pub async fn whole_population(&self, table: &StoredTable) -> Result<(unit_set::UnitSet, u64)> {
         let sandbox = self
-            .sandbox(std::slice::from_ref(table), "registration")
+            .sandbox_for(std::slice::from_ref(table), "registration")
             .await?;
         let units = sandbox.all_units(&table.name).await?;
         let definition = statistics::whole_dataset_definition(&table.name);
@@ -474,9 +526,16 @@ impl Engine {
         let _ = std::fs::remove_dir_all(self.data_dir.join("dev").join(dataset_id));
     }
 
+    /// A sandbox over `tables`, for benchmarks and tests that plan, check and run queries
+    /// step by step (feature `testing`).
+    #[cfg(feature = "testing")]
+    pub async fn sandbox(&self, tables: &[StoredTable], scope: &str) -> Result<Sandbox> {
+        self.sandbox_for(tables, scope).await
+    }
+
     /// A sandbox over `tables` (their keys unwrapped here), for planning and checking;
     /// `scope` keys its pseudonyms.
-    pub async fn sandbox(&self, tables: &[StoredTable], scope: &str) -> Result<Sandbox> {
+    pub(crate) async fn sandbox_for(&self, tables: &[StoredTable], scope: &str) -> Result<Sandbox> {
         let mut specs = Vec::with_capacity(tables.len());
         for t in tables {
             let (object, dir) = match t.env {
@@ -553,7 +612,7 @@ impl Engine {
         tables: &[StoredTable],
         scope: &str,
     ) -> Result<(PlanLineage, PlanVerdict)> {
-        let sandbox = self.sandbox(tables, scope).await?;
+        let sandbox = self.sandbox_for(tables, scope).await?;
         let (lineage, verdict, plan) = sandbox.check(sql, true).await?;
         if verdict.allowed() {
             sandbox.rewrite(
@@ -591,7 +650,7 @@ impl Engine {
         releases: &dyn Releases,
     ) -> Result<QueryOutcome> {
         rules.validate()?;
-        let sandbox = self.sandbox(tables, scope).await?;
+        let sandbox = self.sandbox_for(tables, scope).await?;
         let checked = sandbox.prepare(sql, rules.largest_needed()).await?;
         let executed = sandbox.execute(&checked).await?;
         let subqueries = executed
@@ -626,7 +685,7 @@ impl Engine {
         tables: &[StoredTable],
         scope: &str,
     ) -> Result<(PlanLineage, PlanVerdict)> {
-        let sandbox = self.sandbox(tables, scope).await?;
+        let sandbox = self.sandbox_for(tables, scope).await?;
         let (lineage, verdict, plan) = sandbox.check(sql, true).await?;
         if verdict.allowed() {
             sandbox.dp_plan(&plan)?;
@@ -645,7 +704,7 @@ impl Engine {
         req: &dp::DpRequest,
     ) -> Result<QueryOutcome> {
         req.settings.validate()?;
-        let sandbox = self.sandbox(tables, scope).await?;
+        let sandbox = self.sandbox_for(tables, scope).await?;
         let (lineage, verdict, plan) = sandbox.check(sql, true).await?;
         if !verdict.allowed() {
             return Err(EngineError::Refused(Box::new(verdict)));

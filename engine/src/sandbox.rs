@@ -303,7 +303,7 @@ pub struct Executed {
 impl Sandbox {
     /// Builds a session holding exactly `tables`.
     /// `pseudonym` keys the `pseudonym()` mask for the job's scope.
-    pub async fn new(
+    pub(crate) async fn new(
         tables: Vec<TableSpec>,
         limits: Limits,
         pseudonym: &PseudonymKey,
@@ -468,7 +468,7 @@ impl Sandbox {
 
     /// The statistics rewrite of an allowed plan and of its uncorrelated subqueries: a shape it
     /// cannot follow is refused here, before anything runs (also in a dry run).
-    pub fn rewrite(
+    pub(crate) fn rewrite(
         &self,
         lineage: PlanLineage,
         verdict: PlanVerdict,
@@ -529,7 +529,7 @@ impl Sandbox {
 
     /// Runs a plan the caller has checked and hands each batch to `each`, within the time
     /// limit; for internal plans whose rows never leave the engine (no row limit).
-    pub async fn for_each_batch(
+    pub(crate) async fn for_each_batch(
         &self,
         plan: LogicalPlan,
         mut each: impl FnMut(&RecordBatch) -> Result<()>,
@@ -583,12 +583,12 @@ impl Sandbox {
     }
 
     /// The plan of `plan` in differential-privacy mode (see [`crate::dp`]).
-    pub fn dp_plan(&self, plan: &LogicalPlan) -> Result<crate::dp::DpPlan> {
+    pub(crate) fn dp_plan(&self, plan: &LogicalPlan) -> Result<crate::dp::DpPlan> {
         crate::dp::DpPlan::build(plan, &self.units, &self.policies)
     }
 
     /// Runs a plan the caller has checked, within the time and row limits.
-    pub async fn execute_plan(&self, plan: LogicalPlan) -> Result<Vec<RecordBatch>> {
+    pub(crate) async fn execute_plan(&self, plan: LogicalPlan) -> Result<Vec<RecordBatch>> {
         let limit = self.limits.max_rows;
         let mut rows = 0u64;
         let mut batches = Vec::new();

@@ -61,7 +61,7 @@ pub async fn masking(
     let tmp = tempfile::tempdir()?;
     let master = MasterKey::create(&tmp.path().join("master.key"))?;
     let ctx = SessionContext::new();
-    for f in erhai_engine::masks::mask_functions(&master.pseudonym_key("bench")) {
+    for f in erhai_engine::testing::mask_functions(&master.pseudonym_key("bench")) {
         ctx.register_udf(f.as_ref().clone());
     }
     let path = dir.join("phones.parquet");

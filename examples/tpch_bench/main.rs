@@ -514,7 +514,7 @@ async fn dp_queries(
         max_groups_per_unit: 1,
         max_rows_per_unit: rows_per_unit,
     };
-    let req = erhai_engine::dp::DpRequest { settings, epsilon };
+    let req = erhai_engine::DpRequest { settings, epsilon };
     let mut load_ms = None;
     if let Some(p) = peers.as_mut() {
         eprintln!("loading lineitem into SmartNoise SQL …");

@@ -103,7 +103,7 @@ pub async fn probe(dir: &Path) -> Result<(), Error> {
             ran += 1;
         }
     }
-    let req = erhai_engine::dp::DpRequest {
+    let req = erhai_engine::DpRequest {
         settings: erhai_policies::dp::DpSettings {
             epsilon_total: 10.0,
             delta_total: 1e-4,

@@ -21,8 +21,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use erhai_engine::audit::LinearAudit;
-use erhai_engine::unit_set::UnitSet;
+use erhai_engine::LinearAudit;
+use erhai_engine::UnitSet;
 use erhai_engine::{EarlierRow, LEDGER_PREFIX, RowPopulation, RowUnits, Source};
 
 use crate::error::GatewayError;
@@ -37,7 +37,7 @@ pub struct PopulationLedger {
     populations: sled::Tree,
     index: sled::Tree,
     /// Per dataset, the linear audit of every figure released over it
-    /// ([`erhai_engine::audit::LinearAudit`]), updated as releases are approved.
+    /// ([`erhai_engine::LinearAudit`]), updated as releases are approved.
     audits: sled::Tree,
 }
 

@@ -328,7 +328,7 @@ impl Store {
     /// A job record from its stored bytes (sealed, or from before sealing).
     fn open_job(&self, id: &str, bytes: &[u8]) -> Result<JobRecord, GatewayError> {
         let plain;
-        let json = if bytes.starts_with(erhai_engine::keys::SEALED_PREFIX) {
+        let json = if bytes.starts_with(erhai_engine::SEALED_PREFIX) {
             let s = self.sealer.as_ref().ok_or_else(|| {
                 GatewayError::Store(format!(
                     "job {id} is sealed: opening it needs the master key"
@@ -353,7 +353,7 @@ impl Store {
         let mut n = 0;
         for item in self.jobs.iter() {
             let (key, value) = item?;
-            if value.starts_with(erhai_engine::keys::SEALED_PREFIX) {
+            if value.starts_with(erhai_engine::SEALED_PREFIX) {
                 continue;
             }
             let id = String::from_utf8_lossy(&key).to_string();

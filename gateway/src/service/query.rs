@@ -51,7 +51,7 @@ impl Releases for LedgerReleases {
             .map_err(|e| e.to_string())
     }
 
-    fn audit(&self, dataset: &str) -> Result<Option<erhai_engine::audit::LinearAudit>, String> {
+    fn audit(&self, dataset: &str) -> Result<Option<erhai_engine::LinearAudit>, String> {
         let Some(id) = self.ids.get(dataset) else {
             return Ok(None);
         };
@@ -388,7 +388,7 @@ impl Gateway {
                     let scenario = self.scenario_of(&job);
                     match scenario.as_ref().and_then(|s| s.dp) {
                         Some(settings) => {
-                            let req = erhai_engine::dp::DpRequest {
+                            let req = erhai_engine::DpRequest {
                                 settings,
                                 epsilon: job.epsilon.unwrap_or(settings.epsilon_per_query),
                             };
