@@ -292,7 +292,7 @@ fn is_subquery(e: &Expr) -> bool {
     )
 }
 
-fn contains_subquery(e: &Expr) -> bool {
+pub(crate) fn contains_subquery(e: &Expr) -> bool {
     use datafusion::common::tree_node::TreeNode;
     e.exists(|x| Ok(is_subquery(x))).unwrap_or(true)
 }

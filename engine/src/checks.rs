@@ -280,13 +280,15 @@ pub(crate) fn row_findings(
                         population.may_be_empty,
                     )),
                 }
-                sets.push(RowPopulation {
-                    dataset: dataset.clone(),
-                    source: population.source,
-                    figure: population.figure,
-                    fingerprint: fingerprint(&population.definition, &values),
-                    set,
-                });
+                if population.compared {
+                    sets.push(RowPopulation {
+                        dataset: dataset.clone(),
+                        source: population.source,
+                        figure: population.figure,
+                        fingerprint: fingerprint(&population.definition, &values),
+                        set,
+                    });
+                }
             }
             Hidden::Contrib { dataset, terms } => {
                 let all = ContribSummary::decode_all(bytes, terms.len())

@@ -8,6 +8,27 @@ pub enum EngineError {
     /// The SQL could not be parsed or planned (syntax, unknown table or column, type errors).
     #[error("query could not be planned: {0}")]
     Plan(String),
+    /// The query reads a table the sandbox does not hold (misspelt, or outside the job's
+    /// scope): the gateway names the scenario when that is why.
+    #[error("query could not be planned: table `{name}` not found")]
+    UnknownTable {
+        /// The name as written (without schema or catalog).
+        name: String,
+    },
+    /// The query names a column no table in its scope has.
+    #[error(
+        "query could not be planned: no column named `{}`{}",
+        qualified(.qualifier, .column),
+        if .valid.is_empty() { String::new() } else { format!("; the columns here are: {}", .valid.join(", ")) }
+    )]
+    UnknownColumn {
+        /// The column as written.
+        column: String,
+        /// Its table qualifier, if the query wrote one.
+        qualifier: Option<String>,
+        /// The columns the query could have named at that point.
+        valid: Vec<String>,
+    },
     /// The SQL uses a statement kind the sandbox does not run.
     #[error("{0}")]
     Forbidden(String),
@@ -50,6 +71,13 @@ pub enum EngineError {
     /// Parquet encoding or decoding failed.
     #[error("storage: {0}")]
     Parquet(String),
+}
+
+fn qualified(qualifier: &Option<String>, column: &str) -> String {
+    match qualifier {
+        Some(q) => format!("{q}.{column}"),
+        None => column.to_string(),
+    }
 }
 
 impl EngineError {

@@ -57,6 +57,83 @@ pub fn plan_lineage(
     })
 }
 
+/// A construct in a filter's predicate that could hide a condition from the per-part
+/// populations (see `statistics::where_sides`): a CASE, a conditional function, a condition
+/// cast to a value or compared as one.
+fn hidden_condition(predicate: &Expr) -> Option<String> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    // Read from the expression's form, not its type: a walk that typed every node would
+    // recurse once more per node over analyst-built trees.
+    let is_condition = |e: &Expr| match e {
+        Expr::BinaryExpr(b) => matches!(
+            b.op,
+            Operator::And
+                | Operator::Or
+                | Operator::Eq
+                | Operator::NotEq
+                | Operator::Lt
+                | Operator::LtEq
+                | Operator::Gt
+                | Operator::GtEq
+                | Operator::IsDistinctFrom
+                | Operator::IsNotDistinctFrom
+                | Operator::RegexMatch
+                | Operator::RegexIMatch
+                | Operator::RegexNotMatch
+                | Operator::RegexNotIMatch
+                | Operator::LikeMatch
+                | Operator::ILikeMatch
+                | Operator::NotLikeMatch
+                | Operator::NotILikeMatch
+        ),
+        Expr::Not(_)
+        | Expr::IsNull(_)
+        | Expr::IsNotNull(_)
+        | Expr::IsTrue(_)
+        | Expr::IsFalse(_)
+        | Expr::IsUnknown(_)
+        | Expr::IsNotTrue(_)
+        | Expr::IsNotFalse(_)
+        | Expr::IsNotUnknown(_)
+        | Expr::Like(_)
+        | Expr::SimilarTo(_)
+        | Expr::Between(_)
+        | Expr::InList(_)
+        | Expr::InSubquery(_)
+        | Expr::Exists(_) => true,
+        _ => false,
+    };
+    let mut found = None;
+    let _ = predicate.apply(|e| {
+        found = match e {
+            Expr::Case(_) => Some("a CASE expression".to_string()),
+            Expr::ScalarFunction(f)
+                if matches!(
+                    f.func.name(),
+                    "coalesce" | "nullif" | "nvl" | "nvl2" | "ifnull" | "greatest" | "least"
+                ) =>
+            {
+                Some(format!("{}()", f.func.name()))
+            }
+            Expr::Cast(c) if is_condition(&c.expr) => Some("a condition cast to a value".into()),
+            Expr::TryCast(c) if is_condition(&c.expr) => Some("a condition cast to a value".into()),
+            Expr::BinaryExpr(b)
+                if !matches!(b.op, Operator::And | Operator::Or)
+                    && (is_condition(&b.left) || is_condition(&b.right)) =>
+            {
+                Some(format!("a condition used as a value of `{}`", b.op))
+            }
+            _ => None,
+        };
+        Ok(if found.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
+}
+
 /// Whether every output row of `plan` is an aggregate over input rows.
 #[recursive::recursive]
 pub fn is_aggregated(plan: &LogicalPlan) -> bool {
@@ -295,6 +372,15 @@ impl Cx<'_> {
             P::Filter(f) => {
                 let input = self.node(&f.input)?;
                 self.record_predicate(&f.predicate, f.input.schema(), &input)?;
+                if !is_aggregated(&f.input)
+                    && let Some(what) = hidden_condition(&f.predicate)
+                {
+                    self.shape.push(ShapeIssue {
+                        context: crate::aggregate_args::sql(&f.predicate),
+                        construct: Construct::HiddenCondition { what },
+                        columns: Vec::new(),
+                    });
+                }
                 input
             }
             P::Sort(s) => {
@@ -330,6 +416,14 @@ impl Cx<'_> {
                 cols
             }
             P::Aggregate(a) => {
+                let parts = crate::statistics::where_part_count(&a.input, &a.group_expr);
+                if parts > erhai_policies::shape::MAX_PATHS {
+                    self.shape.push(ShapeIssue {
+                        context: short(plan),
+                        construct: Construct::TooManyParts { parts },
+                        columns: Vec::new(),
+                    });
+                }
                 let input = self.node(&a.input)?;
                 let schema = a.input.schema();
                 let mut cols = Vec::new();

@@ -413,12 +413,13 @@ impl Sandbox {
             )));
         }
         let statement = crate::gate::gate(sql)?;
+        self.known_tables(&statement)?;
         let plan = self
             .ctx
             .state()
             .statement_to_plan(statement)
             .await
-            .map_err(|e| classify(e.to_string()))?;
+            .map_err(planning_error)?;
         SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
@@ -427,6 +428,28 @@ impl Sandbox {
             .map_err(|e| classify(e.to_string()))?;
         // Aggregates see through the derived tables below them (see `inline`).
         crate::inline::inline_into_aggregates(plan)
+    }
+
+    /// Every table the statement reads is one the sandbox holds (CTE names aside).
+    fn known_tables(&self, statement: &datafusion::sql::parser::Statement) -> Result<()> {
+        let normalize = self
+            .ctx
+            .state()
+            .config()
+            .options()
+            .sql_parser
+            .enable_ident_normalization;
+        let (relations, _ctes) =
+            datafusion::sql::resolve::resolve_table_references(statement, normalize)
+                .map_err(planning_error)?;
+        for r in relations {
+            if !self.tables.contains_key(r.table()) || r.schema().is_some_and(|s| s != "public") {
+                return Err(EngineError::UnknownTable {
+                    name: r.table().to_string(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Plans and checks `sql` without running it. `require_aggregation` is set for production.
@@ -631,6 +654,31 @@ fn exec_error(e: datafusion::error::DataFusionError) -> EngineError {
         );
     }
     EngineError::Execution(redact_values(&text))
+}
+
+/// A planning error as the sandbox reports it: an unknown column with its name and the
+/// columns in scope, the rest by category.
+fn planning_error(e: datafusion::error::DataFusionError) -> EngineError {
+    use datafusion::common::SchemaError;
+    use datafusion::error::DataFusionError;
+    let DataFusionError::SchemaError(schema_error, _) = e.find_root() else {
+        return classify(e.to_string());
+    };
+    match schema_error.as_ref() {
+        SchemaError::FieldNotFound {
+            field,
+            valid_fields,
+        } => EngineError::UnknownColumn {
+            column: field.name.clone(),
+            qualifier: field.relation.as_ref().map(|r| r.table().to_string()),
+            valid: valid_fields
+                .iter()
+                .filter(|c| !c.name.starts_with(HIDDEN_PREFIX))
+                .map(|c| c.flat_name())
+                .collect(),
+        },
+        _ => classify(e.to_string()),
+    }
 }
 
 /// Turns DataFusion's planning errors into the sandbox's categories.

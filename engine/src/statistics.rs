@@ -20,7 +20,7 @@ use std::sync::Arc;
 use datafusion::common::{Column, TableReference};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{
-    Aggregate, Distinct, Expr, LogicalPlan, Projection, SubqueryAlias, Window,
+    Aggregate, Distinct, Expr, LogicalPlan, Operator, Projection, SubqueryAlias, Window,
 };
 
 use crate::aggregate_args::{Kind, PathValue, Term, analyse};
@@ -48,6 +48,141 @@ pub struct Population {
     /// populations defined differently tell that the difference of the definitions selects
     /// nobody (with the row's group values, see [`crate::checks`]).
     pub definition: String,
+    /// Whether it is compared with other releases (differencing, coincidence, the linear
+    /// audit). The parts of a filter's OR are checked for their size only: no figure is
+    /// computed over one alone, and their definitions spell one set many ways.
+    pub compared: bool,
+}
+
+/// The parts of the disjunctions among the conditions rows pass on their way to an aggregate
+/// over `input`: for `A OR B OR C`, the rows of `A`, of `B AND NOT A` and of `C AND NOT (A OR
+/// B)` (`NOT (X AND Y)` and `x IN (a, b)` are disjunctions too). A part that reads group keys
+/// only is the same for every row of a group and is left out. Each part comes with its
+/// description for findings.
+pub(crate) fn where_sides(input: &LogicalPlan, groups: &[Expr]) -> Vec<(Expr, String)> {
+    let mut sides = Vec::new();
+    for (conjunct, parts, checked) in where_parts(input, groups) {
+        for i in checked {
+            let mut side = Expr::IsTrue(Box::new(parts[i].clone()));
+            for before in &parts[..i] {
+                side = side.and(Expr::IsNotTrue(Box::new(before.clone())));
+            }
+            sides.push((
+                side,
+                format!(
+                    "the rows that `{}` keeps of the condition `{}`",
+                    crate::aggregate_args::sql(&parts[i]),
+                    crate::aggregate_args::sql(&conjunct)
+                ),
+            ));
+        }
+    }
+    sides
+}
+
+/// How many parts [`where_sides`] would check (the plan check bounds it).
+pub(crate) fn where_part_count(input: &LogicalPlan, groups: &[Expr]) -> usize {
+    where_parts(input, groups)
+        .iter()
+        .map(|(_, _, checked)| checked.len())
+        .sum()
+}
+
+/// Each disjunction among the conditions below an aggregate: the conjunct, its parts, and the
+/// indexes of the parts that read more than group keys.
+fn where_parts(input: &LogicalPlan, groups: &[Expr]) -> Vec<(Expr, Vec<Expr>, Vec<usize>)> {
+    use datafusion::logical_expr::utils::split_conjunction;
+    let mut predicates: Vec<Expr> = Vec::new();
+    let mut plan = input;
+    while let LogicalPlan::Filter(f) = plan {
+        predicates.extend(split_conjunction(&f.predicate).into_iter().cloned());
+        plan = f.input.as_ref();
+    }
+    let group_columns: BTreeSet<Column> = groups
+        .iter()
+        .flat_map(|g| g.column_refs().into_iter().cloned())
+        .collect();
+    let schema = input.schema();
+    let mut out = Vec::new();
+    for conjunct in conjuncts_of(predicates) {
+        let parts = disjuncts(&conjunct);
+        if parts.len() < 2 {
+            continue;
+        }
+        let resolvable = parts.iter().all(|p| {
+            !p.contains_outer()
+                && !crate::aggregate_args::contains_subquery(p)
+                && p.column_refs().iter().all(|c| schema.has_column(c))
+        });
+        if !resolvable {
+            continue;
+        }
+        let checked: Vec<usize> = (0..parts.len())
+            .filter(|&i| {
+                !parts[i]
+                    .column_refs()
+                    .iter()
+                    .all(|c| group_columns.contains(c))
+            })
+            .collect();
+        out.push((conjunct, parts, checked));
+    }
+    out
+}
+
+/// Conjuncts, with `NOT (A OR B)` read as `NOT A AND NOT B`.
+fn conjuncts_of(predicates: Vec<Expr>) -> Vec<Expr> {
+    let mut out = Vec::new();
+    let mut todo = predicates;
+    while let Some(e) = todo.pop() {
+        match e {
+            Expr::BinaryExpr(b) if b.op == Operator::And => {
+                todo.push(*b.left);
+                todo.push(*b.right);
+            }
+            Expr::Not(inner) => match *inner {
+                Expr::BinaryExpr(b) if b.op == Operator::Or => {
+                    todo.push(Expr::Not(b.left));
+                    todo.push(Expr::Not(b.right));
+                }
+                Expr::Not(x) => todo.push(*x),
+                other => out.push(Expr::Not(Box::new(other))),
+            },
+            Expr::Alias(a) => todo.push(*a.expr),
+            other => out.push(other),
+        }
+    }
+    out.reverse();
+    out
+}
+
+/// The parts of a disjunction, with `NOT (A AND B)` read as `NOT A OR NOT B` and
+/// `x IN (a, b)` as `x = a OR x = b`.
+#[recursive::recursive]
+fn disjuncts(e: &Expr) -> Vec<Expr> {
+    match e {
+        Expr::BinaryExpr(b) if b.op == Operator::Or => {
+            let mut out = disjuncts(&b.left);
+            out.extend(disjuncts(&b.right));
+            out
+        }
+        Expr::Not(inner) => match inner.as_ref() {
+            Expr::BinaryExpr(b) if b.op == Operator::And => {
+                let mut out = disjuncts(&Expr::Not(b.left.clone()));
+                out.extend(disjuncts(&Expr::Not(b.right.clone())));
+                out
+            }
+            Expr::Not(x) => disjuncts(x),
+            _ => vec![e.clone()],
+        },
+        Expr::InList(l) if !l.negated && l.list.len() > 1 => l
+            .list
+            .iter()
+            .map(|v| (*l.expr).clone().eq(v.clone()))
+            .collect(),
+        Expr::Alias(a) => disjuncts(&a.expr),
+        _ => vec![e.clone()],
+    }
 }
 
 /// The canonical definition of the rows reaching an aggregate over `input` grouped by
@@ -115,6 +250,7 @@ impl Population {
             source: Source::Group,
             figure: true,
             definition,
+            compared: true,
         }
     }
 }
@@ -361,6 +497,7 @@ impl Cx<'_> {
         let group_figure = calls
             .iter()
             .any(|(_, f, _)| analyse(f, input.schema(), stored_nulls).unconditional());
+        let sides = where_sides(input, &groups);
         let (input, units) = self.expose(input)?;
         let carried: Vec<(&Carried, UnitKey, String)> = units
             .iter()
@@ -392,6 +529,34 @@ impl Cx<'_> {
                 },
                 source: None,
             });
+        }
+        // Each part of an OR in the conditions rows pass is a population of its own: a large
+        // known part and a small one (`others OR the person`) would otherwise release the
+        // small one's figures by difference with what the known part is.
+        for (side, what) in &sides {
+            for (u, key, dataset) in &carried {
+                let name = fresh("side");
+                let mut call = unit_set(key.clone()).call(vec![col_of(&input, &u.name)?]);
+                if let Expr::AggregateFunction(c) = &mut call {
+                    c.params.filter = Some(Box::new(side.clone()));
+                }
+                aggr.push(call.alias(&name));
+                hidden.push(Carried {
+                    name,
+                    what: Hidden::Units {
+                        dataset: dataset.clone(),
+                        population: Population {
+                            what: Some(what.clone()),
+                            may_be_empty: false,
+                            source: Source::Group,
+                            figure: group_figure,
+                            definition: format!("{definition}; part {side}"),
+                            compared: false,
+                        },
+                    },
+                    source: None,
+                });
+            }
         }
         // Every path through an aggregate's conditions is a population; every term of a sum
         // on a path has its contributions measured. Paths with the same conditions share one
@@ -437,6 +602,7 @@ impl Cx<'_> {
                                     source: Source::Aggregate(ai),
                                     figure: path.figure,
                                     definition: format!("{definition}; side {}", filter),
+                                    compared: true,
                                 },
                             },
                             source: None,

@@ -106,6 +106,7 @@ pub(crate) fn side_plans(
                     source: Source::Group,
                     figure: true,
                     definition: format!("subquery {}", crate::statistics::definition_of(&sub, &[])),
+                    compared: true,
                 },
             });
         }

@@ -260,9 +260,11 @@ impl Gateway {
 /// The gRPC status for an engine error.
 pub fn engine_status(e: &EngineError) -> Status {
     match e {
-        EngineError::Plan(_) | EngineError::BadData(_) | EngineError::Policy(_) => {
-            Status::invalid_argument(e.to_string())
-        }
+        EngineError::Plan(_)
+        | EngineError::UnknownTable { .. }
+        | EngineError::UnknownColumn { .. }
+        | EngineError::BadData(_)
+        | EngineError::Policy(_) => Status::invalid_argument(e.to_string()),
         EngineError::Forbidden(_) | EngineError::Refused(_) | EngineError::Unsupported(_) => {
             Status::permission_denied(e.to_string())
         }

@@ -92,6 +92,18 @@ pub enum Construct {
     ConstantJoin,
     /// LIMIT or OFFSET over aggregated rows (production): it cuts rows before suppression.
     LimitOverAggregates,
+    /// An OR (or IN list) in a filter with more than [`MAX_PATHS`] parts over columns other
+    /// than the group keys.
+    TooManyParts {
+        /// How many.
+        parts: usize,
+    },
+    /// A condition in a filter written so that its parts are not visible as AND / OR / NOT
+    /// (`CASE`, `coalesce`, a condition cast to a number or compared as a value).
+    HiddenCondition {
+        /// What was found.
+        what: String,
+    },
     /// Some other expression inside an aggregate.
     Unsupported {
         /// What it is.
@@ -109,6 +121,9 @@ impl Construct {
             | Construct::ScalarSubqueryNotAggregated => "subquery-shape",
             Construct::ConstantJoin => "constant-join",
             Construct::LimitOverAggregates => "limit-over-aggregates",
+            Construct::HiddenCondition { .. } | Construct::TooManyParts { .. } => {
+                "filter-condition"
+            }
             _ => "aggregate-argument",
         }
     }
@@ -181,6 +196,18 @@ impl Construct {
                  values, and repeats or pads rows without a privacy unit behind them; use \
                  IN (…) to filter, CASE to relabel"
                 .to_string(),
+            Construct::TooManyParts { parts } => format!(
+                "the filter's OR (or IN list) has {parts} parts over columns other than the group \
+                 keys; each part is a population the release rules check, and at most \
+                 {MAX_PATHS} are: group by the column instead, or split the query"
+            ),
+            Construct::HiddenCondition { what } => format!(
+                "{what} in a filter can hide a condition (`CASE WHEN <one person> THEN true ELSE \
+                 <a known group> END` keeps one person beside a group whose values are known), \
+                 and its parts are populations no rule could check; write the condition with AND, \
+                 OR, NOT, IN, BETWEEN, LIKE and IS NULL over columns and constants: each part of \
+                 an OR is then checked as a population of its own"
+            ),
             Construct::LimitOverAggregates => "LIMIT and OFFSET keep rows by their order before \
                  the release rules suppress any, so which rows come out would depend on \
                  suppressed figures; fetch every row (ORDER BY is fine) and keep what you need"

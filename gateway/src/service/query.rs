@@ -119,62 +119,46 @@ impl Gateway {
     /// not approve, a dataset it does not list), restated as the refusal it is: which column or
     /// dataset, and which scenario. Other errors pass unchanged.
     fn outside_scenario(&self, s: &ScenarioRecord, e: EngineError) -> EngineError {
-        let EngineError::Plan(msg) = &e else {
-            return e;
-        };
-        let msg = msg.replace('"', "");
-        let names = |after: &str| -> Vec<String> {
-            msg.match_indices(after)
-                .map(|(i, _)| {
-                    msg[i + after.len()..]
-                        .trim_start_matches('\'')
-                        .chars()
-                        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
-                        .collect::<String>()
-                        .trim_end_matches('.')
-                        .to_string()
-                })
-                .collect()
-        };
         let Ok(datasets) = self.0.store.datasets() else {
             return e;
         };
-        for field in names("No field named ") {
-            let column = field.rsplit('.').next().unwrap_or(&field);
-            for (name, approved) in &s.approved {
-                let Some(d) = datasets.iter().find(|d| &d.name == name) else {
-                    continue;
-                };
-                let qualified_elsewhere =
-                    field.contains('.') && !field.starts_with(&format!("{name}."));
-                if qualified_elsewhere || !d.fields.iter().any(|f| f.name == column) {
-                    continue;
+        match &e {
+            EngineError::UnknownColumn {
+                column, qualifier, ..
+            } => {
+                for (name, approved) in &s.approved {
+                    let Some(d) = datasets.iter().find(|d| &d.name == name) else {
+                        continue;
+                    };
+                    let qualified_elsewhere = qualifier.as_ref().is_some_and(|q| q != name);
+                    if qualified_elsewhere || !d.fields.iter().any(|f| &f.name == column) {
+                        continue;
+                    }
+                    return EngineError::Forbidden(format!(
+                        "column {name}.{column} is not among the columns scenario {} approved; of \
+                         {name} it approved: {}. A query reads only what its scenario approved: \
+                         apply for a scenario that includes it",
+                        s.name,
+                        approved.iter().cloned().collect::<Vec<_>>().join(", ")
+                    ));
                 }
-                return EngineError::Forbidden(format!(
-                    "column {name}.{column} is not among the columns scenario {} approved; of \
-                     {name} it approved: {}. A query reads only what its scenario approved: \
-                     apply for a scenario that includes it",
-                    s.name,
-                    approved.iter().cloned().collect::<Vec<_>>().join(", ")
-                ));
+                e
             }
-        }
-        for table in names("table ") {
-            let name = table.rsplit('.').next().unwrap_or(&table);
-            if !s.approved.contains_key(name)
-                && datasets
-                    .iter()
-                    .any(|d| d.name == name && d.usable_by(&s.tenant).is_ok())
+            EngineError::UnknownTable { name }
+                if !s.approved.contains_key(name)
+                    && datasets
+                        .iter()
+                        .any(|d| &d.name == name && d.usable_by(&s.tenant).is_ok()) =>
             {
-                return EngineError::Forbidden(format!(
+                EngineError::Forbidden(format!(
                     "dataset {name} is not in scenario {}, which approved: {}. A query reads only \
                      what its scenario approved: apply for a scenario that includes it",
                     s.name,
                     s.approved.keys().cloned().collect::<Vec<_>>().join(", ")
-                ));
+                ))
             }
+            _ => e,
         }
-        e
     }
 
     fn new_job(
