@@ -946,6 +946,89 @@ pub fn all() -> Vec<Attack> {
         steps: vec![a("SELECT CASE WHEN {C} THEN CAST(spend_yuan AS VARCHAR) ELSE 'other' END AS k, count(*) AS n FROM {T} GROUP BY 1")],
         decode: |o| o[0].rows()?.iter().find(|r| r[0] != "other").map(|r| r[0].clone()),
     });
+    // A known group OR the target: every other row has a value the attacker knows, so what
+    // the aggregate adds beyond it is the target's (found by an adversarial review pass).
+    v.push(Attack {
+        class: "OR filter",
+        name: "distinct genders of women OR the target mark the target's district",
+        secret: Secret::District,
+        steps: vec![a("SELECT district, count(DISTINCT gender) AS g FROM {T} WHERE gender = '女' OR ({C}) GROUP BY district")],
+        decode: |o| {
+            let hits: Vec<String> = o[0]
+                .rows()?
+                .iter()
+                .filter(|r| r[1] == "2")
+                .map(|r| r[0].clone())
+                .collect();
+            (hits.len() == 1).then(|| hits[0].clone())
+        },
+    });
+    v.push(Attack {
+        class: "OR filter",
+        name: "one-night stays OR the target: sum less count is the target's extra nights",
+        secret: Secret::Nights,
+        steps: vec![a("SELECT count(*) AS n, sum(nights) - count(*) AS extra FROM {T} WHERE nights = 1 OR ({C})")],
+        decode: |o| Some(format!("{}", num(&o[0].rows()?.first()?[1])? as i64 + 1)),
+    });
+    v.push(Attack {
+        class: "OR filter",
+        name: "De Morgan spelling of the same OR",
+        secret: Secret::Nights,
+        steps: vec![a("SELECT count(*) AS n, sum(nights) - count(*) AS extra FROM {T} WHERE NOT (nights <> 1 AND NOT ({C}))")],
+        decode: |o| Some(format!("{}", num(&o[0].rows()?.first()?[1])? as i64 + 1)),
+    });
+    v.push(Attack {
+        class: "OR filter",
+        name: "an IN list of the target's birth year beside a common one",
+        secret: Secret::District,
+        steps: vec![a("SELECT district, count(DISTINCT birth_year) AS y FROM {T} WHERE birth_year IN (1990, 1961) AND gender = '男' AND home_city = '北京市' GROUP BY district")],
+        decode: |o| {
+            let hits: Vec<String> = o[0]
+                .rows()?
+                .iter()
+                .filter(|r| r[1] == "2")
+                .map(|r| r[0].clone())
+                .collect();
+            (hits.len() == 1).then(|| hits[0].clone())
+        },
+    });
+    v.push(Attack {
+        class: "hidden filter condition",
+        name: "CASE in a filter: the target beside the women",
+        secret: Secret::District,
+        steps: vec![a("SELECT district, count(DISTINCT gender) AS g FROM {T} WHERE CASE WHEN {C} THEN true ELSE gender = '女' END GROUP BY district")],
+        decode: |o| {
+            let hits: Vec<String> = o[0]
+                .rows()?
+                .iter()
+                .filter(|r| r[1] == "2")
+                .map(|r| r[0].clone())
+                .collect();
+            (hits.len() == 1).then(|| hits[0].clone())
+        },
+    });
+    v.push(Attack {
+        class: "hidden filter condition",
+        name: "a data-chosen bound: nights <= CASE WHEN C THEN 100 ELSE 1 END",
+        secret: Secret::Nights,
+        steps: vec![a("SELECT count(*) AS n, sum(nights) - count(*) AS extra FROM {T} WHERE nights <= CASE WHEN {C} THEN 100 ELSE 1 END")],
+        decode: |o| Some(format!("{}", num(&o[0].rows()?.first()?[1])? as i64 + 1)),
+    });
+    v.push(Attack {
+        class: "hidden filter condition",
+        name: "conditions cast to numbers and added",
+        secret: Secret::District,
+        steps: vec![a("SELECT district, count(DISTINCT gender) AS g FROM {T} WHERE CAST(gender = '女' AS INT) + CAST(({C}) AS INT) > 0 GROUP BY district")],
+        decode: |o| {
+            let hits: Vec<String> = o[0]
+                .rows()?
+                .iter()
+                .filter(|r| r[1] == "2")
+                .map(|r| r[0].clone())
+                .collect();
+            (hits.len() == 1).then(|| hits[0].clone())
+        },
+    });
     v
 }
 
