@@ -123,6 +123,14 @@ fn hidden_condition(predicate: &Expr) -> Option<String> {
             {
                 Some(format!("a condition used as a value of `{}`", b.op))
             }
+            // (x - 1961) * (y - 5) = 0 is `x = 1961 OR y = 5` with its parts out of sight.
+            Expr::BinaryExpr(b)
+                if b.op == Operator::Multiply
+                    && !b.left.column_refs().is_empty()
+                    && !b.right.column_refs().is_empty() =>
+            {
+                Some("a product of two column values".to_string())
+            }
             _ => None,
         };
         Ok(if found.is_some() {
