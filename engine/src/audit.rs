@@ -83,6 +83,11 @@ pub struct LinearAudit {
 /// Work (coefficient updates and unit moves) one check may do.
 pub const AUDIT_WORK: u64 = 20_000_000;
 
+/// Longest a check may take, whatever its count of work: at the bound the result is withheld
+/// with a finding that says so (a fine-grained result of tens of thousands of rows must not
+/// hold a job slot for minutes).
+pub const AUDIT_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What a check found.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct AuditOutcome {
@@ -277,6 +282,7 @@ impl LinearAudit {
     pub fn check(&self, rows: &[(u64, Vec<&UnitSet>)], k: u64) -> AuditOutcome {
         let mut out = AuditOutcome::default();
         let mut excluded: Vec<u64> = Vec::new();
+        let deadline = std::time::Instant::now() + AUDIT_TIME;
         // Each round adds the rows not yet excluded; a combination isolating units excludes
         // the rows it came from, and the next round starts again without them.
         for _ in 0..8 {
@@ -297,7 +303,7 @@ impl LinearAudit {
                             }
                         }
                     }
-                    if a.work > AUDIT_WORK {
+                    if a.work > AUDIT_WORK || std::time::Instant::now() > deadline {
                         out.exhausted = true;
                         return out;
                     }

@@ -315,7 +315,7 @@ pub fn differencing_findings(
                 erhai_policies::Finding::fail(
                     "differencing-incomplete",
                     format!(
-                        "the linear audit over {d} stopped at its bound ({} units, rank {}): a \
+                        "the linear audit over {d} stopped at its bound of work or time ({} units, rank {}): a \
                          result that was not audited against every release over the same data \
                          is withheld",
                         state.units(),
