@@ -314,21 +314,28 @@ fn run(
     (refused.get(), allowed.get())
 }
 
-#[test]
-fn generated_sql_never_panics_the_checker() {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
+/// A sandbox over the demo tables generated from `seed` (200 stays), in a directory that lives
+/// as long as the returned guard.
+fn demo_sandbox(rt: &tokio::runtime::Runtime, seed: u64) -> (tempfile::TempDir, Sandbox) {
     let dir = tempfile::tempdir().expect("tempdir");
     let master = MasterKey::create(&dir.path().join("master.key")).expect("key");
     let engine =
         Engine::new(dir.path(), master, Limits::default(), Default::default()).expect("engine");
     let tables = store_demo_tables(
         &engine,
-        demo_data::generate(3, Sizes::with_stays(200)).expect("data"),
+        demo_data::generate(seed, Sizes::with_stays(200)).expect("data"),
     )
     .expect("store");
     let sb = rt
         .block_on(engine.sandbox(&tables, "fuzz"))
         .expect("sandbox");
+    (dir, sb)
+}
+
+#[test]
+fn generated_sql_never_panics_the_checker() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (_dir, sb) = demo_sandbox(&rt, 3);
     let (refused, allowed) = run(&rt, &sb, query(), 400);
     // The generator must reach the checker, on both sides of it.
     assert!(
@@ -348,18 +355,7 @@ fn hostile_shapes_never_panic_the_planner_the_checker_or_a_run() {
         .enable_all()
         .build()
         .expect("runtime");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let master = MasterKey::create(&dir.path().join("master.key")).expect("key");
-    let engine =
-        Engine::new(dir.path(), master, Limits::default(), Default::default()).expect("engine");
-    let tables = store_demo_tables(
-        &engine,
-        demo_data::generate(5, Sizes::with_stays(200)).expect("data"),
-    )
-    .expect("store");
-    let sb = rt
-        .block_on(engine.sandbox(&tables, "fuzz"))
-        .expect("sandbox");
+    let (_dir, sb) = demo_sandbox(&rt, 5);
     let (refused, allowed) = run(&rt, &sb, hostile(), 120);
     // Many shapes stay within the bounds and must run (bounded), not only be refused.
     assert!(allowed >= 10, "refused {refused}, allowed {allowed}");

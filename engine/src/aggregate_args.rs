@@ -578,19 +578,7 @@ impl Cx<'_> {
                     }
                 }
             }
-            Expr::Not(_)
-            | Expr::IsNull(_)
-            | Expr::IsNotNull(_)
-            | Expr::IsTrue(_)
-            | Expr::IsFalse(_)
-            | Expr::IsUnknown(_)
-            | Expr::IsNotTrue(_)
-            | Expr::IsNotFalse(_)
-            | Expr::IsNotUnknown(_)
-            | Expr::Between(_)
-            | Expr::Like(_)
-            | Expr::SimilarTo(_)
-            | Expr::InList(_) => {
+            c if is_condition(c) && !is_subquery(c) => {
                 self.issue(Construct::ConditionAsValue { operator: short(e) }, e);
                 Self::one(Val::Null)
             }
@@ -801,6 +789,30 @@ fn is_plain(e: &Expr) -> bool {
                         || matches!(a, Expr::Cast(c) if matches!(*c.expr, Expr::Literal(..)))
                 })
         }
+        _ => false,
+    }
+}
+
+/// Whether `e` is a condition by its form (its type is not asked: typing every node of a walk
+/// would recurse once more per node over analyst-built trees).
+pub(crate) fn is_condition(e: &Expr) -> bool {
+    match e {
+        Expr::BinaryExpr(b) => is_comparison(b.op),
+        Expr::Not(_)
+        | Expr::IsNull(_)
+        | Expr::IsNotNull(_)
+        | Expr::IsTrue(_)
+        | Expr::IsFalse(_)
+        | Expr::IsUnknown(_)
+        | Expr::IsNotTrue(_)
+        | Expr::IsNotFalse(_)
+        | Expr::IsNotUnknown(_)
+        | Expr::Between(_)
+        | Expr::Like(_)
+        | Expr::SimilarTo(_)
+        | Expr::InList(_)
+        | Expr::InSubquery(_)
+        | Expr::Exists(_) => true,
         _ => false,
     }
 }

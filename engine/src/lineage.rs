@@ -61,48 +61,8 @@ pub fn plan_lineage(
 /// populations (see `statistics::where_sides`): a CASE, a conditional function, a condition
 /// cast to a value or compared as one.
 fn hidden_condition(predicate: &Expr) -> Option<String> {
+    use crate::aggregate_args::is_condition;
     use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-    // Read from the expression's form, not its type: a walk that typed every node would
-    // recurse once more per node over analyst-built trees.
-    let is_condition = |e: &Expr| match e {
-        Expr::BinaryExpr(b) => matches!(
-            b.op,
-            Operator::And
-                | Operator::Or
-                | Operator::Eq
-                | Operator::NotEq
-                | Operator::Lt
-                | Operator::LtEq
-                | Operator::Gt
-                | Operator::GtEq
-                | Operator::IsDistinctFrom
-                | Operator::IsNotDistinctFrom
-                | Operator::RegexMatch
-                | Operator::RegexIMatch
-                | Operator::RegexNotMatch
-                | Operator::RegexNotIMatch
-                | Operator::LikeMatch
-                | Operator::ILikeMatch
-                | Operator::NotLikeMatch
-                | Operator::NotILikeMatch
-        ),
-        Expr::Not(_)
-        | Expr::IsNull(_)
-        | Expr::IsNotNull(_)
-        | Expr::IsTrue(_)
-        | Expr::IsFalse(_)
-        | Expr::IsUnknown(_)
-        | Expr::IsNotTrue(_)
-        | Expr::IsNotFalse(_)
-        | Expr::IsNotUnknown(_)
-        | Expr::Like(_)
-        | Expr::SimilarTo(_)
-        | Expr::Between(_)
-        | Expr::InList(_)
-        | Expr::InSubquery(_)
-        | Expr::Exists(_) => true,
-        _ => false,
-    };
     let mut found = None;
     let _ = predicate.apply(|e| {
         found = match e {

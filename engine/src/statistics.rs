@@ -54,6 +54,15 @@ pub struct Population {
     pub compared: bool,
 }
 
+/// The hidden unit set of the rows of `unit` that pass `filter`.
+fn units_where(key: &UnitKey, unit: Expr, filter: &Expr) -> Expr {
+    let mut call = unit_set(key.clone()).call(vec![unit]);
+    if let Expr::AggregateFunction(c) = &mut call {
+        c.params.filter = Some(Box::new(filter.clone()));
+    }
+    call
+}
+
 /// The parts of the disjunctions among the conditions rows pass on their way to an aggregate
 /// over `input`: for `A OR B OR C`, the rows of `A`, of `B AND NOT A` and of `C AND NOT (A OR
 /// B)` (`NOT (X AND Y)` and `x IN (a, b)` are disjunctions too). A part that reads group keys
@@ -536,11 +545,7 @@ impl Cx<'_> {
         for (side, what) in &sides {
             for (u, key, dataset) in &carried {
                 let name = fresh("side");
-                let mut call = unit_set(key.clone()).call(vec![col_of(&input, &u.name)?]);
-                if let Expr::AggregateFunction(c) = &mut call {
-                    c.params.filter = Some(Box::new(side.clone()));
-                }
-                aggr.push(call.alias(&name));
+                aggr.push(units_where(key, col_of(&input, &u.name)?, side).alias(&name));
                 hidden.push(Carried {
                     name,
                     what: Hidden::Units {
@@ -587,11 +592,7 @@ impl Cx<'_> {
                         }
                         paths_seen.push(id);
                         let name = fresh("path");
-                        let mut call = unit_set(key.clone()).call(vec![col_of(&input, &u.name)?]);
-                        if let Expr::AggregateFunction(c) = &mut call {
-                            c.params.filter = Some(Box::new(filter.clone()));
-                        }
-                        aggr.push(call.alias(&name));
+                        aggr.push(units_where(key, col_of(&input, &u.name)?, filter).alias(&name));
                         hidden.push(Carried {
                             name,
                             what: Hidden::Units {

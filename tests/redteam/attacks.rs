@@ -70,6 +70,13 @@ fn the_key_differing(a: &Outcome, ca: usize, b: &Outcome, cb: usize, by: f64) ->
 }
 
 /// `a − b` of two one-cell releases, as money.
+/// The key (first column) of the one released row that `pick` selects; None unless exactly one
+/// row is selected (or nothing was released).
+fn the_only_key(o: &Outcome, pick: impl Fn(&[String]) -> bool) -> Option<String> {
+    let hits: Vec<&Vec<String>> = o.rows()?.iter().filter(|r| pick(r)).collect();
+    (hits.len() == 1).then(|| hits[0][0].clone())
+}
+
 fn difference(a: &Outcome, b: &Outcome) -> Option<String> {
     Some(money(num(&a.scalar()?)? - num(&b.scalar()?)?))
 }
@@ -215,30 +222,14 @@ pub fn all() -> Vec<Attack> {
         name: "count difference between count(*) and a CASE count",
         secret: Secret::District,
         steps: vec![a("SELECT district, count(*) AS n, count(CASE WHEN NOT ({C}) THEN 1 END) AS m FROM {T} GROUP BY district")],
-        decode: |o| {
-            let hits: Vec<String> = o[0]
-                .rows()?
-                .iter()
-                .filter(|r| num(&r[1]).zip(num(&r[2])).is_some_and(|(a, b)| a - b == 1.0))
-                .map(|r| r[0].clone())
-                .collect();
-            (hits.len() == 1).then(|| hits[0].clone())
-        },
+        decode: |o| the_only_key(&o[0], |r| num(&r[1]).zip(num(&r[2])).is_some_and(|(a, b)| a - b == 1.0)),
     });
     v.push(Attack {
         class: "conditional aggregate",
         name: "FILTER complement: count(*) against count(*) FILTER (NOT C)",
         secret: Secret::District,
         steps: vec![a("SELECT district, count(*) AS n, count(*) FILTER (WHERE NOT ({C})) AS m FROM {T} GROUP BY district")],
-        decode: |o| {
-            let hits: Vec<String> = o[0]
-                .rows()?
-                .iter()
-                .filter(|r| num(&r[1]).zip(num(&r[2])).is_some_and(|(a, b)| a - b == 1.0))
-                .map(|r| r[0].clone())
-                .collect();
-            (hits.len() == 1).then(|| hits[0].clone())
-        },
+        decode: |o| the_only_key(&o[0], |r| num(&r[1]).zip(num(&r[2])).is_some_and(|(a, b)| a - b == 1.0)),
     });
     v.push(Attack {
         class: "conditional aggregate",
@@ -296,15 +287,7 @@ pub fn all() -> Vec<Attack> {
         name: "NULLIF as a hidden condition",
         secret: Secret::District,
         steps: vec![a("SELECT district, count(*) AS n, count(nullif(birth_year, 1961)) AS m FROM {T} WHERE gender = '男' AND home_city = '北京市' GROUP BY district")],
-        decode: |o| {
-            let hits: Vec<String> = o[0]
-                .rows()?
-                .iter()
-                .filter(|r| num(&r[1]).zip(num(&r[2])).is_some_and(|(a, b)| a - b == 1.0))
-                .map(|r| r[0].clone())
-                .collect();
-            (hits.len() == 1).then(|| hits[0].clone())
-        },
+        decode: |o| the_only_key(&o[0], |r| num(&r[1]).zip(num(&r[2])).is_some_and(|(a, b)| a - b == 1.0)),
     });
     v.push(Attack {
         class: "conditional aggregate",
@@ -953,15 +936,7 @@ pub fn all() -> Vec<Attack> {
         name: "distinct genders of women OR the target mark the target's district",
         secret: Secret::District,
         steps: vec![a("SELECT district, count(DISTINCT gender) AS g FROM {T} WHERE gender = '女' OR ({C}) GROUP BY district")],
-        decode: |o| {
-            let hits: Vec<String> = o[0]
-                .rows()?
-                .iter()
-                .filter(|r| r[1] == "2")
-                .map(|r| r[0].clone())
-                .collect();
-            (hits.len() == 1).then(|| hits[0].clone())
-        },
+        decode: |o| the_only_key(&o[0], |r| r[1] == "2"),
     });
     v.push(Attack {
         class: "OR filter",
@@ -982,30 +957,14 @@ pub fn all() -> Vec<Attack> {
         name: "an IN list of the target's birth year beside a common one",
         secret: Secret::District,
         steps: vec![a("SELECT district, count(DISTINCT birth_year) AS y FROM {T} WHERE birth_year IN (1990, 1961) AND gender = '男' AND home_city = '北京市' GROUP BY district")],
-        decode: |o| {
-            let hits: Vec<String> = o[0]
-                .rows()?
-                .iter()
-                .filter(|r| r[1] == "2")
-                .map(|r| r[0].clone())
-                .collect();
-            (hits.len() == 1).then(|| hits[0].clone())
-        },
+        decode: |o| the_only_key(&o[0], |r| r[1] == "2"),
     });
     v.push(Attack {
         class: "hidden filter condition",
         name: "CASE in a filter: the target beside the women",
         secret: Secret::District,
         steps: vec![a("SELECT district, count(DISTINCT gender) AS g FROM {T} WHERE CASE WHEN {C} THEN true ELSE gender = '女' END GROUP BY district")],
-        decode: |o| {
-            let hits: Vec<String> = o[0]
-                .rows()?
-                .iter()
-                .filter(|r| r[1] == "2")
-                .map(|r| r[0].clone())
-                .collect();
-            (hits.len() == 1).then(|| hits[0].clone())
-        },
+        decode: |o| the_only_key(&o[0], |r| r[1] == "2"),
     });
     v.push(Attack {
         class: "hidden filter condition",
@@ -1019,15 +978,7 @@ pub fn all() -> Vec<Attack> {
         name: "conditions cast to numbers and added",
         secret: Secret::District,
         steps: vec![a("SELECT district, count(DISTINCT gender) AS g FROM {T} WHERE CAST(gender = '女' AS INT) + CAST(({C}) AS INT) > 0 GROUP BY district")],
-        decode: |o| {
-            let hits: Vec<String> = o[0]
-                .rows()?
-                .iter()
-                .filter(|r| r[1] == "2")
-                .map(|r| r[0].clone())
-                .collect();
-            (hits.len() == 1).then(|| hits[0].clone())
-        },
+        decode: |o| the_only_key(&o[0], |r| r[1] == "2"),
     });
     v
 }
