@@ -14,7 +14,9 @@ use arrow::array::{Array, AsArray, Int32Array, Int64Array, RecordBatch, StringAr
 use arrow::datatypes::{DataType, Field, Schema};
 use erhai::demo::store_table;
 use erhai_engine::LinearAudit;
-use erhai_engine::{EarlierRow, Engine, Limits, MasterKey, Releases, RowUnits, StoredTable};
+use erhai_engine::{
+    Disclosure, EarlierRow, Engine, Limits, MasterKey, Releases, RowUnits, StoredTable,
+};
 use erhai_policies::ReleaseRules;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -361,13 +363,13 @@ async fn run(engine_k: u64, seeds: u64) -> Result<Seen, String> {
             let query = Query::random(&mut rng);
             let sql = query.sql();
             let job = format!("p{seed}-{q}");
-            let outcome = match engine
-                .run_query_with(&job, &sql, &tables, "prop", &rules, &ledger)
-                .await
-            {
-                Ok(o) => o,
-                Err(_) => continue, // refused or not answerable: nothing comes out
+            let disclosure = Disclosure::Checked(rules.clone());
+            let outcome = match engine.prepare(&sql, &tables, "prop", disclosure).await {
+                Ok(prepared) => engine.run(&job, prepared, &ledger).await,
+                Err(e) => Err(e),
             };
+            // Refused or not answerable: nothing comes out.
+            let Ok(outcome) = outcome else { continue };
             checked += 1;
             let (_, batches) = engine
                 .read_result(&job, &outcome.result_wrapped_key)

@@ -31,7 +31,7 @@ use crate::statistics::{HIDDEN_PREFIX, UnitMap, expose_units};
 use crate::unit_stats::{UnitKey, unit_indexes};
 
 /// One query's request: the scenario's settings and the ε this query spends.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DpRequest {
     /// The scenario's settings.
     pub settings: DpSettings,

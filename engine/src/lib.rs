@@ -22,6 +22,7 @@ pub(crate) mod inline;
 pub(crate) mod keys;
 pub(crate) mod lineage;
 pub(crate) mod masks;
+pub(crate) mod prepared;
 pub(crate) mod sandbox;
 pub(crate) mod statistics;
 pub(crate) mod store;
@@ -52,6 +53,7 @@ pub use differencing::EarlierRow;
 pub use dp::DpRequest;
 pub use error::{EngineError, Result};
 pub use keys::{MasterKey, RecordSealer, SEALED_PREFIX};
+pub use prepared::{Disclosure, Prepared};
 pub use sandbox::{Limits, MAX_SQL_BYTES};
 pub use statistics::Source;
 pub use unit_set::UnitSet;
@@ -604,27 +606,6 @@ impl Engine {
         .map_err(|e| EngineError::Execution(format!("cache loader: {e}")))?
     }
 
-    /// Plans and checks a query without running it: the plan check, then the statistics
-    /// rewrite of an allowed plan (a shape the rewrite cannot follow is refused here too).
-    pub async fn check_query(
-        &self,
-        sql: &str,
-        tables: &[StoredTable],
-        scope: &str,
-    ) -> Result<(PlanLineage, PlanVerdict)> {
-        let sandbox = self.sandbox_for(tables, scope).await?;
-        let (lineage, verdict, plan) = sandbox.check(sql, true).await?;
-        if verdict.allowed() {
-            sandbox.rewrite(
-                lineage.clone(),
-                verdict.clone(),
-                &plan,
-                self.rules.largest_needed(),
-            )?;
-        }
-        Ok((lineage, verdict))
-    }
-
     /// Runs a production query under the engine's release rules, with no earlier releases to
     /// difference against (tests and benchmarks).
     pub async fn run_query(
@@ -634,101 +615,12 @@ impl Engine {
         tables: &[StoredTable],
         scope: &str,
     ) -> Result<QueryOutcome> {
-        self.run_query_with(job_id, sql, tables, scope, &self.rules.clone(), &NoReleases)
-            .await
+        let disclosure = prepared::Disclosure::Checked(self.rules.clone());
+        let prepared = self.prepare(sql, tables, scope, disclosure).await?;
+        self.run(job_id, prepared, &NoReleases).await
     }
 
-    /// Runs a production query: check, rewrite, execute, automatic checks under `rules` —
-    /// differencing against `releases` included — and quarantine of what passed.
-    pub async fn run_query_with(
-        &self,
-        job_id: &str,
-        sql: &str,
-        tables: &[StoredTable],
-        scope: &str,
-        rules: &ReleaseRules,
-        releases: &dyn Releases,
-    ) -> Result<QueryOutcome> {
-        rules.validate()?;
-        let sandbox = self.sandbox_for(tables, scope).await?;
-        let checked = sandbox.prepare(sql, rules.largest_needed()).await?;
-        let executed = sandbox.execute(&checked).await?;
-        let subqueries = executed
-            .sides
-            .iter()
-            .map(|(side, rows)| subqueries::outcome(side, rows, rules))
-            .collect::<Result<Vec<_>>>()?;
-        let (released, report, units) = checks::apply_checks(
-            &executed.batches,
-            executed.schema.clone(),
-            &executed.hidden,
-            &ResultShape::of(&checked.lineage),
-            rules,
-            &subqueries,
-            |units| differencing_findings(units, rules, releases),
-        )?;
-        let result_wrapped_key = self.quarantine(job_id, executed.schema.clone(), &released)?;
-        Ok(QueryOutcome {
-            verdict: checked.verdict,
-            lineage: checked.lineage,
-            report,
-            result_wrapped_key,
-            units,
-        })
-    }
-
-    /// Plans and checks a query for differential-privacy mode without running it: the plan
-    /// check, then the shape DP mode answers (so a query it cannot answer spends no budget).
-    pub async fn check_dp_query(
-        &self,
-        sql: &str,
-        tables: &[StoredTable],
-        scope: &str,
-    ) -> Result<(PlanLineage, PlanVerdict)> {
-        let sandbox = self.sandbox_for(tables, scope).await?;
-        let (lineage, verdict, plan) = sandbox.check(sql, true).await?;
-        if verdict.allowed() {
-            sandbox.dp_plan(&plan)?;
-        }
-        Ok((lineage, verdict))
-    }
-
-    /// Runs a production query in differential-privacy mode (see [`dp`]): checked like any
-    /// query, answered with noise, quarantined for review. The ε must already be charged.
-    pub async fn run_dp_query(
-        &self,
-        job_id: &str,
-        sql: &str,
-        tables: &[StoredTable],
-        scope: &str,
-        req: &dp::DpRequest,
-    ) -> Result<QueryOutcome> {
-        req.settings.validate()?;
-        let sandbox = self.sandbox_for(tables, scope).await?;
-        let (lineage, verdict, plan) = sandbox.check(sql, true).await?;
-        if !verdict.allowed() {
-            return Err(EngineError::Refused(Box::new(verdict)));
-        }
-        let prepared = sandbox.dp_plan(&plan)?;
-        let mut gatherer = dp::Gatherer::new(&prepared, &req.settings)?;
-        sandbox
-            .for_each_batch(harden::harden(prepared.plan().clone())?, |b| {
-                gatherer.add(b)
-            })
-            .await?;
-        let (released, report) = gatherer.release(req)?;
-        let visible = Arc::new(plan.schema().as_arrow().clone());
-        let result_wrapped_key = self.quarantine(job_id, visible, &released)?;
-        Ok(QueryOutcome {
-            verdict,
-            lineage,
-            report,
-            result_wrapped_key,
-            units: Vec::new(),
-        })
-    }
-
-    fn quarantine(
+    pub(crate) fn quarantine(
         &self,
         job_id: &str,
         schema: Arc<Schema>,

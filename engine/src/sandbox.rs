@@ -278,10 +278,6 @@ pub struct Sandbox {
 /// A query that passed the plan check, rewritten to carry its privacy-unit statistics, with
 /// its uncorrelated subqueries rewritten to be checked on their own.
 pub struct CheckedQuery {
-    /// The lineage found.
-    pub lineage: PlanLineage,
-    /// The verdict (allowed).
-    pub verdict: PlanVerdict,
     plan: LogicalPlan,
     visible: Arc<Schema>,
     hidden: HiddenColumns,
@@ -480,24 +476,20 @@ impl Sandbox {
     }
 
     /// Checks `sql` and, when allowed, rewrites it to compute the hidden statistics; `keep` is
-    /// how many of the largest per-unit contributions each sum reports.
+    /// how many of the largest per-unit contributions each sum reports (benchmarks and tests;
+    /// jobs go through `Engine::prepare`).
+    #[cfg(feature = "testing")]
     pub async fn prepare(&self, sql: &str, keep: usize) -> Result<CheckedQuery> {
-        let (lineage, verdict, plan) = self.check(sql, true).await?;
+        let (_, verdict, plan) = self.check(sql, true).await?;
         if !verdict.allowed() {
             return Err(EngineError::Refused(Box::new(verdict)));
         }
-        self.rewrite(lineage, verdict, &plan, keep)
+        self.rewrite(&plan, keep)
     }
 
     /// The statistics rewrite of an allowed plan and of its uncorrelated subqueries: a shape it
     /// cannot follow is refused here, before anything runs (also in a dry run).
-    pub(crate) fn rewrite(
-        &self,
-        lineage: PlanLineage,
-        verdict: PlanVerdict,
-        plan: &LogicalPlan,
-        keep: usize,
-    ) -> Result<CheckedQuery> {
+    pub(crate) fn rewrite(&self, plan: &LogicalPlan, keep: usize) -> Result<CheckedQuery> {
         let visible = Arc::new(plan.schema().as_arrow().clone());
         let sides = side_plans(plan, &self.units, keep)?
             .into_iter()
@@ -509,8 +501,6 @@ impl Sandbox {
         let (plan, hidden) = add_statistics(plan, &self.units, keep)?;
         let plan = harden(plan)?;
         Ok(CheckedQuery {
-            lineage,
-            verdict,
             plan,
             visible,
             hidden,

@@ -562,15 +562,11 @@ async fn dp_queries(
             plain.sql(sql).await?.collect().await?;
             let p = ms(t.elapsed());
             let t = Instant::now();
-            let out = engine
-                .run_dp_query(&format!("dp-{i}"), sql, tables, "bench", &req)
-                .await?;
+            let out = run_dp(engine, &format!("dp-{i}"), sql, tables, &req).await?;
             let d = ms(t.elapsed());
             rows = out.report.rows_released;
             let t = Instant::now();
-            cached
-                .run_dp_query(&format!("dp-{i}-c"), sql, tables, "bench", &req)
-                .await?;
+            run_dp(cached, &format!("dp-{i}-c"), sql, tables, &req).await?;
             let c = ms(t.elapsed());
             if i > 0 {
                 t_plain.push(p);
@@ -625,4 +621,17 @@ async fn dp_queries(
         ));
     }
     Ok(())
+}
+
+/// A query answered in differential-privacy mode, as a DP scenario's job runs it.
+pub(crate) async fn run_dp(
+    engine: &Engine,
+    job: &str,
+    sql: &str,
+    tables: &[StoredTable],
+    req: &erhai_engine::DpRequest,
+) -> erhai_engine::Result<erhai_engine::QueryOutcome> {
+    let disclosure = erhai_engine::Disclosure::Noise(req.clone());
+    let prepared = engine.prepare(sql, tables, "bench", disclosure).await?;
+    engine.run(job, prepared, &erhai_engine::NoReleases).await
 }

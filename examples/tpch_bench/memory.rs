@@ -114,9 +114,7 @@ pub async fn probe(dir: &Path) -> Result<(), Error> {
         },
         epsilon: 1.0,
     };
-    engine
-        .run_dp_query("probe-dp", QUERIES[0].1, &tables, "bench", &req)
-        .await?;
+    crate::run_dp(&engine, "probe-dp", QUERIES[0].1, &tables, &req).await?;
     let peak = peak_mib();
     let small = Engine::new(
         dir,

@@ -11,6 +11,7 @@ pub mod config;
 pub mod deploy;
 pub mod error;
 pub mod identity;
+pub mod job_rules;
 pub mod ledger;
 pub mod pki;
 pub mod quality;

@@ -6,6 +6,7 @@ mod admin;
 mod catalog;
 pub(crate) use catalog::{record_whole_population, upgrade_dev_samples};
 mod convert;
+mod differencing;
 mod lineage;
 mod quality;
 mod query;

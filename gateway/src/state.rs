@@ -210,6 +210,9 @@ pub struct JobRecord {
     /// ε charged to the scenario (DP mode).
     #[serde(default)]
     pub epsilon: Option<f64>,
+    /// The rules it is held to, fixed at submission (none in records from before they were).
+    #[serde(default)]
+    pub rules: Option<crate::job_rules::JobRules>,
 }
 
 /// One reviewer's approval.

@@ -2,71 +2,16 @@
 
 use std::collections::HashMap;
 
-use erhai_engine::{EngineError, Env, Releases, StoredTable};
-use erhai_policies::ReleaseRules;
+use erhai_engine::{EngineError, Env, Prepared, StoredTable};
 use erhai_proto::v1 as pb;
 use erhai_proto::v1::query_service_server::QueryService;
 use tonic::{Request, Response, Status};
 
 use super::{Gateway, convert, engine_status, internal};
 use crate::authz::Action;
+use crate::job_rules::JobRules;
 use crate::scenario::ScenarioRecord;
 use crate::state::{JobRecord, JobState, UserRecord, now_ms};
-
-/// The ledger as a job's differencing check sees it: the datasets its query names, by id, and
-/// the jobs released at the time of the check.
-pub(crate) struct LedgerReleases {
-    gateway: Gateway,
-    job: String,
-    /// Dataset name as the query saw it → dataset id.
-    ids: HashMap<String, String>,
-}
-
-impl LedgerReleases {
-    /// The dataset id of a dataset as the job's query named it.
-    pub(crate) fn id_of(&self, name: &str) -> Option<String> {
-        self.ids.get(name).cloned()
-    }
-}
-
-impl Releases for LedgerReleases {
-    fn lookup(
-        &self,
-        dataset: &str,
-        units: &[u32],
-    ) -> Result<(Vec<erhai_engine::EarlierRow>, bool), String> {
-        let Some(id) = self.ids.get(dataset) else {
-            return Ok((Vec::new(), true));
-        };
-        let store = &self.gateway.0.store;
-        self.gateway
-            .0
-            .ledger
-            .lookup(
-                id,
-                units,
-                &self.job,
-                |job| matches!(store.job(job), Ok(Some(j)) if j.state == JobState::Released),
-            )
-            .map_err(|e| e.to_string())
-    }
-
-    fn audit(&self, dataset: &str) -> Result<Option<erhai_engine::LinearAudit>, String> {
-        let Some(id) = self.ids.get(dataset) else {
-            return Ok(None);
-        };
-        let store = &self.gateway.0.store;
-        self.gateway
-            .0
-            .ledger
-            .audit(
-                id,
-                |job| matches!(store.job(job), Ok(Some(j)) if j.state == JobState::Released),
-            )
-            .map(Some)
-            .map_err(|e| e.to_string())
-    }
-}
 
 impl Gateway {
     /// The scenario a query names, if `user` may run queries in it today. Every query names one:
@@ -191,6 +136,7 @@ impl Gateway {
             approvals_needed: 1,
             scenario: None,
             epsilon: None,
+            rules: None,
             result_key: None,
             dev: tables.iter().any(|t| t.env == Env::Dev),
             promoted_from: None,
@@ -261,53 +207,57 @@ impl Gateway {
     ) -> Result<JobRecord, Status> {
         let scenario = self.query_scenario(user, &r.scenario)?;
         let tables = self.tables_of_scenario(&scenario, Env::Prod)?;
-        let dp = scenario.dp;
-        if dp.is_none() && r.epsilon != 0.0 {
+        if scenario.dp.is_none() && r.epsilon != 0.0 {
             return Err(Status::invalid_argument(
                 "--epsilon applies only to queries in a differential-privacy scenario",
             ));
         }
+        // The scenario is read once: the job keeps these rules whatever happens to it later.
+        let rules = JobRules::of(
+            self.0.engine.rules(),
+            &self.0.cfg.release,
+            &scenario,
+            r.epsilon,
+        );
         let mut job = self.new_job(user, r.sql.trim(), &tables)?;
         job.promoted_from = promoted_from;
         job.scenario = Some(scenario.name.clone());
-        let sql = job.sql.clone();
         *object = job.id.clone();
 
-        // The plan check answers at once; only an allowed plan becomes a running job.
-        let scope = scope_of(&job);
-        let checked = if dp.is_some() {
-            guarded(self.0.engine.check_dp_query(&sql, &tables, &scope)).await
-        } else {
-            guarded(self.0.engine.check_query(&sql, &tables, &scope)).await
-        };
-        match checked {
-            Ok((lineage, verdict)) if verdict.allowed() => {
-                // The job reads what its plan scans, not every table it could have.
-                job.datasets = tables
-                    .iter()
-                    .filter(|t| lineage.datasets.contains(&t.name))
-                    .map(|t| t.dataset_id.clone())
-                    .collect();
-                job.verdict = Some(verdict);
-            }
-            Ok((_, verdict)) => {
-                let e = EngineError::Refused(Box::new(verdict.clone()));
-                job.verdict = Some(verdict);
+        // Checked once: the plan the analyst's answer reports is the plan the job runs.
+        let prepared = guarded(self.0.engine.prepare(
+            &job.sql,
+            &tables,
+            &scope_of(&job),
+            rules.disclosure(),
+        ))
+        .await;
+        let prepared = match prepared {
+            Ok(p) if p.allowed() => p,
+            Ok(p) => {
+                let e = EngineError::Refused(Box::new(p.verdict().clone()));
+                job.verdict = Some(p.verdict().clone());
                 return Err(self.end_early(job, JobState::Refused, &e));
             }
             Err(e) => {
                 let e = self.outside_scenario(&scenario, e);
                 return Err(self.end_early(job, failure_state(&e), &e));
             }
-        }
+        };
+        // The job reads what its plan scans, not every table it could have.
+        let read: Vec<&StoredTable> = tables
+            .iter()
+            .filter(|t| prepared.lineage().datasets.contains(&t.name))
+            .collect();
+        job.datasets = read.iter().map(|t| t.dataset_id.clone()).collect();
+        let read: HashMap<String, String> = read
+            .into_iter()
+            .map(|t| (t.name.clone(), t.dataset_id.clone()))
+            .collect();
+        job.verdict = Some(prepared.verdict().clone());
         // A DP query is charged before it runs; beyond the budget it never runs.
-        if let Some(dp) = dp {
+        if let (Some(dp), Some(epsilon)) = (rules.dp, rules.epsilon) {
             let s = &scenario;
-            let epsilon = if r.epsilon == 0.0 {
-                dp.epsilon_per_query
-            } else {
-                r.epsilon
-            };
             match self
                 .0
                 .scenarios
@@ -325,7 +275,18 @@ impl Gateway {
                 }
             }
         }
+        job.rules = Some(rules);
         self.0.store.put_job(&job).map_err(internal)?;
+        // The prepared sandbox holds the data keys from now until the job ends.
+        self.job_event(
+            &job,
+            "key_use",
+            "allowed",
+            format!(
+                "data keys of {} unwrapped for the job's sandbox",
+                job.datasets.join(", ")
+            ),
+        );
 
         // The analyst's answer does not wait for the run, whatever `wait` asks: how long a job
         // takes, and how it ends, depend on the data (a reviewer sees them).
@@ -336,7 +297,7 @@ impl Gateway {
             // Finished tasks are reaped as new ones start.
             while set.try_join_next().is_some() {}
             set.spawn(async move {
-                gw.run_job(running, tables).await;
+                gw.run_job(running, prepared, read).await;
             });
         }
         Ok(job)
@@ -352,53 +313,25 @@ impl Gateway {
         engine_status(e)
     }
 
-    /// Runs an accepted job to awaiting_review or failed, and audits the end.
-    async fn run_job(&self, mut job: JobRecord, tables: Vec<StoredTable>) -> JobRecord {
-        let outcome =
-            match self.0.job_slots.acquire().await {
-                Ok(_slot) => {
-                    // The job starts: its sandbox unwraps the data keys of the datasets it reads.
-                    self.job_event(&job, "job_started", "allowed", String::new());
-                    self.job_event(
-                        &job,
-                        "key_use",
-                        "allowed",
-                        format!(
-                            "data keys of {} unwrapped for the job's sandbox",
-                            job.datasets.join(", ")
-                        ),
-                    );
-                    let scope = scope_of(&job);
-                    let scenario = self.scenario_of(&job);
-                    match scenario.as_ref().and_then(|s| s.dp) {
-                        Some(settings) => {
-                            let req = erhai_engine::DpRequest {
-                                settings,
-                                epsilon: job.epsilon.unwrap_or(settings.epsilon_per_query),
-                            };
-                            guarded(
-                                self.0
-                                    .engine
-                                    .run_dp_query(&job.id, &job.sql, &tables, &scope, &req),
-                            )
-                            .await
-                        }
-                        None => {
-                            let rules = self.rules_of(scenario.as_ref());
-                            let releases = self.releases_for(&job, &tables);
-                            guarded(self.0.engine.run_query_with(
-                                &job.id, &job.sql, &tables, &scope, &rules, &releases,
-                            ))
-                            .await
-                        }
-                    }
-                }
-                Err(_) => Err(EngineError::Execution("the server is shutting down".into())),
-            };
+    /// Runs an accepted job to awaiting_review or failed, and audits the end; `read` maps the
+    /// names its query gave the datasets it reads to their ids.
+    async fn run_job(
+        &self,
+        mut job: JobRecord,
+        prepared: Prepared,
+        read: HashMap<String, String>,
+    ) -> JobRecord {
+        let releases = self.releases_for(&job.id, read);
+        let outcome = match self.0.job_slots.acquire().await {
+            Ok(_slot) => {
+                self.job_event(&job, "job_started", "allowed", String::new());
+                guarded(self.0.engine.run(&job.id, prepared, &releases)).await
+            }
+            Err(_) => Err(EngineError::Execution("the server is shutting down".into())),
+        };
         job.finished_at_ms = Some(now_ms());
         let (audit_outcome, reason) = match outcome {
             Ok(o) => {
-                let releases = self.releases_for(&job, &tables);
                 match self
                     .0
                     .ledger
@@ -409,7 +342,8 @@ impl Gateway {
                         job.verdict = Some(o.verdict);
                         job.report = Some(o.report);
                         job.result_key = Some(o.result_wrapped_key);
-                        job.approvals_needed = self.approvals_needed(&job) as u32;
+                        job.approvals_needed =
+                            self.job_rules(&job).approvals_needed(job.report.as_ref()) as u32;
                         ("allowed", String::new())
                     }
                     Err(e) => {
@@ -443,34 +377,6 @@ impl Gateway {
             .unwrap_or(reason);
         self.job_event(&job, "job_finished", audit_outcome, report);
         job
-    }
-
-    /// The earlier releases a job's differencing check looks up: the ledger of each dataset
-    /// it reads, over jobs released now.
-    pub(crate) fn releases_for(&self, job: &JobRecord, tables: &[StoredTable]) -> LedgerReleases {
-        LedgerReleases {
-            gateway: self.clone(),
-            job: job.id.clone(),
-            ids: tables
-                .iter()
-                .map(|t| (t.name.clone(), t.dataset_id.clone()))
-                .collect(),
-        }
-    }
-
-    /// The scenario a job runs in, if any (and if it still exists).
-    pub(crate) fn scenario_of(&self, job: &JobRecord) -> Option<ScenarioRecord> {
-        let name = job.scenario.as_ref()?;
-        self.0.scenarios.get(name).ok().flatten()
-    }
-
-    /// The release rules of a scenario: the platform's, with the scenario's k when it sets one.
-    pub(crate) fn rules_of(&self, scenario: Option<&ScenarioRecord>) -> ReleaseRules {
-        let mut rules = self.0.engine.rules().clone();
-        if let Some(k) = scenario.map(|s| s.k).filter(|k| *k > 0) {
-            rules.k = k;
-        }
-        rules
     }
 
     /// An internal event of a job, attributed to its analyst.
@@ -541,15 +447,21 @@ impl QueryService for Gateway {
             let r = req.get_ref();
             let scenario = self.query_scenario(&user, &r.scenario)?;
             let tables = self.tables_of_scenario(&scenario, Env::Prod)?;
-            let (sql, scope) = (r.sql.trim(), scenario.scope());
-            let engine = &self.0.engine;
-            let (_, verdict) = if scenario.dp.is_some() {
-                guarded(engine.check_dp_query(sql, &tables, &scope)).await
-            } else {
-                guarded(engine.check_query(sql, &tables, &scope)).await
-            }
+            let rules = JobRules::of(
+                self.0.engine.rules(),
+                &self.0.cfg.release,
+                &scenario,
+                r.epsilon,
+            );
+            let prepared = guarded(self.0.engine.prepare(
+                r.sql.trim(),
+                &tables,
+                &scenario.scope(),
+                rules.disclosure(),
+            ))
+            .await
             .map_err(|e| engine_status(&self.outside_scenario(&scenario, e)))?;
-            Ok(convert::verdict(&verdict))
+            Ok(convert::verdict(prepared.verdict()))
         }
         .await;
         self.finish(&user, Action::CheckQuery, "", r)

@@ -58,72 +58,6 @@ impl Gateway {
         })
     }
 
-    /// Jobs released while this one awaited review may now form a differencing pair with it:
-    /// the check runs again against the ledger as it is now (under the release lock, so two
-    /// approvals cannot each miss the other). A new finding withdraws the job: it fails, the
-    /// reviewer is told why, and the analyst may submit the query again (the new run is
-    /// checked against every release, and suppresses exactly what it must).
-    fn recheck_differencing(&self, job: &JobRecord, reviewer: &UserRecord) -> Result<(), Status> {
-        if job.report.is_none() {
-            return Ok(());
-        }
-        let rules = self.rules_of(self.scenario_of(job).as_ref());
-        let mut ids = Vec::new();
-        let mut tables = Vec::new();
-        for id in &job.datasets {
-            if let Some(d) = self.0.store.dataset(id).map_err(internal)? {
-                ids.push((d.id.clone(), d.name.clone()));
-                if let Some(t) = convert::stored_table(&d, erhai_engine::Env::Prod)? {
-                    tables.push(t);
-                }
-            }
-        }
-        let units = self.0.ledger.rows_of(&job.id, &ids).map_err(internal)?;
-        let releases = self.releases_for(job, &tables);
-        let any_released = units
-            .iter()
-            .any(|u| u.row < erhai_engine::SUBQUERY_ROWS && u.released_row.is_some());
-        let flags = erhai_engine::differencing_findings(&units, &rules, &releases)
-            .map_err(|e| engine_status(&e))?;
-        let new: Vec<_> = flags
-            .into_iter()
-            .filter(|(row, _)| {
-                if *row >= erhai_engine::SUBQUERY_ROWS {
-                    return any_released;
-                }
-                units
-                    .iter()
-                    .any(|u| u.row == *row && u.released_row.is_some())
-            })
-            .collect();
-        let Some((_, first)) = new.first() else {
-            return Ok(());
-        };
-        let why = format!(
-            "withdrawn before approval: results released since it ran make {} of its row(s) \
-             disclose by subtraction ({}); the query may be submitted again",
-            new.len(),
-            first.message
-        );
-        self.0
-            .store
-            .transition_job(&job.id, JobState::AwaitingReview, |j| {
-                j.state = JobState::Failed;
-                j.error = Some(why.clone());
-                j.reviewed_by = Some(reviewer.id.clone());
-                j.review_reason = Some(why.clone());
-                j.reviewed_at_ms = Some(now_ms());
-                if let Some(r) = j.report.as_mut() {
-                    r.job_findings.push(first.clone());
-                }
-            })
-            .map_err(internal)?;
-        Err(Status::failed_precondition(format!(
-            "job `{}` was checked again before approval and {why}",
-            job.id
-        )))
-    }
-
     /// A reviewer's decision on a run that failed: there is nothing to release, so it can only
     /// be rejected; from then on the analyst sees it as failed (without the error, which may
     /// depend on the values), with the reviewer's reason.
@@ -153,21 +87,6 @@ impl Gateway {
             .map_err(internal)?
             .map(|j| convert::job(&j, user.role))
             .ok_or_else(|| Status::failed_precondition(format!("job `{}` changed", job.id)))
-    }
-
-    /// Approvals a job needs: two when the deployment asks a second reviewer for results with
-    /// rows to review, else one.
-    pub(crate) fn approvals_needed(&self, job: &JobRecord) -> usize {
-        let review = job
-            .report
-            .as_ref()
-            .is_some_and(|r| r.rows_review > 0 || r.outcome() == erhai_policies::Verdict::Review);
-        let scenario_asks = self.scenario_of(job).is_some_and(|s| s.second_reviewer);
-        if review && (self.0.cfg.release.second_reviewer || scenario_asks) {
-            2
-        } else {
-            1
-        }
     }
 
     /// The release a job becomes if approved now: its id and the hash of its rows.
@@ -223,7 +142,7 @@ impl Gateway {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let updated = if r.approve {
             self.recheck_differencing(&job, user)?;
-            let needed = self.approvals_needed(&job);
+            let needed = self.job_rules(&job).approvals_needed(job.report.as_ref());
             let release = self.release_record(&job, now)?;
             let approval = Approval {
                 by: user.id.clone(),
