@@ -1,8 +1,6 @@
 //! End-to-end tests: the real server on 127.0.0.1 with real TLS, driven through the client.
 
-mod common;
-
-use common::{code as status, platform_with_users};
+use crate::common::{code as status, platform_with_users};
 use erhai::client::{Client, ClientError, IdentityBundle, upload_messages};
 use erhai::demo::{Platform, TENANT, authorize_datasets, contains_bytes, load_demo_data};
 use erhai::demo_data::{self, Sizes};

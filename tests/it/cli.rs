@@ -3,9 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-mod common;
-
-use common::platform_with_users;
+use crate::common::platform_with_users;
 use erhai::demo::{authorize_datasets, load_demo_data};
 use erhai::demo_data::Sizes;
 

@@ -3,7 +3,7 @@
 //! attacker's conclusion when what was released determines it, and `None` when it does not;
 //! the suite fails if any conclusion equals the truth.
 
-use crate::world::{Outcome, Step, TARGET, TARGET_H, TRUTH, Truth, Who};
+use super::world::{Outcome, Step, TARGET, TARGET_H, TRUTH, Truth, Who};
 
 /// What an attack is after.
 #[derive(Clone, Copy, Debug)]

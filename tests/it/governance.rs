@@ -1,9 +1,7 @@
 //! Governance end to end: tenants and their operating agreements, suspension, rectification,
 //! restoration and termination, through the real server on 127.0.0.1 with TLS.
 
-mod common;
-
-use common::{code, platform_with_users};
+use crate::common::{code, platform_with_users};
 
 use erhai::demo::{Platform, TENANT, authorize_datasets, load_demo_data};
 use erhai::demo_data::Sizes;

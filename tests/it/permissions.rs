@@ -4,9 +4,7 @@
 //! argument) and nothing changes between calls. The match below is exhaustive: a new action
 //! cannot be added without being tested here.
 
-mod common;
-
-use common::platform_with_users;
+use crate::common::platform_with_users;
 
 use erhai::client::{Client, ClientError};
 use erhai_gateway::authz::{Action, MATRIX, Role, permits};

@@ -2,9 +2,7 @@
 //! with TLS, a crafted dataset registered by its provider, queries by an analyst, decisions by a
 //! reviewer. Each check fires where it should and only there.
 
-mod common;
-
-use common::{code, platform_with_users};
+use crate::common::{code, platform_with_users};
 
 use std::sync::Arc;
 

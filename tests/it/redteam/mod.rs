@@ -9,9 +9,6 @@
 //! suite fails if any conclusion is the truth, if the analyst ever sees something that depends
 //! on the data before a reviewer decides, or if the server stops answering.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod attacks;
 mod world;
 
