@@ -9,8 +9,8 @@ use erhai_gateway::config::CONFIG_FILE;
 use erhai_proto::v1 as pb;
 use serde_json::json;
 
-use crate::client::Client;
 use crate::output::{self, Format};
+use erhai_client::Client;
 
 /// erhai — a privacy-preserving compute enclave for public data.
 #[derive(Debug, Parser)]
@@ -498,41 +498,6 @@ pub enum ScenarioCommand {
     },
 }
 
-/// A TOML file read into `T`; errors name the file.
-fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// A scenario application file.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ApplicationFile {
-    name: String,
-    title: String,
-    purpose: String,
-    domain: String,
-    outputs: String,
-    valid_from: String,
-    valid_to: String,
-    #[serde(default)]
-    k: u64,
-    #[serde(default)]
-    second_reviewer: bool,
-    #[serde(default)]
-    dp: Option<erhai_policies::dp::DpSettings>,
-    columns: Vec<ApplicationColumn>,
-}
-
-/// One requested column of an application.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ApplicationColumn {
-    dataset: String,
-    column: String,
-    justification: String,
-}
-
 /// `erhai audit …`
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -747,9 +712,8 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 } => {
                     let policy_text = std::fs::read_to_string(&policy)
                         .map_err(|e| format!("{}: {e}", policy.display()))?;
-                    // Parsed here only to read declared CSV types; the server decides.
-                    let parsed = erhai_policies::policy_file::parse_policy(&policy_text).ok();
-                    let (schema, batches) = crate::files::read_data(&file, parsed.as_ref())?;
+                    let (schema, batches) =
+                        erhai_client::files::read_data(&file, Some(&policy_text))?;
                     let d = c
                         .register_sampled(
                             &name,
@@ -815,14 +779,14 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 return Err("--epsilon is for production runs (samples spend no budget)".into());
             }
             if let Some(out) = &out {
-                crate::files::FileFormat::of(out)?;
+                erhai_client::files::FileFormat::of(out)?;
             }
             let (j, schema, batches) = connect(&cli.identity)
                 .await?
                 .run_dev(&scenario, &sql)
                 .await?;
             if let Some(out) = &out {
-                crate::files::write_data(out, &schema, &batches)?;
+                erhai_client::files::write_data(out, &schema, &batches)?;
             }
             print(
                 fmt,
@@ -943,12 +907,12 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
         Command::Release(ReleaseCommand::Fetch { job, out }) => {
-            let format = crate::files::FileFormat::of(&out)?;
+            let format = erhai_client::files::FileFormat::of(&out)?;
             let (file, receipt) = connect(&cli.identity)
                 .await?
                 .fetch_file(&job, format.name())
                 .await?;
-            let receipt_path = crate::files::receipt_path(&out);
+            let receipt_path = erhai_client::files::receipt_path(&out);
             std::fs::write(&out, &file).map_err(|e| format!("{}: {e}", out.display()))?;
             std::fs::write(&receipt_path, &receipt)
                 .map_err(|e| format!("{}: {e}", receipt_path.display()))?;
@@ -1090,31 +1054,8 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let c = connect(&cli.identity).await?;
             match cmd {
                 ScenarioCommand::Apply { file } => {
-                    let f: ApplicationFile = read_toml(&file)?;
                     let s = c
-                        .apply_scenario(pb::Scenario {
-                            name: f.name,
-                            title: f.title,
-                            purpose: f.purpose,
-                            domain: f.domain,
-                            outputs: f.outputs,
-                            valid_from: f.valid_from,
-                            valid_to: f.valid_to,
-                            k: f.k,
-                            second_reviewer: f.second_reviewer,
-                            dp: f.dp.map(erhai_gateway::scenario::dp_to_pb),
-                            columns: f
-                                .columns
-                                .into_iter()
-                                .map(|c| pb::ScenarioColumn {
-                                    dataset: c.dataset,
-                                    column: c.column,
-                                    justification: c.justification,
-                                    approved: true,
-                                })
-                                .collect(),
-                            ..Default::default()
-                        })
+                        .apply_scenario(erhai_client::application::read_application(&file)?)
                         .await?;
                     print(
                         fmt,
@@ -1284,20 +1225,4 @@ async fn serve(
     crate::termination().await?;
     server.shutdown().await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_documented_application_parses() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/application.toml");
-        let f: ApplicationFile = read_toml(&path).expect("docs/application.toml");
-        assert_eq!(f.name, "tourism-dp");
-        assert_eq!(f.columns.len(), 2);
-        let dp = f.dp.expect("dp");
-        dp.validate().expect("valid DP settings");
-        assert!(f.second_reviewer);
-    }
 }
