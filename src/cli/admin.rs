@@ -8,7 +8,7 @@ use erhai_proto::v1 as pb;
 use serde_json::json;
 
 use super::{Context, Result};
-use crate::output;
+use crate::output::Render;
 
 /// `erhai admin …`
 #[derive(Debug, Subcommand)]
@@ -131,15 +131,12 @@ pub(super) async fn run(ctx: &Context, cmd: AdminCommand) -> Result {
                                 a.out.display()
                             )
                         },
-                        || output::user_json(&u),
+                        || u.json(),
                     );
                 }
                 UserCommand::List => {
                     let us = c.list_users().await?;
-                    ctx.print(
-                        || output::users_table(&us),
-                        || json!(us.iter().map(output::user_json).collect::<Vec<_>>()),
-                    );
+                    ctx.show(us.as_slice());
                 }
                 UserCommand::Expire { id, at } => {
                     let ms = match at.as_str() {
@@ -152,10 +149,7 @@ pub(super) async fn run(ctx: &Context, cmd: AdminCommand) -> Result {
                             .timestamp_millis(),
                     };
                     let u = c.set_user_expiry(&id, ms).await?;
-                    ctx.print(
-                        || output::users_table(std::slice::from_ref(&u)),
-                        || output::user_json(&u),
-                    );
+                    ctx.show(&u);
                 }
             }
             Ok(())
@@ -166,9 +160,6 @@ pub(super) async fn run(ctx: &Context, cmd: AdminCommand) -> Result {
 /// Runs `erhai whoami`.
 pub(super) async fn whoami(ctx: &Context) -> Result {
     let u = ctx.client().await?.whoami().await?;
-    ctx.print(
-        || output::users_table(std::slice::from_ref(&u)),
-        || output::user_json(&u),
-    );
+    ctx.show(&u);
     Ok(())
 }

@@ -7,7 +7,6 @@ use erhai_proto::v1 as pb;
 use serde_json::json;
 
 use super::{Context, Result};
-use crate::output;
 
 /// `erhai audit …`
 #[derive(Debug, Subcommand)]
@@ -91,13 +90,13 @@ pub(super) async fn run(ctx: &Context, cmd: AuditCommand) -> Result {
     match cmd {
         AuditCommand::List { filter, limit } => {
             let es = c.audit_query(filter.request(limit, false)?).await?;
-            ctx.print(|| output::audit_table(&es), || output::audit_json(&es));
+            ctx.show(es.as_slice());
         }
         AuditCommand::Export { filter, out } => {
             let es = c.audit_query(filter.request(0, true)?).await?;
             let mut text = String::new();
-            for e in output::audit_json(&es).as_array().into_iter().flatten() {
-                text.push_str(&e.to_string());
+            for e in &es {
+                text.push_str(&serde_json::to_string(e)?);
                 text.push('\n');
             }
             std::fs::write(&out, text).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -107,21 +106,11 @@ pub(super) async fn run(ctx: &Context, cmd: AuditCommand) -> Result {
             );
         }
         AuditCommand::Checkpoint => {
-            let cp = c.audit_checkpoint().await?;
-            let j = json!({
-                "seq": cp.seq, "hash": cp.hash, "time": output::time(cp.time_ms),
-                "time_ms": cp.time_ms, "public_key": cp.public_key, "signature": cp.signature,
-            });
-            ctx.print(
-                || serde_json::to_string_pretty(&j).unwrap_or_default(),
-                || j.clone(),
-            );
+            ctx.show(&c.audit_checkpoint().await?);
         }
         AuditCommand::Verify => {
             let v = c.audit_verify().await?;
-            ctx.print(|| v.detail.clone(),
-                || json!({"ok": v.ok, "events": v.events, "checkpoints": v.checkpoints, "detail": v.detail}),
-            );
+            ctx.show(&v);
             if !v.ok {
                 return Err(format!("audit chain broken: {}", v.detail).into());
             }

@@ -6,7 +6,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::{Context, Result};
-use crate::output;
+use crate::output::Render;
 
 /// `erhai dataset …`
 #[derive(Debug, Subcommand)]
@@ -90,19 +90,16 @@ pub(super) async fn run(ctx: &Context, cmd: DatasetCommand) -> Result {
                         d.name, d.id, d.rows
                     )
                 },
-                || output::dataset_json(&d),
+                || d.json(),
             );
         }
         DatasetCommand::List => {
             let ds = c.list_datasets().await?;
-            ctx.print(
-                || output::datasets_table(&ds),
-                || json!(ds.iter().map(output::dataset_json).collect::<Vec<_>>()),
-            );
+            ctx.show(ds.as_slice());
         }
         DatasetCommand::Show { dataset } => {
             let d = c.get_dataset(&dataset).await?;
-            ctx.print(|| output::dataset_detail(&d), || output::dataset_json(&d));
+            ctx.show(&d);
         }
     }
     Ok(())

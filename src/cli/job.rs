@@ -1,10 +1,8 @@
 //! `erhai job …`: show, list, promote.
 
 use clap::Subcommand;
-use serde_json::json;
 
 use super::{Context, Result};
-use crate::output;
 
 /// `erhai job …`
 #[derive(Debug, Subcommand)]
@@ -29,18 +27,15 @@ pub(super) async fn run(ctx: &Context, cmd: JobCommand) -> Result {
     match cmd {
         JobCommand::Show { job } => {
             let j = c.job(&job).await?;
-            ctx.print(|| output::job_detail(&j), || output::job_json(&j));
+            ctx.show(&j);
         }
         JobCommand::Promote { job } => {
             let j = c.promote(&job).await?;
-            ctx.print(|| output::job_detail(&j), || output::job_json(&j));
+            ctx.show(&j);
         }
         JobCommand::List => {
             let js = c.jobs().await?;
-            ctx.print(
-                || output::jobs_table(&js),
-                || json!(js.iter().map(output::job_json).collect::<Vec<_>>()),
-            );
+            ctx.show(js.as_slice());
         }
     }
     Ok(())

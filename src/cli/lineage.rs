@@ -3,7 +3,6 @@
 use clap::Args;
 
 use super::{Context, Result};
-use crate::output;
 
 /// `erhai lineage …`
 #[derive(Debug, Args)]
@@ -26,6 +25,6 @@ pub(super) async fn run(ctx: &Context, args: LineageArgs) -> Result {
             args.release.as_deref().unwrap_or(""),
         )
         .await?;
-    ctx.print(|| output::lineage_text(&l), || output::lineage_json(&l));
+    ctx.show(&l);
     Ok(())
 }

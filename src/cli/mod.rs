@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use erhai_client::Client;
 
-use crate::output::Format;
+use crate::output::{Format, Render};
 
 /// What a command returns: its errors are printed as `error: …` and exit with failure.
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -118,6 +118,11 @@ impl Context {
                 serde_json::to_string_pretty(&json()).unwrap_or_default()
             ),
         }
+    }
+
+    /// Prints a response as `--output` asks.
+    fn show<R: Render + ?Sized>(&self, r: &R) {
+        self.print(|| r.text(), || r.json());
     }
 }
 

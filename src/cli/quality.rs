@@ -1,10 +1,8 @@
 //! `erhai quality …`: data-quality requests.
 
 use clap::Subcommand;
-use serde_json::json;
 
 use super::{Context, Result};
-use crate::output;
 
 /// `erhai quality …`
 #[derive(Debug, Subcommand)]
@@ -51,9 +49,6 @@ pub(super) async fn run(ctx: &Context, cmd: QualityCommand) -> Result {
             vec![c.answer_quality(&id, &answer).await?]
         }
     };
-    ctx.print(
-        || output::quality_table(&list),
-        || json!(list.iter().map(output::quality_json).collect::<Vec<_>>()),
-    );
+    ctx.show(list.as_slice());
     Ok(())
 }

@@ -6,7 +6,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::{Context, Result};
-use crate::output;
+use crate::output::{self, Render};
 
 /// `erhai query …`
 #[derive(Debug, Subcommand)]
@@ -61,7 +61,7 @@ pub(super) async fn run(ctx: &Context, cmd: QueryCommand) -> Result {
     match cmd {
         QueryCommand::Check { sql, scenario } => {
             let v = ctx.client().await?.check(&scenario, &sql).await?;
-            ctx.print(|| output::verdict_detail(&v), || output::verdict_json(&v));
+            ctx.show(&v);
             if !v.allowed {
                 return Err("the query would be refused".into());
             }
@@ -93,7 +93,7 @@ pub(super) async fn run(ctx: &Context, cmd: QueryCommand) -> Result {
                         output::batches_table(&batches)
                     )
                 },
-                || json!({"job": output::job_json(&j), "rows": output::batches_json(&batches)}),
+                || json!({"job": j.json(), "rows": output::batches_json(&batches)}),
             );
             Ok(())
         }
@@ -113,7 +113,7 @@ pub(super) async fn run(ctx: &Context, cmd: QueryCommand) -> Result {
                 .await?
                 .submit_in(&sql, &scenario, epsilon)
                 .await?;
-            ctx.print(|| output::job_detail(&j), || output::job_json(&j));
+            ctx.show(&j);
             if j.state == "failed" {
                 return Err(format!("job {} failed: {}", j.id, j.error).into());
             }

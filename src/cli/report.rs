@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{Context, Result};
-use crate::output::{self, Format};
+use crate::output::{self, Format, Render};
 
 /// `erhai report …`
 #[derive(Debug, Args)]
@@ -35,9 +35,7 @@ pub(super) async fn run(ctx: &Context, a: ReportArgs) -> Result {
         .report(&a.tenant, &a.from, &a.to)
         .await?;
     let doc = match (ctx.output, a.format.as_str()) {
-        (Format::Json, _) => {
-            serde_json::to_string_pretty(&output::report_json(&r)).unwrap_or_default()
-        }
+        (Format::Json, _) => serde_json::to_string_pretty(&r.json()).unwrap_or_default(),
         (_, "md") => output::report_markdown(&r),
         (_, "html") => output::report_html(&r),
         (_, other) => {

@@ -4,7 +4,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::{Context, Result};
-use crate::output;
+use crate::output::{self, Render};
 
 /// `erhai review …`
 #[derive(Debug, Subcommand)]
@@ -52,10 +52,7 @@ pub(super) async fn run(ctx: &Context, cmd: ReviewCommand) -> Result {
     match cmd {
         ReviewCommand::List => {
             let js = c.pending().await?;
-            ctx.print(
-                || output::jobs_table(&js),
-                || json!(js.iter().map(output::job_json).collect::<Vec<_>>()),
-            );
+            ctx.show(js.as_slice());
         }
         ReviewCommand::Show { job, wait } => {
             if wait {
@@ -67,12 +64,12 @@ pub(super) async fn run(ctx: &Context, cmd: ReviewCommand) -> Result {
                 || {
                     format!(
                         "{}rows that would be released ({} shown, rows to review marked):\n{}",
-                        output::job_detail(&j),
+                        j.text(),
                         d.preview_rows,
                         output::review_preview(&preview, j.report.as_ref())
                     )
                 },
-                || json!({"job": output::job_json(&j), "preview": output::batches_json(&preview)}),
+                || json!({"job": j.json(), "preview": output::batches_json(&preview)}),
             );
         }
         ReviewCommand::Approve { job, reason, .. } | ReviewCommand::Reject { job, reason, .. }
@@ -85,20 +82,14 @@ pub(super) async fn run(ctx: &Context, cmd: ReviewCommand) -> Result {
                 c.finished(&job, REVIEW_WAIT).await?;
             }
             let j = c.decide(&job, true, &reason).await?;
-            ctx.print(
-                || format!("job {} {}", j.id, j.state),
-                || output::job_json(&j),
-            );
+            ctx.print(|| format!("job {} {}", j.id, j.state), || j.json());
         }
         ReviewCommand::Reject { job, reason, wait } => {
             if wait {
                 c.finished(&job, REVIEW_WAIT).await?;
             }
             let j = c.decide(&job, false, &reason).await?;
-            ctx.print(
-                || format!("job {} {}", j.id, j.state),
-                || output::job_json(&j),
-            );
+            ctx.print(|| format!("job {} {}", j.id, j.state), || j.json());
         }
     }
     Ok(())

@@ -3,10 +3,8 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use serde_json::json;
 
 use super::{Context, Result};
-use crate::output;
 
 /// `erhai scenario …`
 #[derive(Debug, Subcommand)]
@@ -67,7 +65,7 @@ pub(super) async fn run(ctx: &Context, cmd: ScenarioCommand) -> Result {
             let s = c
                 .apply_scenario(erhai_client::application::read_application(&file)?)
                 .await?;
-            ctx.print(|| output::scenario_text(&s), || output::scenario_json(&s));
+            ctx.show(&s);
         }
         ScenarioCommand::Review {
             name,
@@ -77,56 +75,26 @@ pub(super) async fn run(ctx: &Context, cmd: ScenarioCommand) -> Result {
             columns,
         } => {
             let s = c.review_scenario(&name, approve, &reason, &columns).await?;
-            ctx.print(|| output::scenario_text(&s), || output::scenario_json(&s));
+            ctx.show(&s);
         }
         ScenarioCommand::Revoke { name, reason } => {
             let s = c.revoke_scenario(&name, &reason).await?;
-            ctx.print(|| output::scenario_text(&s), || output::scenario_json(&s));
+            ctx.show(&s);
         }
         ScenarioCommand::Overdue => {
             let all = c.overdue_scenarios().await?;
-            ctx.print(
-                || {
-                    all.iter()
-                        .map(output::scenario_text)
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                },
-                || json!(all.iter().map(output::scenario_json).collect::<Vec<_>>()),
-            );
+            ctx.show(all.as_slice());
         }
         ScenarioCommand::List => {
             let all = c.scenarios().await?;
-            ctx.print(
-                || {
-                    all.iter()
-                        .map(output::scenario_text)
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                },
-                || json!(all.iter().map(output::scenario_json).collect::<Vec<_>>()),
-            );
+            ctx.show(all.as_slice());
         }
         ScenarioCommand::Show { name } => {
             let s = c.scenario(&name).await?;
-            ctx.print(|| output::scenario_text(&s), || output::scenario_json(&s));
+            ctx.show(&s);
         }
         ScenarioCommand::Budget { name } => {
-            let b = c.budget(&name).await?;
-            ctx.print(|| {
-                    format!(
-                        "scenario {}: ε spent {:.4} of {} ({:.4} left) over {} queries; δ spent {:e} of {:e}",
-                        b.scenario,
-                        b.epsilon_spent,
-                        b.epsilon_total,
-                        b.epsilon_left,
-                        b.queries,
-                        b.delta_spent,
-                        b.delta_total
-                    )
-                },
-                || json!({"scenario": b.scenario, "epsilon_total": b.epsilon_total, "epsilon_spent": b.epsilon_spent, "epsilon_left": b.epsilon_left, "delta_total": b.delta_total, "delta_spent": b.delta_spent, "queries": b.queries}),
-            );
+            ctx.show(&c.budget(&name).await?);
         }
     }
     Ok(())

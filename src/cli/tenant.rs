@@ -1,10 +1,8 @@
 //! `erhai tenant …`: tenants and their agreements.
 
 use clap::Subcommand;
-use serde_json::json;
 
 use super::{Context, Result};
-use crate::output;
 
 /// `erhai tenant …`
 #[derive(Debug, Subcommand)]
@@ -77,16 +75,7 @@ pub(super) async fn run(ctx: &Context, cmd: TenantCommand) -> Result {
     let t = match cmd {
         TenantCommand::Create { name, title } => c.create_tenant(&name, &title).await?,
         TenantCommand::List => {
-            let all = c.tenants().await?;
-            ctx.print(
-                || {
-                    all.iter()
-                        .map(output::tenant_text)
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                },
-                || json!(all.iter().map(output::tenant_json).collect::<Vec<_>>()),
-            );
+            ctx.show(c.tenants().await?.as_slice());
             return Ok(());
         }
         TenantCommand::Show { name } => c.tenant(name.as_deref().unwrap_or("")).await?,
@@ -107,6 +96,6 @@ pub(super) async fn run(ctx: &Context, cmd: TenantCommand) -> Result {
         }
         TenantCommand::Rectify { report } => c.rectify(&report).await?,
     };
-    ctx.print(|| output::tenant_text(&t), || output::tenant_json(&t));
+    ctx.show(&t);
     Ok(())
 }
