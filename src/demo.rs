@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
+use erhai_client::{Client, ClientError};
 use erhai_gateway::{RunningServer, ServerConfig};
 use erhai_proto::v1 as pb;
 
-use crate::client::{Client, ClientError};
 use crate::demo_data::{self, Sizes};
 
 /// Arguments of `erhai demo`.
@@ -69,7 +69,7 @@ impl Platform {
         std::fs::write(
             deployment
                 .admin_identity
-                .join(erhai_gateway::pki::bundle::ENDPOINT),
+                .join(erhai_proto::bundle::ENDPOINT),
             format!("{endpoint}\n"),
         )?;
         Ok(Platform {
@@ -683,7 +683,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     let (file, receipt) = analyst.fetch_file(&by_district.id, "csv").await?;
     let out = p.dir.join("release-by-district.csv");
     std::fs::write(&out, &file)?;
-    std::fs::write(crate::files::receipt_path(&out), &receipt)?;
+    std::fs::write(erhai_client::files::receipt_path(&out), &receipt)?;
     let key = analyst.platform_key().await?;
     let verified = erhai_gateway::receipt::verify(&receipt, &file, &key)
         .map_err(|e| format!("the receipt does not verify: {e}"))?;

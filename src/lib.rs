@@ -1,11 +1,10 @@
-//! The `erhai` binary's library: the client, the command line, the demo and the demo-data
-//! generator. Tests and benches drive erhai through these, as a user would.
+//! The `erhai` binary's library: the command line, the demo and the demo-data generator. The
+//! client itself is the `erhai-client` crate; tests and benches drive erhai through these, as a
+//! user would.
 
 pub mod cli;
-pub mod client;
 pub mod demo;
 pub mod demo_data;
-pub mod files;
 pub mod output;
 pub mod tpch;
 

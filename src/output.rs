@@ -1,10 +1,13 @@
-//! Printing results: pretty tables for people, JSON for programs.
+//! Printing results: pretty tables for people, JSON for programs. Each response type says how
+//! it reads in both through [`Render`]; its JSON is the message's own serde form (see
+//! `erhai_proto::json`).
 
 use arrow::record_batch::RecordBatch;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use serde_json::{Value, json};
-
+use erhai_proto::json::utc as time;
 use erhai_proto::v1 as pb;
+use serde::Serialize;
+use serde_json::Value;
 
 /// Output format chosen with `--output`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -16,7 +19,7 @@ pub enum Format {
 }
 
 /// A table of rows with headers.
-pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
         .set_header(headers.to_vec());
@@ -50,23 +53,8 @@ pub fn batches_json(batches: &[RecordBatch]) -> Value {
     serde_json::from_slice(&buf).unwrap_or(Value::Array(vec![]))
 }
 
-/// A time for people (UTC, `YYYY-MM-DD HH:MM:SS`); empty for 0.
-pub fn time(ms: i64) -> String {
-    if ms == 0 {
-        return String::new();
-    }
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_default()
-}
-
-/// A user as JSON.
-pub fn user_json(u: &pb::User) -> Value {
-    json!({"id": u.id, "name": u.name, "role": u.role, "tenant": u.tenant, "unit": u.unit, "expires_at": time(u.expires_at_ms), "disabled": u.disabled})
-}
-
 /// Users as a table.
-pub fn users_table(users: &[pb::User]) -> String {
+fn users_table(users: &[pb::User]) -> String {
     table(
         &["id", "name", "role", "tenant", "unit", "expires"],
         users
@@ -85,23 +73,8 @@ pub fn users_table(users: &[pb::User]) -> String {
     )
 }
 
-/// A dataset as JSON.
-pub fn dataset_json(d: &pb::Dataset) -> Value {
-    json!({
-        "id": d.id, "name": d.name, "description": d.description, "provider_unit": d.provider_unit,
-        "registered_by": d.registered_by, "version": d.version, "rows": d.rows, "privacy_unit": d.privacy_unit,
-        "created_at": time(d.created_at_ms), "dev_sample_rows": d.dev_sample_rows,
-        "dev_sample_rule": d.dev_sample_rule,
-        "columns": d.columns.iter().map(|c| json!({
-            "name": c.name, "type": c.data_type, "kind": c.kind, "grade": c.grade, "uses": c.uses,
-            "aggregate_functions": c.aggregate_functions, "masks": c.masks, "personal": c.personal, "sensitive_personal": c.sensitive_personal,
-            "sample": c.sample,
-        })).collect::<Vec<_>>(),
-    })
-}
-
 /// Datasets as a table.
-pub fn datasets_table(ds: &[pb::Dataset]) -> String {
+fn datasets_table(ds: &[pb::Dataset]) -> String {
     table(
         &[
             "id",
@@ -127,7 +100,7 @@ pub fn datasets_table(ds: &[pb::Dataset]) -> String {
 }
 
 /// One dataset's schema and policy as a table.
-pub fn dataset_detail(d: &pb::Dataset) -> String {
+fn dataset_detail(d: &pb::Dataset) -> String {
     let head = format!(
         "{} ({}) — {} rows, version {}, provider {}, privacy unit {}, development sample {} rows\n{}\ndevelopment sample: {}\n",
         d.name,
@@ -179,15 +152,6 @@ pub fn dataset_detail(d: &pb::Dataset) -> String {
     )
 }
 
-/// A plan verdict as JSON.
-pub fn verdict_json(v: &pb::PlanVerdict) -> Value {
-    json!({
-        "allowed": v.allowed,
-        "columns": v.columns.iter().map(|c| json!({"column": c.column, "sources": c.sources, "derivation": c.derivation, "allowed": c.allowed, "rule": c.rule})).collect::<Vec<_>>(),
-        "refusals": v.refusals.iter().map(|r| json!({"column": r.column, "use": r.r#use, "rule": r.rule, "message": r.message})).collect::<Vec<_>>(),
-    })
-}
-
 /// Each output column's sources, lineage and rule, as a table.
 fn verdict_columns(v: &pb::PlanVerdict) -> String {
     table(
@@ -208,7 +172,7 @@ fn verdict_columns(v: &pb::PlanVerdict) -> String {
 }
 
 /// A plan verdict for people: per output column, then every refusal.
-pub fn verdict_detail(v: &pb::PlanVerdict) -> String {
+fn verdict_detail(v: &pb::PlanVerdict) -> String {
     let mut s = format!(
         "verdict: {}\n",
         if v.allowed { "allowed" } else { "refused" }
@@ -220,36 +184,8 @@ pub fn verdict_detail(v: &pb::PlanVerdict) -> String {
     s
 }
 
-/// A job as JSON.
-pub fn job_json(j: &pb::Job) -> Value {
-    json!({
-        "id": j.id, "tenant": j.tenant, "submitted_by": j.submitted_by, "sql": j.sql, "state": j.state,
-        "error": j.error, "submitted_at": time(j.submitted_at_ms), "finished_at": time(j.finished_at_ms),
-        "reviewed_by": j.reviewed_by, "review_reason": j.review_reason, "reviewed_at": time(j.reviewed_at_ms),
-        "datasets": j.datasets, "env": j.env, "promoted_from": j.promoted_from,
-        "scenario": j.scenario, "epsilon": j.epsilon, "release_id": j.release_id, "result_sha256": j.result_sha256,
-        "approvals": j.approvals, "approvals_needed": j.approvals_needed,
-        "verdict": j.verdict.as_ref().map(verdict_json),
-        "report": j.report.as_ref().map(|r| json!({
-            "outcome": r.outcome, "rows_computed": r.rows_computed, "rows_released": r.rows_released,
-            "rows_suppressed": r.rows_suppressed, "rows_review": r.rows_review, "threshold_k": r.threshold_k,
-            "rules": r.rules, "notes": r.notes,
-            "job_findings": r.job_findings.iter().map(finding_json).collect::<Vec<_>>(),
-            "rows": r.rows.iter().map(|x| json!({
-                "row": x.row, "outcome": x.outcome,
-                "released_row": (x.released_row >= 0).then_some(x.released_row),
-                "findings": x.findings.iter().map(finding_json).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        })),
-    })
-}
-
-fn finding_json(f: &pb::Finding) -> Value {
-    json!({"verdict": f.verdict, "rule": f.rule, "message": f.message})
-}
-
 /// Jobs as a table.
-pub fn jobs_table(jobs: &[pb::Job]) -> String {
+fn jobs_table(jobs: &[pb::Job]) -> String {
     table(
         &[
             "id",
@@ -285,7 +221,7 @@ pub fn jobs_table(jobs: &[pb::Job]) -> String {
 }
 
 /// One job in detail: SQL, verdict per column, check report.
-pub fn job_detail(j: &pb::Job) -> String {
+fn job_detail(j: &pb::Job) -> String {
     let mut s = format!(
         "job {} — {} ({})\ntenant {}, submitted by {} at {}\nSQL: {}\n",
         j.id,
@@ -536,23 +472,8 @@ pub fn report_html(r: &pb::Report) -> String {
     s + "</ul>\n</body></html>\n"
 }
 
-/// A tenant's report as JSON.
-pub fn report_json(r: &pb::Report) -> Value {
-    json!({
-        "tenant": r.tenant, "from": r.from, "to": r.to, "status": r.status, "agreement": r.agreement,
-        "datasets_authorized": r.datasets_authorized,
-        "scenarios": r.scenarios.iter().map(scenario_json).collect::<Vec<_>>(),
-        "production_queries": r.production_queries, "production_refused": r.production_refused,
-        "production_run": r.production_run, "dev_queries": r.dev_queries, "releases": r.releases,
-        "rows_released": r.rows_released, "rejected": r.rejected,
-        "quality_filed": r.quality_filed, "quality_closed": r.quality_closed,
-        "violations": r.violations.iter().map(|v| json!({"what": v.what, "by": v.by, "reason": v.reason, "at": time(v.at_ms)})).collect::<Vec<_>>(),
-        "social_data": r.social_data, "generated_at": time(r.generated_at_ms), "generated_by": r.generated_by,
-    })
-}
-
 /// Data-quality requests as a table.
-pub fn quality_table(list: &[pb::QualityRequest]) -> String {
+fn quality_table(list: &[pb::QualityRequest]) -> String {
     table(
         &[
             "id",
@@ -581,18 +502,8 @@ pub fn quality_table(list: &[pb::QualityRequest]) -> String {
     )
 }
 
-/// A data-quality request as JSON.
-pub fn quality_json(q: &pb::QualityRequest) -> Value {
-    json!({
-        "id": q.id, "status": q.status, "age_days": q.age_days, "dataset": q.dataset, "unit": q.unit,
-        "column": q.column, "issue": q.issue, "filed_by": q.filed_by, "tenant": q.tenant,
-        "filed_at": time(q.filed_at_ms), "answer": q.answer, "answered_by": q.answered_by,
-        "closed_at": time(q.closed_at_ms),
-    })
-}
-
 /// A tenant for people: status, agreement, history.
-pub fn tenant_text(t: &pb::Tenant) -> String {
+fn tenant_text(t: &pb::Tenant) -> String {
     let mut s = format!(
         "tenant {} — {} ({}){}\n",
         t.name,
@@ -617,17 +528,8 @@ pub fn tenant_text(t: &pb::Tenant) -> String {
     s
 }
 
-/// A tenant as JSON.
-pub fn tenant_json(t: &pb::Tenant) -> Value {
-    json!({
-        "name": t.name, "title": t.title, "status": t.status, "start": t.start, "end": t.end,
-        "created_by": t.created_by, "created_at": time(t.created_at_ms),
-        "history": t.history.iter().map(|h| json!({"what": h.what, "status": h.status, "by": h.by, "reason": h.reason, "at": time(h.at_ms)})).collect::<Vec<_>>(),
-    })
-}
-
 /// A scenario for people.
-pub fn scenario_text(s: &pb::Scenario) -> String {
+fn scenario_text(s: &pb::Scenario) -> String {
     let mut t = format!(
         "scenario {} — {} (tenant {})\n  threshold k: {}; second reviewer for rows to review: {}\n",
         s.name,
@@ -693,35 +595,8 @@ pub fn scenario_text(s: &pb::Scenario) -> String {
     t
 }
 
-/// A scenario as JSON.
-pub fn scenario_json(s: &pb::Scenario) -> Value {
-    json!({
-        "name": s.name, "tenant": s.tenant, "title": s.title, "k": s.k,
-        "second_reviewer": s.second_reviewer, "created_by": s.created_by, "created_at": time(s.created_at_ms),
-        "status": s.status, "purpose": s.purpose, "domain": s.domain, "outputs": s.outputs,
-        "valid_from": s.valid_from, "valid_to": s.valid_to, "deadline": s.deadline, "pending_units": s.pending_units,
-        "columns": s.columns.iter().map(|c| json!({"dataset": c.dataset, "column": c.column, "justification": c.justification, "approved": c.approved})).collect::<Vec<_>>(),
-        "reviews": s.reviews.iter().map(|r| json!({"stage": r.stage, "by": r.by, "approve": r.approve, "reason": r.reason, "at": time(r.at_ms), "removed": r.removed})).collect::<Vec<_>>(),
-        "dp": s.dp.as_ref().map(|d| json!({
-            "epsilon_total": d.epsilon_total, "delta_total": d.delta_total,
-            "epsilon_per_query": d.epsilon_per_query, "delta_per_query": d.delta_per_query,
-            "max_groups_per_unit": d.max_groups_per_unit, "max_rows_per_unit": d.max_rows_per_unit,
-        })),
-    })
-}
-
-/// Audit events as JSON.
-pub fn audit_json(events: &[pb::AuditEvent]) -> Value {
-    Value::Array(
-        events
-            .iter()
-            .map(|e| json!({"seq": e.seq, "time": time(e.time_ms), "user": e.user, "role": e.role, "tenant": e.tenant, "action": e.action, "object": e.object, "outcome": e.outcome, "reason": e.reason, "digest": e.digest, "prev_hash": e.prev_hash, "hash": e.hash}))
-            .collect(),
-    )
-}
-
 /// Audit events as a table.
-pub fn audit_table(events: &[pb::AuditEvent]) -> String {
+fn audit_table(events: &[pb::AuditEvent]) -> String {
     table(
         &[
             "seq", "time", "user", "role", "tenant", "action", "object", "outcome", "reason",
@@ -746,18 +621,8 @@ pub fn audit_table(events: &[pb::AuditEvent]) -> String {
     )
 }
 
-/// Lineage as JSON.
-pub fn lineage_json(l: &pb::LineageResponse) -> Value {
-    json!({
-        "jobs": l.jobs.iter().map(job_json).collect::<Vec<_>>(),
-        "datasets": l.datasets,
-        "columns": l.columns,
-        "downloads": l.downloads.iter().map(|d| json!({"job": d.job, "user": d.user, "time": time(d.time_ms)})).collect::<Vec<_>>(),
-    })
-}
-
 /// Lineage for people: the jobs, their sources, the downloads.
-pub fn lineage_text(l: &pb::LineageResponse) -> String {
+fn lineage_text(l: &pb::LineageResponse) -> String {
     let jobs = table(
         &[
             "job",
@@ -800,4 +665,147 @@ pub fn lineage_text(l: &pb::LineageResponse) -> String {
         l.datasets.join(", "),
         l.columns.join(", ")
     )
+}
+
+/// A response as the command line shows it: text for people (`--output table`), JSON for
+/// programs (`--output json`).
+pub trait Render: Serialize {
+    /// A table or a few lines of text.
+    fn text(&self) -> String;
+
+    /// The message's serde form, unless the type has more to say.
+    fn json(&self) -> Value {
+        // Serializing a message into a Value cannot fail: no maps with non-string keys.
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+impl Render for pb::User {
+    fn text(&self) -> String {
+        users_table(std::slice::from_ref(self))
+    }
+}
+
+impl Render for [pb::User] {
+    fn text(&self) -> String {
+        users_table(self)
+    }
+}
+
+impl Render for pb::Dataset {
+    fn text(&self) -> String {
+        dataset_detail(self)
+    }
+}
+
+impl Render for [pb::Dataset] {
+    fn text(&self) -> String {
+        datasets_table(self)
+    }
+}
+
+impl Render for pb::PlanVerdict {
+    fn text(&self) -> String {
+        verdict_detail(self)
+    }
+}
+
+impl Render for pb::Job {
+    fn text(&self) -> String {
+        job_detail(self)
+    }
+}
+
+impl Render for [pb::Job] {
+    fn text(&self) -> String {
+        jobs_table(self)
+    }
+}
+
+impl Render for [pb::QualityRequest] {
+    fn text(&self) -> String {
+        quality_table(self)
+    }
+}
+
+impl Render for pb::Tenant {
+    fn text(&self) -> String {
+        tenant_text(self)
+    }
+}
+
+impl Render for [pb::Tenant] {
+    fn text(&self) -> String {
+        self.iter().map(tenant_text).collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Render for pb::Scenario {
+    fn text(&self) -> String {
+        scenario_text(self)
+    }
+}
+
+impl Render for [pb::Scenario] {
+    fn text(&self) -> String {
+        self.iter()
+            .map(scenario_text)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Render for pb::Budget {
+    fn text(&self) -> String {
+        format!(
+            "scenario {}: ε spent {:.4} of {} ({:.4} left) over {} queries; δ spent {:e} of {:e}",
+            self.scenario,
+            self.epsilon_spent,
+            self.epsilon_total,
+            self.epsilon_left,
+            self.queries,
+            self.delta_spent,
+            self.delta_total
+        )
+    }
+}
+
+impl Render for pb::Report {
+    fn text(&self) -> String {
+        report_markdown(self)
+    }
+}
+
+impl Render for [pb::AuditEvent] {
+    fn text(&self) -> String {
+        audit_table(self)
+    }
+}
+
+impl Render for pb::Checkpoint {
+    /// The JSON itself: a checkpoint is kept outside the platform, whole.
+    fn text(&self) -> String {
+        serde_json::to_string_pretty(&self.json()).unwrap_or_default()
+    }
+
+    /// The signature covers `time_ms`, so the number stays; `time` is for people.
+    fn json(&self) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut v {
+            m.insert("time".into(), Value::String(time(self.time_ms)));
+        }
+        v
+    }
+}
+
+impl Render for pb::VerifyAuditResponse {
+    fn text(&self) -> String {
+        self.detail.clone()
+    }
+}
+
+impl Render for pb::LineageResponse {
+    fn text(&self) -> String {
+        lineage_text(self)
+    }
 }

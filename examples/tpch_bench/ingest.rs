@@ -161,7 +161,6 @@ pub async fn registration(dir: &Path, sf: f64, runs: usize, r: &mut Report) -> R
         .find(|(n, _)| *n == "lineitem")
         .map(|(_, p)| *p)
         .ok_or("lineitem policy")?;
-    let policy = erhai_policies::policy_file::parse_policy(policy_text)?;
     let platform = Platform::start(None, |_| {}).await?;
     platform
         .add_user("provider", "提供方", "provider", "", "tpch-unit")
@@ -189,7 +188,7 @@ pub async fn registration(dir: &Path, sf: f64, runs: usize, r: &mut Report) -> R
             .await?;
             let d = ms(t.elapsed());
             let t = Instant::now();
-            let (schema, batches) = erhai::files::read_data(path, Some(&policy))?;
+            let (schema, batches) = erhai_client::files::read_data(path, Some(policy_text))?;
             let registered = client
                 .register(
                     &format!("lineitem_{}_{i}", format.to_lowercase()),

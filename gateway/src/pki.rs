@@ -6,6 +6,7 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
+use erhai_proto::bundle;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SubjectPublicKeyInfo,
@@ -188,18 +189,6 @@ impl ClientKey {
     pub fn private_key_pem(&self) -> String {
         self.key.serialize_pem()
     }
-}
-
-/// Identity bundle file names.
-pub mod bundle {
-    /// Client certificate.
-    pub const CERT: &str = "cert.pem";
-    /// Client private key.
-    pub const KEY: &str = "key.pem";
-    /// Platform CA certificate.
-    pub const CA: &str = "ca.pem";
-    /// Server endpoint URL.
-    pub const ENDPOINT: &str = "endpoint";
 }
 
 /// Writes an identity bundle into `dir` (created if needed; the key file is 0600).

@@ -277,7 +277,7 @@ fn admin_init_creates_a_deployment() {
 }
 
 /// Starts `erhai serve` on a deployment and waits until it answers.
-async fn serve(dir: &Path) -> (std::process::Child, erhai::client::Client) {
+async fn serve(dir: &Path) -> (std::process::Child, erhai_client::Client) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_erhai"))
         .args(["serve", "--dir", dir.to_str().expect("path")])
         .stdout(std::process::Stdio::null())
@@ -285,7 +285,7 @@ async fn serve(dir: &Path) -> (std::process::Child, erhai::client::Client) {
         .spawn()
         .expect("spawn server");
     for _ in 0..200 {
-        if let Ok(c) = erhai::client::Client::connect_dir(&dir.join("identities/admin")).await
+        if let Ok(c) = erhai_client::Client::connect_dir(&dir.join("identities/admin")).await
             && c.whoami().await.is_ok()
         {
             return (child, c);
@@ -321,7 +321,7 @@ async fn acknowledged_audit_events_survive_sigkill() {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for _ in 0..4 {
-        let c = erhai::client::Client::connect_dir(&dir.join("identities/admin"))
+        let c = erhai_client::Client::connect_dir(&dir.join("identities/admin"))
             .await
             .expect("client");
         let (acked, stop) = (acked.clone(), stop.clone());

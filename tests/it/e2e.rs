@@ -1,9 +1,9 @@
 //! End-to-end tests: the real server on 127.0.0.1 with real TLS, driven through the client.
 
 use crate::common::{code as status, platform_with_users};
-use erhai::client::{Client, ClientError, IdentityBundle, upload_messages};
 use erhai::demo::{Platform, TENANT, authorize_datasets, contains_bytes, load_demo_data};
 use erhai::demo_data::{self, Sizes};
+use erhai_client::{Client, ClientError, IdentityBundle, upload_messages};
 use tonic::Code;
 
 const SEED: u64 = 11;
@@ -116,8 +116,8 @@ async fn register_query_review_release() {
     // The CSV, Parquet and Arrow writers all accept the release.
     for ext in ["csv", "parquet", "arrow"] {
         let out = p.dir.join(format!("out.{ext}"));
-        erhai::files::write_data(&out, &schema, &batches).expect("write");
-        let (_, back) = erhai::files::read_data(&out, None).expect("read back");
+        erhai_client::files::write_data(&out, &schema, &batches).expect("write");
+        let (_, back) = erhai_client::files::read_data(&out, None).expect("read back");
         assert_eq!(
             back.iter().map(|b| b.num_rows()).sum::<usize>(),
             12,
@@ -355,7 +355,7 @@ async fn bad_uploads_change_nothing() {
 
     // A CSV whose columns do not match the policy.
     let csv = p.dir.join("stays.csv");
-    erhai::files::write_data(
+    erhai_client::files::write_data(
         &csv,
         &schema,
         &[batch
@@ -364,8 +364,7 @@ async fn bad_uploads_change_nothing() {
     )
     .expect("csv");
     let policy = demo_data::HOTEL_STAYS_POLICY;
-    let parsed = erhai_policies::policy_file::parse_policy(policy).expect("policy");
-    let (s, b) = erhai::files::read_data(&csv, Some(&parsed)).expect("read csv");
+    let (s, b) = erhai_client::files::read_data(&csv, Some(policy)).expect("read csv");
     check_status(
         provider.register("stays_csv", "", policy, s, b).await,
         Code::InvalidArgument,

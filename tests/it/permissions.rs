@@ -6,7 +6,7 @@
 
 use crate::common::platform_with_users;
 
-use erhai::client::{Client, ClientError};
+use erhai_client::{Client, ClientError};
 use erhai_gateway::authz::{Action, MATRIX, Role, permits};
 use erhai_proto::v1 as pb;
 use tonic::Code;

@@ -1,14 +1,13 @@
-//! The erhai client: an identity bundle, a mutual-TLS channel, and one method per user action.
+//! The connection and the typed calls: a mutual-TLS channel from an identity bundle, one
+//! method per user action, and the framing of uploads.
 
-use std::fs;
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
-use erhai_gateway::pki::{ClientKey, bundle, write_identity};
 use erhai_proto::v1 as pb;
 use erhai_proto::v1::admin_service_client::AdminServiceClient;
 use erhai_proto::v1::audit_service_client::AuditServiceClient;
@@ -19,102 +18,13 @@ use erhai_proto::v1::release_service_client::ReleaseServiceClient;
 use erhai_proto::v1::review_service_client::ReviewServiceClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
+use crate::ClientError;
+use crate::identity::{self, IdentityBundle, KeyPair};
+
 /// Largest message the client accepts.
 const MAX_MESSAGE_BYTES: usize = 32 << 20;
 /// Rows per uploaded chunk.
 pub const UPLOAD_CHUNK_ROWS: usize = 16 * 1024;
-
-/// Client-side failures.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The identity bundle is missing or unreadable.
-    #[error("identity {dir}: {what}")]
-    Identity {
-        /// The bundle directory.
-        dir: PathBuf,
-        /// What is wrong.
-        what: String,
-    },
-    /// No connection could be made (including TLS failures).
-    #[error("cannot connect to {endpoint}: {detail}")]
-    Connect {
-        /// The endpoint.
-        endpoint: String,
-        /// Why.
-        detail: String,
-    },
-    /// The server answered with an error.
-    #[error("{}: {}", code_name(.0.code()), .0.message())]
-    Status(#[from] tonic::Status),
-    /// Local data could not be read or written.
-    #[error("{0}")]
-    Data(String),
-}
-
-fn code_name(code: tonic::Code) -> &'static str {
-    use tonic::Code as C;
-    match code {
-        C::InvalidArgument => "invalid argument",
-        C::PermissionDenied => "permission denied",
-        C::Unauthenticated => "unauthenticated",
-        C::NotFound => "not found",
-        C::AlreadyExists => "already exists",
-        C::FailedPrecondition => "failed precondition",
-        C::DataLoss => "data loss",
-        C::DeadlineExceeded => "deadline exceeded",
-        C::ResourceExhausted => "resource exhausted",
-        C::Unavailable => "unavailable",
-        C::Aborted => "aborted",
-        C::Internal => "internal error",
-        _ => "error",
-    }
-}
-
-impl From<arrow::error::ArrowError> for ClientError {
-    fn from(e: arrow::error::ArrowError) -> Self {
-        ClientError::Data(e.to_string())
-    }
-}
-
-/// An identity bundle read from disk.
-#[derive(Clone)]
-pub struct IdentityBundle {
-    /// Where it was read from.
-    pub dir: PathBuf,
-    cert: String,
-    key: String,
-    ca: String,
-    /// The server endpoint URL.
-    pub endpoint: String,
-}
-
-impl std::fmt::Debug for IdentityBundle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IdentityBundle")
-            .field("dir", &self.dir)
-            .field("endpoint", &self.endpoint)
-            .finish_non_exhaustive()
-    }
-}
-
-impl IdentityBundle {
-    /// Reads `dir/{cert.pem,key.pem,ca.pem,endpoint}`.
-    pub fn load(dir: &Path) -> Result<Self, ClientError> {
-        let read = |name: &str| {
-            fs::read_to_string(dir.join(name)).map_err(|e| ClientError::Identity {
-                dir: dir.to_path_buf(),
-                what: format!("cannot read {name}: {e}"),
-            })
-        };
-        Ok(IdentityBundle {
-            dir: dir.to_path_buf(),
-            cert: read(bundle::CERT)?,
-            key: read(bundle::KEY)?,
-            ca: read(bundle::CA)?,
-            endpoint: read(bundle::ENDPOINT)?.trim().to_string(),
-        })
-    }
-}
 
 /// A connected client.
 #[derive(Clone)]
@@ -210,17 +120,16 @@ impl Client {
         mut req: pb::CreateUserRequest,
         out: &Path,
     ) -> Result<pb::User, ClientError> {
-        let key = ClientKey::generate().map_err(|e| ClientError::Data(e.to_string()))?;
+        let key = KeyPair::generate()?;
         req.public_key_pem = key.public_key_pem();
         let r = self.admin().create_user(req).await?.into_inner();
-        write_identity(
+        identity::write_bundle(
             out,
             &r.cert_pem,
             &key.private_key_pem(),
             &r.ca_pem,
             &self.endpoint,
-        )
-        .map_err(|e| ClientError::Data(e.to_string()))?;
+        )?;
         r.user
             .ok_or_else(|| ClientError::Data("server sent no user".into()))
     }

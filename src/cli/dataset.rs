@@ -1,0 +1,106 @@
+//! `erhai dataset …`: register, approve an import, list, show.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::{Context, Result};
+use crate::output::Render;
+
+/// `erhai dataset …`
+#[derive(Debug, Subcommand)]
+pub enum DatasetCommand {
+    /// Approve the import of a tenant's social data (authority).
+    ApproveImport {
+        /// Dataset name.
+        name: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Upload a CSV, Parquet or Arrow file with its column policy (providers: public data;
+    /// analysts: their tenant's social data, usable after the authority approves its import).
+    Register {
+        /// Dataset name (the table name in queries).
+        #[arg(long)]
+        name: String,
+        /// Data file.
+        #[arg(long)]
+        file: PathBuf,
+        /// Column policy (TOML).
+        #[arg(long)]
+        policy: PathBuf,
+        /// Description.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Fraction of rows in the development sample (default: the server's, 1%).
+        #[arg(long)]
+        sample_rate: Option<f64>,
+        /// Seed of the development sample.
+        #[arg(long, default_value_t = 0)]
+        sample_seed: u64,
+    },
+    /// Datasets you can see.
+    List,
+    /// A dataset's schema and policy (never rows).
+    Show {
+        /// Id or name.
+        dataset: String,
+    },
+}
+
+/// Runs `erhai dataset …`.
+pub(super) async fn run(ctx: &Context, cmd: DatasetCommand) -> Result {
+    let c = ctx.client().await?;
+    match cmd {
+        DatasetCommand::ApproveImport { name, reason } => {
+            let d = c.approve_import(&name, &reason).await?;
+            ctx.print(
+                || format!("import of {} approved ({})", d.name, d.import_status),
+                || json!({"dataset": d.name, "import_status": d.import_status}),
+            );
+        }
+        DatasetCommand::Register {
+            name,
+            file,
+            policy,
+            description,
+            sample_rate,
+            sample_seed,
+        } => {
+            let policy_text = std::fs::read_to_string(&policy)
+                .map_err(|e| format!("{}: {e}", policy.display()))?;
+            let (schema, batches) = erhai_client::files::read_data(&file, Some(&policy_text))?;
+            let d = c
+                .register_sampled(
+                    &name,
+                    &description,
+                    &policy_text,
+                    schema,
+                    batches,
+                    sample_rate.unwrap_or(0.0),
+                    sample_seed,
+                )
+                .await?;
+            ctx.print(
+                || {
+                    format!(
+                        "registered {} as {} ({} rows, encrypted at rest)",
+                        d.name, d.id, d.rows
+                    )
+                },
+                || d.json(),
+            );
+        }
+        DatasetCommand::List => {
+            let ds = c.list_datasets().await?;
+            ctx.show(ds.as_slice());
+        }
+        DatasetCommand::Show { dataset } => {
+            let d = c.get_dataset(&dataset).await?;
+            ctx.show(&d);
+        }
+    }
+    Ok(())
+}

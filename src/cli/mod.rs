@@ -1,0 +1,152 @@
+//! The command line: `erhai [--identity DIR] [--output table|json] <command>`. One module per
+//! command group, each with its clap subcommands and the code that runs them; this one holds
+//! the global options and dispatches.
+
+pub mod admin;
+pub mod audit;
+pub mod dataset;
+pub mod job;
+pub mod lineage;
+pub mod quality;
+pub mod query;
+pub mod release;
+pub mod report;
+pub mod review;
+pub mod scenario;
+mod serve;
+pub mod tenant;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use erhai_client::Client;
+
+use crate::output::{Format, Render};
+
+/// What a command returns: its errors are printed as `error: …` and exit with failure.
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// erhai — a privacy-preserving compute enclave for public data.
+#[derive(Debug, Parser)]
+#[command(name = "erhai", version, about)]
+pub struct Cli {
+    /// Identity bundle directory (cert.pem, key.pem, ca.pem, endpoint).
+    #[arg(long, global = true, env = "ERHAI_IDENTITY")]
+    pub identity: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value = "table")]
+    pub output: Format,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve {
+        /// Deployment directory holding erhai.toml (or give --config).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run the whole flow on generated data in a throwaway deployment.
+    Demo(crate::demo::DemoArgs),
+    /// Platform administration.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
+    /// Show the calling user.
+    Whoami,
+    /// Datasets.
+    #[command(subcommand)]
+    Dataset(dataset::DatasetCommand),
+    /// Queries.
+    #[command(subcommand)]
+    Query(query::QueryCommand),
+    /// Jobs.
+    #[command(subcommand)]
+    Job(job::JobCommand),
+    /// Export review.
+    #[command(subcommand)]
+    Review(review::ReviewCommand),
+    /// Released results.
+    #[command(subcommand)]
+    Release(release::ReleaseCommand),
+    /// Scenarios: release settings and differential-privacy budgets.
+    #[command(subcommand)]
+    Scenario(scenario::ScenarioCommand),
+    /// Tenants (operating entities) and their operating agreements.
+    #[command(subcommand)]
+    Tenant(tenant::TenantCommand),
+    /// Data-quality requests: analysts file, providers answer, the authority watches.
+    #[command(subcommand)]
+    Quality(quality::QualityCommand),
+    /// A tenant's periodic report (authority; a tenant for itself).
+    Report(report::ReportArgs),
+    /// The audit chain.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Trace a dataset to its jobs, releases and downloads, or a release to its sources.
+    Lineage(lineage::LineageArgs),
+}
+
+/// The global options every command runs with.
+struct Context {
+    identity: Option<PathBuf>,
+    output: Format,
+}
+
+impl Context {
+    /// A client connected with the identity given by `--identity` or `ERHAI_IDENTITY`.
+    async fn client(&self) -> Result<Client> {
+        let dir = self
+            .identity
+            .as_ref()
+            .ok_or("no identity: give --identity DIR or set ERHAI_IDENTITY")?;
+        Ok(Client::connect_dir(dir).await?)
+    }
+
+    /// Prints `table` or `json`, as `--output` asks; only the one asked for is computed.
+    fn print(&self, table: impl FnOnce() -> String, json: impl FnOnce() -> serde_json::Value) {
+        match self.output {
+            Format::Table => println!("{}", table()),
+            Format::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&json()).unwrap_or_default()
+            ),
+        }
+    }
+
+    /// Prints a response as `--output` asks.
+    fn show<R: Render + ?Sized>(&self, r: &R) {
+        self.print(|| r.text(), || r.json());
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result {
+    let ctx = Context {
+        identity: cli.identity,
+        output: cli.output,
+    };
+    match cli.command {
+        Command::Serve { dir, config } => serve::serve(dir, config).await,
+        Command::Demo(args) => crate::demo::run(args).await,
+        Command::Admin(cmd) => admin::run(&ctx, cmd).await,
+        Command::Whoami => admin::whoami(&ctx).await,
+        Command::Dataset(cmd) => dataset::run(&ctx, cmd).await,
+        Command::Query(cmd) => query::run(&ctx, cmd).await,
+        Command::Job(cmd) => job::run(&ctx, cmd).await,
+        Command::Review(cmd) => review::run(&ctx, cmd).await,
+        Command::Release(cmd) => release::run(&ctx, cmd).await,
+        Command::Scenario(cmd) => scenario::run(&ctx, cmd).await,
+        Command::Tenant(cmd) => tenant::run(&ctx, cmd).await,
+        Command::Quality(cmd) => quality::run(&ctx, cmd).await,
+        Command::Report(args) => report::run(&ctx, args).await,
+        Command::Audit(cmd) => audit::run(&ctx, cmd).await,
+        Command::Lineage(args) => lineage::run(&ctx, args).await,
+    }
+}
