@@ -3,6 +3,12 @@
 use erhai_policies::{PlanVerdict, PolicyError};
 
 /// What went wrong inside the engine.
+///
+/// Planning, execution and Parquet failures keep their text, not the error they came from, on
+/// purpose: DataFusion's and Arrow's messages can quote a value of the data ("cannot cast
+/// '…'"), so they are redacted (`sandbox::redact_values`) into a string before they leave the
+/// sandbox, and a source chain would carry the unredacted text past that. Errors that cannot
+/// hold a data value (I/O, policy, the release ledger) keep their source.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The SQL could not be parsed or planned (syntax, unknown table or column, type errors).
@@ -68,6 +74,10 @@ pub enum EngineError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The earlier releases a differencing check compares with could not be read: the result
+    /// is not released unchecked.
+    #[error("the release ledger could not be read: {0}")]
+    Releases(#[source] crate::ReleasesError),
     /// Parquet encoding or decoding failed.
     #[error("storage: {0}")]
     Parquet(String),

@@ -202,6 +202,9 @@ pub const DIFFERENCING_BUDGET: u64 = 5_000_000;
 /// up to this many is checked exactly.
 pub const LEDGER_PREFIX: usize = 64;
 
+/// Why the store of earlier releases could not answer (its own error, kept as the source).
+pub type ReleasesError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The populations of earlier releases, found by unit.
 pub trait Releases: Send + Sync {
     /// Every population of an earlier release over `dataset` (the name the job's query uses)
@@ -211,10 +214,13 @@ pub trait Releases: Send + Sync {
         &self,
         dataset: &str,
         units: &[u32],
-    ) -> std::result::Result<(Vec<differencing::EarlierRow>, bool), String>;
+    ) -> std::result::Result<(Vec<differencing::EarlierRow>, bool), ReleasesError>;
 
     /// The linear audit of the figures released over `dataset` so far (none: nothing yet).
-    fn audit(&self, dataset: &str) -> std::result::Result<Option<audit::LinearAudit>, String>;
+    fn audit(
+        &self,
+        dataset: &str,
+    ) -> std::result::Result<Option<audit::LinearAudit>, ReleasesError>;
 }
 
 /// No earlier releases.
@@ -225,11 +231,11 @@ impl Releases for NoReleases {
         &self,
         _: &str,
         _: &[u32],
-    ) -> std::result::Result<(Vec<differencing::EarlierRow>, bool), String> {
+    ) -> std::result::Result<(Vec<differencing::EarlierRow>, bool), ReleasesError> {
         Ok((Vec::new(), true))
     }
 
-    fn audit(&self, _: &str) -> std::result::Result<Option<audit::LinearAudit>, String> {
+    fn audit(&self, _: &str) -> std::result::Result<Option<audit::LinearAudit>, ReleasesError> {
         Ok(None)
     }
 }
@@ -266,16 +272,14 @@ pub fn differencing_findings(
         }
         probe.sort_unstable();
         probe.dedup();
-        let (earlier, complete) = releases
-            .lookup(d, &probe)
-            .map_err(|e| EngineError::Execution(format!("the release ledger: {e}")))?;
+        let (earlier, complete) = releases.lookup(d, &probe).map_err(EngineError::Releases)?;
         let o = differencing::check(d, units, &earlier, rules, budget);
         budget = budget.saturating_sub(o.comparisons);
         out.extend(o.flags);
         // Combinations of more than two figures: the linear audit.
         let state = releases
             .audit(d)
-            .map_err(|e| EngineError::Execution(format!("the release ledger: {e}")))?
+            .map_err(EngineError::Releases)?
             .unwrap_or_default();
         let any_released = units
             .iter()

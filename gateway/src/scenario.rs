@@ -478,7 +478,7 @@ impl Scenarios {
         name: &str,
         settings: &DpSettings,
         epsilon: f64,
-    ) -> Result<Result<Spent, String>, GatewayError> {
+    ) -> Result<Result<Spent, erhai_policies::dp::BudgetError>, GatewayError> {
         loop {
             let old = self.budget.get(name.as_bytes())?;
             let spent: Spent = match &old {

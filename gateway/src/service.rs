@@ -272,7 +272,10 @@ pub fn engine_status(e: &EngineError) -> Status {
         EngineError::Timeout(_) => Status::deadline_exceeded(e.to_string()),
         EngineError::TooManyRows { .. } => Status::resource_exhausted(e.to_string()),
         EngineError::Execution(_) => Status::aborted(e.to_string()),
-        EngineError::Crypto(_) | EngineError::Io { .. } | EngineError::Parquet(_) => {
+        EngineError::Crypto(_)
+        | EngineError::Io { .. }
+        | EngineError::Parquet(_)
+        | EngineError::Releases(_) => {
             tracing::error!(error = %e, "engine storage failure");
             Status::internal(e.to_string())
         }

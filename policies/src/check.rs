@@ -482,7 +482,7 @@ fn decide_mask(
     for m in approved {
         match m.admits(args) {
             Ok(()) => return Ok("output through a mask approved by column policy"),
-            Err(e) => reason = e,
+            Err(e) => reason = e.to_string(),
         }
     }
     Err(refuse(

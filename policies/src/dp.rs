@@ -82,33 +82,68 @@ pub struct Spent {
     pub queries: u64,
 }
 
+/// Why a query may not spend its ε: the figures the analyst needs to ask for less, or to see
+/// that the scenario's budget is gone.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum BudgetError {
+    /// ε must be a positive number.
+    #[error("ε = {0} must be a positive number")]
+    NotPositive(f64),
+    /// More than one query may spend.
+    #[error("ε = {asked} exceeds the scenario's per-query cap of {cap}")]
+    OverPerQueryCap {
+        /// ε asked.
+        asked: f64,
+        /// The scenario's cap.
+        cap: f64,
+    },
+    /// Not enough ε left.
+    #[error("the scenario has ε {left:.4} of {total} left; this query asks {asked}")]
+    EpsilonSpent {
+        /// ε left.
+        left: f64,
+        /// The scenario's total.
+        total: f64,
+        /// ε asked.
+        asked: f64,
+    },
+    /// Not enough δ left.
+    #[error("the scenario has δ {left:e} left; a query spends {per_query:e}")]
+    DeltaSpent {
+        /// δ left.
+        left: f64,
+        /// δ per query.
+        per_query: f64,
+    },
+}
+
 impl Spent {
     /// The ledger after charging one query of `epsilon`, or why it may not run.
-    pub fn charge(&self, s: &DpSettings, epsilon: f64) -> Result<Spent, String> {
+    pub fn charge(&self, s: &DpSettings, epsilon: f64) -> Result<Spent, BudgetError> {
         if !(epsilon.is_finite() && epsilon > 0.0) {
-            return Err(format!("ε = {epsilon} must be a positive number"));
+            return Err(BudgetError::NotPositive(epsilon));
         }
         if epsilon > s.epsilon_per_query {
-            return Err(format!(
-                "ε = {epsilon} exceeds the scenario's per-query cap of {}",
-                s.epsilon_per_query
-            ));
+            return Err(BudgetError::OverPerQueryCap {
+                asked: epsilon,
+                cap: s.epsilon_per_query,
+            });
         }
         // A tolerance for the sums of decimal fractions (0.1 + 0.2): never more than 1e-9 ε.
         let left = s.epsilon_total - self.epsilon;
         if epsilon > left + 1e-9 {
-            return Err(format!(
-                "the scenario has ε {:.4} of {} left; this query asks {epsilon}",
-                left.max(0.0),
-                s.epsilon_total
-            ));
+            return Err(BudgetError::EpsilonSpent {
+                left: left.max(0.0),
+                total: s.epsilon_total,
+                asked: epsilon,
+            });
         }
         let delta_left = s.delta_total - self.delta;
         if s.delta_per_query > delta_left + 1e-15 {
-            return Err(format!(
-                "the scenario has δ {delta_left:e} left; a query spends {:e}",
-                s.delta_per_query
-            ));
+            return Err(BudgetError::DeltaSpent {
+                left: delta_left,
+                per_query: s.delta_per_query,
+            });
         }
         Ok(Spent {
             epsilon: self.epsilon + epsilon,
@@ -177,7 +212,8 @@ mod tests {
         }
         assert_eq!(spent.queries, 3);
         let e = spent.charge(&s, 0.1).expect_err("over budget");
-        assert!(e.contains("left"), "{e}");
+        assert!(matches!(e, BudgetError::EpsilonSpent { .. }), "{e}");
+        assert!(e.to_string().contains("left"), "{e}");
         assert!(Spent::default().charge(&s, 1.5).is_err());
         assert!(Spent::default().charge(&s, 0.0).is_err());
         assert!(Spent::default().charge(&s, f64::NAN).is_err());
@@ -195,7 +231,9 @@ mod tests {
         for _ in 0..10 {
             spent = spent.charge(&s, 0.01).expect("within δ");
         }
-        assert!(spent.charge(&s, 0.01).expect_err("δ spent").contains("δ"));
+        let e = spent.charge(&s, 0.01).expect_err("δ spent");
+        assert!(matches!(e, BudgetError::DeltaSpent { .. }), "{e}");
+        assert!(e.to_string().contains("δ"));
     }
 
     #[test]

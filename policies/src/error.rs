@@ -52,13 +52,22 @@ pub enum PolicyError {
         /// The function named.
         function: String,
     },
-    /// A mask list entry that is unknown, unbounded or out of range.
+    /// A column's mask settings that do not fit its kind or uses.
     #[error("column `{column}`: {reason}")]
     BadMask {
         /// The column.
         column: String,
         /// What is wrong.
         reason: String,
+    },
+    /// A mask in a column's list that is unknown, unbounded or out of range.
+    #[error("column `{column}`: {source}")]
+    Mask {
+        /// The column.
+        column: String,
+        /// What is wrong with the mask.
+        #[source]
+        source: crate::masks::MaskError,
     },
     /// A setting out of its allowed range.
     #[error("{0}")]

@@ -252,6 +252,96 @@ pub const MASKS: &[MaskSpec] = &[
     },
 ];
 
+/// Why a mask call or a policy's spelling of a mask is not acceptable; each message names the
+/// mask and the parameter so that an analyst or a provider can correct it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MaskError {
+    /// Too few or too many constant parameters.
+    #[error(
+        "{mask}() takes the value and {expected} constant parameter(s) ({parameters}), found {found}"
+    )]
+    Arity {
+        /// The mask.
+        mask: &'static str,
+        /// How many it takes ("2" or "1 to 2").
+        expected: String,
+        /// Their names.
+        parameters: String,
+        /// How many the call has.
+        found: usize,
+    },
+    /// A parameter without a default is missing.
+    #[error("{mask}() needs its parameter {parameter}")]
+    MissingParameter {
+        /// The mask.
+        mask: &'static str,
+        /// The parameter.
+        parameter: &'static str,
+    },
+    /// A parameter outside its range.
+    #[error("{mask}() parameter {parameter} must be {must}, found {found}")]
+    OutOfRange {
+        /// The mask.
+        mask: &'static str,
+        /// The parameter.
+        parameter: &'static str,
+        /// What it must be.
+        must: String,
+        /// What the call has.
+        found: MaskArg,
+    },
+    /// A parameter less safe than the bound a policy approved.
+    #[error(
+        "{mask}() parameter {parameter} is {found}, but the policy approves {relation} {bound}"
+    )]
+    LessSafe {
+        /// The mask.
+        mask: &'static str,
+        /// The parameter.
+        parameter: &'static str,
+        /// What the call has.
+        found: MaskArg,
+        /// "at most", "at least" or "exactly".
+        relation: &'static str,
+        /// The policy's bound.
+        bound: MaskArg,
+    },
+    /// No mask of that name.
+    #[error("unknown mask `{name}`; known masks: {known}")]
+    Unknown {
+        /// The name as written.
+        name: String,
+        /// Every mask there is.
+        known: String,
+    },
+    /// A policy's `name(…` without its closing parenthesis.
+    #[error("mask `{0}` is missing its closing parenthesis")]
+    Unclosed(String),
+    /// A policy's parameter that is neither an integer nor a quoted word.
+    #[error("mask parameter `{0}` is neither an integer nor a quoted word")]
+    BadParameter(String),
+    /// A mask that could keep the whole value, approved without a bound.
+    #[error(
+        "mask {mask}() could keep the whole value, so a policy must state the least safe \
+         parameters it approves, e.g. {mask}({parameters})"
+    )]
+    NeedsBound {
+        /// The mask.
+        mask: &'static str,
+        /// Its parameters' names.
+        parameters: String,
+    },
+}
+
+impl MaskError {
+    fn unknown(name: &str) -> MaskError {
+        MaskError::Unknown {
+            name: name.to_string(),
+            known: MASKS.iter().map(|m| m.name).collect::<Vec<_>>().join(", "),
+        }
+    }
+}
+
 /// The mask function called `name`, if it is one.
 pub fn lookup(name: &str) -> Option<&'static MaskSpec> {
     MASKS.iter().find(|m| m.name == name)
@@ -265,7 +355,7 @@ impl MaskSpec {
     }
 
     /// Checks the number of parameters after the masked value.
-    pub fn check_arity(&self, n: usize) -> Result<(), String> {
+    pub fn check_arity(&self, n: usize) -> Result<(), MaskError> {
         let (required, all) = self.arity();
         if (required..=all).contains(&n) {
             return Ok(());
@@ -275,16 +365,17 @@ impl MaskSpec {
         } else {
             format!("{required} to {all}")
         };
-        Err(format!(
-            "{}() takes the value and {expected} constant parameter(s) ({}), found {n}",
-            self.name,
-            self.param_names(),
-        ))
+        Err(MaskError::Arity {
+            mask: self.name,
+            expected,
+            parameters: self.param_names(),
+            found: n,
+        })
     }
 
     /// The call's parameters with defaults filled in, each checked against its range. The
     /// function's own run-time check and the plan check both use this.
-    pub fn resolve(&self, args: &[MaskArg]) -> Result<Vec<MaskArg>, String> {
+    pub fn resolve(&self, args: &[MaskArg]) -> Result<Vec<MaskArg>, MaskError> {
         self.check_arity(args.len())?;
         let all = self.params.len();
         let mut out = Vec::with_capacity(all);
@@ -313,7 +404,7 @@ impl MaskSpec {
     }
 
     /// Whether a call with resolved `args` is at least as safe as the `bound` a policy approved.
-    fn within(&self, args: &[MaskArg], bound: &[MaskArg]) -> Result<(), String> {
+    fn within(&self, args: &[MaskArg], bound: &[MaskArg]) -> Result<(), MaskError> {
         for ((p, a), b) in self.params.iter().zip(args).zip(bound) {
             let ok = match (p.safer, a, b) {
                 (Safer::Exact, a, b) => a == b,
@@ -330,40 +421,46 @@ impl MaskSpec {
                     Safer::Larger => "at least",
                     Safer::Exact => "exactly",
                 };
-                return Err(format!(
-                    "{}() parameter {} is {a}, but the policy approves {rel} {b}",
-                    self.name, p.name
-                ));
+                return Err(MaskError::LessSafe {
+                    mask: self.name,
+                    parameter: p.name,
+                    found: a.clone(),
+                    relation: rel,
+                    bound: b.clone(),
+                });
             }
         }
         Ok(())
     }
 }
 
-fn unreachable_param(spec: &MaskSpec, p: &Param) -> Result<MaskArg, String> {
-    Err(format!("{}() needs its parameter {}", spec.name, p.name))
+fn unreachable_param(spec: &MaskSpec, p: &Param) -> Result<MaskArg, MaskError> {
+    Err(MaskError::MissingParameter {
+        mask: spec.name,
+        parameter: p.name,
+    })
 }
 
 impl Param {
-    fn check(&self, mask: &str, arg: &MaskArg) -> Result<(), String> {
-        match (self.kind, arg) {
-            (ParamKind::Int { min, max }, MaskArg::Int(v)) if (min..=max).contains(v) => Ok(()),
-            (ParamKind::Int { min, max }, _) => Err(format!(
-                "{mask}() parameter {} must be an integer from {min} to {max}, found {arg}",
-                self.name
-            )),
-            (ParamKind::Char, MaskArg::Text(s)) if s.chars().count() == 1 => Ok(()),
-            (ParamKind::Char, _) => Err(format!(
-                "{mask}() parameter {} must be one character, found {arg}",
-                self.name
-            )),
-            (ParamKind::Choice(words), MaskArg::Text(s)) if words.contains(&s.as_str()) => Ok(()),
-            (ParamKind::Choice(words), _) => Err(format!(
-                "{mask}() parameter {} must be one of {}, found {arg}",
-                self.name,
-                words.join(", ")
-            )),
-        }
+    fn check(&self, mask: &'static str, arg: &MaskArg) -> Result<(), MaskError> {
+        let must = match (self.kind, arg) {
+            (ParamKind::Int { min, max }, MaskArg::Int(v)) if (min..=max).contains(v) => {
+                return Ok(());
+            }
+            (ParamKind::Int { min, max }, _) => format!("an integer from {min} to {max}"),
+            (ParamKind::Char, MaskArg::Text(s)) if s.chars().count() == 1 => return Ok(()),
+            (ParamKind::Char, _) => "one character".to_string(),
+            (ParamKind::Choice(words), MaskArg::Text(s)) if words.contains(&s.as_str()) => {
+                return Ok(());
+            }
+            (ParamKind::Choice(words), _) => format!("one of {}", words.join(", ")),
+        };
+        Err(MaskError::OutOfRange {
+            mask,
+            parameter: self.name,
+            must,
+            found: arg.clone(),
+        })
     }
 
     fn rank(&self, word: &str) -> Option<usize> {
@@ -422,14 +519,14 @@ impl fmt::Display for ApprovedMask {
 
 impl ApprovedMask {
     /// Parses a policy's spelling: `mask_phone` or `keep_first_n_last_m(3, 4)`.
-    pub fn parse(text: &str) -> Result<ApprovedMask, String> {
+    pub fn parse(text: &str) -> Result<ApprovedMask, MaskError> {
         let text = text.trim();
         let (name, args) = match text.split_once('(') {
             None => (text, None),
             Some((name, rest)) => {
                 let inner = rest
                     .strip_suffix(')')
-                    .ok_or_else(|| format!("mask `{text}` is missing its closing parenthesis"))?;
+                    .ok_or_else(|| MaskError::Unclosed(text.to_string()))?;
                 let args = inner
                     .split(',')
                     .map(|a| parse_arg(a.trim()))
@@ -437,19 +534,13 @@ impl ApprovedMask {
                 (name.trim(), Some(args))
             }
         };
-        let spec = lookup(name).ok_or_else(|| {
-            format!(
-                "unknown mask `{name}`; known masks: {}",
-                MASKS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
-            )
-        })?;
+        let spec = lookup(name).ok_or_else(|| MaskError::unknown(name))?;
         let bound = match args {
             None if spec.needs_bound => {
-                return Err(format!(
-                    "mask {name}() could keep the whole value, so a policy must state the least \
-                     safe parameters it approves, e.g. {name}({})",
-                    spec.param_names()
-                ));
+                return Err(MaskError::NeedsBound {
+                    mask: spec.name,
+                    parameters: spec.param_names(),
+                });
             }
             None => None,
             Some(a) => Some(spec.resolve(&a)?),
@@ -461,8 +552,8 @@ impl ApprovedMask {
     }
 
     /// Decides a call of this mask with `args` (as written in the query).
-    pub fn admits(&self, args: &[MaskArg]) -> Result<(), String> {
-        let spec = lookup(&self.name).ok_or_else(|| format!("unknown mask {}", self.name))?;
+    pub fn admits(&self, args: &[MaskArg]) -> Result<(), MaskError> {
+        let spec = lookup(&self.name).ok_or_else(|| MaskError::unknown(&self.name))?;
         let resolved = spec.resolve(args)?;
         match &self.bound {
             None => Ok(()),
@@ -471,20 +562,20 @@ impl ApprovedMask {
     }
 }
 
-fn parse_arg(s: &str) -> Result<MaskArg, String> {
+fn parse_arg(s: &str) -> Result<MaskArg, MaskError> {
     if let Some(inner) = s.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
         return Ok(MaskArg::Text(inner.replace("''", "'")));
     }
     s.parse::<i64>()
         .map(MaskArg::Int)
-        .map_err(|_| format!("mask parameter `{s}` is neither an integer nor a quoted word"))
+        .map_err(|_| MaskError::BadParameter(s.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn approve(policy: &str, args: &[MaskArg]) -> Result<(), String> {
+    fn approve(policy: &str, args: &[MaskArg]) -> Result<(), MaskError> {
         ApprovedMask::parse(policy)?.admits(args)
     }
 
@@ -506,7 +597,17 @@ mod tests {
             .expect("mask")
             .resolve(&[MaskArg::Int(1)])
             .expect_err("too narrow");
-        assert!(err.contains("from 5 to 100"), "{err}");
+        assert!(
+            matches!(
+                err,
+                MaskError::OutOfRange {
+                    parameter: "width",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("from 5 to 100"), "{err}");
     }
 
     #[test]
@@ -515,7 +616,8 @@ mod tests {
         assert!(approve("keep_first_n_last_m(3, 4)", &[i(3), i(4)]).is_ok());
         assert!(approve("keep_first_n_last_m(3, 4)", &[i(1), i(0)]).is_ok());
         let err = approve("keep_first_n_last_m(3, 4)", &[i(18), i(0)]).expect_err("keeps all");
-        assert!(err.contains("at most 3"), "{err}");
+        assert!(matches!(err, MaskError::LessSafe { .. }), "{err}");
+        assert!(err.to_string().contains("at most 3"), "{err}");
         assert!(approve("mask_first_n_last_m(2, 2)", &[i(1), i(5)]).is_err());
         assert!(approve("mask_from_x_to_y(4, 15)", &[i(2), i(16)]).is_ok());
         assert!(approve("mask_from_x_to_y(4, 15)", &[i(5), i(16)]).is_err());
@@ -533,7 +635,10 @@ mod tests {
     #[test]
     fn generic_masks_need_a_bound() {
         let err = ApprovedMask::parse("keep_first_n_last_m").expect_err("unbounded");
-        assert!(err.contains("keep_first_n_last_m(n, m)"), "{err}");
+        assert!(
+            err.to_string().contains("keep_first_n_last_m(n, m)"),
+            "{err}"
+        );
         assert!(ApprovedMask::parse("bucket(10)").is_ok());
         assert!(ApprovedMask::parse("nope").is_err());
         assert!(ApprovedMask::parse("mask_id_card(7, 4)").is_err());

@@ -510,7 +510,12 @@ fn approved_masks(
                 return Err(bad("output_masked needs at least one mask".to_string()));
             }
             list.iter()
-                .map(|m| ApprovedMask::parse(m).map_err(bad))
+                .map(|m| {
+                    ApprovedMask::parse(m).map_err(|source| PolicyError::Mask {
+                        column: column.to_string(),
+                        source,
+                    })
+                })
                 .collect()
         }
         None if masked => {

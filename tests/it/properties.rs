@@ -287,10 +287,14 @@ struct Ledger {
 }
 
 impl Releases for Ledger {
-    fn lookup(&self, _: &str, _: &[u32]) -> Result<(Vec<EarlierRow>, bool), String> {
+    fn lookup(
+        &self,
+        _: &str,
+        _: &[u32],
+    ) -> Result<(Vec<EarlierRow>, bool), erhai_engine::ReleasesError> {
         Ok((self.rows.lock().map_err(|e| e.to_string())?.clone(), true))
     }
-    fn audit(&self, _: &str) -> Result<Option<LinearAudit>, String> {
+    fn audit(&self, _: &str) -> Result<Option<LinearAudit>, erhai_engine::ReleasesError> {
         Ok(Some(self.audit.lock().map_err(|e| e.to_string())?.clone()))
     }
 }

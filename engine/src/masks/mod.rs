@@ -239,7 +239,7 @@ impl ScalarUDFImpl for MaskUdf {
         };
         self.spec
             .check_arity(params.len())
-            .map_err(datafusion::error::DataFusionError::Plan)?;
+            .map_err(|e| datafusion::error::DataFusionError::Plan(e.to_string()))?;
         let value = input_type(self.kernel, value)?;
         let mut out = vec![value];
         for p in params {
@@ -274,7 +274,7 @@ impl ScalarUDFImpl for MaskUdf {
         let params = self
             .spec
             .resolve(&params)
-            .map_err(datafusion::error::DataFusionError::Plan)?;
+            .map_err(|e| datafusion::error::DataFusionError::Plan(e.to_string()))?;
         let array = value.to_array(args.number_rows)?;
         compute(self.kernel, &params, &array, &self.pseudonym).map(ColumnarValue::Array)
     }
@@ -293,7 +293,7 @@ pub fn apply_mask(
     };
     let params = spec
         .resolve(args)
-        .map_err(datafusion::error::DataFusionError::Plan)?;
+        .map_err(|e| datafusion::error::DataFusionError::Plan(e.to_string()))?;
     let target = input_type(kernel, array.data_type())?;
     let array = if array.data_type() == &target {
         array.clone()

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use erhai_engine::Releases;
+use erhai_engine::{Releases, ReleasesError};
 use tonic::Status;
 
 use super::{Gateway, engine_status, internal};
@@ -32,7 +32,7 @@ impl Releases for LedgerReleases {
         &self,
         dataset: &str,
         units: &[u32],
-    ) -> Result<(Vec<erhai_engine::EarlierRow>, bool), String> {
+    ) -> Result<(Vec<erhai_engine::EarlierRow>, bool), ReleasesError> {
         let Some(id) = self.ids.get(dataset) else {
             return Ok((Vec::new(), true));
         };
@@ -46,10 +46,10 @@ impl Releases for LedgerReleases {
                 &self.job,
                 |job| matches!(store.job(job), Ok(Some(j)) if j.state == JobState::Released),
             )
-            .map_err(|e| e.to_string())
+            .map_err(ReleasesError::from)
     }
 
-    fn audit(&self, dataset: &str) -> Result<Option<erhai_engine::LinearAudit>, String> {
+    fn audit(&self, dataset: &str) -> Result<Option<erhai_engine::LinearAudit>, ReleasesError> {
         let Some(id) = self.ids.get(dataset) else {
             return Ok(None);
         };
@@ -62,7 +62,7 @@ impl Releases for LedgerReleases {
                 |job| matches!(store.job(job), Ok(Some(j)) if j.state == JobState::Released),
             )
             .map(Some)
-            .map_err(|e| e.to_string())
+            .map_err(ReleasesError::from)
     }
 }
 
