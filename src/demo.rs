@@ -685,7 +685,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(&out, &file)?;
     std::fs::write(erhai_client::files::receipt_path(&out), &receipt)?;
     let key = analyst.platform_key().await?;
-    let verified = erhai_gateway::receipt::verify(&receipt, &file, &key)
+    let verified = erhai_client::receipt::verify(&receipt, &file, &key)
         .map_err(|e| format!("the receipt does not verify: {e}"))?;
     println!(
         "   wrote {} rows to {}; receipt verified offline (release {}, approved by {})",
@@ -700,7 +700,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         *b = if *b == b'9' { b'8' } else { *b + 1 };
     }
     expect(
-        erhai_gateway::receipt::verify(&receipt, &altered, &key).is_err(),
+        erhai_client::receipt::verify(&receipt, &altered, &key).is_err(),
         "an altered file fails verification",
     )?;
     let refused_fetch = analyst.fetch(&fine.id).await;
