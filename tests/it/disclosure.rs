@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use arrow::array::{Float64Array, Int32Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use erhai::demo::{
+use erhai_client::Client;
+use erhai_devkit::demo::{
     Platform, TENANT, application_for_datasets, authorize_datasets, authorize_scenario,
 };
-use erhai_client::Client;
 use erhai_proto::v1 as pb;
 use tonic::Code;
 
