@@ -5,7 +5,7 @@ CARGO ?= cargo
 
 ## Run the whole flow on generated Dali data in a throwaway deployment.
 demo:
-	$(CARGO) run --quiet --bin erhai -- demo
+	$(CARGO) run --quiet -p erhai-devkit --bin erhai-demo
 
 ## Unit tests, .slt policy cases, end-to-end tests over real TLS, each bench run once, and the
 ## engine's compile_fail examples (code outside the engine cannot reach unchecked data).

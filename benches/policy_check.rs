@@ -6,8 +6,8 @@
 mod common;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use erhai::demo::store_demo_tables;
-use erhai::demo_data::{self, Sizes};
+use erhai_devkit::demo::store_demo_tables;
+use erhai_devkit::demo_data::{self, Sizes};
 use erhai_engine::testing::Sandbox;
 use erhai_engine::{Limits, MasterKey};
 

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
-use erhai::demo::{DEMO_USERS, Platform};
-use erhai::demo_data::{self, Sizes};
+use erhai_devkit::demo::{DEMO_USERS, Platform};
+use erhai_devkit::demo_data::{self, Sizes};
 
 const SQL: &str = "SELECT district, count(DISTINCT id_number) AS visitors, sum(spend_yuan) AS spend FROM hotel_stays GROUP BY district";
 const ROWS: usize = 100_000;
@@ -42,7 +42,7 @@ fn bench(c: &mut Criterion) {
             )
             .await
             .expect("register");
-        erhai::demo::authorize_datasets(&p, "bench", &["hotel_stays"])
+        erhai_devkit::demo::authorize_datasets(&p, "bench", &["hotel_stays"])
             .await
             .expect("scenario");
         let analyst = p.client("analyst").await.expect("analyst");

@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use erhai::tpch;
+use erhai_devkit::tpch;
 use erhai_engine::testing::Sandbox;
 use erhai_engine::{Limits, MasterKey};
 

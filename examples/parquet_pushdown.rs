@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
-use erhai::tpch::{POLICIES, QUERIES, generate};
+use erhai_devkit::tpch::{POLICIES, QUERIES, generate};
 
 /// The queries the benchmark policy allows (see docs/BENCHMARKS.md).
 const ALLOWED: [&str; 12] = [

@@ -35,6 +35,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .build_client(true)
         .type_attribute(".erhai.v1", "#[derive(serde::Serialize)]")
+        // A scenario application file's `[dp]` section is read straight into the message, so
+        // the settings have one reader on the client side (the server validates them).
+        .type_attribute(
+            ".erhai.v1.DpSettings",
+            "#[derive(serde::Deserialize)] #[serde(deny_unknown_fields)]",
+        )
         .field_attribute(
             ".erhai.v1.ColumnInfo.data_type",
             r#"#[serde(rename = "type")]"#,

@@ -1,12 +1,11 @@
-//! The `erhai` binary's library: the command line, the demo and the demo-data generator. The
-//! client itself is the `erhai-client` crate; tests and benches drive erhai through these, as a
-//! user would.
+//! The `erhai` binary's library: the command line and its output. The client itself is the
+//! `erhai-client` crate; the demo, its data and TPC-H are the dev-only `erhai-devkit`.
+
+use std::future::Future;
+use std::process::ExitCode;
 
 pub mod cli;
-pub mod demo;
-pub mod demo_data;
 pub mod output;
-pub mod tpch;
 
 /// Installs the rustls crypto provider (ring) for this process; call once at startup.
 pub fn install_crypto_provider() {
@@ -29,5 +28,37 @@ pub async fn termination() -> std::io::Result<()> {
     #[cfg(not(unix))]
     {
         tokio::signal::ctrl_c().await
+    }
+}
+
+/// Runs `work` to completion as a process's main task, with logging (`ERHAI_LOG`) on stderr;
+/// an error is printed as `error: …` and exits with failure.
+pub fn run_to_exit(work: impl Future<Output = Result<(), Box<dyn std::error::Error>>>) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ERHAI_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    // Planning and checking recurse over analyst-built trees; the checks grow their stacks on
+    // demand, and roomier worker stacks (reserved, not committed) keep the rest clear of the
+    // edge in debug builds too.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(16 << 20)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

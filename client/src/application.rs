@@ -23,22 +23,10 @@ struct ApplicationFile {
     k: u64,
     #[serde(default)]
     second_reviewer: bool,
+    /// Every field required, as the server requires them; the server checks the values.
     #[serde(default)]
-    dp: Option<DpSection>,
+    dp: Option<pb::DpSettings>,
     columns: Vec<ApplicationColumn>,
-}
-
-/// The `[dp]` section: every field required, as the server requires them; the server checks
-/// the values.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DpSection {
-    epsilon_total: f64,
-    delta_total: f64,
-    epsilon_per_query: f64,
-    delta_per_query: f64,
-    max_groups_per_unit: u32,
-    max_rows_per_unit: u32,
 }
 
 /// One requested column of an application.
@@ -69,14 +57,7 @@ fn parse_application(text: &str) -> Result<pb::Scenario, toml::de::Error> {
         valid_to: f.valid_to,
         k: f.k,
         second_reviewer: f.second_reviewer,
-        dp: f.dp.map(|d| pb::DpSettings {
-            epsilon_total: d.epsilon_total,
-            delta_total: d.delta_total,
-            epsilon_per_query: d.epsilon_per_query,
-            delta_per_query: d.delta_per_query,
-            max_groups_per_unit: d.max_groups_per_unit,
-            max_rows_per_unit: d.max_rows_per_unit,
-        }),
+        dp: f.dp,
         columns: f
             .columns
             .into_iter()

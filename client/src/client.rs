@@ -21,7 +21,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use crate::ClientError;
 use crate::identity::{self, IdentityBundle, KeyPair};
 
-/// Largest message the client accepts.
+/// Largest message the client sends or accepts.
 const MAX_MESSAGE_BYTES: usize = 32 << 20;
 /// Rows per uploaded chunk.
 pub const UPLOAD_CHUNK_ROWS: usize = 16 * 1024;
@@ -88,25 +88,6 @@ impl Client {
         &self.endpoint
     }
 
-    fn admin(&self) -> AdminServiceClient<Channel> {
-        AdminServiceClient::new(self.channel.clone())
-    }
-    fn catalog(&self) -> CatalogServiceClient<Channel> {
-        CatalogServiceClient::new(self.channel.clone()).max_encoding_message_size(MAX_MESSAGE_BYTES)
-    }
-    fn query(&self) -> QueryServiceClient<Channel> {
-        QueryServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
-    }
-    fn review(&self) -> ReviewServiceClient<Channel> {
-        ReviewServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
-    }
-    fn governance(&self) -> GovernanceServiceClient<Channel> {
-        GovernanceServiceClient::new(self.channel.clone())
-    }
-    fn release(&self) -> ReleaseServiceClient<Channel> {
-        ReleaseServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
-    }
-
     /// Who the server says we are.
     pub async fn whoami(&self) -> Result<pb::User, ClientError> {
         let r = self.admin().who_am_i(pb::Empty {}).await?.into_inner();
@@ -134,32 +115,6 @@ impl Client {
             .ok_or_else(|| ClientError::Data("server sent no user".into()))
     }
 
-    /// All users.
-    pub async fn list_users(&self) -> Result<Vec<pb::User>, ClientError> {
-        Ok(self
-            .admin()
-            .list_users(pb::Empty {})
-            .await?
-            .into_inner()
-            .users)
-    }
-
-    /// Sets when a user expires (ms since the epoch; 0: never).
-    pub async fn set_user_expiry(
-        &self,
-        id: &str,
-        expires_at_ms: i64,
-    ) -> Result<pb::User, ClientError> {
-        Ok(self
-            .admin()
-            .set_user_expiry(pb::SetUserExpiryRequest {
-                id: id.into(),
-                expires_at_ms,
-            })
-            .await?
-            .into_inner())
-    }
-
     /// Registers a dataset from batches: header, IPC chunks, finish.
     pub async fn register(
         &self,
@@ -169,332 +124,25 @@ impl Client {
         schema: SchemaRef,
         batches: Vec<RecordBatch>,
     ) -> Result<pb::Dataset, ClientError> {
-        self.register_sampled(name, description, policy_toml, schema, batches, 0.0, 0)
-            .await
-    }
-
-    /// Registers a dataset choosing its development sample's rate (0: the server's default)
-    /// and seed.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn register_sampled(
-        &self,
-        name: &str,
-        description: &str,
-        policy_toml: &str,
-        schema: SchemaRef,
-        batches: Vec<RecordBatch>,
-        sample_rate: f64,
-        sample_seed: u64,
-    ) -> Result<pb::Dataset, ClientError> {
-        let mut chunks = upload_messages(name, description, policy_toml, &schema, &batches, true)?;
-        if let Some(pb::RegisterChunk {
-            part: Some(pb::register_chunk::Part::Header(h)),
-        }) = chunks.first_mut()
-        {
-            h.dev_sample_rate = sample_rate;
-            h.dev_sample_seed = sample_seed;
-        }
+        let chunks = upload_messages(name, description, policy_toml, &schema, &batches, true)?;
         self.register_raw(chunks).await
     }
 
-    /// Sends prepared upload messages as they are (tests use this to send broken uploads).
-    pub async fn register_raw(
+    /// Registers a dataset under `header`, which may also choose the development sample's rate
+    /// (0: the server's default) and seed.
+    pub async fn register_with(
         &self,
-        chunks: Vec<pb::RegisterChunk>,
+        header: pb::RegisterHeader,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
     ) -> Result<pb::Dataset, ClientError> {
-        Ok(self
-            .catalog()
-            .register_dataset(futures::stream::iter(chunks))
-            .await?
-            .into_inner())
-    }
-
-    /// Approves the import of a tenant's social data (authority).
-    pub async fn approve_import(
-        &self,
-        dataset: &str,
-        reason: &str,
-    ) -> Result<pb::Dataset, ClientError> {
-        Ok(self
-            .catalog()
-            .approve_import(pb::ImportDecision {
-                dataset: dataset.into(),
-                reason: reason.into(),
-            })
-            .await?
-            .into_inner())
-    }
-
-    /// Datasets visible to the caller.
-    pub async fn list_datasets(&self) -> Result<Vec<pb::Dataset>, ClientError> {
-        Ok(self
-            .catalog()
-            .list_datasets(pb::Empty {})
-            .await?
-            .into_inner()
-            .datasets)
-    }
-
-    /// One dataset's schema and policy.
-    pub async fn get_dataset(&self, dataset: &str) -> Result<pb::Dataset, ClientError> {
-        Ok(self
-            .catalog()
-            .get_dataset(pb::DatasetRef {
-                dataset: dataset.into(),
-            })
-            .await?
-            .into_inner())
+        self.register_raw(upload_chunks(header, &schema, &batches, true)?)
+            .await
     }
 
     /// Submits a production query in `scenario`.
     pub async fn submit(&self, scenario: &str, sql: &str) -> Result<pb::Job, ClientError> {
         self.submit_in(sql, scenario, 0.0).await
-    }
-
-    /// Submits a production query in a scenario; `epsilon` is what a DP scenario's query spends
-    /// (0: the scenario's per-query cap). The answer comes once the plan check has accepted the
-    /// query: the analyst's view of the job never depends on how its run goes.
-    pub async fn submit_in(
-        &self,
-        sql: &str,
-        scenario: &str,
-        epsilon: f64,
-    ) -> Result<pb::Job, ClientError> {
-        Ok(self
-            .query()
-            .submit_query(pb::SubmitQueryRequest {
-                sql: sql.into(),
-                wait: false,
-                scenario: scenario.into(),
-                epsilon,
-            })
-            .await?
-            .into_inner())
-    }
-
-    /// Files a data-quality request on a dataset (analyst).
-    pub async fn file_quality(
-        &self,
-        dataset: &str,
-        column: &str,
-        issue: &str,
-    ) -> Result<pb::QualityRequest, ClientError> {
-        Ok(self
-            .governance()
-            .file_quality(pb::QualityRequest {
-                dataset: dataset.into(),
-                column: column.into(),
-                issue: issue.into(),
-                ..Default::default()
-            })
-            .await?
-            .into_inner())
-    }
-
-    /// Data-quality requests the caller may see, oldest open first.
-    pub async fn quality(&self, open_only: bool) -> Result<Vec<pb::QualityRequest>, ClientError> {
-        Ok(self
-            .governance()
-            .list_quality(pb::ListQualityRequest { open_only })
-            .await?
-            .into_inner()
-            .requests)
-    }
-
-    /// Answers and closes a data-quality request (the owning provider).
-    pub async fn answer_quality(
-        &self,
-        id: &str,
-        answer: &str,
-    ) -> Result<pb::QualityRequest, ClientError> {
-        Ok(self
-            .governance()
-            .answer_quality(pb::QualityAnswer {
-                id: id.into(),
-                answer: answer.into(),
-            })
-            .await?
-            .into_inner())
-    }
-
-    /// A tenant's periodic report ("" for the caller's own tenant).
-    pub async fn report(
-        &self,
-        tenant: &str,
-        from: &str,
-        to: &str,
-    ) -> Result<pb::Report, ClientError> {
-        Ok(self
-            .governance()
-            .tenant_report(pb::ReportRequest {
-                tenant: tenant.into(),
-                from: from.into(),
-                to: to.into(),
-            })
-            .await?
-            .into_inner())
-    }
-
-    /// Creates a tenant (admin).
-    pub async fn create_tenant(&self, name: &str, title: &str) -> Result<pb::Tenant, ClientError> {
-        Ok(self
-            .governance()
-            .create_tenant(pb::Tenant {
-                name: name.into(),
-                title: title.into(),
-                ..Default::default()
-            })
-            .await?
-            .into_inner())
-    }
-
-    /// Tenants (admin, authority, center, auditor).
-    pub async fn tenants(&self) -> Result<Vec<pb::Tenant>, ClientError> {
-        Ok(self
-            .governance()
-            .list_tenants(pb::Empty {})
-            .await?
-            .into_inner()
-            .tenants)
-    }
-
-    /// One tenant ("": the caller's own).
-    pub async fn tenant(&self, name: &str) -> Result<pb::Tenant, ClientError> {
-        Ok(self
-            .governance()
-            .get_tenant(pb::TenantRef { name: name.into() })
-            .await?
-            .into_inner())
-    }
-
-    /// Sets a tenant's agreement dates (authority).
-    pub async fn set_agreement(
-        &self,
-        tenant: &str,
-        start: &str,
-        end: &str,
-        reason: &str,
-    ) -> Result<pb::Tenant, ClientError> {
-        Ok(self
-            .governance()
-            .set_agreement(pb::AgreementRequest {
-                tenant: tenant.into(),
-                start: start.into(),
-                end: end.into(),
-                reason: reason.into(),
-            })
-            .await?
-            .into_inner())
-    }
-
-    /// Suspends, restores or terminates a tenant (authority).
-    pub async fn change_tenant_status(
-        &self,
-        tenant: &str,
-        action: &str,
-        reason: &str,
-    ) -> Result<pb::Tenant, ClientError> {
-        Ok(self
-            .governance()
-            .change_tenant_status(pb::TenantStatusRequest {
-                tenant: tenant.into(),
-                action: action.into(),
-                reason: reason.into(),
-            })
-            .await?
-            .into_inner())
-    }
-
-    /// Submits the caller's tenant's rectification report.
-    pub async fn rectify(&self, report: &str) -> Result<pb::Tenant, ClientError> {
-        Ok(self
-            .governance()
-            .submit_rectification(pb::RectificationRequest {
-                report: report.into(),
-            })
-            .await?
-            .into_inner())
-    }
-
-    /// Applies for a scenario (analyst).
-    pub async fn apply_scenario(&self, s: pb::Scenario) -> Result<pb::Scenario, ClientError> {
-        Ok(self.governance().apply_scenario(s).await?.into_inner())
-    }
-
-    /// Decides the current review step of a scenario (center, authority, provider);
-    /// `columns` (dataset.column) narrows the approved set.
-    pub async fn review_scenario(
-        &self,
-        name: &str,
-        approve: bool,
-        reason: &str,
-        columns: &[String],
-    ) -> Result<pb::Scenario, ClientError> {
-        Ok(self
-            .governance()
-            .review_scenario(pb::ScenarioDecision {
-                name: name.into(),
-                approve,
-                reason: reason.into(),
-                columns: columns.to_vec(),
-            })
-            .await?
-            .into_inner())
-    }
-
-    /// Revokes a scenario (authority).
-    pub async fn revoke_scenario(
-        &self,
-        name: &str,
-        reason: &str,
-    ) -> Result<pb::Scenario, ClientError> {
-        Ok(self
-            .governance()
-            .revoke_scenario(pb::ScenarioDecision {
-                name: name.into(),
-                reason: reason.into(),
-                ..Default::default()
-            })
-            .await?
-            .into_inner())
-    }
-
-    /// Review steps past their deadline (authority).
-    pub async fn overdue_scenarios(&self) -> Result<Vec<pb::Scenario>, ClientError> {
-        Ok(self
-            .governance()
-            .overdue_scenarios(pb::Empty {})
-            .await?
-            .into_inner()
-            .scenarios)
-    }
-
-    /// Scenarios visible to the caller.
-    pub async fn scenarios(&self) -> Result<Vec<pb::Scenario>, ClientError> {
-        Ok(self
-            .governance()
-            .list_scenarios(pb::Empty {})
-            .await?
-            .into_inner()
-            .scenarios)
-    }
-
-    /// One scenario.
-    pub async fn scenario(&self, name: &str) -> Result<pb::Scenario, ClientError> {
-        Ok(self
-            .governance()
-            .get_scenario(pb::ScenarioRef { name: name.into() })
-            .await?
-            .into_inner())
-    }
-
-    /// A DP scenario's budget: spent and left.
-    pub async fn budget(&self, name: &str) -> Result<pb::Budget, ClientError> {
-        Ok(self
-            .governance()
-            .scenario_budget(pb::ScenarioRef { name: name.into() })
-            .await?
-            .into_inner())
     }
 
     /// Runs a query in `scenario` on the development samples; the rows come back at once.
@@ -515,34 +163,6 @@ impl Client {
             .into_inner();
         let (schema, batches) = decode_ipc(&r.arrow_ipc)?;
         Ok((r.job.unwrap_or_default(), schema, batches))
-    }
-
-    /// Submits a development job's SQL to production.
-    pub async fn promote(&self, job: &str) -> Result<pb::Job, ClientError> {
-        Ok(self
-            .query()
-            .promote_job(pb::JobRef { job: job.into() })
-            .await?
-            .into_inner())
-    }
-
-    /// Checks a query in `scenario` without running it.
-    pub async fn check(&self, scenario: &str, sql: &str) -> Result<pb::PlanVerdict, ClientError> {
-        let req = pb::SubmitQueryRequest {
-            sql: sql.into(),
-            scenario: scenario.into(),
-            ..Default::default()
-        };
-        Ok(self.query().check_query(req).await?.into_inner())
-    }
-
-    /// A job.
-    pub async fn job(&self, id: &str) -> Result<pb::Job, ClientError> {
-        Ok(self
-            .query()
-            .get_job(pb::JobRef { job: id.into() })
-            .await?
-            .into_inner())
     }
 
     /// A job once it has stopped running, polled as the caller sees it. Only reviewers and
@@ -571,26 +191,6 @@ impl Client {
         }
     }
 
-    /// Jobs visible to the caller.
-    pub async fn jobs(&self) -> Result<Vec<pb::Job>, ClientError> {
-        Ok(self
-            .query()
-            .list_jobs(pb::Empty {})
-            .await?
-            .into_inner()
-            .jobs)
-    }
-
-    /// Jobs awaiting review.
-    pub async fn pending(&self) -> Result<Vec<pb::Job>, ClientError> {
-        Ok(self
-            .review()
-            .list_pending(pb::Empty {})
-            .await?
-            .into_inner()
-            .jobs)
-    }
-
     /// The reviewer's view of a job, with the preview decoded.
     pub async fn show_review(
         &self,
@@ -607,24 +207,6 @@ impl Client {
             decode_ipc(&d.preview_ipc)?.1
         };
         Ok((d, batches))
-    }
-
-    /// Approves or rejects a job.
-    pub async fn decide(
-        &self,
-        job: &str,
-        approve: bool,
-        reason: &str,
-    ) -> Result<pb::Job, ClientError> {
-        Ok(self
-            .review()
-            .decide(pb::DecisionRequest {
-                job: job.into(),
-                approve,
-                reason: reason.into(),
-            })
-            .await?
-            .into_inner())
     }
 
     /// Downloads a released result.
@@ -670,16 +252,6 @@ impl Client {
         Ok((file, receipt))
     }
 
-    /// The platform's Ed25519 public key (raw, 32 bytes).
-    pub async fn platform_key(&self) -> Result<Vec<u8>, ClientError> {
-        Ok(self
-            .release()
-            .platform_key(pb::Empty {})
-            .await?
-            .into_inner()
-            .public_key)
-    }
-
     /// Audit events, newest `limit` of one user's or action's (empty: any).
     pub async fn audit(
         &self,
@@ -696,48 +268,214 @@ impl Client {
         .await
     }
 
-    /// Audit events matching a full filter.
-    pub async fn audit_query(
-        &self,
-        req: pb::ListAuditRequest,
-    ) -> Result<Vec<pb::AuditEvent>, ClientError> {
-        let mut c = AuditServiceClient::new(self.channel.clone())
-            .max_decoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(c.list_events(req).await?.into_inner().events)
-    }
-
-    /// Where a dataset went (`dataset`) or where a release came from (`release`).
-    pub async fn lineage(
-        &self,
-        dataset: &str,
-        release: &str,
-    ) -> Result<pb::LineageResponse, ClientError> {
-        let mut c = AuditServiceClient::new(self.channel.clone())
-            .max_decoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(c.lineage(pb::LineageRequest {
-            dataset: dataset.into(),
-            release: release.into(),
-        })
-        .await?
-        .into_inner())
-    }
-
-    /// The latest signed checkpoint of the audit chain.
-    pub async fn audit_checkpoint(&self) -> Result<pb::Checkpoint, ClientError> {
-        let mut c = AuditServiceClient::new(self.channel.clone());
-        Ok(c.latest_checkpoint(pb::Empty {}).await?.into_inner())
-    }
-
-    /// Verifies the audit chain.
-    pub async fn audit_verify(&self) -> Result<pb::VerifyAuditResponse, ClientError> {
-        let mut c = AuditServiceClient::new(self.channel.clone());
-        Ok(c.verify(pb::Empty {}).await?.into_inner())
-    }
-
     /// The platform CA certificate this client trusts.
     pub fn ca_pem(&self) -> &str {
         &self.ca
     }
+}
+
+/// One stub per service over the shared channel, every one with the same message size bound
+/// both ways (tonic's decoding default, 4 MiB, is below a large preview or result list).
+macro_rules! services {
+    ($($name:ident: $stub:ident),* $(,)?) => {
+        impl Client {
+            $(
+                fn $name(&self) -> $stub<Channel> {
+                    $stub::new(self.channel.clone())
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+                }
+            )*
+        }
+    };
+}
+
+services! {
+    admin: AdminServiceClient,
+    catalog: CatalogServiceClient,
+    query: QueryServiceClient,
+    review: ReviewServiceClient,
+    governance: GovernanceServiceClient,
+    release: ReleaseServiceClient,
+    audit_chain: AuditServiceClient,
+}
+
+/// The typed calls whose work is only the call itself: `fn name(args) -> T = service.rpc(request)`
+/// sends the request built from the arguments and returns the answer, or (`.field`) one field
+/// of it. A server error arrives as [`ClientError::Status`].
+macro_rules! calls {
+    ($(
+        $(#[$meta:meta])*
+        fn $name:ident($($arg:ident: $ty:ty),*) -> $out:ty = $svc:ident.$rpc:ident($req:expr)
+            $(.$field:ident)?;
+    )*) => {
+        impl Client {
+            $(
+                $(#[$meta])*
+                pub async fn $name(&self $(, $arg: $ty)*) -> Result<$out, ClientError> {
+                    let answer = self.$svc().$rpc($req).await?.into_inner();
+                    Ok(answer $(.$field)?)
+                }
+            )*
+        }
+    };
+}
+
+calls! {
+    /// All users.
+    fn list_users() -> Vec<pb::User> = admin.list_users(pb::Empty {}).users;
+
+    /// Sets when a user expires (ms since the epoch; 0: never).
+    fn set_user_expiry(id: &str, expires_at_ms: i64) -> pb::User =
+        admin.set_user_expiry(pb::SetUserExpiryRequest { id: id.into(), expires_at_ms });
+
+    /// Sends prepared upload messages as they are (tests use this to send broken uploads).
+    fn register_raw(chunks: Vec<pb::RegisterChunk>) -> pb::Dataset =
+        catalog.register_dataset(futures::stream::iter(chunks));
+
+    /// Approves the import of a tenant's social data (authority).
+    fn approve_import(dataset: &str, reason: &str) -> pb::Dataset =
+        catalog.approve_import(pb::ImportDecision {
+            dataset: dataset.into(), reason: reason.into(),
+        });
+
+    /// Datasets visible to the caller.
+    fn list_datasets() -> Vec<pb::Dataset> = catalog.list_datasets(pb::Empty {}).datasets;
+
+    /// One dataset's schema and policy.
+    fn get_dataset(dataset: &str) -> pb::Dataset =
+        catalog.get_dataset(pb::DatasetRef { dataset: dataset.into() });
+
+    /// Submits a production query in a scenario; `epsilon` is what a DP scenario's query spends
+    /// (0: the scenario's per-query cap). The answer comes once the plan check has accepted the
+    /// query: the analyst's view of the job never depends on how its run goes.
+    fn submit_in(sql: &str, scenario: &str, epsilon: f64) -> pb::Job =
+        query.submit_query(pb::SubmitQueryRequest {
+            sql: sql.into(), wait: false, scenario: scenario.into(), epsilon,
+        });
+
+    /// Submits a development job's SQL to production.
+    fn promote(job: &str) -> pb::Job = query.promote_job(pb::JobRef { job: job.into() });
+
+    /// Checks a query in `scenario` without running it.
+    fn check(scenario: &str, sql: &str) -> pb::PlanVerdict =
+        query.check_query(pb::SubmitQueryRequest {
+            sql: sql.into(), scenario: scenario.into(), ..Default::default()
+        });
+
+    /// A job.
+    fn job(id: &str) -> pb::Job = query.get_job(pb::JobRef { job: id.into() });
+
+    /// Jobs visible to the caller.
+    fn jobs() -> Vec<pb::Job> = query.list_jobs(pb::Empty {}).jobs;
+
+    /// Jobs awaiting review.
+    fn pending() -> Vec<pb::Job> = review.list_pending(pb::Empty {}).jobs;
+
+    /// Approves or rejects a job.
+    fn decide(job: &str, approve: bool, reason: &str) -> pb::Job =
+        review.decide(pb::DecisionRequest { job: job.into(), approve, reason: reason.into() });
+
+    /// The platform's Ed25519 public key (raw, 32 bytes).
+    fn platform_key() -> Vec<u8> = release.platform_key(pb::Empty {}).public_key;
+
+    /// Files a data-quality request on a dataset (analyst).
+    fn file_quality(dataset: &str, column: &str, issue: &str) -> pb::QualityRequest =
+        governance.file_quality(pb::QualityRequest {
+            dataset: dataset.into(), column: column.into(), issue: issue.into(),
+            ..Default::default()
+        });
+
+    /// Data-quality requests the caller may see, oldest open first.
+    fn quality(open_only: bool) -> Vec<pb::QualityRequest> =
+        governance.list_quality(pb::ListQualityRequest { open_only }).requests;
+
+    /// Answers and closes a data-quality request (the owning provider).
+    fn answer_quality(id: &str, answer: &str) -> pb::QualityRequest =
+        governance.answer_quality(pb::QualityAnswer { id: id.into(), answer: answer.into() });
+
+    /// A tenant's periodic report ("" for the caller's own tenant).
+    fn report(tenant: &str, from: &str, to: &str) -> pb::Report =
+        governance.tenant_report(pb::ReportRequest {
+            tenant: tenant.into(), from: from.into(), to: to.into(),
+        });
+
+    /// Creates a tenant (admin).
+    fn create_tenant(name: &str, title: &str) -> pb::Tenant =
+        governance.create_tenant(pb::Tenant {
+            name: name.into(), title: title.into(), ..Default::default()
+        });
+
+    /// Tenants (admin, authority, center, auditor).
+    fn tenants() -> Vec<pb::Tenant> = governance.list_tenants(pb::Empty {}).tenants;
+
+    /// One tenant ("": the caller's own).
+    fn tenant(name: &str) -> pb::Tenant =
+        governance.get_tenant(pb::TenantRef { name: name.into() });
+
+    /// Sets a tenant's agreement dates (authority).
+    fn set_agreement(tenant: &str, start: &str, end: &str, reason: &str) -> pb::Tenant =
+        governance.set_agreement(pb::AgreementRequest {
+            tenant: tenant.into(), start: start.into(), end: end.into(), reason: reason.into(),
+        });
+
+    /// Suspends, restores or terminates a tenant (authority).
+    fn change_tenant_status(tenant: &str, action: &str, reason: &str) -> pb::Tenant =
+        governance.change_tenant_status(pb::TenantStatusRequest {
+            tenant: tenant.into(), action: action.into(), reason: reason.into(),
+        });
+
+    /// Submits the caller's tenant's rectification report.
+    fn rectify(report: &str) -> pb::Tenant =
+        governance.submit_rectification(pb::RectificationRequest { report: report.into() });
+
+    /// Applies for a scenario (analyst).
+    fn apply_scenario(s: pb::Scenario) -> pb::Scenario = governance.apply_scenario(s);
+
+    /// Decides the current review step of a scenario (center, authority, provider);
+    /// `columns` (dataset.column) narrows the approved set.
+    fn review_scenario(name: &str, approve: bool, reason: &str, columns: &[String])
+        -> pb::Scenario =
+        governance.review_scenario(pb::ScenarioDecision {
+            name: name.into(), approve, reason: reason.into(), columns: columns.to_vec(),
+        });
+
+    /// Revokes a scenario (authority).
+    fn revoke_scenario(name: &str, reason: &str) -> pb::Scenario =
+        governance.revoke_scenario(pb::ScenarioDecision {
+            name: name.into(), reason: reason.into(), ..Default::default()
+        });
+
+    /// Review steps past their deadline (authority).
+    fn overdue_scenarios() -> Vec<pb::Scenario> =
+        governance.overdue_scenarios(pb::Empty {}).scenarios;
+
+    /// Scenarios visible to the caller.
+    fn scenarios() -> Vec<pb::Scenario> = governance.list_scenarios(pb::Empty {}).scenarios;
+
+    /// One scenario.
+    fn scenario(name: &str) -> pb::Scenario =
+        governance.get_scenario(pb::ScenarioRef { name: name.into() });
+
+    /// A DP scenario's budget: spent and left.
+    fn budget(name: &str) -> pb::Budget =
+        governance.scenario_budget(pb::ScenarioRef { name: name.into() });
+
+    /// Audit events matching a full filter.
+    fn audit_query(req: pb::ListAuditRequest) -> Vec<pb::AuditEvent> =
+        audit_chain.list_events(req).events;
+
+    /// Where a dataset went (`dataset`) or where a release came from (`release`).
+    fn lineage(dataset: &str, release: &str) -> pb::LineageResponse =
+        audit_chain.lineage(pb::LineageRequest {
+            dataset: dataset.into(), release: release.into(),
+        });
+
+    /// The latest signed checkpoint of the audit chain.
+    fn audit_checkpoint() -> pb::Checkpoint = audit_chain.latest_checkpoint(pb::Empty {});
+
+    /// Verifies the audit chain.
+    fn audit_verify() -> pb::VerifyAuditResponse = audit_chain.verify(pb::Empty {});
 }
 
 /// Encodes one batch (with its schema) as an IPC stream.
@@ -768,15 +506,24 @@ pub fn upload_messages(
     batches: &[RecordBatch],
     finish: bool,
 ) -> Result<Vec<pb::RegisterChunk>, ClientError> {
+    let header = pb::RegisterHeader {
+        name: name.into(),
+        description: description.into(),
+        policy_toml: policy_toml.into(),
+        ..Default::default()
+    };
+    upload_chunks(header, schema, batches, finish)
+}
+
+fn upload_chunks(
+    header: pb::RegisterHeader,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    finish: bool,
+) -> Result<Vec<pb::RegisterChunk>, ClientError> {
     use pb::register_chunk::Part;
     let mut out = vec![pb::RegisterChunk {
-        part: Some(Part::Header(pb::RegisterHeader {
-            name: name.into(),
-            description: description.into(),
-            policy_toml: policy_toml.into(),
-            dev_sample_rate: 0.0,
-            dev_sample_seed: 0,
-        })),
+        part: Some(Part::Header(header)),
     }];
     let (mut rows, mut count) = (0u64, 0u64);
     for b in batches {

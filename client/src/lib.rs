@@ -1,6 +1,6 @@
 //! The erhai client, usable without linking the server: identity bundles, the mutual-TLS
 //! connection, one typed call per user action, and the files users exchange with the platform
-//! (data to upload, released results, scenario applications).
+//! (data to upload, released results and their receipts, scenario applications).
 //!
 //! It depends on the contract (`erhai-proto`) and nothing of the server's: what the server
 //! decides (policies, checks) it decides itself, and the client only carries the request.
@@ -11,6 +11,7 @@ mod identity;
 
 pub mod application;
 pub mod files;
+pub mod receipt;
 
 pub use client::{Client, UPLOAD_CHUNK_ROWS, decode_ipc, encode_ipc, upload_messages};
 pub use error::ClientError;

@@ -10,7 +10,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
-use erhai::demo::Platform;
+use erhai_devkit::demo::Platform;
 use erhai_engine::MasterKey;
 
 use crate::peers::{Answer, Peers};
@@ -156,7 +156,7 @@ pub async fn registration(dir: &Path, sf: f64, runs: usize, r: &mut Report) -> R
         )
         .await?;
     }
-    let policy_text = erhai::tpch::POLICIES
+    let policy_text = erhai_devkit::tpch::POLICIES
         .iter()
         .find(|(n, _)| *n == "lineitem")
         .map(|(_, p)| *p)

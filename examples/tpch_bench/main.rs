@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
-use erhai::demo::store_table;
-use erhai::tpch::{POLICIES, QUERIES, generate};
+use erhai_devkit::demo::store_table;
+use erhai_devkit::tpch::{POLICIES, QUERIES, generate};
 use erhai_engine::{Engine, Limits, MasterKey, StoredTable};
 
 use peers::{Answer, Peers};

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use erhai::tpch::{POLICIES, QUERIES, generate};
+use erhai_devkit::tpch::{POLICIES, QUERIES, generate};
 use erhai_engine::{Engine, Limits, MasterKey, StoredTable};
 use serde_json::{Value, json};
 

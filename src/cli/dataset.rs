@@ -72,17 +72,14 @@ pub(super) async fn run(ctx: &Context, cmd: DatasetCommand) -> Result {
             let policy_text = std::fs::read_to_string(&policy)
                 .map_err(|e| format!("{}: {e}", policy.display()))?;
             let (schema, batches) = erhai_client::files::read_data(&file, Some(&policy_text))?;
-            let d = c
-                .register_sampled(
-                    &name,
-                    &description,
-                    &policy_text,
-                    schema,
-                    batches,
-                    sample_rate.unwrap_or(0.0),
-                    sample_seed,
-                )
-                .await?;
+            let header = erhai_proto::v1::RegisterHeader {
+                name,
+                description,
+                policy_toml: policy_text,
+                dev_sample_rate: sample_rate.unwrap_or(0.0),
+                dev_sample_seed: sample_seed,
+            };
+            let d = c.register_with(header, schema, batches).await?;
             ctx.print(
                 || {
                     format!(

@@ -53,8 +53,6 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Run the whole flow on generated data in a throwaway deployment.
-    Demo(crate::demo::DemoArgs),
     /// Platform administration.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
@@ -134,7 +132,6 @@ pub async fn run(cli: Cli) -> Result {
     };
     match cli.command {
         Command::Serve { dir, config } => serve::serve(dir, config).await,
-        Command::Demo(args) => crate::demo::run(args).await,
         Command::Admin(cmd) => admin::run(&ctx, cmd).await,
         Command::Whoami => admin::whoami(&ctx).await,
         Command::Dataset(cmd) => dataset::run(&ctx, cmd).await,

@@ -71,7 +71,7 @@ pub(super) async fn run(ctx: &Context, cmd: ReleaseCommand) -> Result {
                 .map_err(|e| format!("--public-key is neither a key file nor hex: {e}"))?;
             let envelope = String::from_utf8(read(&receipt)?)
                 .map_err(|_| format!("{}: not a text file", receipt.display()))?;
-            let r = erhai_gateway::receipt::verify(&envelope, &read(&file)?, &key)
+            let r = erhai_client::receipt::verify(&envelope, &read(&file)?, &key)
                 .map_err(|e| format!("{} does not verify: {e}", file.display()))?;
             ctx.print(|| {
                     format!(

@@ -111,15 +111,8 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/application.toml");
         let s = erhai_client::application::read_application(&path).expect("docs/application.toml");
         let d = s.dp.expect("dp");
-        erhai_policies::dp::DpSettings {
-            epsilon_total: d.epsilon_total,
-            delta_total: d.delta_total,
-            epsilon_per_query: d.epsilon_per_query,
-            delta_per_query: d.delta_per_query,
-            max_groups_per_unit: d.max_groups_per_unit,
-            max_rows_per_unit: d.max_rows_per_unit,
-        }
-        .validate()
-        .expect("valid DP settings");
+        erhai_gateway::scenario::dp_from_pb(&d)
+            .validate()
+            .expect("valid DP settings");
     }
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 use arrow::util::pretty::pretty_format_batches;
-use erhai::demo::store_demo_tables;
-use erhai::demo_data::{self, Sizes};
+use erhai_devkit::demo::store_demo_tables;
+use erhai_devkit::demo_data::{self, Sizes};
 use erhai_engine::{Engine, Limits, MasterKey, StoredTable};
 
 const SQL: &str = "SELECT district, count(*) AS stays, sum(nights) AS nights \

@@ -4,8 +4,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use crate::common::platform_with_users;
-use erhai::demo::{authorize_datasets, load_demo_data};
-use erhai::demo_data::Sizes;
+use erhai_devkit::demo::{authorize_datasets, load_demo_data};
+use erhai_devkit::demo_data::Sizes;
 
 /// The scenario the CLI's queries run in, named once in the environment as an analyst would.
 const SCENARIO: &str = "cli";

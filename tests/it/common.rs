@@ -1,8 +1,8 @@
 //! Helpers the end-to-end suites share.
 #![allow(dead_code)]
 
-use erhai::demo::{DEMO_USERS, Platform};
 use erhai_client::ClientError;
+use erhai_devkit::demo::{DEMO_USERS, Platform};
 use tonic::Code;
 
 /// The gRPC code and message of a call that must fail.

@@ -4,8 +4,8 @@
 
 use arrow::array::{Array, AsArray};
 use arrow::record_batch::RecordBatch;
-use erhai::demo::store_demo_tables;
-use erhai::demo_data::{self, Sizes};
+use erhai_devkit::demo::store_demo_tables;
+use erhai_devkit::demo_data::{self, Sizes};
 use erhai_engine::testing::apply_mask;
 use erhai_engine::{Engine, Limits, MasterKey, SampleSpec, StoredTable};
 

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use arrow::array::{Float64Array, Int32Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use erhai::demo::{
+use erhai_client::Client;
+use erhai_devkit::demo::{
     Platform, TENANT, application_for_datasets, authorize_datasets, authorize_scenario,
 };
-use erhai_client::Client;
 use erhai_proto::v1 as pb;
 use tonic::Code;
 
@@ -466,7 +466,7 @@ async fn rows_to_review_need_a_second_reviewer_when_configured() {
     // The receipt names both reviewers and verifies against the platform key.
     let (file, receipt) = analyst.fetch_file(&job.id, "csv").await.expect("fetch");
     let key = analyst.platform_key().await.expect("key");
-    let r = erhai_gateway::receipt::verify(&receipt, &file, &key).expect("verify");
+    let r = erhai_client::receipt::verify(&receipt, &file, &key).expect("verify");
     assert_eq!(r.reviewers, vec!["reviewer", "reviewer2"]);
     assert_eq!(
         (r.rows, r.release.as_str()),
@@ -475,10 +475,10 @@ async fn rows_to_review_need_a_second_reviewer_when_configured() {
     assert_eq!(r.result_sha256, released.result_sha256);
     // The same release in another format: another file hash, the same result hash.
     let (parquet, receipt2) = analyst.fetch_file(&job.id, "parquet").await.expect("fetch");
-    let r2 = erhai_gateway::receipt::verify(&receipt2, &parquet, &key).expect("verify");
+    let r2 = erhai_client::receipt::verify(&receipt2, &parquet, &key).expect("verify");
     assert_eq!(r2.result_sha256, r.result_sha256);
     assert_ne!(r2.file_sha256, r.file_sha256);
-    assert!(erhai_gateway::receipt::verify(&receipt, &parquet, &key).is_err());
+    assert!(erhai_client::receipt::verify(&receipt, &parquet, &key).is_err());
 
     // A result with nothing to review needs one reviewer.
     let plain = analyst

@@ -1,9 +1,9 @@
 //! End-to-end tests: the real server on 127.0.0.1 with real TLS, driven through the client.
 
 use crate::common::{code as status, platform_with_users};
-use erhai::demo::{Platform, TENANT, authorize_datasets, contains_bytes, load_demo_data};
-use erhai::demo_data::{self, Sizes};
 use erhai_client::{Client, ClientError, IdentityBundle, upload_messages};
+use erhai_devkit::demo::{Platform, TENANT, authorize_datasets, contains_bytes, load_demo_data};
+use erhai_devkit::demo_data::{self, Sizes};
 use tonic::Code;
 
 const SEED: u64 = 11;

@@ -5,8 +5,8 @@
 //! literals, nested subqueries and derived tables, and amplifying functions — which are planned,
 //! checked, and run when allowed.
 
-use erhai::demo::store_demo_tables;
-use erhai::demo_data::{self, Sizes};
+use erhai_devkit::demo::store_demo_tables;
+use erhai_devkit::demo_data::{self, Sizes};
 use erhai_engine::testing::Sandbox;
 use erhai_engine::{Engine, Limits, MasterKey};
 use proptest::prelude::*;

@@ -3,8 +3,8 @@
 
 use crate::common::{code, platform_with_users};
 
-use erhai::demo::{Platform, TENANT, authorize_datasets, load_demo_data};
-use erhai::demo_data::Sizes;
+use erhai_devkit::demo::{Platform, TENANT, authorize_datasets, load_demo_data};
+use erhai_devkit::demo_data::Sizes;
 use tonic::Code;
 
 const SQL: &str = "SELECT district, count(*) AS stays FROM hotel_stays GROUP BY district";

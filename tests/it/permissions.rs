@@ -133,10 +133,10 @@ fn refused<T: std::fmt::Debug>(what: &str, r: Result<T, ClientError>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_of_one_tenant_reaches_another() {
-    use erhai::demo::{TENANT, authorize_demo_scenario, load_demo_data};
+    use erhai_devkit::demo::{TENANT, authorize_demo_scenario, load_demo_data};
 
     let p = platform_with_users(|_| {}).await;
-    load_demo_data(&p, 9, erhai::demo_data::Sizes::with_stays(1_500))
+    load_demo_data(&p, 9, erhai_devkit::demo_data::Sizes::with_stays(1_500))
         .await
         .expect("data");
     authorize_demo_scenario(&p).await.expect("scenario");

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use erhai::demo::store_demo_tables;
-use erhai::demo_data::{self, Sizes};
+use erhai_devkit::demo::store_demo_tables;
+use erhai_devkit::demo_data::{self, Sizes};
 use erhai_engine::{Engine, Limits, MasterKey, StoredTable};
 use erhai_policies::ReleaseRules;
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};

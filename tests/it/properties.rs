@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, AsArray, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use erhai::demo::store_table;
+use erhai_devkit::demo::store_table;
 use erhai_engine::LinearAudit;
 use erhai_engine::{
     Disclosure, EarlierRow, Engine, Limits, MasterKey, Releases, RowUnits, StoredTable,

@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::str::FromStr;
 
 use erhai_engine::export::{self, ExportFormat};
+use erhai_proto::receipt::Receipt;
 use erhai_proto::v1 as pb;
 use erhai_proto::v1::release_service_server::ReleaseService;
 use futures::Stream;
@@ -14,7 +15,7 @@ use tonic::{Request, Response, Status};
 use super::query::scope_of;
 use super::{Gateway, engine_status};
 use crate::authz::Action;
-use crate::receipt::{Receipt, sha256_hex, sign};
+use crate::receipt::{sha256_hex, sign};
 use crate::state::{JobState, UserRecord, now_ms};
 
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::ReleaseChunk, Status>> + Send>>;

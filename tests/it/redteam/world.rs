@@ -8,9 +8,11 @@ use std::sync::Arc;
 
 use arrow::array::{Date32Array, Decimal128Array, Int32Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use erhai::demo::{Platform, application_for_datasets, authorize_datasets, authorize_scenario};
-use erhai::demo_data::{HOTEL_STAYS_POLICY, SCENIC_ENTRIES_POLICY};
 use erhai_client::{Client, ClientError};
+use erhai_devkit::demo::{
+    Platform, application_for_datasets, authorize_datasets, authorize_scenario,
+};
+use erhai_devkit::demo_data::{HOTEL_STAYS_POLICY, SCENIC_ENTRIES_POLICY};
 use erhai_proto::v1 as pb;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -22,7 +22,7 @@ macro_rules! query {
     ($n:literal) => {
         (
             concat!("q", $n),
-            include_str!(concat!("../benches/tpch/queries/q", $n, ".sql")),
+            include_str!(concat!("../../benches/tpch/queries/q", $n, ".sql")),
         )
     };
 }
@@ -57,7 +57,7 @@ macro_rules! policy {
     ($t:literal) => {
         (
             $t,
-            include_str!(concat!("../benches/tpch/policy/", $t, ".toml")),
+            include_str!(concat!("../../benches/tpch/policy/", $t, ".toml")),
         )
     };
 }

@@ -443,11 +443,11 @@ pub fn enterprises_schema() -> SchemaRef {
 }
 
 /// The policy files of the demo tables (policies/presets/).
-pub const HOTEL_STAYS_POLICY: &str = include_str!("../policies/presets/hotel_stays.toml");
+pub const HOTEL_STAYS_POLICY: &str = include_str!("../../policies/presets/hotel_stays.toml");
 /// Policy of `scenic_entries`.
-pub const SCENIC_ENTRIES_POLICY: &str = include_str!("../policies/presets/scenic_entries.toml");
+pub const SCENIC_ENTRIES_POLICY: &str = include_str!("../../policies/presets/scenic_entries.toml");
 /// Policy of `enterprises`.
-pub const ENTERPRISES_POLICY: &str = include_str!("../policies/presets/enterprises.toml");
+pub const ENTERPRISES_POLICY: &str = include_str!("../../policies/presets/enterprises.toml");
 
 #[cfg(test)]
 mod tests {

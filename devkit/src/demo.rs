@@ -1,4 +1,4 @@
-//! `erhai demo`: a throwaway deployment, generated Dali data, and the whole flow — refusal,
+//! `erhai-demo`: a throwaway deployment, generated Dali data, and the whole flow — refusal,
 //! accepted aggregate, suppression, review, approval, download, audit — each step checked.
 //!
 //! [`Platform`] is also what the end-to-end tests and benches start.
@@ -7,15 +7,16 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use clap::Args;
+use clap::Parser;
 use erhai_client::{Client, ClientError};
 use erhai_gateway::{RunningServer, ServerConfig};
 use erhai_proto::v1 as pb;
 
 use crate::demo_data::{self, Sizes};
 
-/// Arguments of `erhai demo`.
-#[derive(Debug, Args, Clone)]
+/// Runs the whole flow on generated Dali data in a throwaway deployment, each step checked.
+#[derive(Debug, Parser, Clone)]
+#[command(name = "erhai-demo", version)]
 pub struct DemoArgs {
     /// Keep the server running after the walk-through (prints `ready <endpoint>`).
     #[arg(long)]
@@ -573,11 +574,11 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     let sql = "SELECT id_number, hotel_name, district, nights FROM hotel_stays LIMIT 3";
     println!("   SQL (--env dev): {sql}");
     let (dev_job, _, rows) = analyst.run_dev(DEMO_SCENARIO, sql).await?;
-    for line in crate::output::batches_table(&rows).lines() {
+    for line in erhai::output::batches_table(&rows).lines() {
         println!("   │ {line}");
     }
     let raw_ids = demo_data::generate(args.seed, Sizes::with_stays(args.stays))?;
-    let shown = crate::output::batches_json(&rows).to_string();
+    let shown = erhai::output::batches_json(&rows).to_string();
     let leaked = raw_ids
         .hotel_stays
         .column_by_name("id_number")
@@ -653,7 +654,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
             println!("   column {:<9} ← {} [{}]", c.column, c.derivation, c.rule);
         }
     }
-    println!("{}", crate::output::batches_table(&preview));
+    println!("{}", erhai::output::batches_table(&preview));
     expect(
         detail.preview_rows == 12,
         "preview shows the 12 district rows",
@@ -685,7 +686,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(&out, &file)?;
     std::fs::write(erhai_client::files::receipt_path(&out), &receipt)?;
     let key = analyst.platform_key().await?;
-    let verified = erhai_gateway::receipt::verify(&receipt, &file, &key)
+    let verified = erhai_client::receipt::verify(&receipt, &file, &key)
         .map_err(|e| format!("the receipt does not verify: {e}"))?;
     println!(
         "   wrote {} rows to {}; receipt verified offline (release {}, approved by {})",
@@ -700,7 +701,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         *b = if *b == b'9' { b'8' } else { *b + 1 };
     }
     expect(
-        erhai_gateway::receipt::verify(&receipt, &altered, &key).is_err(),
+        erhai_client::receipt::verify(&receipt, &altered, &key).is_err(),
         "an altered file fails verification",
     )?;
     let refused_fetch = analyst.fetch(&fine.id).await;
@@ -740,7 +741,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
             p.identity("analyst").display()
         );
         println!("ready {}", p.endpoint);
-        crate::termination().await?;
+        erhai::termination().await?;
     }
     p.stop().await
 }
