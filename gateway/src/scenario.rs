@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::authz::Role;
 use crate::error::GatewayError;
+use crate::records::Records;
 use crate::tenant::ymd;
 
 /// Application domains the measures name.
@@ -410,20 +411,16 @@ pub fn scenario_scope(name: &str) -> String {
 /// The scenario trees.
 #[derive(Clone)]
 pub struct Scenarios {
-    scenarios: sled::Tree,
-    budget: sled::Tree,
-}
-
-fn corrupt(what: &str, e: impl std::fmt::Display) -> GatewayError {
-    GatewayError::Store(format!("corrupt {what}: {e}"))
+    scenarios: Records<ScenarioRecord>,
+    budget: Records<Spent>,
 }
 
 impl Scenarios {
     /// Opens the trees in `db`.
     pub fn open(db: &sled::Db) -> Result<Scenarios, GatewayError> {
         Ok(Scenarios {
-            scenarios: db.open_tree("scenarios")?,
-            budget: db.open_tree("dp_budget")?,
+            scenarios: Records::open(db, "scenarios", "scenario")?,
+            budget: Records::open(db, "dp_budget", "budget")?,
         })
     }
 
@@ -433,42 +430,27 @@ impl Scenarios {
         name: &str,
         change: impl Fn(&ScenarioRecord) -> Result<ScenarioRecord, String>,
     ) -> Result<Option<Result<ScenarioRecord, String>>, GatewayError> {
-        crate::state::update_record(&self.scenarios, name, change)
+        self.scenarios.update(name, change)
     }
 
     /// Stores a new scenario; false if the name is taken (names are never reused).
     pub fn create(&self, s: &ScenarioRecord) -> Result<bool, GatewayError> {
-        let bytes = serde_json::to_vec(s).map_err(|e| GatewayError::Store(e.to_string()))?;
-        let fresh = self
-            .scenarios
-            .compare_and_swap(s.name.as_bytes(), None as Option<&[u8]>, Some(bytes))?
-            .is_ok();
-        Ok(fresh)
+        self.scenarios.create(&s.name, s)
     }
 
     /// A scenario by name.
     pub fn get(&self, name: &str) -> Result<Option<ScenarioRecord>, GatewayError> {
-        self.scenarios
-            .get(name.as_bytes())?
-            .map(|v| serde_json::from_slice(&v).map_err(|e| corrupt("scenario", e)))
-            .transpose()
+        self.scenarios.get(name)
     }
 
     /// All scenarios.
     pub fn all(&self) -> Result<Vec<ScenarioRecord>, GatewayError> {
-        self.scenarios
-            .iter()
-            .values()
-            .map(|v| serde_json::from_slice(&v?).map_err(|e| corrupt("scenario", e)))
-            .collect()
+        self.scenarios.all()
     }
 
     /// What a scenario has spent.
     pub fn spent(&self, name: &str) -> Result<Spent, GatewayError> {
-        Ok(match self.budget.get(name.as_bytes())? {
-            Some(v) => serde_json::from_slice(&v).map_err(|e| corrupt("budget", e))?,
-            None => Spent::default(),
-        })
+        Ok(self.budget.get(name)?.unwrap_or_default())
     }
 
     /// Charges one query of `epsilon` to the scenario, atomically; `Ok(Err(why))` when the
@@ -479,26 +461,9 @@ impl Scenarios {
         settings: &DpSettings,
         epsilon: f64,
     ) -> Result<Result<Spent, String>, GatewayError> {
-        loop {
-            let old = self.budget.get(name.as_bytes())?;
-            let spent: Spent = match &old {
-                Some(v) => serde_json::from_slice(v).map_err(|e| corrupt("budget", e))?,
-                None => Spent::default(),
-            };
-            let next = match spent.charge(settings, epsilon) {
-                Ok(n) => n,
-                Err(why) => return Ok(Err(why)),
-            };
-            let bytes =
-                serde_json::to_vec(&next).map_err(|e| GatewayError::Store(e.to_string()))?;
-            if self
-                .budget
-                .compare_and_swap(name.as_bytes(), old, Some(bytes))?
-                .is_ok()
-            {
-                return Ok(Ok(next));
-            }
-        }
+        self.budget.upsert(name, |spent| {
+            spent.copied().unwrap_or_default().charge(settings, epsilon)
+        })
     }
 }
 

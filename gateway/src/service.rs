@@ -163,7 +163,7 @@ impl Gateway {
     }
 
     /// The answer to a compare-and-swap change of a `what` record named `name`
-    /// (`state::update_record`): not found, refused with why, or the record once durable.
+    /// (`records::Records::update`): not found, refused with why, or the record once durable.
     pub(crate) fn changed<T>(
         &self,
         what: &str,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::authz::Action;
 use crate::error::GatewayError;
+use crate::records::Records;
 
 /// Where a tenant's agreement stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,45 +152,30 @@ impl TenantRecord {
 /// The tenants tree.
 #[derive(Clone)]
 pub struct Tenants {
-    tree: sled::Tree,
-}
-
-fn corrupt(e: impl std::fmt::Display) -> GatewayError {
-    GatewayError::Store(format!("corrupt tenant record: {e}"))
+    records: Records<TenantRecord>,
 }
 
 impl Tenants {
     /// Opens the tree in `db`.
     pub fn open(db: &sled::Db) -> Result<Tenants, GatewayError> {
         Ok(Tenants {
-            tree: db.open_tree("tenants")?,
+            records: Records::open(db, "tenants", "tenant")?,
         })
     }
 
     /// Stores a new tenant; false if the name exists.
     pub fn create(&self, t: &TenantRecord) -> Result<bool, GatewayError> {
-        let bytes = serde_json::to_vec(t).map_err(|e| GatewayError::Store(e.to_string()))?;
-        Ok(self
-            .tree
-            .compare_and_swap(t.name.as_bytes(), None as Option<&[u8]>, Some(bytes))?
-            .is_ok())
+        self.records.create(&t.name, t)
     }
 
     /// A tenant by name.
     pub fn get(&self, name: &str) -> Result<Option<TenantRecord>, GatewayError> {
-        self.tree
-            .get(name.as_bytes())?
-            .map(|v| serde_json::from_slice(&v).map_err(corrupt))
-            .transpose()
+        self.records.get(name)
     }
 
     /// All tenants.
     pub fn all(&self) -> Result<Vec<TenantRecord>, GatewayError> {
-        self.tree
-            .iter()
-            .values()
-            .map(|v| serde_json::from_slice(&v?).map_err(corrupt))
-            .collect()
+        self.records.all()
     }
 
     /// Changes a tenant atomically: `change` returns the new record or why not. `Ok(None)`:
@@ -199,7 +185,7 @@ impl Tenants {
         name: &str,
         change: impl Fn(&TenantRecord) -> Result<TenantRecord, String>,
     ) -> Result<Option<Result<TenantRecord, String>>, GatewayError> {
-        crate::state::update_record(&self.tree, name, change)
+        self.records.update(name, change)
     }
 }
 
