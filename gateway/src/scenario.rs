@@ -25,9 +25,22 @@ pub const DOMAINS: [&str; 12] = [
 /// Working days a review step may take (the authority's and each provider's).
 pub const REVIEW_WORKING_DAYS: u32 = 5;
 
-/// Where a scenario stands.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a scenario stands; its names (serde, `Display`, [`ScenarioStatus::name`]) are the
+/// API's.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ScenarioStatus {
     /// First review, by the data operation service center (where every application starts).
     #[default]
@@ -47,14 +60,7 @@ pub enum ScenarioStatus {
 impl ScenarioStatus {
     /// The lower-case name.
     pub fn name(self) -> &'static str {
-        match self {
-            ScenarioStatus::CenterReview => "center_review",
-            ScenarioStatus::AuthorityReview => "authority_review",
-            ScenarioStatus::ProviderConfirmation => "provider_confirmation",
-            ScenarioStatus::Active => "active",
-            ScenarioStatus::Rejected => "rejected",
-            ScenarioStatus::Revoked => "revoked",
-        }
+        self.into()
     }
 }
 

@@ -120,9 +120,12 @@ pub struct DevSampleRecord {
     pub rules: u32,
 }
 
-/// Job states.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Job states; their names (serde, `Display`, [`JobState::name`]) are the API's.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, strum::Display, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum JobState {
     /// Executing.
     Running,
@@ -143,15 +146,7 @@ pub enum JobState {
 impl JobState {
     /// The state's name.
     pub fn name(self) -> &'static str {
-        match self {
-            JobState::Running => "running",
-            JobState::Refused => "refused",
-            JobState::AwaitingReview => "awaiting_review",
-            JobState::Rejected => "rejected",
-            JobState::Released => "released",
-            JobState::Failed => "failed",
-            JobState::Completed => "completed",
-        }
+        self.into()
     }
 }
 

@@ -13,9 +13,13 @@ use crate::authz::Action;
 use crate::error::GatewayError;
 use crate::records::Records;
 
-/// Where a tenant's agreement stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a tenant's agreement stands; its names (serde, `Display`, [`TenantStatus::name`]) are
+/// the API's.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, strum::Display, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum TenantStatus {
     /// Created; no agreement dates yet.
     Pending,
@@ -30,12 +34,7 @@ pub enum TenantStatus {
 impl TenantStatus {
     /// The lower-case name.
     pub fn name(self) -> &'static str {
-        match self {
-            TenantStatus::Pending => "pending",
-            TenantStatus::Active => "active",
-            TenantStatus::Suspended => "suspended",
-            TenantStatus::Terminated => "terminated",
-        }
+        self.into()
     }
 }
 
