@@ -43,6 +43,16 @@ impl QualityRecord {
     }
 }
 
+/// A request closed already, by someone else or earlier.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("request {id} was closed by {by} already")]
+pub struct AlreadyClosed {
+    /// The request.
+    pub id: String,
+    /// Who closed it.
+    pub by: String,
+}
+
 /// The requests tree.
 #[derive(Clone)]
 pub struct QualityRequests {
@@ -63,17 +73,20 @@ impl QualityRequests {
     }
 
     /// Closes request `id` with `answer`, once: `Ok(None)` if it does not exist, `Ok(Some(Err))`
-    /// (who closed it) if it was closed already.
+    /// if it was closed already.
     pub fn close(
         &self,
         id: &str,
         answer: &str,
         by: &str,
         at_ms: i64,
-    ) -> Result<Option<Result<QualityRecord, String>>, GatewayError> {
+    ) -> Result<Option<Result<QualityRecord, AlreadyClosed>>, GatewayError> {
         self.records.update(id, |r| {
             if !r.open() {
-                return Err(r.answered_by.clone().unwrap_or_default());
+                return Err(AlreadyClosed {
+                    id: r.id.clone(),
+                    by: r.answered_by.clone().unwrap_or_default(),
+                });
             }
             let mut r = r.clone();
             r.answer = Some(answer.to_string());

@@ -64,6 +64,95 @@ impl ScenarioStatus {
     }
 }
 
+/// Why a query may not run in a scenario, or why a review or revocation may not decide it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ScenarioRefusal {
+    /// Not (or no longer) active.
+    #[error("scenario {scenario} is {status}: queries run only in an active scenario")]
+    NotActive {
+        /// The scenario.
+        scenario: String,
+        /// Where it stands.
+        status: ScenarioStatus,
+    },
+    /// Before its validity.
+    #[error("scenario {scenario} is valid from {from}")]
+    NotYetValid {
+        /// The scenario.
+        scenario: String,
+        /// First day of validity.
+        from: NaiveDate,
+    },
+    /// After its validity.
+    #[error("scenario {scenario} expired on {to}")]
+    Expired {
+        /// The scenario.
+        scenario: String,
+        /// Last day of validity.
+        to: NaiveDate,
+    },
+    /// No review step is open.
+    #[error("scenario {scenario} is {status}: there is nothing to review")]
+    NothingToReview {
+        /// The scenario.
+        scenario: String,
+        /// Where it stands.
+        status: ScenarioStatus,
+    },
+    /// The open step is someone else's.
+    #[error("scenario {scenario} awaits {awaits}; you ({role}) are not asked")]
+    NotAsked {
+        /// The scenario.
+        scenario: String,
+        /// Whose decision it awaits.
+        awaits: String,
+        /// The caller's role.
+        role: Role,
+    },
+    /// A provider narrowing another unit's dataset.
+    #[error("dataset {dataset} is not yours to narrow")]
+    NotYoursToNarrow {
+        /// The dataset.
+        dataset: String,
+    },
+    /// A "narrowing" that adds a column.
+    #[error("{dataset}.{column} is not in the set under review: a review may only narrow it")]
+    Widens {
+        /// The dataset.
+        dataset: String,
+        /// The column.
+        column: String,
+    },
+    /// An approval that keeps nothing.
+    #[error("approving no column at all is a rejection; use --reject")]
+    ApprovesNothing,
+    /// Revoking what is over already.
+    #[error("scenario {scenario} is already {status}")]
+    AlreadyClosed {
+        /// The scenario.
+        scenario: String,
+        /// Rejected or revoked.
+        status: ScenarioStatus,
+    },
+}
+
+/// Why a scenario record may not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidScenario {
+    /// The name is not a name.
+    #[error("scenario name `{0}` must be 1–64 ASCII letters, digits, `-` or `_`")]
+    Name(String),
+    /// No tenant.
+    #[error("a scenario belongs to a tenant")]
+    NoTenant,
+    /// k = 1.
+    #[error("k = 1 would release single persons; use at least 2")]
+    SinglePersons,
+    /// The differential-privacy settings.
+    #[error(transparent)]
+    Dp(#[from] erhai_policies::PolicyError),
+}
+
 /// One requested column and why it is necessary.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ColumnRequest {
@@ -196,23 +285,23 @@ impl ScenarioRecord {
     }
 
     /// Whether a query may run in the scenario on `today`, else why not.
-    pub fn admits_queries(&self, today: NaiveDate) -> Result<(), String> {
-        let n = &self.name;
+    pub fn admits_queries(&self, today: NaiveDate) -> Result<(), ScenarioRefusal> {
+        let scenario = self.name.clone();
         if self.status != ScenarioStatus::Active {
-            return Err(format!(
-                "scenario {n} is {}: queries run only in an active scenario",
-                self.status.name()
-            ));
+            return Err(ScenarioRefusal::NotActive {
+                scenario,
+                status: self.status,
+            });
         }
         if let Some(from) = self.valid_from
             && today < from
         {
-            return Err(format!("scenario {n} is valid from {from}"));
+            return Err(ScenarioRefusal::NotYetValid { scenario, from });
         }
         if let Some(to) = self.valid_to
             && today > to
         {
-            return Err(format!("scenario {n} expired on {to}"));
+            return Err(ScenarioRefusal::Expired { scenario, to });
         }
         Ok(())
     }
@@ -229,7 +318,7 @@ impl ScenarioRecord {
         units: &BTreeMap<String, String>,
         today: NaiveDate,
         at_ms: i64,
-    ) -> Result<ScenarioRecord, String> {
+    ) -> Result<ScenarioRecord, ScenarioRefusal> {
         let stage = self.status;
         let allowed = match stage {
             ScenarioStatus::CenterReview => who.role == Role::Center,
@@ -239,18 +328,16 @@ impl ScenarioRecord {
                     && who.unit.is_some_and(|u| self.pending_units.contains(u))
             }
             _ => {
-                return Err(format!(
-                    "scenario {} is {}: there is nothing to review",
-                    self.name,
-                    stage.name()
-                ));
+                return Err(ScenarioRefusal::NothingToReview {
+                    scenario: self.name.clone(),
+                    status: stage,
+                });
             }
         };
         if !allowed {
-            return Err(format!(
-                "scenario {} awaits {}; you ({}) are not asked",
-                self.name,
-                match stage {
+            return Err(ScenarioRefusal::NotAsked {
+                scenario: self.name.clone(),
+                awaits: match stage {
                     ScenarioStatus::CenterReview => "the center's review".to_string(),
                     ScenarioStatus::AuthorityReview => "the authority's review".to_string(),
                     _ => format!(
@@ -262,8 +349,8 @@ impl ScenarioRecord {
                             .join(", ")
                     ),
                 },
-                who.role
-            ));
+                role: who.role,
+            });
         }
         let mut next = self.clone();
         let current = &self.approved;
@@ -278,13 +365,14 @@ impl ScenarioRecord {
             };
             for (d, cols) in &narrow {
                 if !mine(d) {
-                    return Err(format!("dataset {d} is not yours to narrow"));
+                    return Err(ScenarioRefusal::NotYoursToNarrow { dataset: d.clone() });
                 }
                 for c in cols {
                     if !current.get(d).is_some_and(|s| s.contains(c)) {
-                        return Err(format!(
-                            "{d}.{c} is not in the set under review: a review may only narrow it"
-                        ));
+                        return Err(ScenarioRefusal::Widens {
+                            dataset: d.clone(),
+                            column: c.clone(),
+                        });
                     }
                 }
             }
@@ -303,7 +391,7 @@ impl ScenarioRecord {
                 }
             }
             if kept.is_empty() {
-                return Err("approving no column at all is a rejection; use --reject".into());
+                return Err(ScenarioRefusal::ApprovesNothing);
             }
             next.approved = kept;
         }
@@ -354,7 +442,7 @@ impl ScenarioRecord {
     }
 
     /// Checks the record before it is stored.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidScenario> {
         let name_ok = !self.name.is_empty()
             && self.name.len() <= 64
             && self
@@ -362,19 +450,16 @@ impl ScenarioRecord {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !name_ok {
-            return Err(format!(
-                "scenario name `{}` must be 1–64 ASCII letters, digits, `-` or `_`",
-                self.name
-            ));
+            return Err(InvalidScenario::Name(self.name.clone()));
         }
         if self.tenant.is_empty() {
-            return Err("a scenario belongs to a tenant".into());
+            return Err(InvalidScenario::NoTenant);
         }
         if self.k == 1 {
-            return Err("k = 1 would release single persons; use at least 2".into());
+            return Err(InvalidScenario::SinglePersons);
         }
         if let Some(dp) = &self.dp {
-            dp.validate().map_err(|e| e.to_string())?;
+            dp.validate()?;
         }
         Ok(())
     }
@@ -434,8 +519,8 @@ impl Scenarios {
     pub fn update(
         &self,
         name: &str,
-        change: impl Fn(&ScenarioRecord) -> Result<ScenarioRecord, String>,
-    ) -> Result<Option<Result<ScenarioRecord, String>>, GatewayError> {
+        change: impl Fn(&ScenarioRecord) -> Result<ScenarioRecord, ScenarioRefusal>,
+    ) -> Result<Option<Result<ScenarioRecord, ScenarioRefusal>>, GatewayError> {
         self.scenarios.update(name, change)
     }
 

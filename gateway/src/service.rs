@@ -131,7 +131,7 @@ impl Gateway {
         if let Some(t) = user.tenant.as_deref() {
             let today = chrono::Utc::now().date_naive();
             let gate = match self.0.tenants.get(t) {
-                Ok(Some(record)) => record.admits(action, today),
+                Ok(Some(record)) => record.admits(action, today).map_err(|why| why.to_string()),
                 Ok(None) => Err(format!("tenant {t} is not registered")),
                 Err(e) => Err(format!("the tenant record could not be read: {e}")),
             };
@@ -168,11 +168,11 @@ impl Gateway {
         &self,
         what: &str,
         name: &str,
-        updated: Option<Result<T, String>>,
+        updated: Option<Result<T, impl std::fmt::Display>>,
     ) -> Result<T, Status> {
         match updated {
             None => Err(Status::not_found(format!("no {what} `{name}`"))),
-            Some(Err(why)) => Err(Status::failed_precondition(why)),
+            Some(Err(why)) => Err(Status::failed_precondition(why.to_string())),
             Some(Ok(record)) => {
                 self.0.store.flush().map_err(internal)?;
                 Ok(record)

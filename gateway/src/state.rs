@@ -86,17 +86,34 @@ pub struct DatasetRecord {
 impl DatasetRecord {
     /// Whether scenarios may use it: public data always; social data once its import is
     /// approved, and only in its own tenant's scenarios.
-    pub fn usable_by(&self, tenant: &str) -> Result<(), String> {
+    pub fn usable_by(&self, tenant: &str) -> Result<(), DatasetRefusal> {
+        let dataset = || self.name.clone();
         match &self.social_tenant {
             None => Ok(()),
-            Some(t) if t != tenant => Err(format!("no dataset `{}` visible to you", self.name)),
-            Some(_) if self.import_approved.is_none() => Err(format!(
-                "social dataset {} awaits the authority's import approval",
-                self.name
-            )),
+            Some(t) if t != tenant => Err(DatasetRefusal::NotVisible { dataset: dataset() }),
+            Some(_) if self.import_approved.is_none() => {
+                Err(DatasetRefusal::AwaitsImport { dataset: dataset() })
+            }
             Some(_) => Ok(()),
         }
     }
+}
+
+/// Why a tenant's scenarios may not use a dataset.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DatasetRefusal {
+    /// Another tenant's social data: as if it did not exist.
+    #[error("no dataset `{dataset}` visible to you")]
+    NotVisible {
+        /// The dataset.
+        dataset: String,
+    },
+    /// The tenant's own social data, not yet approved for import.
+    #[error("social dataset {dataset} awaits the authority's import approval")]
+    AwaitsImport {
+        /// The dataset.
+        dataset: String,
+    },
 }
 
 /// A dataset version's development sample.

@@ -270,7 +270,7 @@ impl AuditService for Gateway {
                 ok: false,
                 events: 0,
                 checkpoints: 0,
-                detail,
+                detail: detail.to_string(),
             },
         });
         self.finish(&user, Action::VerifyAudit, "", r)

@@ -723,9 +723,7 @@ pub(crate) fn upgrade_dev_samples(
         let table = convert::stored_table(&d, Env::Prod)
             .map_err(|s| crate::error::GatewayError::Store(s.message().to_string()))?
             .ok_or_else(|| crate::error::GatewayError::Store("dataset without its table".into()))?;
-        let (sample, rows) = engine
-            .build_dev_sample(&table, &spec)
-            .map_err(|e| crate::error::GatewayError::Store(e.to_string()))?;
+        let (sample, rows) = engine.build_dev_sample(&table, &spec)?;
         d.dev = Some(DevSampleRecord {
             rows,
             rate: spec.rate,
@@ -753,9 +751,6 @@ pub(crate) async fn record_whole_population(
     let table = convert::stored_table(record, Env::Prod)
         .map_err(|s| crate::error::GatewayError::Store(s.message().to_string()))?
         .ok_or_else(|| crate::error::GatewayError::Store("dataset without its table".into()))?;
-    let (units, fingerprint) = engine
-        .whole_population(&table)
-        .await
-        .map_err(|e| crate::error::GatewayError::Store(e.to_string()))?;
+    let (units, fingerprint) = engine.whole_population(&table).await?;
     ledger.record_registration(&record.id, &record.name, units, fingerprint)
 }
