@@ -7,6 +7,7 @@ mod catalog;
 pub(crate) use catalog::{record_whole_population, upgrade_dev_samples};
 mod convert;
 mod differencing;
+mod governance;
 mod lineage;
 mod quality;
 mod query;
@@ -160,6 +161,20 @@ impl Gateway {
             ));
         }
         Ok(Caller { user, digest })
+    }
+
+    /// A unary call: authorized, answered by `handle`, its outcome audited.
+    fn unary<Q: prost::Message, R>(
+        &self,
+        req: &Request<Q>,
+        action: Action,
+        object: &str,
+        handle: impl FnOnce(&Caller, &Q) -> Result<R, Status>,
+    ) -> Result<tonic::Response<R>, Status> {
+        let caller = self.authorize(req, action, object)?;
+        let result = handle(&caller, req.get_ref());
+        self.finish(&caller, action, object, result)
+            .map(tonic::Response::new)
     }
 
     /// The answer to a compare-and-swap change of a `what` record named `name`
