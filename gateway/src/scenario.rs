@@ -617,102 +617,53 @@ mod tests {
             ("firms".to_string(), "market".to_string()),
         ]
         .into();
-        let who = |id: &'static str, role, unit| Reviewer { id, role, unit };
+        // One review step by `id` (a provider of `unit`, if any) on 2026-06-`d`.
+        let step = |s: &ScenarioRecord,
+                    (id, role, unit): (&str, Role, Option<&str>),
+                    approve: bool,
+                    narrower: Option<ColumnSet>,
+                    d: u32| {
+            let who = Reviewer { id, role, unit };
+            s.decide(&who, approve, "why", narrower, &units, day(6, d), 0)
+        };
+        let center = ("c", Role::Center, None);
+        let authority = ("au", Role::Authority, None);
+        let tourism = ("p", Role::Provider, Some("tourism"));
+        let market = ("m", Role::Provider, Some("market"));
         let s = applied();
         // The wrong role is not asked.
-        assert!(
-            s.decide(
-                &who("a", Role::Authority, None),
-                true,
-                "ok",
-                None,
-                &units,
-                day(6, 1),
-                0
-            )
-            .is_err()
-        );
-        let s = s
-            .decide(
-                &who("c", Role::Center, None),
-                true,
-                "ok",
-                None,
-                &units,
-                day(6, 1),
-                0,
-            )
-            .expect("center");
+        assert!(matches!(
+            step(&s, authority, true, None, 1),
+            Err(ScenarioRefusal::NotAsked { .. })
+        ));
+        let s = step(&s, center, true, None, 1).expect("center");
         assert_eq!(s.status, ScenarioStatus::AuthorityReview);
         // The authority narrows away the firms dataset: the market unit need not confirm.
         let narrow: ColumnSet =
             [("stays".to_string(), ["district"].map(String::from).into())].into();
-        let s = s
-            .decide(
-                &who("au", Role::Authority, None),
-                true,
-                "minimum necessary",
-                Some(narrow),
-                &units,
-                day(6, 2),
-                0,
-            )
-            .expect("authority");
+        let s = step(&s, authority, true, Some(narrow), 2).expect("authority");
         assert_eq!(s.status, ScenarioStatus::ProviderConfirmation);
         assert_eq!(s.pending_units, ["tourism".to_string()].into());
         assert_eq!(s.reviews[1].removed, vec!["firms.industry", "stays.nights"]);
         // A review may only narrow.
         let widen: ColumnSet = [("stays".to_string(), ["nights"].map(String::from).into())].into();
-        assert!(
-            s.decide(
-                &who("p", Role::Provider, Some("tourism")),
-                true,
-                "ok",
-                Some(widen),
-                &units,
-                day(6, 3),
-                0
-            )
-            .is_err()
-        );
-        assert!(
-            s.decide(
-                &who("m", Role::Provider, Some("market")),
-                true,
-                "ok",
-                None,
-                &units,
-                day(6, 3),
-                0
-            )
-            .is_err()
-        );
-        let s = s
-            .decide(
-                &who("p", Role::Provider, Some("tourism")),
-                true,
-                "ok",
-                None,
-                &units,
-                day(6, 3),
-                0,
-            )
-            .expect("provider");
+        assert!(matches!(
+            step(&s, tourism, true, Some(widen), 3),
+            Err(ScenarioRefusal::Widens { .. })
+        ));
+        assert!(matches!(
+            step(&s, market, true, None, 3),
+            Err(ScenarioRefusal::NotAsked { .. })
+        ));
+        let s = step(&s, tourism, true, None, 3).expect("provider");
         assert_eq!(s.status, ScenarioStatus::Active);
         assert!(s.admits_queries(day(6, 4)).is_ok());
         // A rejection ends it.
-        let r = applied()
-            .decide(
-                &who("c", Role::Center, None),
-                false,
-                "purpose unclear",
-                None,
-                &units,
-                day(6, 1),
-                0,
-            )
-            .expect("reject");
+        let r = step(&applied(), center, false, None, 1).expect("reject");
         assert_eq!(r.status, ScenarioStatus::Rejected);
-        assert!(r.admits_queries(day(6, 2)).is_err());
+        assert!(matches!(
+            r.admits_queries(day(6, 2)),
+            Err(ScenarioRefusal::NotActive { .. })
+        ));
     }
 }

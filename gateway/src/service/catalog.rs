@@ -195,15 +195,7 @@ impl Gateway {
             .engine
             .build_dev_sample(&table, &spec)
             .map_err(|e| engine_status(&e))?;
-        record.dev = Some(DevSampleRecord {
-            rows,
-            rate: spec.rate,
-            seed: spec.seed,
-            fields: convert::stored_fields(&sample.schema),
-            policy: sample.policy,
-            wrapped_key: sample.wrapped_key,
-            rules: erhai_policies::dev_sample::RULES_VERSION,
-        });
+        record.dev = Some(dev_sample_record(sample, rows, &spec));
         Ok(record)
     }
 
@@ -495,6 +487,23 @@ impl CatalogService for Gateway {
     }
 }
 
+/// The record of a sample of `rows` rows just built by `spec` under the current rules.
+fn dev_sample_record(
+    sample: erhai_engine::StoredTable,
+    rows: u64,
+    spec: &SampleSpec,
+) -> DevSampleRecord {
+    DevSampleRecord {
+        rows,
+        rate: spec.rate,
+        seed: spec.seed,
+        fields: convert::stored_fields(&sample.schema),
+        policy: sample.policy,
+        wrapped_key: sample.wrapped_key,
+        rules: erhai_policies::dev_sample::RULES_VERSION,
+    }
+}
+
 /// Rebuilds the development samples that older desensitization rules built (a sample that held
 /// all of a small dataset, birth years unbanded, measures exact), under the current rules, with
 /// the same seed and at most the current share; returns how many were rebuilt.
@@ -519,15 +528,7 @@ pub(crate) fn upgrade_dev_samples(
             .map_err(|s| crate::error::GatewayError::Store(s.message().to_string()))?
             .ok_or_else(|| crate::error::GatewayError::Store("dataset without its table".into()))?;
         let (sample, rows) = engine.build_dev_sample(&table, &spec)?;
-        d.dev = Some(DevSampleRecord {
-            rows,
-            rate: spec.rate,
-            seed: spec.seed,
-            fields: convert::stored_fields(&sample.schema),
-            policy: sample.policy,
-            wrapped_key: sample.wrapped_key,
-            rules: RULES_VERSION,
-        });
+        d.dev = Some(dev_sample_record(sample, rows, &spec));
         store.put_dataset(&d)?;
         rebuilt += 1;
     }
