@@ -125,6 +125,81 @@ impl Default for CheckpointPolicy {
     }
 }
 
+/// The first break `verify` finds in the chain or its checkpoints.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainBreak {
+    /// A checkpoint that does not decode.
+    #[error("checkpoint at key {key} is unreadable: {source}")]
+    CheckpointUnreadable {
+        /// The key, hex.
+        key: String,
+        /// Why it does not decode.
+        source: serde_json::Error,
+    },
+    /// A checkpoint signed by another key (or not at all).
+    #[error("checkpoint at event {seq} is not signed by this platform's key")]
+    ForeignCheckpoint {
+        /// The event it claims to sign.
+        seq: u64,
+    },
+    /// An event that does not decode.
+    #[error("event at key {key} is unreadable: {source}")]
+    EventUnreadable {
+        /// The key, hex.
+        key: String,
+        /// Why it does not decode.
+        source: serde_json::Error,
+    },
+    /// An event under another event's key.
+    #[error("event {seq} is stored under the key of event {key_seq}: events were moved")]
+    Moved {
+        /// The event's own number.
+        seq: u64,
+        /// The number its key says.
+        key_seq: u64,
+    },
+    /// A gap or a swap in the sequence.
+    #[error("expected event {expected}, found event {found}: events are missing or reordered")]
+    Sequence {
+        /// The next number.
+        expected: u64,
+        /// The number found.
+        found: u64,
+    },
+    /// An event whose previous hash is not its predecessor's.
+    #[error("event {seq} does not link to event {}", seq.saturating_sub(1))]
+    Unlinked {
+        /// The event.
+        seq: u64,
+    },
+    /// An event whose hash is not its contents'.
+    #[error("event {seq} was modified: its hash does not match its contents")]
+    Modified {
+        /// The event.
+        seq: u64,
+    },
+    /// An event that differs from a signed checkpoint of it.
+    #[error(
+        "event {seq} differs from the signed checkpoint at that event: the chain was rewritten \
+         up to here"
+    )]
+    Rewritten {
+        /// The event.
+        seq: u64,
+    },
+    /// A tail cut off below a signed checkpoint.
+    #[error(
+        "the chain ends at event {last}, but a signed checkpoint covers event {covered}: events \
+         after {last} were removed"
+    )]
+    Truncated {
+        /// The last event found.
+        last: u64,
+        /// The event the checkpoint covers.
+        covered: u64,
+    },
+}
+
 /// What `verify` found on an intact chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Verified {
@@ -430,24 +505,21 @@ impl AuditLog {
 
     /// Recomputes the chain and checks every checkpoint; returns what was verified, or a
     /// description of the first break.
-    pub fn verify(&self) -> Result<Result<Verified, String>, GatewayError> {
+    pub fn verify(&self) -> Result<Result<Verified, ChainBreak>, GatewayError> {
         let mut checkpoints = BTreeMap::new();
         for kv in self.checkpoints.iter() {
             let (k, v) = kv?;
             let c: Checkpoint = match serde_json::from_slice(&v) {
                 Ok(c) => c,
                 Err(err) => {
-                    return Ok(Err(format!(
-                        "checkpoint at key {} is unreadable: {err}",
-                        hex::encode(&k)
-                    )));
+                    return Ok(Err(ChainBreak::CheckpointUnreadable {
+                        key: hex::encode(&k),
+                        source: err,
+                    }));
                 }
             };
             if !c.signed_by(&self.public_key) {
-                return Ok(Err(format!(
-                    "checkpoint at event {} is not signed by this platform's key",
-                    c.seq
-                )));
+                return Ok(Err(ChainBreak::ForeignCheckpoint { seq: c.seq }));
             }
             checkpoints.insert(c.seq, c);
         }
@@ -458,56 +530,44 @@ impl AuditLog {
             let e: AuditEvent = match serde_json::from_slice(&v) {
                 Ok(e) => e,
                 Err(err) => {
-                    return Ok(Err(format!(
-                        "event at key {} is unreadable: {err}",
-                        hex::encode(&k)
-                    )));
+                    return Ok(Err(ChainBreak::EventUnreadable {
+                        key: hex::encode(&k),
+                        source: err,
+                    }));
                 }
             };
             if k.as_ref() != e.seq.to_be_bytes() {
-                return Ok(Err(format!(
-                    "event {} is stored under the key of event {}: events were moved",
-                    e.seq,
-                    u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8]))
-                )));
+                return Ok(Err(ChainBreak::Moved {
+                    seq: e.seq,
+                    key_seq: u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8])),
+                }));
             }
             if e.seq != expected_seq {
-                return Ok(Err(format!(
-                    "expected event {expected_seq}, found event {}: events are missing or reordered",
-                    e.seq
-                )));
+                return Ok(Err(ChainBreak::Sequence {
+                    expected: expected_seq,
+                    found: e.seq,
+                }));
             }
             if e.prev_hash != prev {
-                return Ok(Err(format!(
-                    "event {} does not link to event {}",
-                    e.seq,
-                    e.seq - 1
-                )));
+                return Ok(Err(ChainBreak::Unlinked { seq: e.seq }));
             }
             if hash_event(&e) != e.hash {
-                return Ok(Err(format!(
-                    "event {} was modified: its hash does not match its contents",
-                    e.seq
-                )));
+                return Ok(Err(ChainBreak::Modified { seq: e.seq }));
             }
             if let Some(c) = checkpoints.get(&e.seq)
                 && c.hash != e.hash
             {
-                return Ok(Err(format!(
-                    "event {} differs from the signed checkpoint at that event: the chain was \
-                     rewritten up to here",
-                    e.seq
-                )));
+                return Ok(Err(ChainBreak::Rewritten { seq: e.seq }));
             }
             prev = e.hash;
             expected_seq += 1;
         }
         let last = expected_seq - 1;
         if let Some((seq, _)) = checkpoints.range(last + 1..).next() {
-            return Ok(Err(format!(
-                "the chain ends at event {last}, but a signed checkpoint covers event {seq}: \
-                 events after {last} were removed"
-            )));
+            return Ok(Err(ChainBreak::Truncated {
+                last,
+                covered: *seq,
+            }));
         }
         Ok(Ok(Verified {
             events: last,
@@ -558,6 +618,7 @@ mod tests {
         log.verify()
             .expect("verify")
             .expect_err("tampering must be found")
+            .to_string()
     }
 
     #[test]

@@ -2,14 +2,26 @@
 //! ARCHITECTURE.md; every RPC asks it before doing anything. Object-level rules (own tenant, own
 //! unit, never one's own job) are applied by the services on top.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
-/// A user's role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A user's role; its names (serde, `Display`, `FromStr`, [`Role::name`]) are the API's and
+/// the certificates'.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Role {
     /// Platform operator: users and tenants; sees no data, approves nothing.
     Admin,
@@ -41,37 +53,14 @@ impl Role {
 
     /// The role's name.
     pub fn name(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Provider => "provider",
-            Role::Analyst => "analyst",
-            Role::Reviewer => "reviewer",
-            Role::Auditor => "auditor",
-            Role::Center => "center",
-            Role::Authority => "authority",
-        }
+        self.into()
     }
 }
 
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.name() == s)
-            .ok_or_else(|| format!("unknown role `{s}`; expected one of: admin, provider, analyst, reviewer, auditor, center, authority"))
-    }
-}
-
-/// Every action an RPC performs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Every action an RPC performs; its name is what the audit chain records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Action {
     /// Create a user and issue a certificate.
     CreateUser,
@@ -153,11 +142,8 @@ pub enum Action {
 
 impl Action {
     /// The action's name as audited.
-    pub fn name(self) -> String {
-        serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_else(|| format!("{self:?}"))
+    pub fn name(self) -> &'static str {
+        self.into()
     }
 }
 
@@ -300,6 +286,42 @@ mod tests {
         assert_eq!(Action::SubmitQuery.name(), "submit_query");
         for (a, roles) in MATRIX {
             assert!(!roles.is_empty(), "{a:?} has no role");
+        }
+    }
+
+    #[test]
+    fn names_are_the_serde_names() {
+        let serde_name = |v: serde_json::Value| v.as_str().map(str::to_string);
+        for r in Role::ALL {
+            assert_eq!(serde_name(serde_json::json!(r)).as_deref(), Some(r.name()));
+            assert_eq!(r.name().parse::<Role>().ok(), Some(r));
+            assert_eq!(r.to_string(), r.name());
+        }
+        assert_eq!(
+            <Role as strum::VariantNames>::VARIANTS.len(),
+            Role::ALL.len()
+        );
+        for (a, _) in MATRIX {
+            assert_eq!(serde_name(serde_json::json!(a)).as_deref(), Some(a.name()));
+        }
+        use crate::scenario::ScenarioStatus;
+        use crate::state::JobState;
+        use crate::tenant::TenantStatus;
+        for (json, name) in [
+            (
+                serde_json::json!(JobState::AwaitingReview),
+                JobState::AwaitingReview.name(),
+            ),
+            (
+                serde_json::json!(TenantStatus::Suspended),
+                TenantStatus::Suspended.name(),
+            ),
+            (
+                serde_json::json!(ScenarioStatus::ProviderConfirmation),
+                ScenarioStatus::ProviderConfirmation.name(),
+            ),
+        ] {
+            assert_eq!(serde_name(json).as_deref(), Some(name));
         }
     }
 }

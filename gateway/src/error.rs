@@ -21,6 +21,12 @@ pub enum GatewayError {
     /// The metadata store failed.
     #[error("metadata store: {0}")]
     Store(String),
+    /// sled failed.
+    #[error("metadata store: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored record could not be read or written.
+    #[error("metadata store: {0}")]
+    Record(#[from] crate::records::RecordError),
     /// TLS setup failed.
     #[error("TLS: {0}")]
     Tls(String),
@@ -33,12 +39,6 @@ impl GatewayError {
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> GatewayError {
         let context = context.into();
         move |source| GatewayError::Io { context, source }
-    }
-}
-
-impl From<sled::Error> for GatewayError {
-    fn from(e: sled::Error) -> Self {
-        GatewayError::Store(e.to_string())
     }
 }
 

@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod pki;
 pub mod quality;
 pub mod receipt;
+pub mod records;
 pub mod scenario;
 pub mod server;
 pub mod service;

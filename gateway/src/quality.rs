@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::GatewayError;
+use crate::records::Records;
 
 /// One request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,43 +43,50 @@ impl QualityRecord {
     }
 }
 
+/// A request closed already, by someone else or earlier.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("request {id} was closed by {by} already")]
+pub struct AlreadyClosed {
+    /// The request.
+    pub id: String,
+    /// Who closed it.
+    pub by: String,
+}
+
 /// The requests tree.
 #[derive(Clone)]
 pub struct QualityRequests {
-    tree: sled::Tree,
-}
-
-fn corrupt(e: impl std::fmt::Display) -> GatewayError {
-    GatewayError::Store(format!("corrupt data-quality request: {e}"))
+    records: Records<QualityRecord>,
 }
 
 impl QualityRequests {
     /// Opens the tree in `db`.
     pub fn open(db: &sled::Db) -> Result<QualityRequests, GatewayError> {
         Ok(QualityRequests {
-            tree: db.open_tree("quality_requests")?,
+            records: Records::open(db, "quality_requests", "data-quality request")?,
         })
     }
 
     /// Stores a request (new or closed).
     pub fn put(&self, r: &QualityRecord) -> Result<(), GatewayError> {
-        let bytes = serde_json::to_vec(r).map_err(|e| GatewayError::Store(e.to_string()))?;
-        self.tree.insert(r.id.as_bytes(), bytes)?;
-        Ok(())
+        self.records.put(&r.id, r)
     }
 
     /// Closes request `id` with `answer`, once: `Ok(None)` if it does not exist, `Ok(Some(Err))`
-    /// (who closed it) if it was closed already.
+    /// if it was closed already.
     pub fn close(
         &self,
         id: &str,
         answer: &str,
         by: &str,
         at_ms: i64,
-    ) -> Result<Option<Result<QualityRecord, String>>, GatewayError> {
-        crate::state::update_record(&self.tree, id, |r: &QualityRecord| {
+    ) -> Result<Option<Result<QualityRecord, AlreadyClosed>>, GatewayError> {
+        self.records.update(id, |r| {
             if !r.open() {
-                return Err(r.answered_by.clone().unwrap_or_default());
+                return Err(AlreadyClosed {
+                    id: r.id.clone(),
+                    by: r.answered_by.clone().unwrap_or_default(),
+                });
             }
             let mut r = r.clone();
             r.answer = Some(answer.to_string());
@@ -90,18 +98,11 @@ impl QualityRequests {
 
     /// All requests.
     pub fn all(&self) -> Result<Vec<QualityRecord>, GatewayError> {
-        self.tree
-            .iter()
-            .values()
-            .map(|v| serde_json::from_slice(&v?).map_err(corrupt))
-            .collect()
+        self.records.all()
     }
 
     /// One request.
     pub fn get(&self, id: &str) -> Result<Option<QualityRecord>, GatewayError> {
-        self.tree
-            .get(id.as_bytes())?
-            .map(|v| serde_json::from_slice(&v).map_err(corrupt))
-            .transpose()
+        self.records.get(id)
     }
 }

@@ -12,15 +12,14 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Signs `receipt` with the platform key; returns the envelope as JSON text.
-pub fn sign(key: &Ed25519KeyPair, receipt: &Receipt) -> Result<String, String> {
-    let text = serde_json::to_string(receipt).map_err(|e| e.to_string())?;
+pub fn sign(key: &Ed25519KeyPair, receipt: &Receipt) -> Result<String, serde_json::Error> {
+    let text = serde_json::to_string(receipt)?;
     let signature = key.sign(&signed_message(&text));
     serde_json::to_string_pretty(&SignedReceipt {
         receipt: text,
         signature: hex::encode(signature.as_ref()),
         public_key: hex::encode(key.public_key().as_ref()),
     })
-    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

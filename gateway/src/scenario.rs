@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::authz::Role;
 use crate::error::GatewayError;
+use crate::records::Records;
 use crate::tenant::ymd;
 
 /// Application domains the measures name.
@@ -24,9 +25,22 @@ pub const DOMAINS: [&str; 12] = [
 /// Working days a review step may take (the authority's and each provider's).
 pub const REVIEW_WORKING_DAYS: u32 = 5;
 
-/// Where a scenario stands.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a scenario stands; its names (serde, `Display`, [`ScenarioStatus::name`]) are the
+/// API's.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ScenarioStatus {
     /// First review, by the data operation service center (where every application starts).
     #[default]
@@ -46,15 +60,97 @@ pub enum ScenarioStatus {
 impl ScenarioStatus {
     /// The lower-case name.
     pub fn name(self) -> &'static str {
-        match self {
-            ScenarioStatus::CenterReview => "center_review",
-            ScenarioStatus::AuthorityReview => "authority_review",
-            ScenarioStatus::ProviderConfirmation => "provider_confirmation",
-            ScenarioStatus::Active => "active",
-            ScenarioStatus::Rejected => "rejected",
-            ScenarioStatus::Revoked => "revoked",
-        }
+        self.into()
     }
+}
+
+/// Why a query may not run in a scenario, or why a review or revocation may not decide it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ScenarioRefusal {
+    /// Not (or no longer) active.
+    #[error("scenario {scenario} is {status}: queries run only in an active scenario")]
+    NotActive {
+        /// The scenario.
+        scenario: String,
+        /// Where it stands.
+        status: ScenarioStatus,
+    },
+    /// Before its validity.
+    #[error("scenario {scenario} is valid from {from}")]
+    NotYetValid {
+        /// The scenario.
+        scenario: String,
+        /// First day of validity.
+        from: NaiveDate,
+    },
+    /// After its validity.
+    #[error("scenario {scenario} expired on {to}")]
+    Expired {
+        /// The scenario.
+        scenario: String,
+        /// Last day of validity.
+        to: NaiveDate,
+    },
+    /// No review step is open.
+    #[error("scenario {scenario} is {status}: there is nothing to review")]
+    NothingToReview {
+        /// The scenario.
+        scenario: String,
+        /// Where it stands.
+        status: ScenarioStatus,
+    },
+    /// The open step is someone else's.
+    #[error("scenario {scenario} awaits {awaits}; you ({role}) are not asked")]
+    NotAsked {
+        /// The scenario.
+        scenario: String,
+        /// Whose decision it awaits.
+        awaits: String,
+        /// The caller's role.
+        role: Role,
+    },
+    /// A provider narrowing another unit's dataset.
+    #[error("dataset {dataset} is not yours to narrow")]
+    NotYoursToNarrow {
+        /// The dataset.
+        dataset: String,
+    },
+    /// A "narrowing" that adds a column.
+    #[error("{dataset}.{column} is not in the set under review: a review may only narrow it")]
+    Widens {
+        /// The dataset.
+        dataset: String,
+        /// The column.
+        column: String,
+    },
+    /// An approval that keeps nothing.
+    #[error("approving no column at all is a rejection; use --reject")]
+    ApprovesNothing,
+    /// Revoking what is over already.
+    #[error("scenario {scenario} is already {status}")]
+    AlreadyClosed {
+        /// The scenario.
+        scenario: String,
+        /// Rejected or revoked.
+        status: ScenarioStatus,
+    },
+}
+
+/// Why a scenario record may not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidScenario {
+    /// The name is not a name.
+    #[error("scenario name `{0}` must be 1–64 ASCII letters, digits, `-` or `_`")]
+    Name(String),
+    /// No tenant.
+    #[error("a scenario belongs to a tenant")]
+    NoTenant,
+    /// k = 1.
+    #[error("k = 1 would release single persons; use at least 2")]
+    SinglePersons,
+    /// The differential-privacy settings.
+    #[error(transparent)]
+    Dp(#[from] erhai_policies::PolicyError),
 }
 
 /// One requested column and why it is necessary.
@@ -189,23 +285,23 @@ impl ScenarioRecord {
     }
 
     /// Whether a query may run in the scenario on `today`, else why not.
-    pub fn admits_queries(&self, today: NaiveDate) -> Result<(), String> {
-        let n = &self.name;
+    pub fn admits_queries(&self, today: NaiveDate) -> Result<(), ScenarioRefusal> {
+        let scenario = self.name.clone();
         if self.status != ScenarioStatus::Active {
-            return Err(format!(
-                "scenario {n} is {}: queries run only in an active scenario",
-                self.status.name()
-            ));
+            return Err(ScenarioRefusal::NotActive {
+                scenario,
+                status: self.status,
+            });
         }
         if let Some(from) = self.valid_from
             && today < from
         {
-            return Err(format!("scenario {n} is valid from {from}"));
+            return Err(ScenarioRefusal::NotYetValid { scenario, from });
         }
         if let Some(to) = self.valid_to
             && today > to
         {
-            return Err(format!("scenario {n} expired on {to}"));
+            return Err(ScenarioRefusal::Expired { scenario, to });
         }
         Ok(())
     }
@@ -222,7 +318,7 @@ impl ScenarioRecord {
         units: &BTreeMap<String, String>,
         today: NaiveDate,
         at_ms: i64,
-    ) -> Result<ScenarioRecord, String> {
+    ) -> Result<ScenarioRecord, ScenarioRefusal> {
         let stage = self.status;
         let allowed = match stage {
             ScenarioStatus::CenterReview => who.role == Role::Center,
@@ -232,18 +328,16 @@ impl ScenarioRecord {
                     && who.unit.is_some_and(|u| self.pending_units.contains(u))
             }
             _ => {
-                return Err(format!(
-                    "scenario {} is {}: there is nothing to review",
-                    self.name,
-                    stage.name()
-                ));
+                return Err(ScenarioRefusal::NothingToReview {
+                    scenario: self.name.clone(),
+                    status: stage,
+                });
             }
         };
         if !allowed {
-            return Err(format!(
-                "scenario {} awaits {}; you ({}) are not asked",
-                self.name,
-                match stage {
+            return Err(ScenarioRefusal::NotAsked {
+                scenario: self.name.clone(),
+                awaits: match stage {
                     ScenarioStatus::CenterReview => "the center's review".to_string(),
                     ScenarioStatus::AuthorityReview => "the authority's review".to_string(),
                     _ => format!(
@@ -255,8 +349,8 @@ impl ScenarioRecord {
                             .join(", ")
                     ),
                 },
-                who.role
-            ));
+                role: who.role,
+            });
         }
         let mut next = self.clone();
         let current = &self.approved;
@@ -271,13 +365,14 @@ impl ScenarioRecord {
             };
             for (d, cols) in &narrow {
                 if !mine(d) {
-                    return Err(format!("dataset {d} is not yours to narrow"));
+                    return Err(ScenarioRefusal::NotYoursToNarrow { dataset: d.clone() });
                 }
                 for c in cols {
                     if !current.get(d).is_some_and(|s| s.contains(c)) {
-                        return Err(format!(
-                            "{d}.{c} is not in the set under review: a review may only narrow it"
-                        ));
+                        return Err(ScenarioRefusal::Widens {
+                            dataset: d.clone(),
+                            column: c.clone(),
+                        });
                     }
                 }
             }
@@ -296,7 +391,7 @@ impl ScenarioRecord {
                 }
             }
             if kept.is_empty() {
-                return Err("approving no column at all is a rejection; use --reject".into());
+                return Err(ScenarioRefusal::ApprovesNothing);
             }
             next.approved = kept;
         }
@@ -347,7 +442,7 @@ impl ScenarioRecord {
     }
 
     /// Checks the record before it is stored.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidScenario> {
         let name_ok = !self.name.is_empty()
             && self.name.len() <= 64
             && self
@@ -355,19 +450,16 @@ impl ScenarioRecord {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !name_ok {
-            return Err(format!(
-                "scenario name `{}` must be 1–64 ASCII letters, digits, `-` or `_`",
-                self.name
-            ));
+            return Err(InvalidScenario::Name(self.name.clone()));
         }
         if self.tenant.is_empty() {
-            return Err("a scenario belongs to a tenant".into());
+            return Err(InvalidScenario::NoTenant);
         }
         if self.k == 1 {
-            return Err("k = 1 would release single persons; use at least 2".into());
+            return Err(InvalidScenario::SinglePersons);
         }
         if let Some(dp) = &self.dp {
-            dp.validate().map_err(|e| e.to_string())?;
+            dp.validate()?;
         }
         Ok(())
     }
@@ -410,20 +502,16 @@ pub fn scenario_scope(name: &str) -> String {
 /// The scenario trees.
 #[derive(Clone)]
 pub struct Scenarios {
-    scenarios: sled::Tree,
-    budget: sled::Tree,
-}
-
-fn corrupt(what: &str, e: impl std::fmt::Display) -> GatewayError {
-    GatewayError::Store(format!("corrupt {what}: {e}"))
+    scenarios: Records<ScenarioRecord>,
+    budget: Records<Spent>,
 }
 
 impl Scenarios {
     /// Opens the trees in `db`.
     pub fn open(db: &sled::Db) -> Result<Scenarios, GatewayError> {
         Ok(Scenarios {
-            scenarios: db.open_tree("scenarios")?,
-            budget: db.open_tree("dp_budget")?,
+            scenarios: Records::open(db, "scenarios", "scenario")?,
+            budget: Records::open(db, "dp_budget", "budget")?,
         })
     }
 
@@ -431,44 +519,29 @@ impl Scenarios {
     pub fn update(
         &self,
         name: &str,
-        change: impl Fn(&ScenarioRecord) -> Result<ScenarioRecord, String>,
-    ) -> Result<Option<Result<ScenarioRecord, String>>, GatewayError> {
-        crate::state::update_record(&self.scenarios, name, change)
+        change: impl Fn(&ScenarioRecord) -> Result<ScenarioRecord, ScenarioRefusal>,
+    ) -> Result<Option<Result<ScenarioRecord, ScenarioRefusal>>, GatewayError> {
+        self.scenarios.update(name, change)
     }
 
     /// Stores a new scenario; false if the name is taken (names are never reused).
     pub fn create(&self, s: &ScenarioRecord) -> Result<bool, GatewayError> {
-        let bytes = serde_json::to_vec(s).map_err(|e| GatewayError::Store(e.to_string()))?;
-        let fresh = self
-            .scenarios
-            .compare_and_swap(s.name.as_bytes(), None as Option<&[u8]>, Some(bytes))?
-            .is_ok();
-        Ok(fresh)
+        self.scenarios.create(&s.name, s)
     }
 
     /// A scenario by name.
     pub fn get(&self, name: &str) -> Result<Option<ScenarioRecord>, GatewayError> {
-        self.scenarios
-            .get(name.as_bytes())?
-            .map(|v| serde_json::from_slice(&v).map_err(|e| corrupt("scenario", e)))
-            .transpose()
+        self.scenarios.get(name)
     }
 
     /// All scenarios.
     pub fn all(&self) -> Result<Vec<ScenarioRecord>, GatewayError> {
-        self.scenarios
-            .iter()
-            .values()
-            .map(|v| serde_json::from_slice(&v?).map_err(|e| corrupt("scenario", e)))
-            .collect()
+        self.scenarios.all()
     }
 
     /// What a scenario has spent.
     pub fn spent(&self, name: &str) -> Result<Spent, GatewayError> {
-        Ok(match self.budget.get(name.as_bytes())? {
-            Some(v) => serde_json::from_slice(&v).map_err(|e| corrupt("budget", e))?,
-            None => Spent::default(),
-        })
+        Ok(self.budget.get(name)?.unwrap_or_default())
     }
 
     /// Charges one query of `epsilon` to the scenario, atomically; `Ok(Err(why))` when the
@@ -479,26 +552,9 @@ impl Scenarios {
         settings: &DpSettings,
         epsilon: f64,
     ) -> Result<Result<Spent, erhai_policies::dp::BudgetError>, GatewayError> {
-        loop {
-            let old = self.budget.get(name.as_bytes())?;
-            let spent: Spent = match &old {
-                Some(v) => serde_json::from_slice(v).map_err(|e| corrupt("budget", e))?,
-                None => Spent::default(),
-            };
-            let next = match spent.charge(settings, epsilon) {
-                Ok(n) => n,
-                Err(why) => return Ok(Err(why)),
-            };
-            let bytes =
-                serde_json::to_vec(&next).map_err(|e| GatewayError::Store(e.to_string()))?;
-            if self
-                .budget
-                .compare_and_swap(name.as_bytes(), old, Some(bytes))?
-                .is_ok()
-            {
-                return Ok(Ok(next));
-            }
-        }
+        self.budget.upsert(name, |spent| {
+            spent.copied().unwrap_or_default().charge(settings, epsilon)
+        })
     }
 }
 
@@ -561,102 +617,53 @@ mod tests {
             ("firms".to_string(), "market".to_string()),
         ]
         .into();
-        let who = |id: &'static str, role, unit| Reviewer { id, role, unit };
+        // One review step by `id` (a provider of `unit`, if any) on 2026-06-`d`.
+        let step = |s: &ScenarioRecord,
+                    (id, role, unit): (&str, Role, Option<&str>),
+                    approve: bool,
+                    narrower: Option<ColumnSet>,
+                    d: u32| {
+            let who = Reviewer { id, role, unit };
+            s.decide(&who, approve, "why", narrower, &units, day(6, d), 0)
+        };
+        let center = ("c", Role::Center, None);
+        let authority = ("au", Role::Authority, None);
+        let tourism = ("p", Role::Provider, Some("tourism"));
+        let market = ("m", Role::Provider, Some("market"));
         let s = applied();
         // The wrong role is not asked.
-        assert!(
-            s.decide(
-                &who("a", Role::Authority, None),
-                true,
-                "ok",
-                None,
-                &units,
-                day(6, 1),
-                0
-            )
-            .is_err()
-        );
-        let s = s
-            .decide(
-                &who("c", Role::Center, None),
-                true,
-                "ok",
-                None,
-                &units,
-                day(6, 1),
-                0,
-            )
-            .expect("center");
+        assert!(matches!(
+            step(&s, authority, true, None, 1),
+            Err(ScenarioRefusal::NotAsked { .. })
+        ));
+        let s = step(&s, center, true, None, 1).expect("center");
         assert_eq!(s.status, ScenarioStatus::AuthorityReview);
         // The authority narrows away the firms dataset: the market unit need not confirm.
         let narrow: ColumnSet =
             [("stays".to_string(), ["district"].map(String::from).into())].into();
-        let s = s
-            .decide(
-                &who("au", Role::Authority, None),
-                true,
-                "minimum necessary",
-                Some(narrow),
-                &units,
-                day(6, 2),
-                0,
-            )
-            .expect("authority");
+        let s = step(&s, authority, true, Some(narrow), 2).expect("authority");
         assert_eq!(s.status, ScenarioStatus::ProviderConfirmation);
         assert_eq!(s.pending_units, ["tourism".to_string()].into());
         assert_eq!(s.reviews[1].removed, vec!["firms.industry", "stays.nights"]);
         // A review may only narrow.
         let widen: ColumnSet = [("stays".to_string(), ["nights"].map(String::from).into())].into();
-        assert!(
-            s.decide(
-                &who("p", Role::Provider, Some("tourism")),
-                true,
-                "ok",
-                Some(widen),
-                &units,
-                day(6, 3),
-                0
-            )
-            .is_err()
-        );
-        assert!(
-            s.decide(
-                &who("m", Role::Provider, Some("market")),
-                true,
-                "ok",
-                None,
-                &units,
-                day(6, 3),
-                0
-            )
-            .is_err()
-        );
-        let s = s
-            .decide(
-                &who("p", Role::Provider, Some("tourism")),
-                true,
-                "ok",
-                None,
-                &units,
-                day(6, 3),
-                0,
-            )
-            .expect("provider");
+        assert!(matches!(
+            step(&s, tourism, true, Some(widen), 3),
+            Err(ScenarioRefusal::Widens { .. })
+        ));
+        assert!(matches!(
+            step(&s, market, true, None, 3),
+            Err(ScenarioRefusal::NotAsked { .. })
+        ));
+        let s = step(&s, tourism, true, None, 3).expect("provider");
         assert_eq!(s.status, ScenarioStatus::Active);
         assert!(s.admits_queries(day(6, 4)).is_ok());
         // A rejection ends it.
-        let r = applied()
-            .decide(
-                &who("c", Role::Center, None),
-                false,
-                "purpose unclear",
-                None,
-                &units,
-                day(6, 1),
-                0,
-            )
-            .expect("reject");
+        let r = step(&applied(), center, false, None, 1).expect("reject");
         assert_eq!(r.status, ScenarioStatus::Rejected);
-        assert!(r.admits_queries(day(6, 2)).is_err());
+        assert!(matches!(
+            r.admits_queries(day(6, 2)),
+            Err(ScenarioRefusal::NotActive { .. })
+        ));
     }
 }

@@ -7,6 +7,7 @@ mod catalog;
 pub(crate) use catalog::{record_whole_population, upgrade_dev_samples};
 mod convert;
 mod differencing;
+mod governance;
 mod lineage;
 mod quality;
 mod query;
@@ -118,7 +119,7 @@ impl Gateway {
                 user: user.into(),
                 role: role.into(),
                 tenant: tenant.into(),
-                action: action.name(),
+                action: action.name().into(),
                 object: object.into(),
                 outcome: "denied".into(),
                 reason: status.message().into(),
@@ -131,7 +132,7 @@ impl Gateway {
         if let Some(t) = user.tenant.as_deref() {
             let today = chrono::Utc::now().date_naive();
             let gate = match self.0.tenants.get(t) {
-                Ok(Some(record)) => record.admits(action, today),
+                Ok(Some(record)) => record.admits(action, today).map_err(|why| why.to_string()),
                 Ok(None) => Err(format!("tenant {t} is not registered")),
                 Err(e) => Err(format!("the tenant record could not be read: {e}")),
             };
@@ -162,17 +163,31 @@ impl Gateway {
         Ok(Caller { user, digest })
     }
 
+    /// A unary call: authorized, answered by `handle`, its outcome audited.
+    fn unary<Q: prost::Message, R>(
+        &self,
+        req: &Request<Q>,
+        action: Action,
+        object: &str,
+        handle: impl FnOnce(&Caller, &Q) -> Result<R, Status>,
+    ) -> Result<tonic::Response<R>, Status> {
+        let caller = self.authorize(req, action, object)?;
+        let result = handle(&caller, req.get_ref());
+        self.finish(&caller, action, object, result)
+            .map(tonic::Response::new)
+    }
+
     /// The answer to a compare-and-swap change of a `what` record named `name`
-    /// (`state::update_record`): not found, refused with why, or the record once durable.
+    /// (`records::Records::update`): not found, refused with why, or the record once durable.
     pub(crate) fn changed<T>(
         &self,
         what: &str,
         name: &str,
-        updated: Option<Result<T, String>>,
+        updated: Option<Result<T, impl std::fmt::Display>>,
     ) -> Result<T, Status> {
         match updated {
             None => Err(Status::not_found(format!("no {what} `{name}`"))),
-            Some(Err(why)) => Err(Status::failed_precondition(why)),
+            Some(Err(why)) => Err(Status::failed_precondition(why.to_string())),
             Some(Ok(record)) => {
                 self.0.store.flush().map_err(internal)?;
                 Ok(record)
@@ -228,7 +243,7 @@ impl Gateway {
             user: user.id.clone(),
             role: user.role.name().into(),
             tenant: user.tenant.clone().unwrap_or_default(),
-            action: action.name(),
+            action: action.name().into(),
             object: object.into(),
             outcome: outcome.into(),
             reason,

@@ -1,16 +1,15 @@
 //! Platform state in sled: users, datasets, jobs (the audit chain lives in
-//! [`crate::audit`]). Records are JSON values under string keys; every commit is flushed before
-//! the RPC answers.
+//! [`crate::audit`]), each a tree of [`Records`]; every commit is flushed before the RPC answers.
 
 use std::path::Path;
 
 use erhai_engine::CheckReport;
 use erhai_policies::{DatasetPolicy, PlanVerdict};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::authz::Role;
 use crate::error::GatewayError;
+use crate::records::Records;
 
 /// A user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,17 +86,34 @@ pub struct DatasetRecord {
 impl DatasetRecord {
     /// Whether scenarios may use it: public data always; social data once its import is
     /// approved, and only in its own tenant's scenarios.
-    pub fn usable_by(&self, tenant: &str) -> Result<(), String> {
+    pub fn usable_by(&self, tenant: &str) -> Result<(), DatasetRefusal> {
+        let dataset = || self.name.clone();
         match &self.social_tenant {
             None => Ok(()),
-            Some(t) if t != tenant => Err(format!("no dataset `{}` visible to you", self.name)),
-            Some(_) if self.import_approved.is_none() => Err(format!(
-                "social dataset {} awaits the authority's import approval",
-                self.name
-            )),
+            Some(t) if t != tenant => Err(DatasetRefusal::NotVisible { dataset: dataset() }),
+            Some(_) if self.import_approved.is_none() => {
+                Err(DatasetRefusal::AwaitsImport { dataset: dataset() })
+            }
             Some(_) => Ok(()),
         }
     }
+}
+
+/// Why a tenant's scenarios may not use a dataset.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DatasetRefusal {
+    /// Another tenant's social data: as if it did not exist.
+    #[error("no dataset `{dataset}` visible to you")]
+    NotVisible {
+        /// The dataset.
+        dataset: String,
+    },
+    /// The tenant's own social data, not yet approved for import.
+    #[error("social dataset {dataset} awaits the authority's import approval")]
+    AwaitsImport {
+        /// The dataset.
+        dataset: String,
+    },
 }
 
 /// A dataset version's development sample.
@@ -121,9 +137,12 @@ pub struct DevSampleRecord {
     pub rules: u32,
 }
 
-/// Job states.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Job states; their names (serde, `Display`, [`JobState::name`]) are the API's.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, strum::Display, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum JobState {
     /// Executing.
     Running,
@@ -144,15 +163,7 @@ pub enum JobState {
 impl JobState {
     /// The state's name.
     pub fn name(self) -> &'static str {
-        match self {
-            JobState::Running => "running",
-            JobState::Refused => "refused",
-            JobState::AwaitingReview => "awaiting_review",
-            JobState::Rejected => "rejected",
-            JobState::Released => "released",
-            JobState::Failed => "failed",
-            JobState::Completed => "completed",
-        }
+        self.into()
     }
 }
 
@@ -243,40 +254,13 @@ pub struct ReleaseRecord {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    users: sled::Tree,
-    datasets: sled::Tree,
+    users: Records<UserRecord>,
+    datasets: Records<DatasetRecord>,
+    /// Name → id, raw bytes: a reservation taken before the dataset record exists.
     dataset_names: sled::Tree,
-    jobs: sled::Tree,
-    /// Seals job records at rest (their SQL texts may carry a personal literal); a store
-    /// opened without it (offline tools) reads records from before sealing only.
-    sealer: Option<erhai_engine::RecordSealer>,
-}
-
-/// Changes the JSON record under `key` in `tree` atomically (compare-and-swap, retried on a
-/// concurrent write): `change` returns the new record or why not. `Ok(None)`: no such record.
-pub fn update_record<T: Serialize + DeserializeOwned>(
-    tree: &sled::Tree,
-    key: &str,
-    change: impl Fn(&T) -> Result<T, String>,
-) -> Result<Option<Result<T, String>>, GatewayError> {
-    loop {
-        let Some(old) = tree.get(key.as_bytes())? else {
-            return Ok(None);
-        };
-        let record: T = serde_json::from_slice(&old)
-            .map_err(|e| GatewayError::Store(format!("corrupt record {key}: {e}")))?;
-        let new = match change(&record) {
-            Ok(n) => n,
-            Err(why) => return Ok(Some(Err(why))),
-        };
-        let bytes = serde_json::to_vec(&new).map_err(|e| GatewayError::Store(e.to_string()))?;
-        if tree
-            .compare_and_swap(key.as_bytes(), Some(old), Some(bytes))?
-            .is_ok()
-        {
-            return Ok(Some(Ok(new)));
-        }
-    }
+    /// Sealed at rest when the store has the master key (their SQL texts may carry a personal
+    /// literal); a store opened without it (offline tools) reads records from before sealing only.
+    jobs: Records<JobRecord>,
 }
 
 /// A storage failure, as a status for callers.
@@ -298,72 +282,23 @@ impl Store {
             .mode(sled::Mode::HighThroughput)
             .open()?;
         Ok(Store {
-            users: db.open_tree("users")?,
-            datasets: db.open_tree("datasets")?,
+            users: Records::open(&db, "users", "user")?,
+            datasets: Records::open(&db, "datasets", "dataset")?,
             dataset_names: db.open_tree("dataset_names")?,
-            jobs: db.open_tree("jobs")?,
+            jobs: Records::open(&db, "jobs", "job")?,
             db,
-            sealer: None,
         })
     }
 
     /// This store, sealing job records with `sealer` (and opening sealed ones).
     pub fn sealed_with(mut self, sealer: erhai_engine::RecordSealer) -> Store {
-        self.sealer = Some(sealer);
+        self.jobs = self.jobs.sealed_with(sealer);
         self
-    }
-
-    fn job_name(id: &str) -> String {
-        format!("jobs/{id}")
-    }
-
-    /// A job record's stored bytes: sealed when the store has a sealer.
-    fn seal_job(&self, j: &JobRecord) -> Result<Vec<u8>, GatewayError> {
-        let plain = serde_json::to_vec(j).map_err(|e| GatewayError::Store(e.to_string()))?;
-        match &self.sealer {
-            Some(s) => s
-                .seal(&Self::job_name(&j.id), &plain)
-                .map_err(|e| GatewayError::Store(e.to_string())),
-            None => Ok(plain),
-        }
-    }
-
-    /// A job record from its stored bytes (sealed, or from before sealing).
-    fn open_job(&self, id: &str, bytes: &[u8]) -> Result<JobRecord, GatewayError> {
-        let plain;
-        let json = if bytes.starts_with(erhai_engine::SEALED_PREFIX) {
-            let s = self.sealer.as_ref().ok_or_else(|| {
-                GatewayError::Store(format!(
-                    "job {id} is sealed: opening it needs the master key"
-                ))
-            })?;
-            plain = s
-                .open(&Self::job_name(id), bytes)
-                .map_err(|e| GatewayError::Store(e.to_string()))?;
-            plain.as_slice()
-        } else {
-            bytes
-        };
-        serde_json::from_slice(json)
-            .map_err(|e| GatewayError::Store(format!("corrupt job {id}: {e}")))
     }
 
     /// Seals the job records written before sealing; returns how many.
     pub fn seal_plain_jobs(&self) -> Result<usize, GatewayError> {
-        if self.sealer.is_none() {
-            return Ok(0);
-        }
-        let mut n = 0;
-        for item in self.jobs.iter() {
-            let (key, value) = item?;
-            if value.starts_with(erhai_engine::SEALED_PREFIX) {
-                continue;
-            }
-            let id = String::from_utf8_lossy(&key).to_string();
-            let j = self.open_job(&id, &value)?;
-            self.jobs.insert(key, self.seal_job(&j)?)?;
-            n += 1;
-        }
+        let n = self.jobs.seal_plain()?;
         if n > 0 {
             self.flush()?;
         }
@@ -381,32 +316,6 @@ impl Store {
         Ok(())
     }
 
-    fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &str) -> Result<Option<T>, GatewayError> {
-        match tree.get(key.as_bytes())? {
-            None => Ok(None),
-            Some(v) => serde_json::from_slice(&v)
-                .map(Some)
-                .map_err(|e| GatewayError::Store(format!("corrupt record {key}: {e}"))),
-        }
-    }
-
-    fn put<T: Serialize>(tree: &sled::Tree, key: &str, value: &T) -> Result<(), GatewayError> {
-        let bytes = serde_json::to_vec(value).map_err(|e| GatewayError::Store(e.to_string()))?;
-        tree.insert(key.as_bytes(), bytes)?;
-        Ok(())
-    }
-
-    fn all<T: DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>, GatewayError> {
-        tree.iter()
-            .values()
-            .map(|v| {
-                let v = v?;
-                serde_json::from_slice(&v)
-                    .map_err(|e| GatewayError::Store(format!("corrupt record: {e}")))
-            })
-            .collect()
-    }
-
     /// A new id with `prefix`, unique across restarts.
     pub fn new_id(&self, prefix: &str) -> Result<String, GatewayError> {
         Ok(format!("{prefix}-{:06}", self.db.generate_id()? + 1))
@@ -416,40 +325,36 @@ impl Store {
 
     /// A user by id.
     pub fn user(&self, id: &str) -> Result<Option<UserRecord>, GatewayError> {
-        Self::get(&self.users, id)
+        self.users.get(id)
     }
 
     /// Inserts a new user; false if the id exists.
     pub fn insert_user(&self, u: &UserRecord) -> Result<bool, GatewayError> {
-        let bytes = serde_json::to_vec(u).map_err(|e| GatewayError::Store(e.to_string()))?;
-        let inserted = self
-            .users
-            .compare_and_swap(u.id.as_bytes(), None as Option<&[u8]>, Some(bytes))?
-            .is_ok();
+        let inserted = self.users.create(&u.id, u)?;
         self.flush()?;
         Ok(inserted)
     }
 
     /// Replaces a user record.
     pub fn update_user(&self, u: &UserRecord) -> Result<(), GatewayError> {
-        Self::put(&self.users, &u.id, u)?;
+        self.users.put(&u.id, u)?;
         self.flush()
     }
 
     /// All users.
     pub fn users(&self) -> Result<Vec<UserRecord>, GatewayError> {
-        Self::all(&self.users)
+        self.users.all()
     }
 
     // ---- datasets
 
     /// A dataset by id or name.
     pub fn dataset(&self, id_or_name: &str) -> Result<Option<DatasetRecord>, GatewayError> {
-        if let Some(d) = Self::get(&self.datasets, id_or_name)? {
+        if let Some(d) = self.datasets.get(id_or_name)? {
             return Ok(Some(d));
         }
         match self.dataset_names.get(id_or_name.as_bytes())? {
-            Some(id) => Self::get(&self.datasets, &String::from_utf8_lossy(&id)),
+            Some(id) => self.datasets.get(&String::from_utf8_lossy(&id)),
             None => Ok(None),
         }
     }
@@ -470,13 +375,13 @@ impl Store {
 
     /// Commits a dataset record.
     pub fn put_dataset(&self, d: &DatasetRecord) -> Result<(), GatewayError> {
-        Self::put(&self.datasets, &d.id, d)?;
+        self.datasets.put(&d.id, d)?;
         self.flush()
     }
 
     /// All datasets.
     pub fn datasets(&self) -> Result<Vec<DatasetRecord>, GatewayError> {
-        Self::all(&self.datasets)
+        self.datasets.all()
     }
 
     /// Names reserved by uploads that never committed (a crash mid-upload): removed at startup.
@@ -484,7 +389,7 @@ impl Store {
         let mut removed = Vec::new();
         for kv in self.dataset_names.iter() {
             let (name, id) = kv?;
-            if self.datasets.get(&id)?.is_none() {
+            if !self.datasets.contains(&id)? {
                 self.dataset_names.remove(&name)?;
                 removed.push(String::from_utf8_lossy(&id).to_string());
             }
@@ -497,15 +402,12 @@ impl Store {
 
     /// A job by id.
     pub fn job(&self, id: &str) -> Result<Option<JobRecord>, GatewayError> {
-        match self.jobs.get(id.as_bytes())? {
-            None => Ok(None),
-            Some(v) => self.open_job(id, &v).map(Some),
-        }
+        self.jobs.get(id)
     }
 
     /// Writes a job record.
     pub fn put_job(&self, j: &JobRecord) -> Result<(), GatewayError> {
-        self.jobs.insert(j.id.as_bytes(), self.seal_job(j)?)?;
+        self.jobs.put(&j.id, j)?;
         self.flush()
     }
 
@@ -517,36 +419,24 @@ impl Store {
         from: JobState,
         update: impl Fn(&mut JobRecord),
     ) -> Result<Option<JobRecord>, GatewayError> {
-        loop {
-            let Some(old) = self.jobs.get(id.as_bytes())? else {
-                return Ok(None);
-            };
-            let mut job = self.open_job(id, &old)?;
+        let moved = self.jobs.update(id, |job| {
             if job.state != from {
-                return Ok(None);
+                return Err(());
             }
+            let mut job = job.clone();
             update(&mut job);
-            let new = self.seal_job(&job)?;
-            if self
-                .jobs
-                .compare_and_swap(id.as_bytes(), Some(old), Some(new))?
-                .is_ok()
-            {
-                self.flush()?;
-                return Ok(Some(job));
-            }
-        }
+            Ok(job)
+        })?;
+        let Some(Ok(job)) = moved else {
+            return Ok(None);
+        };
+        self.flush()?;
+        Ok(Some(job))
     }
 
     /// All jobs.
     pub fn jobs(&self) -> Result<Vec<JobRecord>, GatewayError> {
-        self.jobs
-            .iter()
-            .map(|item| {
-                let (k, v) = item?;
-                self.open_job(&String::from_utf8_lossy(&k), &v)
-            })
-            .collect()
+        self.jobs.all()
     }
 
     /// Marks jobs left running by a crash as failed; returns their ids.
@@ -557,7 +447,7 @@ impl Store {
                 j.state = JobState::Failed;
                 j.error = Some("interrupted by a server restart; submit the query again".into());
                 j.finished_at_ms = Some(now_ms());
-                self.jobs.insert(j.id.as_bytes(), self.seal_job(&j)?)?;
+                self.jobs.put(&j.id, &j)?;
                 ids.push(j.id);
             }
         }

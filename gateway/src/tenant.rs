@@ -11,10 +11,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::authz::Action;
 use crate::error::GatewayError;
+use crate::records::Records;
 
-/// Where a tenant's agreement stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a tenant's agreement stands; its names (serde, `Display`, [`TenantStatus::name`]) are
+/// the API's.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, strum::Display, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum TenantStatus {
     /// Created; no agreement dates yet.
     Pending,
@@ -29,12 +34,7 @@ pub enum TenantStatus {
 impl TenantStatus {
     /// The lower-case name.
     pub fn name(self) -> &'static str {
-        match self {
-            TenantStatus::Pending => "pending",
-            TenantStatus::Active => "active",
-            TenantStatus::Suspended => "suspended",
-            TenantStatus::Terminated => "terminated",
-        }
+        self.into()
     }
 }
 
@@ -102,47 +102,121 @@ pub const WHILE_SUSPENDED: [Action; 3] = [
     Action::SubmitRectification,
 ];
 
+/// Why a tenant's users may not act, or why its record may not change as asked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TenantRefusal {
+    /// Created, not yet dated by the authority.
+    #[error(
+        "tenant {tenant} has no operating agreement in force yet; the authority sets its dates"
+    )]
+    NoAgreementYet {
+        /// The tenant.
+        tenant: String,
+    },
+    /// Terminated: final.
+    #[error(
+        "the operating agreement of tenant {tenant} was terminated{}: its users have no access; \
+         jobs and releases stay in the audit",
+        reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
+    )]
+    Terminated {
+        /// The tenant.
+        tenant: String,
+        /// Why, as the termination recorded it.
+        reason: Option<String>,
+    },
+    /// Suspended, and the action is not one a suspended tenant may still take.
+    #[error(
+        "tenant {tenant} is suspended ({reason}): only reading its case (`tenant show`) and \
+         submitting a rectification report (`tenant rectify`) are allowed"
+    )]
+    Suspended {
+        /// The tenant.
+        tenant: String,
+        /// Why, as the suspension recorded it.
+        reason: String,
+    },
+    /// Active, but the day is outside the agreement's dates.
+    #[error(
+        "the operating agreement of tenant {tenant} runs from {start} to {end}; today is {today}"
+    )]
+    OutsideAgreement {
+        /// The tenant.
+        tenant: String,
+        /// First day.
+        start: NaiveDate,
+        /// Last day.
+        end: NaiveDate,
+        /// The day of the call.
+        today: NaiveDate,
+    },
+    /// Active without dates (a record from outside the API).
+    #[error("tenant {tenant} has no agreement dates")]
+    NoDates {
+        /// The tenant.
+        tenant: String,
+    },
+    /// The agreement's dates are set only while the tenant is pending or active.
+    #[error("tenant {tenant} is {status}: its agreement dates cannot change now")]
+    DatesFixed {
+        /// The tenant.
+        tenant: String,
+        /// Where it stands.
+        status: TenantStatus,
+    },
+    /// A status change (`suspend`, `restore`, `terminate`) that the status does not allow.
+    #[error("tenant {tenant} is {status}: it cannot be {change}d")]
+    StatusChange {
+        /// The tenant.
+        tenant: String,
+        /// Where it stands.
+        status: TenantStatus,
+        /// The change asked for.
+        change: String,
+    },
+    /// A rectification report from a tenant that is not suspended.
+    #[error("tenant {tenant} is {status}: rectification reports answer a suspension")]
+    NotSuspended {
+        /// The tenant.
+        tenant: String,
+        /// Where it stands.
+        status: TenantStatus,
+    },
+}
+
 impl TenantRecord {
     /// Whether the tenant's users may perform `action` on `today`, else why not.
-    pub fn admits(&self, action: Action, today: NaiveDate) -> Result<(), String> {
-        let t = &self.name;
+    pub fn admits(&self, action: Action, today: NaiveDate) -> Result<(), TenantRefusal> {
+        let tenant = self.name.clone();
+        let last = |status: TenantStatus, what: Option<&str>| {
+            self.history
+                .iter()
+                .rev()
+                .find(|h| h.status == status && what.is_none_or(|w| h.what == w))
+                .map(|h| h.reason.clone())
+        };
         match self.status {
-            TenantStatus::Pending => Err(format!(
-                "tenant {t} has no operating agreement in force yet; the authority sets its dates"
-            )),
-            TenantStatus::Terminated => {
-                let when = self
-                    .history
-                    .iter()
-                    .rev()
-                    .find(|h| h.status == TenantStatus::Terminated)
-                    .map(|h| format!(" ({})", h.reason))
-                    .unwrap_or_default();
-                Err(format!(
-                    "the operating agreement of tenant {t} was terminated{when}: its users have \
-                     no access; jobs and releases stay in the audit"
-                ))
-            }
+            TenantStatus::Pending => Err(TenantRefusal::NoAgreementYet { tenant }),
+            TenantStatus::Terminated => Err(TenantRefusal::Terminated {
+                tenant,
+                reason: last(TenantStatus::Terminated, None),
+            }),
             TenantStatus::Suspended if !WHILE_SUSPENDED.contains(&action) => {
-                let why = self
-                    .history
-                    .iter()
-                    .rev()
-                    .find(|h| h.status == TenantStatus::Suspended && h.what == "suspend")
-                    .map(|h| h.reason.clone())
-                    .unwrap_or_default();
-                Err(format!(
-                    "tenant {t} is suspended ({why}): only reading its case (`tenant show`) and \
-                     submitting a rectification report (`tenant rectify`) are allowed"
-                ))
+                Err(TenantRefusal::Suspended {
+                    tenant,
+                    reason: last(TenantStatus::Suspended, Some("suspend")).unwrap_or_default(),
+                })
             }
             TenantStatus::Suspended => Ok(()),
             TenantStatus::Active => match (self.start, self.end) {
                 (Some(s), Some(e)) if s <= today && today <= e => Ok(()),
-                (Some(s), Some(e)) => Err(format!(
-                    "the operating agreement of tenant {t} runs from {s} to {e}; today is {today}"
-                )),
-                _ => Err(format!("tenant {t} has no agreement dates")),
+                (Some(start), Some(end)) => Err(TenantRefusal::OutsideAgreement {
+                    tenant,
+                    start,
+                    end,
+                    today,
+                }),
+                _ => Err(TenantRefusal::NoDates { tenant }),
             },
         }
     }
@@ -151,45 +225,30 @@ impl TenantRecord {
 /// The tenants tree.
 #[derive(Clone)]
 pub struct Tenants {
-    tree: sled::Tree,
-}
-
-fn corrupt(e: impl std::fmt::Display) -> GatewayError {
-    GatewayError::Store(format!("corrupt tenant record: {e}"))
+    records: Records<TenantRecord>,
 }
 
 impl Tenants {
     /// Opens the tree in `db`.
     pub fn open(db: &sled::Db) -> Result<Tenants, GatewayError> {
         Ok(Tenants {
-            tree: db.open_tree("tenants")?,
+            records: Records::open(db, "tenants", "tenant")?,
         })
     }
 
     /// Stores a new tenant; false if the name exists.
     pub fn create(&self, t: &TenantRecord) -> Result<bool, GatewayError> {
-        let bytes = serde_json::to_vec(t).map_err(|e| GatewayError::Store(e.to_string()))?;
-        Ok(self
-            .tree
-            .compare_and_swap(t.name.as_bytes(), None as Option<&[u8]>, Some(bytes))?
-            .is_ok())
+        self.records.create(&t.name, t)
     }
 
     /// A tenant by name.
     pub fn get(&self, name: &str) -> Result<Option<TenantRecord>, GatewayError> {
-        self.tree
-            .get(name.as_bytes())?
-            .map(|v| serde_json::from_slice(&v).map_err(corrupt))
-            .transpose()
+        self.records.get(name)
     }
 
     /// All tenants.
     pub fn all(&self) -> Result<Vec<TenantRecord>, GatewayError> {
-        self.tree
-            .iter()
-            .values()
-            .map(|v| serde_json::from_slice(&v?).map_err(corrupt))
-            .collect()
+        self.records.all()
     }
 
     /// Changes a tenant atomically: `change` returns the new record or why not. `Ok(None)`:
@@ -197,9 +256,9 @@ impl Tenants {
     pub fn update(
         &self,
         name: &str,
-        change: impl Fn(&TenantRecord) -> Result<TenantRecord, String>,
-    ) -> Result<Option<Result<TenantRecord, String>>, GatewayError> {
-        crate::state::update_record(&self.tree, name, change)
+        change: impl Fn(&TenantRecord) -> Result<TenantRecord, TenantRefusal>,
+    ) -> Result<Option<Result<TenantRecord, TenantRefusal>>, GatewayError> {
+        self.records.update(name, change)
     }
 }
 

@@ -115,7 +115,7 @@ async fn every_rpc_answers_every_role_as_the_matrix_says() {
     }
     assert_eq!(checked, Role::ALL.len() * MATRIX.len());
     // Every action is in the matrix once.
-    let mut names: Vec<String> = MATRIX.iter().map(|(a, _)| a.name()).collect();
+    let mut names: Vec<&str> = MATRIX.iter().map(|(a, _)| a.name()).collect();
     names.sort();
     names.dedup();
     assert_eq!(names.len(), MATRIX.len());

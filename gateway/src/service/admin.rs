@@ -30,7 +30,13 @@ impl Gateway {
                 r.id
             )));
         }
-        let role: Role = r.role.parse().map_err(Status::invalid_argument)?;
+        let role: Role = r.role.parse().map_err(|_| {
+            Status::invalid_argument(format!(
+                "unknown role `{}`; expected one of: {}",
+                r.role,
+                <Role as strum::VariantNames>::VARIANTS.join(", ")
+            ))
+        })?;
         let name = r.name.trim();
         if name.is_empty() || name.chars().count() > 100 {
             return Err(Status::invalid_argument(
@@ -264,7 +270,7 @@ impl AuditService for Gateway {
                 ok: false,
                 events: 0,
                 checkpoints: 0,
-                detail,
+                detail: detail.to_string(),
             },
         });
         self.finish(&user, Action::VerifyAudit, "", r)

@@ -1,4 +1,5 @@
-//! CatalogService (dataset registration and metadata) and GovernanceService (scenarios).
+//! CatalogService: dataset registration (providers' data and tenants' social data, with the
+//! development sample and the whole population recorded) and dataset metadata.
 
 use std::collections::HashSet;
 use std::io::Cursor;
@@ -10,7 +11,6 @@ use erhai_engine::{Env, SampleSpec, Upload};
 use erhai_policies::policy_file::parse_policy;
 use erhai_proto::v1 as pb;
 use erhai_proto::v1::catalog_service_server::CatalogService;
-use erhai_proto::v1::governance_service_server::GovernanceService;
 use erhai_proto::v1::register_chunk::Part;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -195,15 +195,7 @@ impl Gateway {
             .engine
             .build_dev_sample(&table, &spec)
             .map_err(|e| engine_status(&e))?;
-        record.dev = Some(DevSampleRecord {
-            rows,
-            rate: spec.rate,
-            seed: spec.seed,
-            fields: convert::stored_fields(&sample.schema),
-            policy: sample.policy,
-            wrapped_key: sample.wrapped_key,
-            rules: erhai_policies::dev_sample::RULES_VERSION,
-        });
+        record.dev = Some(dev_sample_record(sample, rows, &spec));
         Ok(record)
     }
 
@@ -449,10 +441,9 @@ impl CatalogService for Gateway {
             req.get_ref().dataset,
             req.get_ref().reason.trim()
         );
-        let user = self.authorize(&req, Action::ApproveImport, &object)?;
-        let r = self.approve_import_inner(&user, req.get_ref());
-        self.finish(&user, Action::ApproveImport, &object, r)
-            .map(Response::new)
+        self.unary(&req, Action::ApproveImport, &object, |u, r| {
+            self.approve_import_inner(u, r)
+        })
     }
 
     async fn register_dataset(
@@ -471,14 +462,11 @@ impl CatalogService for Gateway {
         &self,
         req: Request<pb::Empty>,
     ) -> Result<Response<pb::ListDatasetsResponse>, Status> {
-        let user = self.authorize(&req, Action::ListDatasets, "")?;
-        let r = self
-            .visible_datasets(&user)
-            .map(|ds| pb::ListDatasetsResponse {
+        self.unary(&req, Action::ListDatasets, "", |u, _| {
+            self.visible_datasets(u).map(|ds| pb::ListDatasetsResponse {
                 datasets: ds.iter().map(convert::dataset).collect(),
-            });
-        self.finish(&user, Action::ListDatasets, "", r)
-            .map(Response::new)
+            })
+        })
     }
 
     async fn get_dataset(
@@ -486,217 +474,33 @@ impl CatalogService for Gateway {
         req: Request<pb::DatasetRef>,
     ) -> Result<Response<pb::Dataset>, Status> {
         let object = req.get_ref().dataset.clone();
-        let user = self.authorize(&req, Action::GetDataset, &object)?;
-        let r = self.visible_datasets(&user).and_then(|ds| {
-            ds.iter()
-                .find(|d| d.id == object || d.name == object)
-                .map(convert::dataset)
-                .ok_or_else(|| Status::not_found(format!("no dataset `{object}` visible to you")))
-        });
-        self.finish(&user, Action::GetDataset, &object, r)
-            .map(Response::new)
+        self.unary(&req, Action::GetDataset, &object, |u, _| {
+            self.visible_datasets(u).and_then(|ds| {
+                ds.iter()
+                    .find(|d| d.id == object || d.name == object)
+                    .map(convert::dataset)
+                    .ok_or_else(|| {
+                        Status::not_found(format!("no dataset `{object}` visible to you"))
+                    })
+            })
+        })
     }
 }
 
-#[tonic::async_trait]
-impl GovernanceService for Gateway {
-    async fn list_scenarios(
-        &self,
-        req: Request<pb::Empty>,
-    ) -> Result<Response<pb::ListScenariosResponse>, Status> {
-        let user = self.authorize(&req, Action::ListScenarios, "")?;
-        let r = self.list_scenarios_inner(&user);
-        self.finish(&user, Action::ListScenarios, "", r)
-            .map(Response::new)
-    }
-
-    async fn get_scenario(
-        &self,
-        req: Request<pb::ScenarioRef>,
-    ) -> Result<Response<pb::Scenario>, Status> {
-        let object = req.get_ref().name.clone();
-        let user = self.authorize(&req, Action::ListScenarios, &object)?;
-        let r = self
-            .visible_scenario(&user, &object)
-            .map(|s| self.scenario_pb(&s));
-        self.finish(&user, Action::ListScenarios, &object, r)
-            .map(Response::new)
-    }
-
-    async fn scenario_budget(
-        &self,
-        req: Request<pb::ScenarioRef>,
-    ) -> Result<Response<pb::Budget>, Status> {
-        let object = req.get_ref().name.clone();
-        let user = self.authorize(&req, Action::ScenarioBudget, &object)?;
-        let r = self.budget_inner(&user, &object);
-        self.finish(&user, Action::ScenarioBudget, &object, r)
-            .map(Response::new)
-    }
-
-    async fn create_tenant(
-        &self,
-        req: Request<pb::Tenant>,
-    ) -> Result<Response<pb::Tenant>, Status> {
-        let object = req.get_ref().name.clone();
-        let user = self.authorize(&req, Action::CreateTenant, &object)?;
-        let r = self.create_tenant_inner(&user, req.get_ref());
-        self.finish(&user, Action::CreateTenant, &object, r)
-            .map(Response::new)
-    }
-
-    async fn list_tenants(
-        &self,
-        req: Request<pb::Empty>,
-    ) -> Result<Response<pb::ListTenantsResponse>, Status> {
-        let user = self.authorize(&req, Action::ListTenants, "")?;
-        let r = self.list_tenants_inner();
-        self.finish(&user, Action::ListTenants, "", r)
-            .map(Response::new)
-    }
-
-    async fn get_tenant(
-        &self,
-        req: Request<pb::TenantRef>,
-    ) -> Result<Response<pb::Tenant>, Status> {
-        let object = req.get_ref().name.clone();
-        let user = self.authorize(&req, Action::GetTenant, &object)?;
-        let r = self.get_tenant_inner(&user, &object);
-        self.finish(&user, Action::GetTenant, &object, r)
-            .map(Response::new)
-    }
-
-    async fn set_agreement(
-        &self,
-        req: Request<pb::AgreementRequest>,
-    ) -> Result<Response<pb::Tenant>, Status> {
-        let r = req.get_ref();
-        let object = format!(
-            "{} ({} to {}: {})",
-            r.tenant,
-            r.start,
-            r.end,
-            r.reason.trim()
-        );
-        let user = self.authorize(&req, Action::SetAgreement, &object)?;
-        let r = self.set_agreement_inner(&user, req.get_ref());
-        self.finish(&user, Action::SetAgreement, &object, r)
-            .map(Response::new)
-    }
-
-    async fn change_tenant_status(
-        &self,
-        req: Request<pb::TenantStatusRequest>,
-    ) -> Result<Response<pb::Tenant>, Status> {
-        let r = req.get_ref();
-        let object = format!("{} ({}: {})", r.tenant, r.action, r.reason.trim());
-        let user = self.authorize(&req, Action::ChangeTenantStatus, &object)?;
-        let r = self.change_status_inner(&user, req.get_ref());
-        self.finish(&user, Action::ChangeTenantStatus, &object, r)
-            .map(Response::new)
-    }
-
-    async fn submit_rectification(
-        &self,
-        req: Request<pb::RectificationRequest>,
-    ) -> Result<Response<pb::Tenant>, Status> {
-        let user = self.authorize(&req, Action::SubmitRectification, "")?;
-        let r = self.rectify_inner(&user, req.get_ref());
-        self.finish(&user, Action::SubmitRectification, "", r)
-            .map(Response::new)
-    }
-
-    async fn apply_scenario(
-        &self,
-        req: Request<pb::Scenario>,
-    ) -> Result<Response<pb::Scenario>, Status> {
-        let object = req.get_ref().name.clone();
-        let user = self.authorize(&req, Action::ApplyScenario, &object)?;
-        let r = self.apply_scenario_inner(&user, req.get_ref());
-        self.finish(&user, Action::ApplyScenario, &object, r)
-            .map(Response::new)
-    }
-
-    async fn review_scenario(
-        &self,
-        req: Request<pb::ScenarioDecision>,
-    ) -> Result<Response<pb::Scenario>, Status> {
-        let r = req.get_ref();
-        let object = format!(
-            "{} ({}: {})",
-            r.name,
-            if r.approve { "approve" } else { "reject" },
-            r.reason.trim()
-        );
-        let user = self.authorize(&req, Action::ReviewScenario, &object)?;
-        let r = self.review_scenario_inner(&user, req.get_ref());
-        self.finish(&user, Action::ReviewScenario, &object, r)
-            .map(Response::new)
-    }
-
-    async fn revoke_scenario(
-        &self,
-        req: Request<pb::ScenarioDecision>,
-    ) -> Result<Response<pb::Scenario>, Status> {
-        let object = format!("{} ({})", req.get_ref().name, req.get_ref().reason.trim());
-        let user = self.authorize(&req, Action::RevokeScenario, &object)?;
-        let r = self.revoke_scenario_inner(&user, req.get_ref());
-        self.finish(&user, Action::RevokeScenario, &object, r)
-            .map(Response::new)
-    }
-
-    async fn overdue_scenarios(
-        &self,
-        req: Request<pb::Empty>,
-    ) -> Result<Response<pb::ListScenariosResponse>, Status> {
-        let user = self.authorize(&req, Action::OverdueScenarios, "")?;
-        let r = self.overdue_inner();
-        self.finish(&user, Action::OverdueScenarios, "", r)
-            .map(Response::new)
-    }
-
-    async fn file_quality(
-        &self,
-        req: Request<pb::QualityRequest>,
-    ) -> Result<Response<pb::QualityRequest>, Status> {
-        let object = req.get_ref().dataset.clone();
-        let user = self.authorize(&req, Action::FileQuality, &object)?;
-        let r = self.file_quality_inner(&user, req.get_ref());
-        self.finish(&user, Action::FileQuality, &object, r)
-            .map(Response::new)
-    }
-
-    async fn list_quality(
-        &self,
-        req: Request<pb::ListQualityRequest>,
-    ) -> Result<Response<pb::ListQualityResponse>, Status> {
-        let user = self.authorize(&req, Action::ListQuality, "")?;
-        let r = self.list_quality_inner(&user, req.get_ref().open_only);
-        self.finish(&user, Action::ListQuality, "", r)
-            .map(Response::new)
-    }
-
-    async fn answer_quality(
-        &self,
-        req: Request<pb::QualityAnswer>,
-    ) -> Result<Response<pb::QualityRequest>, Status> {
-        let object = req.get_ref().id.clone();
-        let user = self.authorize(&req, Action::AnswerQuality, &object)?;
-        let r = self.answer_quality_inner(&user, req.get_ref());
-        self.finish(&user, Action::AnswerQuality, &object, r)
-            .map(Response::new)
-    }
-
-    async fn tenant_report(
-        &self,
-        req: Request<pb::ReportRequest>,
-    ) -> Result<Response<pb::Report>, Status> {
-        let r = req.get_ref();
-        let object = format!("{} ({} to {})", r.tenant, r.from, r.to);
-        let user = self.authorize(&req, Action::TenantReport, &object)?;
-        let r = self.report_inner(&user, req.get_ref());
-        self.finish(&user, Action::TenantReport, &object, r)
-            .map(Response::new)
+/// The record of a sample of `rows` rows just built by `spec` under the current rules.
+fn dev_sample_record(
+    sample: erhai_engine::StoredTable,
+    rows: u64,
+    spec: &SampleSpec,
+) -> DevSampleRecord {
+    DevSampleRecord {
+        rows,
+        rate: spec.rate,
+        seed: spec.seed,
+        fields: convert::stored_fields(&sample.schema),
+        policy: sample.policy,
+        wrapped_key: sample.wrapped_key,
+        rules: erhai_policies::dev_sample::RULES_VERSION,
     }
 }
 
@@ -723,18 +527,8 @@ pub(crate) fn upgrade_dev_samples(
         let table = convert::stored_table(&d, Env::Prod)
             .map_err(|s| crate::error::GatewayError::Store(s.message().to_string()))?
             .ok_or_else(|| crate::error::GatewayError::Store("dataset without its table".into()))?;
-        let (sample, rows) = engine
-            .build_dev_sample(&table, &spec)
-            .map_err(|e| crate::error::GatewayError::Store(e.to_string()))?;
-        d.dev = Some(DevSampleRecord {
-            rows,
-            rate: spec.rate,
-            seed: spec.seed,
-            fields: convert::stored_fields(&sample.schema),
-            policy: sample.policy,
-            wrapped_key: sample.wrapped_key,
-            rules: RULES_VERSION,
-        });
+        let (sample, rows) = engine.build_dev_sample(&table, &spec)?;
+        d.dev = Some(dev_sample_record(sample, rows, &spec));
         store.put_dataset(&d)?;
         rebuilt += 1;
     }
@@ -753,9 +547,6 @@ pub(crate) async fn record_whole_population(
     let table = convert::stored_table(record, Env::Prod)
         .map_err(|s| crate::error::GatewayError::Store(s.message().to_string()))?
         .ok_or_else(|| crate::error::GatewayError::Store("dataset without its table".into()))?;
-    let (units, fingerprint) = engine
-        .whole_population(&table)
-        .await
-        .map_err(|e| crate::error::GatewayError::Store(e.to_string()))?;
+    let (units, fingerprint) = engine.whole_population(&table).await?;
     ledger.record_registration(&record.id, &record.name, units, fingerprint)
 }

@@ -81,7 +81,7 @@ impl Gateway {
             .list(
                 0,
                 &EventFilter {
-                    action: Some(Action::FetchRelease.name()),
+                    action: Some(Action::FetchRelease.name().into()),
                     ..Default::default()
                 },
             )

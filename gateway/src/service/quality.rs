@@ -150,10 +150,7 @@ impl Gateway {
             .0
             .quality
             .close(&existing.id, &answer, &user.id, now_ms())
-            .map_err(internal)?
-            .map(|closed| {
-                closed.map_err(|by| format!("request {} was closed by {by} already", existing.id))
-            });
+            .map_err(internal)?;
         self.changed("data-quality request", &r.id, updated)
             .map(|q| to_pb(&q, now_ms()))
     }

@@ -26,7 +26,7 @@ impl Gateway {
         }
         let s = self.visible_scenario(user, name)?;
         s.admits_queries(chrono::Utc::now().date_naive())
-            .map_err(Status::failed_precondition)?;
+            .map_err(|why| Status::failed_precondition(why.to_string()))?;
         Ok(s)
     }
 

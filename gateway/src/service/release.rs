@@ -73,7 +73,8 @@ impl Gateway {
             fetched_by: user.id.clone(),
             fetched_at: rfc3339(now_ms()),
         };
-        let receipt = sign(&self.0.signer, &receipt).map_err(Status::internal)?;
+        let receipt =
+            sign(&self.0.signer, &receipt).map_err(|e| Status::internal(e.to_string()))?;
         let mut chunks: Vec<pb::ReleaseChunk> = file
             .chunks(CHUNK_BYTES)
             .map(|c| pb::ReleaseChunk {

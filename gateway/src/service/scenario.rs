@@ -10,10 +10,10 @@ use tonic::Status;
 use super::{Gateway, internal};
 use crate::authz::Role;
 use crate::scenario::{
-    ColumnRequest, ColumnSet, DOMAINS, Reviewer, ScenarioRecord, ScenarioReview, ScenarioStatus,
-    dp_from_pb, dp_to_pb,
+    ColumnRequest, ColumnSet, DOMAINS, Reviewer, ScenarioRecord, ScenarioRefusal, ScenarioReview,
+    ScenarioStatus, dp_from_pb, dp_to_pb,
 };
-use crate::state::{UserRecord, now_ms};
+use crate::state::{DatasetRefusal, UserRecord, now_ms};
 use crate::tenant::TenantStatus;
 
 pub(crate) fn to_pb(s: &ScenarioRecord, holidays: &[NaiveDate]) -> pb::Scenario {
@@ -189,12 +189,9 @@ impl Gateway {
                 .dataset(&c.dataset)
                 .map_err(internal)?
                 .ok_or_else(|| Status::not_found(format!("no dataset `{}`", c.dataset)))?;
-            d.usable_by(&tenant_name).map_err(|why| {
-                if d.social_tenant.as_deref() == Some(tenant_name.as_str()) {
-                    Status::failed_precondition(why)
-                } else {
-                    Status::not_found(why)
-                }
+            d.usable_by(&tenant_name).map_err(|why| match why {
+                DatasetRefusal::AwaitsImport { .. } => Status::failed_precondition(why.to_string()),
+                DatasetRefusal::NotVisible { .. } => Status::not_found(why.to_string()),
             })?;
             if !d.fields.iter().any(|f| f.name == c.column) {
                 return Err(Status::invalid_argument(format!(
@@ -244,7 +241,9 @@ impl Gateway {
             stage_since: Some(today),
             pending_units: Default::default(),
         };
-        record.validate().map_err(Status::invalid_argument)?;
+        record
+            .validate()
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         if record.k != 0 && record.k < self.0.engine.rules().k {
             return Err(Status::invalid_argument(format!(
                 "k = {} is below the platform's {}",
@@ -308,11 +307,10 @@ impl Gateway {
             .scenarios
             .update(&r.name, |s| {
                 if matches!(s.status, ScenarioStatus::Revoked | ScenarioStatus::Rejected) {
-                    return Err(format!(
-                        "scenario {} is already {}",
-                        s.name,
-                        s.status.name()
-                    ));
+                    return Err(ScenarioRefusal::AlreadyClosed {
+                        scenario: s.name.clone(),
+                        status: s.status,
+                    });
                 }
                 let mut s = s.clone();
                 s.reviews.push(ScenarioReview {

@@ -8,7 +8,7 @@ use tonic::Status;
 use super::{Gateway, internal};
 use crate::authz::Role;
 use crate::state::{UserRecord, now_ms};
-use crate::tenant::{TenantRecord, TenantStatus, Transition};
+use crate::tenant::{TenantRecord, TenantRefusal, TenantStatus, Transition};
 
 /// Longest reason or report accepted.
 const MAX_TEXT: usize = 4000;
@@ -126,7 +126,7 @@ impl Gateway {
     fn change_tenant(
         &self,
         name: &str,
-        change: impl Fn(&TenantRecord) -> Result<TenantRecord, String>,
+        change: impl Fn(&TenantRecord) -> Result<TenantRecord, TenantRefusal>,
     ) -> Result<pb::Tenant, Status> {
         let updated = self.0.tenants.update(name, change).map_err(internal)?;
         self.changed("tenant", name, updated).map(|t| to_pb(&t))
@@ -159,11 +159,10 @@ impl Gateway {
         let by = user.id.clone();
         self.change_tenant(&r.tenant, |t| {
             if matches!(t.status, TenantStatus::Terminated | TenantStatus::Suspended) {
-                return Err(format!(
-                    "tenant {} is {}: its agreement dates cannot change now",
-                    t.name,
-                    t.status.name()
-                ));
+                return Err(TenantRefusal::DatesFixed {
+                    tenant: t.name.clone(),
+                    status: t.status,
+                });
             }
             let mut t = t.clone();
             t.start = Some(start);
@@ -207,11 +206,11 @@ impl Gateway {
         let what = r.action.clone();
         self.change_tenant(&r.tenant, |t| {
             if !from.contains(&t.status) {
-                return Err(format!(
-                    "tenant {} is {}: it cannot be {what}d",
-                    t.name,
-                    t.status.name()
-                ));
+                return Err(TenantRefusal::StatusChange {
+                    tenant: t.name.clone(),
+                    status: t.status,
+                    change: what.clone(),
+                });
             }
             let mut t = t.clone();
             t.status = to;
@@ -236,11 +235,10 @@ impl Gateway {
         let by = user.id.clone();
         self.change_tenant(&tenant, |t| {
             if t.status != TenantStatus::Suspended {
-                return Err(format!(
-                    "tenant {} is {}: rectification reports answer a suspension",
-                    t.name,
-                    t.status.name()
-                ));
+                return Err(TenantRefusal::NotSuspended {
+                    tenant: t.name.clone(),
+                    status: t.status,
+                });
             }
             let mut t = t.clone();
             t.history.push(Transition {
