@@ -264,23 +264,12 @@ fn transform(
         Treatment::Mask(m) => {
             apply_mask(&m.name, m.bound.as_deref().unwrap_or(&[]), array, pseudonym)
         }
-        Treatment::Generalize(Generalization::Year | Generalization::Month)
-            if matches!(array.data_type(), DataType::Date32) =>
-        {
-            let unit = match t {
-                Treatment::Generalize(Generalization::Month) => "month",
-                _ => "year",
-            };
-            apply_mask(
-                "date_trunc_to",
-                &[erhai_policies::MaskArg::Text(unit.into())],
-                array,
-                pseudonym,
-            )
-        }
         Treatment::Generalize(Generalization::Year | Generalization::Month) => {
-            // A time that is not a day: truncated through a day.
-            let day = arrow::compute::cast(array, &DataType::Date32)?;
+            // A time that is not a day is truncated through a day.
+            let day = match array.data_type() {
+                DataType::Date32 => array.clone(),
+                _ => arrow::compute::cast(array, &DataType::Date32)?,
+            };
             let unit = match t {
                 Treatment::Generalize(Generalization::Month) => "month",
                 _ => "year",
