@@ -137,7 +137,7 @@ pub enum ScenarioRefusal {
 }
 
 /// Why a scenario record may not be stored.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, PartialEq, thiserror::Error)]
 pub enum InvalidScenario {
     /// The name is not a name.
     #[error("scenario name `{0}` must be 1–64 ASCII letters, digits, `-` or `_`")]
@@ -148,6 +148,14 @@ pub enum InvalidScenario {
     /// k = 1.
     #[error("k = 1 would release single persons; use at least 2")]
     SinglePersons,
+    /// A threshold below the platform's.
+    #[error("k = {k} is below the platform's {platform}")]
+    BelowPlatform {
+        /// The scenario's k.
+        k: u64,
+        /// The platform's.
+        platform: u64,
+    },
     /// The differential-privacy settings.
     #[error(transparent)]
     Dp(#[from] erhai_policies::PolicyError),
@@ -441,8 +449,9 @@ impl ScenarioRecord {
         Ok(next)
     }
 
-    /// Checks the record before it is stored.
-    pub fn validate(&self) -> Result<(), InvalidScenario> {
+    /// Checks the record before it is stored; `platform_k` is the platform's threshold, which a
+    /// scenario may raise but never lower.
+    pub fn validate(&self, platform_k: u64) -> Result<(), InvalidScenario> {
         let name_ok = !self.name.is_empty()
             && self.name.len() <= 64
             && self
@@ -457,6 +466,12 @@ impl ScenarioRecord {
         }
         if self.k == 1 {
             return Err(InvalidScenario::SinglePersons);
+        }
+        if self.k != 0 && self.k < platform_k {
+            return Err(InvalidScenario::BelowPlatform {
+                k: self.k,
+                platform: platform_k,
+            });
         }
         if let Some(dp) = &self.dp {
             dp.validate()?;
@@ -608,6 +623,21 @@ mod tests {
             stage_since: None,
             pending_units: BTreeSet::new(),
         }
+    }
+
+    #[test]
+    fn a_scenario_may_raise_k_but_never_lower_it() {
+        let mut s = applied();
+        assert_eq!(s.validate(5), Ok(()), "0 takes the platform's");
+        s.k = 1;
+        assert_eq!(s.validate(5), Err(InvalidScenario::SinglePersons));
+        s.k = 3;
+        assert_eq!(
+            s.validate(5),
+            Err(InvalidScenario::BelowPlatform { k: 3, platform: 5 })
+        );
+        s.k = 8;
+        assert_eq!(s.validate(5), Ok(()));
     }
 
     #[test]

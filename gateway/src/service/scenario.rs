@@ -242,15 +242,8 @@ impl Gateway {
             pending_units: Default::default(),
         };
         record
-            .validate()
+            .validate(self.0.engine.rules().k)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        if record.k != 0 && record.k < self.0.engine.rules().k {
-            return Err(Status::invalid_argument(format!(
-                "k = {} is below the platform's {}",
-                record.k,
-                self.0.engine.rules().k
-            )));
-        }
         if !self.0.scenarios.create(&record).map_err(internal)? {
             return Err(Status::already_exists(format!(
                 "scenario `{}` exists (names are never reused)",
