@@ -105,6 +105,18 @@ pub struct QueryOutcome {
     pub units: Vec<RowUnits>,
 }
 
+/// A development query's outcome: what its plan reads, the plan check's verdict, and the rows
+/// when it allowed the query (none when it refused).
+#[derive(Debug)]
+pub struct DevRun {
+    /// Lineage of the plan.
+    pub lineage: PlanLineage,
+    /// The plan verdict.
+    pub verdict: PlanVerdict,
+    /// The rows: their schema and batches.
+    pub rows: Option<(Arc<Schema>, Vec<RecordBatch>)>,
+}
+
 /// An upload in progress: rows are encrypted as they arrive.
 pub struct Upload {
     writer: store::EncryptedWriter,
@@ -493,7 +505,7 @@ impl Engine {
         sql: &str,
         tables: &[StoredTable],
         scope: &str,
-    ) -> Result<(PlanVerdict, Arc<Schema>, Vec<RecordBatch>)> {
+    ) -> Result<DevRun> {
         if let Some(t) = tables.iter().find(|t| t.env != Env::Dev) {
             return Err(EngineError::Forbidden(format!(
                 "table {} is production data; development queries read samples only",
@@ -501,9 +513,13 @@ impl Engine {
             )));
         }
         let sandbox = self.sandbox_for(tables, scope).await?;
-        let (_, verdict, plan) = sandbox.check(sql, false).await?;
+        let (lineage, verdict, plan) = sandbox.check(sql, false).await?;
         if !verdict.allowed() {
-            return Err(EngineError::Refused(Box::new(verdict)));
+            return Ok(DevRun {
+                lineage,
+                verdict,
+                rows: None,
+            });
         }
         let schema = Arc::new(plan.schema().as_arrow().clone());
         let batches = sandbox.execute_plan(harden::harden(plan)?).await?;
@@ -511,7 +527,11 @@ impl Engine {
             Some(b) => b.schema(),
             None => schema,
         };
-        Ok((verdict, schema, batches))
+        Ok(DevRun {
+            lineage,
+            verdict,
+            rows: Some((schema, batches)),
+        })
     }
 
     /// The whole population of a stored table: every privacy unit it holds, and the digest of

@@ -18,11 +18,11 @@ fn engine(dir: &std::path::Path) -> (Engine, Vec<StoredTable>) {
 }
 
 async fn rows(engine: &Engine, tables: &[StoredTable], sql: &str) -> Vec<RecordBatch> {
-    engine
+    let run = engine
         .run_dev_query(sql, tables, "test")
         .await
-        .expect("dev query")
-        .2
+        .expect("dev query");
+    run.rows.expect("allowed").1
 }
 
 fn column(batches: &[RecordBatch], name: &str) -> Vec<String> {

@@ -861,10 +861,31 @@ async fn lineage_traces_a_release_through_a_join() {
     assert_eq!(l.downloads.len(), 1);
     assert_eq!(l.downloads[0].user, "analyst");
 
-    // Where a dataset went: its provider sees it, another unit's provider does not.
+    // Jobs that never scanned scenic_entries — refused, failed at planning, development —
+    // are not in its lineage, although their scenario lists it.
+    let refused = "SELECT id_number FROM hotel_stays";
+    check_status(analyst.submit(S, refused).await, Code::PermissionDenied, "");
+    let misspelt = "SELECT count(*) FROM hotel_stays WHERE nope = 1";
+    check_status(analyst.submit(S, misspelt).await, Code::InvalidArgument, "");
+    analyst.run_dev(S, BY_DISTRICT).await.expect("dev query");
+
+    // Where a dataset went: its provider sees it, another unit's provider does not; of the
+    // jobs, a provider sees its own unit's datasets and columns only.
     let scenic = p.client("provider-scenic").await.expect("provider");
     let l = scenic.lineage("scenic_entries", "").await.expect("lineage");
     assert!(l.jobs.iter().any(|j| j.id == job.id));
+    assert!(
+        l.jobs.iter().all(|j| j.sql.contains("scenic_entries")),
+        "{:?}",
+        l.jobs.iter().map(|j| &j.sql).collect::<Vec<_>>()
+    );
+    assert_eq!(l.datasets, vec!["scenic_entries"]);
+    assert!(!l.columns.is_empty());
+    assert!(
+        l.columns.iter().all(|c| c.starts_with("scenic_entries.")),
+        "{:?}",
+        l.columns
+    );
     assert!(l.downloads.iter().any(|d| d.job == job.id));
     let market = p.client("provider-market").await.expect("provider");
     check_status(

@@ -17,17 +17,21 @@ impl Gateway {
         r: &pb::LineageRequest,
     ) -> Result<pb::LineageResponse, Status> {
         let store = &self.0.store;
-        // Providers trace the jobs that read one of their unit's datasets.
-        let own: HashSet<String> = match user.role {
+        // Providers trace the jobs that read one of their unit's datasets, and see of those
+        // jobs only their own datasets and columns (another unit's are not theirs to see).
+        let own_datasets: Vec<(String, String)> = match user.role {
             Role::Provider => store
                 .datasets()
                 .map_err(internal)?
                 .into_iter()
                 .filter(|d| Some(&d.provider_unit) == user.unit.as_ref())
-                .map(|d| d.id)
+                .map(|d| (d.id, d.name))
                 .collect(),
-            _ => HashSet::new(),
+            _ => Vec::new(),
         };
+        let own: HashSet<&String> = own_datasets.iter().map(|(id, _)| id).collect();
+        let own_names: HashSet<&str> = own_datasets.iter().map(|(_, n)| n.as_str()).collect();
+        let shown = |dataset: &str| user.role != Role::Provider || own_names.contains(dataset);
         let may_trace = |j: &JobRecord| match user.role {
             Role::Auditor | Role::Admin => true,
             Role::Analyst => user.tenant.as_deref() == Some(j.tenant.as_str()),
@@ -66,14 +70,18 @@ impl Gateway {
         let ids: BTreeSet<&String> = jobs.iter().flat_map(|j| j.datasets.iter()).collect();
         let mut datasets = BTreeSet::new();
         for id in ids {
-            if let Some(d) = store.dataset(id).map_err(internal)? {
+            if let Some(d) = store.dataset(id).map_err(internal)?
+                && shown(&d.name)
+            {
                 datasets.insert(d.name);
             }
         }
         let columns: BTreeSet<String> = jobs
             .iter()
             .flat_map(|j| j.verdict.iter().flat_map(|v| v.columns.iter()))
-            .flat_map(|c| c.sources.iter().cloned())
+            .flat_map(|c| c.sources.iter())
+            .filter(|source| source.split_once('.').is_some_and(|(d, _)| shown(d)))
+            .cloned()
             .collect();
         let fetches = self
             .0

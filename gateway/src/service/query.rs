@@ -106,12 +106,8 @@ impl Gateway {
         }
     }
 
-    fn new_job(
-        &self,
-        user: &UserRecord,
-        sql: &str,
-        tables: &[StoredTable],
-    ) -> Result<JobRecord, Status> {
+    /// A new job record; its datasets are filled in once its plan says what it reads.
+    fn new_job(&self, user: &UserRecord, sql: &str) -> Result<JobRecord, Status> {
         let tenant = Self::tenant_of(user)?.to_string();
         if sql.is_empty() {
             return Err(Status::invalid_argument("empty SQL"));
@@ -125,7 +121,7 @@ impl Gateway {
             error: None,
             verdict: None,
             report: None,
-            datasets: tables.iter().map(|t| t.dataset_id.clone()).collect(),
+            datasets: Vec::new(),
             submitted_at_ms: now_ms(),
             finished_at_ms: None,
             reviewed_by: None,
@@ -138,7 +134,7 @@ impl Gateway {
             epsilon: None,
             rules: None,
             result_key: None,
-            dev: tables.iter().any(|t| t.env == Env::Dev),
+            dev: false,
             promoted_from: None,
         })
     }
@@ -152,7 +148,7 @@ impl Gateway {
     ) -> Result<pb::DevQueryResult, Status> {
         let scenario = self.query_scenario(user, &r.scenario)?;
         let tables = self.tables_of_scenario(&scenario, Env::Dev)?;
-        let mut job = self.new_job(user, r.sql.trim(), &tables)?;
+        let mut job = self.new_job(user, r.sql.trim())?;
         job.dev = true;
         job.scenario = Some(scenario.name.clone());
         *object = job.id.clone();
@@ -164,7 +160,7 @@ impl Gateway {
                     "allowed",
                     format!(
                         "development-sample keys of {} unwrapped for the job's sandbox",
-                        job.datasets.join(", ")
+                        dataset_ids(&tables).join(", ")
                     ),
                 );
                 guarded(
@@ -176,26 +172,27 @@ impl Gateway {
             }
             Err(_) => Err(EngineError::Execution("the server is shutting down".into())),
         };
-        match outcome {
-            Ok((verdict, schema, batches)) => {
-                job.state = JobState::Completed;
-                job.verdict = Some(verdict);
-                job.finished_at_ms = Some(now_ms());
-                let arrow_ipc = convert::ipc(&schema, &batches)?;
-                self.0.store.put_job(&job).map_err(internal)?;
-                Ok(pb::DevQueryResult {
-                    job: Some(convert::job(&job, user.role)),
-                    arrow_ipc,
-                })
-            }
+        let run = match outcome {
+            Ok(run) => run,
             Err(e) => {
-                if let EngineError::Refused(v) = &e {
-                    job.verdict = Some(v.as_ref().clone());
-                }
                 let e = self.outside_scenario(&scenario, e);
-                Err(self.end_early(job, failure_state(&e), &e))
+                return Err(self.end_early(job, failure_state(&e), &e));
             }
-        }
+        };
+        job.datasets = read_by(&tables, &run.lineage);
+        job.verdict = Some(run.verdict.clone());
+        let Some((schema, batches)) = run.rows else {
+            let e = EngineError::Refused(Box::new(run.verdict));
+            return Err(self.end_early(job, JobState::Refused, &e));
+        };
+        job.state = JobState::Completed;
+        job.finished_at_ms = Some(now_ms());
+        let arrow_ipc = convert::ipc(&schema, &batches)?;
+        self.0.store.put_job(&job).map_err(internal)?;
+        Ok(pb::DevQueryResult {
+            job: Some(convert::job(&job, user.role)),
+            arrow_ipc,
+        })
     }
 
     async fn submit_inner(
@@ -219,7 +216,7 @@ impl Gateway {
             &scenario,
             r.epsilon,
         );
-        let mut job = self.new_job(user, r.sql.trim(), &tables)?;
+        let mut job = self.new_job(user, r.sql.trim())?;
         job.promoted_from = promoted_from;
         job.scenario = Some(scenario.name.clone());
         *object = job.id.clone();
@@ -233,28 +230,25 @@ impl Gateway {
         ))
         .await;
         let prepared = match prepared {
-            Ok(p) if p.allowed() => p,
-            Ok(p) => {
-                let e = EngineError::Refused(Box::new(p.verdict().clone()));
-                job.verdict = Some(p.verdict().clone());
-                return Err(self.end_early(job, JobState::Refused, &e));
-            }
+            Ok(p) => p,
             Err(e) => {
                 let e = self.outside_scenario(&scenario, e);
                 return Err(self.end_early(job, failure_state(&e), &e));
             }
         };
-        // The job reads what its plan scans, not every table it could have.
-        let read: Vec<&StoredTable> = tables
+        // The job reads what its plan scans, not every table it could have (a refused plan
+        // too: lineage shows the attempt to the datasets' providers, and to nobody else).
+        job.datasets = read_by(&tables, prepared.lineage());
+        job.verdict = Some(prepared.verdict().clone());
+        if !prepared.allowed() {
+            let e = EngineError::Refused(Box::new(prepared.verdict().clone()));
+            return Err(self.end_early(job, JobState::Refused, &e));
+        }
+        let read: HashMap<String, String> = tables
             .iter()
             .filter(|t| prepared.lineage().datasets.contains(&t.name))
-            .collect();
-        job.datasets = read.iter().map(|t| t.dataset_id.clone()).collect();
-        let read: HashMap<String, String> = read
-            .into_iter()
             .map(|t| (t.name.clone(), t.dataset_id.clone()))
             .collect();
-        job.verdict = Some(prepared.verdict().clone());
         // A DP query is charged before it runs; beyond the budget it never runs.
         if let (Some(dp), Some(epsilon)) = (rules.dp, rules.epsilon) {
             let s = &scenario;
@@ -277,14 +271,15 @@ impl Gateway {
         }
         job.rules = Some(rules);
         self.0.store.put_job(&job).map_err(internal)?;
-        // The prepared sandbox holds the data keys from now until the job ends.
+        // The prepared sandbox holds the data keys of every table of the scenario from now
+        // until the job ends.
         self.job_event(
             &job,
             "key_use",
             "allowed",
             format!(
                 "data keys of {} unwrapped for the job's sandbox",
-                job.datasets.join(", ")
+                dataset_ids(&tables).join(", ")
             ),
         );
 
@@ -544,6 +539,20 @@ async fn guarded<T>(
             ))
         }
     }
+}
+
+/// The ids of the datasets behind `tables`.
+fn dataset_ids(tables: &[StoredTable]) -> Vec<String> {
+    tables.iter().map(|t| t.dataset_id.clone()).collect()
+}
+
+/// The ids of the datasets among `tables` that a plan with `lineage` scans.
+fn read_by(tables: &[StoredTable], lineage: &erhai_policies::PlanLineage) -> Vec<String> {
+    tables
+        .iter()
+        .filter(|t| lineage.datasets.contains(&t.name))
+        .map(|t| t.dataset_id.clone())
+        .collect()
 }
 
 /// The state of a job that ended before producing a result.
