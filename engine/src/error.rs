@@ -35,6 +35,14 @@ pub enum EngineError {
         /// The columns the query could have named at that point.
         valid: Vec<String>,
     },
+    /// The SQL text is longer than the gate reads: a malformed request, not a refusal.
+    #[error("SQL text is {bytes} bytes; the limit is {limit}")]
+    TooLong {
+        /// The text's length.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The SQL uses a statement kind the sandbox does not run.
     #[error("{0}")]
     Forbidden(String),

@@ -36,10 +36,10 @@ pub const MAX_QUERY_DEPTH: usize = 16;
 /// measured and refused, not crash the server. Returns the one query statement to plan.
 pub(crate) fn gate(sql: &str) -> Result<DfStatement> {
     if sql.len() > MAX_SQL_BYTES {
-        return Err(EngineError::Forbidden(format!(
-            "SQL text is {} bytes; the limit is {MAX_SQL_BYTES}",
-            sql.len()
-        )));
+        return Err(EngineError::TooLong {
+            bytes: sql.len(),
+            limit: MAX_SQL_BYTES,
+        });
     }
     let text = sql.to_string();
     std::thread::Builder::new()
@@ -522,6 +522,8 @@ mod tests {
             assert!(e.contains(says), "{sql}: {e}");
         }
         let long = format!("SELECT '{}'", "x".repeat(MAX_SQL_BYTES));
-        assert!(gate(&long).expect_err("long").to_string().contains("bytes"));
+        let e = gate(&long).expect_err("long");
+        assert!(matches!(e, EngineError::TooLong { .. }), "{e}");
+        assert!(e.to_string().contains("bytes"));
     }
 }

@@ -277,6 +277,7 @@ impl Gateway {
 pub fn engine_status(e: &EngineError) -> Status {
     match e {
         EngineError::Plan(_)
+        | EngineError::TooLong { .. }
         | EngineError::UnknownTable { .. }
         | EngineError::UnknownColumn { .. }
         | EngineError::BadData(_)

@@ -700,7 +700,7 @@ async fn limits_give_precise_errors() {
     );
     check_status(
         analyst.submit(S, &"x".repeat(70_000)).await,
-        Code::PermissionDenied,
+        Code::InvalidArgument,
         "the limit is 65536",
     );
     p.stop().await.expect("stop");
