@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 pub mod cli;
 pub mod output;
+pub mod policy_draft;
 
 /// Installs the rustls crypto provider (ring) for this process; call once at startup.
 pub fn install_crypto_provider() {

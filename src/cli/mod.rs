@@ -7,6 +7,7 @@ pub mod audit;
 pub mod dataset;
 pub mod job;
 pub mod lineage;
+pub mod policy;
 pub mod quality;
 pub mod query;
 pub mod release;
@@ -61,6 +62,9 @@ pub enum Command {
     /// Datasets.
     #[command(subcommand)]
     Dataset(dataset::DatasetCommand),
+    /// Column policies: draft one for your own data file (offline, no identity needed).
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Queries.
     #[command(subcommand)]
     Query(query::QueryCommand),
@@ -135,6 +139,7 @@ pub async fn run(cli: Cli) -> Result {
         Command::Admin(cmd) => admin::run(&ctx, cmd).await,
         Command::Whoami => admin::whoami(&ctx).await,
         Command::Dataset(cmd) => dataset::run(&ctx, cmd).await,
+        Command::Policy(cmd) => policy::run(&ctx, cmd),
         Command::Query(cmd) => query::run(&ctx, cmd).await,
         Command::Job(cmd) => job::run(&ctx, cmd).await,
         Command::Review(cmd) => review::run(&ctx, cmd).await,

@@ -16,6 +16,7 @@ mod e2e;
 mod fuzz_check;
 mod governance;
 mod permissions;
+mod policy_draft;
 mod policy_slt;
 mod properties;
 mod redteam;
