@@ -134,7 +134,14 @@ fn sample_csv(
         .with_format(format)
         .with_batch_size(sample_rows.clamp(1, 8192))
         .build(BufReader::new(file))?;
-    let mut columns: Vec<Sampled> = inferred
+    let mut columns = unsampled(&inferred);
+    let rows = collect(reader, sample_rows, &mut columns)?;
+    Ok((columns, rows))
+}
+
+/// One empty sample per column of `schema`, with the column's type in the file.
+fn unsampled(schema: &arrow::datatypes::Schema) -> Vec<Sampled> {
+    schema
         .fields()
         .iter()
         .map(|f| Sampled {
@@ -142,9 +149,7 @@ fn sample_csv(
             file_type: f.data_type().clone(),
             values: Vec::new(),
         })
-        .collect();
-    let rows = collect(reader, sample_rows, &mut columns)?;
-    Ok((columns, rows))
+        .collect()
 }
 
 /// A Parquet or Arrow file's own types and its first rows cast to text.
@@ -153,15 +158,7 @@ fn sample_file(
     sample_rows: usize,
 ) -> Result<(Vec<Sampled>, usize), Box<dyn std::error::Error>> {
     let (schema, batches) = erhai_client::files::read_data(path, None)?;
-    let mut columns: Vec<Sampled> = schema
-        .fields()
-        .iter()
-        .map(|f| Sampled {
-            name: f.name().clone(),
-            file_type: f.data_type().clone(),
-            values: Vec::new(),
-        })
-        .collect();
+    let mut columns = unsampled(&schema);
     let batches = batches.into_iter().map(|b| {
         let cols = b
             .columns()
@@ -326,7 +323,7 @@ fn classify(c: &Sampled, text_types: bool) -> Column {
     ];
     let hinted_kind = hint.and_then(hint_kind);
     let value_kind = by_value.iter().find(|(_, n, _)| m.decides(*n));
-    let name_values = hint == Some(Hint::Name) && m.decides(m.name);
+    let name_values = hint == Some(Hint::Kind(ColumnKind::Name)) && m.decides(m.name);
     match (value_kind, hinted_kind) {
         (Some((kind, n, what)), hinted) => {
             col.kind = *kind;
@@ -457,18 +454,10 @@ fn classify(c: &Sampled, text_types: bool) -> Column {
 
 /// The policy kind a header hint names, for the hints that are kinds.
 fn hint_kind(hint: Hint) -> Option<ColumnKind> {
-    Some(match hint {
-        Hint::IdCard => ColumnKind::IdCard,
-        Hint::Phone => ColumnKind::Phone,
-        Hint::Name => ColumnKind::Name,
-        Hint::BankCard => ColumnKind::BankCard,
-        Hint::Address => ColumnKind::Address,
-        Hint::Email => ColumnKind::Email,
-        Hint::Plate => ColumnKind::Plate,
-        Hint::IpAddress => ColumnKind::IpAddress,
-        Hint::BirthDate => ColumnKind::BirthDate,
-        Hint::Health | Hint::QuasiIdentifier | Hint::Money | Hint::RecordKey => return None,
-    })
+    match hint {
+        Hint::Kind(kind) => Some(kind),
+        Hint::Health | Hint::QuasiIdentifier | Hint::Money | Hint::RecordKey => None,
+    }
 }
 
 /// Few distinct values for the sample's size, each seen at least twice on average: a category

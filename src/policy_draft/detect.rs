@@ -3,6 +3,8 @@
 
 use std::net::IpAddr;
 
+use erhai_policies::ColumnKind;
+
 /// Weights of the first 17 digits in the GB 11643-1999 check digit (2^(17-i) mod 11).
 const ID_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 /// The check character for each remainder of the weighted sum mod 11.
@@ -127,24 +129,9 @@ pub fn is_bank_card(s: &str) -> bool {
 /// What a column's header says about it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hint {
-    /// Resident ID (身份证号, 证件号码).
-    IdCard,
-    /// Phone (手机, 电话).
-    Phone,
-    /// Person's name (姓名).
-    Name,
-    /// Bank card (银行卡).
-    BankCard,
-    /// Address (地址, 住址).
-    Address,
-    /// E-mail (邮箱).
-    Email,
-    /// Licence plate (车牌).
-    Plate,
-    /// IP address.
-    IpAddress,
-    /// Date of birth (出生日期, 生日).
-    BirthDate,
+    /// A personal kind of the policy model (身份证号, 手机, 姓名, 银行卡, 地址, 邮箱, 车牌, IP,
+    /// 出生日期): the values decide it when they can.
+    Kind(ColumnKind),
     /// Health data (诊断, 病): sensitive personal information.
     Health,
     /// An attribute that identifies in combination (年龄, 性别, 职业, …).
@@ -165,7 +152,7 @@ const HINTS: &[(Hint, &[&str])] = &[
         ],
     ),
     (
-        Hint::IdCard,
+        Hint::Kind(ColumnKind::IdCard),
         &[
             "身份证",
             "证件号",
@@ -177,25 +164,34 @@ const HINTS: &[(Hint, &[&str])] = &[
         ],
     ),
     (
-        Hint::BankCard,
+        Hint::Kind(ColumnKind::BankCard),
         &["银行卡", "卡号", "bank", "card_no", "card_number"],
     ),
     (
-        Hint::Phone,
+        Hint::Kind(ColumnKind::Phone),
         &["手机", "电话", "联系方式", "phone", "mobile", "tel"],
     ),
     (
-        Hint::Email,
+        Hint::Kind(ColumnKind::Email),
         &["邮箱", "电子邮件", "email", "e-mail", "mail"],
     ),
-    (Hint::Plate, &["车牌", "号牌", "plate"]),
+    (Hint::Kind(ColumnKind::Plate), &["车牌", "号牌", "plate"]),
     (
-        Hint::IpAddress,
+        Hint::Kind(ColumnKind::IpAddress),
         &["ip地址", "ip_address", "ip_addr", "client_ip"],
     ),
-    (Hint::BirthDate, &["出生", "生日", "birth", "dob"]),
-    (Hint::Address, &["地址", "住址", "address", "addr"]),
-    (Hint::Name, &["姓名", "名字", "联系人", "name"]),
+    (
+        Hint::Kind(ColumnKind::BirthDate),
+        &["出生", "生日", "birth", "dob"],
+    ),
+    (
+        Hint::Kind(ColumnKind::Address),
+        &["地址", "住址", "address", "addr"],
+    ),
+    (
+        Hint::Kind(ColumnKind::Name),
+        &["姓名", "名字", "联系人", "name"],
+    ),
     (
         Hint::QuasiIdentifier,
         &[
@@ -268,7 +264,7 @@ pub fn header_hint(header: &str) -> Option<Hint> {
     let h = header.to_lowercase();
     if h == "id" || h.ends_with("_id") || h == "ip" {
         return Some(if h == "ip" {
-            Hint::IpAddress
+            Hint::Kind(ColumnKind::IpAddress)
         } else {
             Hint::RecordKey
         });
@@ -289,7 +285,14 @@ pub fn header_hint(header: &str) -> Option<Hint> {
         .map(|(hint, _)| *hint)?;
     let names_a_thing = NOT_A_PERSON.iter().any(|w| h.contains(w));
     match hint {
-        Hint::Name | Hint::Address | Hint::Phone | Hint::Email if names_a_thing => None,
+        Hint::Kind(ColumnKind::Name)
+        | Hint::Kind(ColumnKind::Address)
+        | Hint::Kind(ColumnKind::Phone)
+        | Hint::Kind(ColumnKind::Email)
+            if names_a_thing =>
+        {
+            None
+        }
         _ => Some(hint),
     }
 }
@@ -357,16 +360,16 @@ mod tests {
     #[test]
     fn headers_hint_in_chinese_and_english() {
         let check = |h: &str, hint: Option<Hint>| assert_eq!(header_hint(h), hint, "{h}");
-        check("身份证号", Some(Hint::IdCard));
-        check("证件号码", Some(Hint::IdCard));
-        check("手机", Some(Hint::Phone));
-        check("联系电话", Some(Hint::Phone));
-        check("姓名", Some(Hint::Name));
-        check("guest_name", Some(Hint::Name));
+        check("身份证号", Some(Hint::Kind(ColumnKind::IdCard)));
+        check("证件号码", Some(Hint::Kind(ColumnKind::IdCard)));
+        check("手机", Some(Hint::Kind(ColumnKind::Phone)));
+        check("联系电话", Some(Hint::Kind(ColumnKind::Phone)));
+        check("姓名", Some(Hint::Kind(ColumnKind::Name)));
+        check("guest_name", Some(Hint::Kind(ColumnKind::Name)));
         check("hotel_name", None);
         check("酒店名称", None);
-        check("家庭地址", Some(Hint::Address));
-        check("出生日期", Some(Hint::BirthDate));
+        check("家庭地址", Some(Hint::Kind(ColumnKind::Address)));
+        check("出生日期", Some(Hint::Kind(ColumnKind::BirthDate)));
         check("诊断结果", Some(Hint::Health));
         check("消费金额", Some(Hint::Money));
         check("spend_yuan", Some(Hint::Money));
