@@ -179,7 +179,7 @@ impl Gateway {
                 return Err(self.end_early(job, failure_state(&e), &e));
             }
         };
-        job.datasets = read_by(&tables, &run.lineage);
+        job.datasets = dataset_ids(read_by(&tables, &run.lineage));
         job.verdict = Some(run.verdict.clone());
         let Some((schema, batches)) = run.rows else {
             let e = EngineError::Refused(Box::new(run.verdict));
@@ -238,15 +238,16 @@ impl Gateway {
         };
         // The job reads what its plan scans, not every table it could have (a refused plan
         // too: lineage shows the attempt to the datasets' providers, and to nobody else).
-        job.datasets = read_by(&tables, prepared.lineage());
+        let read = read_by(&tables, prepared.lineage());
+        job.datasets = dataset_ids(read.iter().copied());
         job.verdict = Some(prepared.verdict().clone());
         if !prepared.allowed() {
             let e = EngineError::Refused(Box::new(prepared.verdict().clone()));
             return Err(self.end_early(job, JobState::Refused, &e));
         }
-        let read: HashMap<String, String> = tables
-            .iter()
-            .filter(|t| prepared.lineage().datasets.contains(&t.name))
+        // The names the query gave the datasets it reads, for the differencing check.
+        let read: HashMap<String, String> = read
+            .into_iter()
             .map(|t| (t.name.clone(), t.dataset_id.clone()))
             .collect();
         // A DP query is charged before it runs; beyond the budget it never runs.
@@ -542,16 +543,18 @@ async fn guarded<T>(
 }
 
 /// The ids of the datasets behind `tables`.
-fn dataset_ids(tables: &[StoredTable]) -> Vec<String> {
-    tables.iter().map(|t| t.dataset_id.clone()).collect()
+fn dataset_ids<'a>(tables: impl IntoIterator<Item = &'a StoredTable>) -> Vec<String> {
+    tables.into_iter().map(|t| t.dataset_id.clone()).collect()
 }
 
-/// The ids of the datasets among `tables` that a plan with `lineage` scans.
-fn read_by(tables: &[StoredTable], lineage: &erhai_policies::PlanLineage) -> Vec<String> {
+/// The tables among `tables` that a plan with `lineage` scans.
+fn read_by<'a>(
+    tables: &'a [StoredTable],
+    lineage: &erhai_policies::PlanLineage,
+) -> Vec<&'a StoredTable> {
     tables
         .iter()
         .filter(|t| lineage.datasets.contains(&t.name))
-        .map(|t| t.dataset_id.clone())
         .collect()
 }
 
