@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod authz;
 pub mod config;
+pub mod dates;
 pub mod deploy;
 pub mod error;
 pub mod identity;

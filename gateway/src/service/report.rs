@@ -11,8 +11,8 @@ use crate::authz::Role;
 use crate::state::{JobState, UserRecord, now_ms};
 
 fn day(s: &str, what: &str) -> Result<NaiveDate, Status> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-        .map_err(|e| Status::invalid_argument(format!("{what} `{s}` is not YYYY-MM-DD: {e}")))
+    crate::dates::parse_day(s, chrono::Utc::now().date_naive())
+        .map_err(|e| Status::invalid_argument(format!("{what}: {e}")))
 }
 
 /// The UTC day of a time.

@@ -67,9 +67,9 @@ fn date(s: &str, what: &str) -> Result<Option<NaiveDate>, Status> {
     if s.trim().is_empty() {
         return Ok(None);
     }
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+    crate::dates::parse_day(s, chrono::Utc::now().date_naive())
         .map(Some)
-        .map_err(|e| Status::invalid_argument(format!("{what} `{s}` is not YYYY-MM-DD: {e}")))
+        .map_err(|e| Status::invalid_argument(format!("{what}: {e}")))
 }
 
 fn text(s: &str, what: &str, required: bool) -> Result<String, Status> {

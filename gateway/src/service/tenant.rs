@@ -53,9 +53,8 @@ fn reason(text: &str, what: &str) -> Result<String, Status> {
 }
 
 fn date(s: &str, what: &str) -> Result<NaiveDate, Status> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|e| {
-        Status::invalid_argument(format!("{what} `{s}` is not a date (YYYY-MM-DD): {e}"))
-    })
+    crate::dates::parse_day(s, chrono::Utc::now().date_naive())
+        .map_err(|e| Status::invalid_argument(format!("{what}: {e}")))
 }
 
 impl Gateway {
