@@ -299,3 +299,31 @@ impl ServerConfig {
         self.data_dir.join("meta")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `docs/erhai.toml` documents every key with its default: it must parse (unknown keys are
+    /// refused) and equal a fresh configuration, so the reference cannot drift from the code.
+    #[test]
+    fn the_reference_configuration_is_the_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/erhai.toml");
+        let text = std::fs::read_to_string(&path).expect("docs/erhai.toml");
+        let documented: ServerConfig = toml::from_str(&text).expect("parses");
+        let fresh = ServerConfig::new(Path::new("."), documented.listen);
+        assert_eq!(documented, fresh);
+        documented.validate().expect("valid");
+        // Every key of the code appears in the reference, not only by default.
+        let written = toml::to_string(&fresh).expect("serialize");
+        let keys = |t: &str| -> Vec<String> {
+            t.lines()
+                .filter_map(|l| l.split_once(" = ").map(|(k, _)| k.trim().to_string()))
+                .collect()
+        };
+        let in_docs = keys(&text);
+        for k in keys(&written) {
+            assert!(in_docs.contains(&k), "docs/erhai.toml does not document `{k}`");
+        }
+    }
+}
