@@ -30,6 +30,40 @@ pub struct DemoArgs {
     /// Generator seed.
     #[arg(long, default_value_t = 2023)]
     pub seed: u64,
+    /// Write the demo's tables as CSV, their column policies and a scenario application into
+    /// this directory, then exit (no server): data to try a deployment of your own with.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["keep_running", "dir"])]
+    pub export_data: Option<PathBuf>,
+}
+
+/// The documented scenario application (`docs/application.toml`), written by `--export-data`.
+pub const APPLICATION: &str = include_str!("../../docs/application.toml");
+
+/// Writes the demo tables (`<name>.csv`), their policies (`<name>.policy.toml`) and the
+/// documented scenario application (`application.toml`) into `dir`; returns the files written.
+pub fn export_data(
+    dir: &Path,
+    seed: u64,
+    sizes: Sizes,
+) -> Result<Vec<PathBuf>, Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(dir)?;
+    let data = demo_data::generate(seed, sizes)?;
+    let mut written = Vec::new();
+    for (name, policy, batch) in [
+        ("hotel_stays", demo_data::HOTEL_STAYS_POLICY, data.hotel_stays),
+        ("scenic_entries", demo_data::SCENIC_ENTRIES_POLICY, data.scenic_entries),
+        ("enterprises", demo_data::ENTERPRISES_POLICY, data.enterprises),
+    ] {
+        let csv = dir.join(format!("{name}.csv"));
+        erhai_client::files::write_data(&csv, &batch.schema(), &[batch])?;
+        let toml = dir.join(format!("{name}.policy.toml"));
+        std::fs::write(&toml, policy)?;
+        written.extend([csv, toml]);
+    }
+    let app = dir.join("application.toml");
+    std::fs::write(&app, APPLICATION)?;
+    written.push(app);
+    Ok(written)
 }
 
 /// A running deployment in a directory: the server plus identity bundles under
@@ -514,6 +548,12 @@ pub fn store_table(
 
 /// Runs the demo.
 pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(dir) = &args.export_data {
+        for f in export_data(dir, args.seed, Sizes::with_stays(args.stays))? {
+            println!("wrote {}", f.display());
+        }
+        return Ok(());
+    }
     let mut s = Steps {
         start: Instant::now(),
         n: 0,

@@ -35,6 +35,9 @@ pub enum QueryCommand {
         /// DP scenarios: the ε this query spends (default: the scenario's per-query cap).
         #[arg(long, default_value_t = 0.0)]
         epsilon: f64,
+        /// Production: print only the job's id, for scripts (`JOB=$(erhai query submit -q …)`).
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Check a query without running it: each output column's lineage and the rule applied.
     Check {
@@ -74,6 +77,7 @@ pub(super) async fn run(ctx: &Context, cmd: QueryCommand) -> Result {
             out,
             scenario,
             epsilon,
+            quiet: _,
         } => {
             if epsilon != 0.0 {
                 return Err("--epsilon is for production runs (samples spend no budget)".into());
@@ -104,6 +108,7 @@ pub(super) async fn run(ctx: &Context, cmd: QueryCommand) -> Result {
             out,
             scenario,
             epsilon,
+            quiet,
         } => {
             if out.is_some() {
                 return Err("--out is for development runs; production results are fetched with `erhai release fetch` once approved".into());
@@ -113,7 +118,11 @@ pub(super) async fn run(ctx: &Context, cmd: QueryCommand) -> Result {
                 .await?
                 .submit_in(&sql, &scenario, epsilon)
                 .await?;
-            ctx.show(&j);
+            if quiet {
+                println!("{}", j.id);
+            } else {
+                ctx.show(&j);
+            }
             if j.state == "failed" {
                 return Err(format!("job {} failed: {}", j.id, j.error).into());
             }
