@@ -50,9 +50,21 @@ pub fn export_data(
     let data = demo_data::generate(seed, sizes)?;
     let mut written = Vec::new();
     for (name, policy, batch) in [
-        ("hotel_stays", demo_data::HOTEL_STAYS_POLICY, data.hotel_stays),
-        ("scenic_entries", demo_data::SCENIC_ENTRIES_POLICY, data.scenic_entries),
-        ("enterprises", demo_data::ENTERPRISES_POLICY, data.enterprises),
+        (
+            "hotel_stays",
+            demo_data::HOTEL_STAYS_POLICY,
+            data.hotel_stays,
+        ),
+        (
+            "scenic_entries",
+            demo_data::SCENIC_ENTRIES_POLICY,
+            data.scenic_entries,
+        ),
+        (
+            "enterprises",
+            demo_data::ENTERPRISES_POLICY,
+            data.enterprises,
+        ),
     ] {
         let csv = dir.join(format!("{name}.csv"));
         erhai_client::files::write_data(&csv, &batch.schema(), &[batch])?;

@@ -323,7 +323,10 @@ mod tests {
         };
         let in_docs = keys(&text);
         for k in keys(&written) {
-            assert!(in_docs.contains(&k), "docs/erhai.toml does not document `{k}`");
+            assert!(
+                in_docs.contains(&k),
+                "docs/erhai.toml does not document `{k}`"
+            );
         }
     }
 }

@@ -9,7 +9,9 @@ use thiserror::Error;
 /// Why a day could not be read; the message is the analyst's guide to the syntax.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DayError {
-    #[error("`{0}` is not a day: write YYYY-MM-DD or a day relative to today (`today`, `+3y`, `today+1y-1d`, `-30d`)")]
+    #[error(
+        "`{0}` is not a day: write YYYY-MM-DD or a day relative to today (`today`, `+3y`, `today+1y-1d`, `-30d`)"
+    )]
     Syntax(String),
     #[error("`{0}` falls outside the calendar")]
     OutOfRange(String),
@@ -28,7 +30,11 @@ pub fn parse_day(text: &str, today: NaiveDate) -> Result<NaiveDate, DayError> {
     }
     let rest = t.strip_prefix("today").unwrap_or(t);
     if rest.is_empty() {
-        return if t.is_empty() { Err(syntax()) } else { Ok(today) };
+        return if t.is_empty() {
+            Err(syntax())
+        } else {
+            Ok(today)
+        };
     }
     let mut day = today;
     let mut chars = rest.chars().peekable();
@@ -91,8 +97,18 @@ mod tests {
     fn hostile_days_are_refused_with_the_syntax() {
         let today = d(2026, 11, 30);
         for bad in [
-            "", "tomorrow", "+", "+y", "3y", "+3", "+3x", "today+", "2026-13-01", "+1y+",
-            "today today", "+99999999999999999999d",
+            "",
+            "tomorrow",
+            "+",
+            "+y",
+            "3y",
+            "+3",
+            "+3x",
+            "today+",
+            "2026-13-01",
+            "+1y+",
+            "today today",
+            "+99999999999999999999d",
         ] {
             let e = parse_day(bad, today).expect_err(bad);
             assert!(matches!(e, DayError::Syntax(_)), "{bad}: {e}");

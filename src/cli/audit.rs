@@ -48,11 +48,11 @@ pub struct AuditFilter {
     /// Only events whose object ids contain this.
     #[arg(long, default_value = "")]
     object: String,
-    /// From this time (RFC 3339, or a date YYYY-MM-DD).
-    #[arg(long)]
+    /// From this time (RFC 3339, a date YYYY-MM-DD, or a day relative to today: `-7d`).
+    #[arg(long, allow_hyphen_values = true)]
     since: Option<String>,
-    /// Before this time (RFC 3339, or a date YYYY-MM-DD).
-    #[arg(long)]
+    /// Before this time (RFC 3339, a date YYYY-MM-DD, or a day relative to today: `today`).
+    #[arg(long, allow_hyphen_values = true)]
     until: Option<String>,
 }
 
@@ -71,17 +71,18 @@ impl AuditFilter {
     }
 }
 
-/// An RFC 3339 time or a date (midnight UTC) as ms since the epoch; absent: 0.
+/// An RFC 3339 time or a day (midnight UTC; absolute or relative to today, as the server reads
+/// days) as ms since the epoch; absent: 0.
 fn parse_instant(s: Option<&str>) -> std::result::Result<i64, String> {
     let Some(s) = s else { return Ok(0) };
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.timestamp_millis());
     }
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
+    let day = erhai_gateway::dates::parse_day(s, chrono::Utc::now().date_naive())
+        .map_err(|e| format!("{e}, or an RFC 3339 time"))?;
+    day.and_hms_opt(0, 0, 0)
         .map(|t| t.and_utc().timestamp_millis())
-        .ok_or_else(|| format!("`{s}` is neither an RFC 3339 time nor a date YYYY-MM-DD"))
+        .ok_or_else(|| format!("`{s}` falls outside the calendar"))
 }
 
 /// Runs `erhai audit …`.

@@ -35,7 +35,8 @@ pub enum QueryCommand {
         /// DP scenarios: the ε this query spends (default: the scenario's per-query cap).
         #[arg(long, default_value_t = 0.0)]
         epsilon: f64,
-        /// Production: print only the job's id, for scripts (`JOB=$(erhai query submit -q …)`).
+        /// Print only the job's id, for scripts (`JOB=$(erhai query submit -q …)`); development rows
+        /// then go only to --out.
         #[arg(long, short)]
         quiet: bool,
     },
@@ -77,7 +78,7 @@ pub(super) async fn run(ctx: &Context, cmd: QueryCommand) -> Result {
             out,
             scenario,
             epsilon,
-            quiet: _,
+            quiet,
         } => {
             if epsilon != 0.0 {
                 return Err("--epsilon is for production runs (samples spend no budget)".into());
@@ -88,6 +89,10 @@ pub(super) async fn run(ctx: &Context, cmd: QueryCommand) -> Result {
             let (j, schema, batches) = ctx.client().await?.run_dev(&scenario, &sql).await?;
             if let Some(out) = &out {
                 erhai_client::files::write_data(out, &schema, &batches)?;
+            }
+            if quiet {
+                println!("{}", j.id);
+                return Ok(());
             }
             ctx.print(|| {
                     format!(

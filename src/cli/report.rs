@@ -13,11 +13,11 @@ pub struct ReportArgs {
     /// Tenant (default: your own).
     #[arg(long, default_value = "")]
     tenant: String,
-    /// First day, YYYY-MM-DD.
-    #[arg(long)]
+    /// First day: YYYY-MM-DD, or relative to the server's today (`today`, `-30d`, `+1m`).
+    #[arg(long, allow_hyphen_values = true)]
     from: String,
-    /// Last day, YYYY-MM-DD.
-    #[arg(long)]
+    /// Last day: YYYY-MM-DD, or relative to the server's today (`today`, `+3y-1d`).
+    #[arg(long, allow_hyphen_values = true)]
     to: String,
     /// Document format: md or html (`--output json` gives JSON).
     #[arg(long, default_value = "md")]

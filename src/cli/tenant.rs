@@ -27,11 +27,11 @@ pub enum TenantCommand {
     Agreement {
         /// Tenant name.
         name: String,
-        /// First day, YYYY-MM-DD.
-        #[arg(long)]
+        /// First day: YYYY-MM-DD, or relative to the server's today (`today`, `-30d`, `+1m`).
+        #[arg(long, allow_hyphen_values = true)]
         start: String,
-        /// Last day, YYYY-MM-DD.
-        #[arg(long)]
+        /// Last day: YYYY-MM-DD, or relative to the server's today (`today`, `+3y-1d`).
+        #[arg(long, allow_hyphen_values = true)]
         end: String,
         /// Why.
         #[arg(long)]

@@ -19,4 +19,5 @@ mod permissions;
 mod policy_draft;
 mod policy_slt;
 mod properties;
+mod readme;
 mod redteam;
