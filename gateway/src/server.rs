@@ -230,6 +230,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
         quality,
         signer,
         ca,
+        users_lock: std::sync::Mutex::new(()),
         cfg,
         job_slots,
         running: std::sync::Mutex::new(tokio::task::JoinSet::new()),

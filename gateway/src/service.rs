@@ -52,6 +52,9 @@ pub struct Inner {
     pub signer: ring::signature::Ed25519KeyPair,
     /// Issues user certificates.
     pub ca: CertificateAuthority,
+    /// Held while a user record changes: the last-admin guard reads every admin and then
+    /// writes one, which two concurrent changes must not interleave.
+    pub users_lock: std::sync::Mutex<()>,
     /// Configuration.
     pub cfg: ServerConfig,
     /// Jobs executing at once are bounded, so that memory stays bounded: each has its own pool.
