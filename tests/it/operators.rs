@@ -132,3 +132,91 @@ async fn the_last_lasting_admin_cannot_be_disabled_or_expired() {
         .expect("disable the second admin");
     p.stop().await.expect("stop");
 }
+
+/// `GET path` over plain HTTP/1.1: (status, body).
+fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
+    (status, body.to_string())
+}
+
+/// The value of the sample `series` (name and labels, exactly) in a metrics text.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_listener_counts_calls_and_answers_health_checks() {
+    erhai::install_crypto_provider();
+    let p = Platform::start(None, |c| {
+        c.metrics_listen = Some("127.0.0.1:0".parse().expect("addr"));
+    })
+    .await
+    .expect("start");
+    let at = p.server.metrics_addr.expect("a metrics listener");
+    let (status, body) = http_get(at, "/healthz");
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+
+    let who = r#"erhai_calls_total{action="who_am_i",outcome="ok"}"#;
+    let denied = r#"erhai_calls_total{action="check_query",outcome="denied"}"#;
+    let (_, before) = http_get(at, "/metrics");
+    let admin = p.client("admin").await.expect("admin");
+    for _ in 0..3 {
+        admin.whoami().await.expect("whoami");
+    }
+    let (c, _) = code(admin.check("SELECT 'marker-5150'", "none").await);
+    assert_eq!(c, Code::PermissionDenied);
+    let (status, after) = http_get(at, "/metrics");
+    assert_eq!(status, 200);
+    assert_eq!(sample(&after, who) - sample(&before, who), 3.0, "{after}");
+    assert_eq!(
+        sample(&after, denied) - sample(&before, denied),
+        1.0,
+        "{after}"
+    );
+    // Every call's audit event was timed; the other families are there from the start.
+    assert!(
+        sample(&after, "erhai_audit_append_seconds_count") >= 4.0,
+        "{after}"
+    );
+    for family in [
+        r#"erhai_jobs_queued{env="production"}"#,
+        r#"erhai_jobs_running{env="development"}"#,
+        "erhai_batch_cache_hits_total",
+        "erhai_batch_cache_misses_total",
+    ] {
+        assert!(after.contains(family), "{family} missing: {after}");
+    }
+    // Nothing a caller sent is a label or a value.
+    assert!(!after.contains("marker-5150"), "{after}");
+    assert_eq!(http_get(at, "/nothing").0, 404);
+    p.stop().await.expect("stop");
+}
+
+#[test]
+fn a_metrics_listener_off_loopback_needs_metrics_public() {
+    let mut cfg = erhai_gateway::ServerConfig::new(
+        std::path::Path::new("."),
+        "127.0.0.1:7443".parse().expect("addr"),
+    );
+    cfg.metrics_listen = Some("0.0.0.0:9464".parse().expect("addr"));
+    let e = cfg.validate().expect_err("public without consent");
+    assert!(e.to_string().contains("metrics_public"), "{e}");
+    cfg.metrics_public = true;
+    cfg.validate().expect("consented");
+}
