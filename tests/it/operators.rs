@@ -220,3 +220,143 @@ fn a_metrics_listener_off_loopback_needs_metrics_public() {
     cfg.metrics_public = true;
     cfg.validate().expect("consented");
 }
+
+/// `erhai serve --dir dir` with its stdout and stderr piped, once it printed `ready <endpoint>`.
+fn serve(dir: &std::path::Path, args: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_erhai"))
+        .args(["serve", "--dir"])
+        .arg(dir)
+        .args(args)
+        .env_remove("ERHAI_LOG")
+        .env_remove("ERHAI_LOG_FORMAT")
+        .env_remove("ERHAI_LISTEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn erhai serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read");
+    let endpoint = line
+        .strip_prefix("ready ")
+        .unwrap_or_else(|| panic!("erhai serve did not start: {line:?}"))
+        .trim()
+        .to_string();
+    (child, endpoint)
+}
+
+/// SIGTERM (the graceful path), then everything the server wrote on stderr.
+fn stop(child: std::process::Child) -> String {
+    let pid = child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "erhai serve exited with {}",
+        out.status
+    );
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+fn erhai_cli(identity: &std::path::Path, endpoint: Option<&str>) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_erhai"));
+    cmd.arg("--identity").arg(identity).arg("whoami");
+    match endpoint {
+        Some(e) => cmd.env("ERHAI_ENDPOINT", e),
+        None => cmd.env_remove("ERHAI_ENDPOINT"),
+    };
+    cmd.output().expect("run erhai")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_deployment_keeps_its_port_and_logs_each_call_as_json() {
+    erhai::install_crypto_provider();
+    let tmp = tempfile::tempdir().expect("dir");
+    let dir = tmp.path().join("deployment");
+    // A deployment started on port 0 writes the port it got into its erhai.toml.
+    let p = Platform::start(Some(dir.clone()), |_| {})
+        .await
+        .expect("start");
+    let endpoint = p.endpoint.clone();
+    p.stop().await.expect("stop");
+    let admin_bundle = dir.join("identities").join("admin");
+
+    // `erhai serve --dir` serves the same endpoint the identity bundles name.
+    let (server, served) = serve(&dir, &["--log-format", "json"]);
+    assert_eq!(served, endpoint);
+    let bundle_endpoint =
+        std::fs::read_to_string(admin_bundle.join("endpoint")).expect("endpoint file");
+    assert_eq!(bundle_endpoint.trim(), endpoint);
+    let admin = Client::connect_dir(&admin_bundle).await.expect("connect");
+    admin.whoami().await.expect("whoami after restart");
+    let (c, _) = code(admin.check("SELECT 'needle-4711' AS x", "none").await);
+    assert_eq!(c, Code::PermissionDenied);
+
+    // A second server on the same port says so and exits non-zero.
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_erhai"))
+        .args(["serve", "--dir"])
+        .arg(&dir)
+        .env_remove("ERHAI_LISTEN")
+        .output()
+        .expect("second serve");
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success());
+    assert!(
+        err.contains("is already in use (another erhai serve?)")
+            && err.contains("change `listen` in")
+            && err.contains("erhai.toml"),
+        "{err}"
+    );
+
+    // ERHAI_ENDPOINT overrides the bundle's endpoint: a bundle naming a dead port works with
+    // it and fails without it.
+    let moved = tmp.path().join("moved-admin");
+    std::fs::create_dir_all(&moved).expect("dir");
+    for f in ["cert.pem", "key.pem", "ca.pem"] {
+        std::fs::copy(admin_bundle.join(f), moved.join(f)).expect("copy");
+    }
+    std::fs::write(moved.join("endpoint"), "https://127.0.0.1:9\n").expect("endpoint");
+    let out = erhai_cli(&moved, Some(&endpoint));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!erhai_cli(&moved, None).status.success());
+
+    // One JSON line per call, with the call's fields and none of its SQL.
+    let log = stop(server);
+    assert!(!log.contains("needle-4711"), "{log}");
+    let calls: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "erhai_gateway::calls")
+        .collect();
+    let find = |action: &str| {
+        calls
+            .iter()
+            .find(|v| v["action"] == action)
+            .unwrap_or_else(|| panic!("no {action} line in {log}"))
+    };
+    let who = find("who_am_i");
+    assert_eq!(who["user"], "admin");
+    assert_eq!(who["role"], "admin");
+    assert_eq!(who["outcome"], "ok");
+    assert!(who["duration_ms"].as_f64().is_some(), "{who}");
+    let check = find("check_query");
+    assert_eq!(check["outcome"], "denied");
+    assert_eq!(check["code"], "PermissionDenied");
+    // Every line of the log is JSON (no text or colour codes mixed in).
+    assert!(
+        log.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "{log}"
+    );
+}
