@@ -46,6 +46,7 @@ impl IdentityBundle {
         let read = |name: &str| {
             fs::read_to_string(dir.join(name)).map_err(|e| identity_error(dir, name, "read", &e))
         };
+        let (cert, key, ca) = (read(bundle::CERT)?, read(bundle::KEY)?, read(bundle::CA)?);
         let endpoint = match endpoint.map(str::trim).filter(|e| !e.is_empty()) {
             Some(e) if e.starts_with("https://") => e.to_string(),
             Some(e) => {
@@ -60,9 +61,9 @@ impl IdentityBundle {
         };
         Ok(IdentityBundle {
             dir: dir.to_path_buf(),
-            cert: read(bundle::CERT)?,
-            key: read(bundle::KEY)?,
-            ca: read(bundle::CA)?,
+            cert,
+            key,
+            ca,
             endpoint,
         })
     }
