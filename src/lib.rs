@@ -4,6 +4,8 @@
 use std::future::Future;
 use std::process::ExitCode;
 
+pub use erhai_gateway::config::LogFormat;
+
 pub mod cli;
 pub mod output;
 pub mod policy_draft;
@@ -32,15 +34,59 @@ pub async fn termination() -> std::io::Result<()> {
     }
 }
 
+/// How a process logs on stderr.
+#[derive(Clone, Copy, Debug)]
+pub struct Logging {
+    /// Text or JSON lines.
+    pub format: LogFormat,
+    /// The filter when `ERHAI_LOG` is not set (an `EnvFilter` directive list).
+    pub default_filter: &'static str,
+}
+
+impl Default for Logging {
+    /// Warnings and errors, as text: a command's output is its answer, not a log.
+    fn default() -> Self {
+        Logging {
+            format: LogFormat::Text,
+            default_filter: "warn",
+        }
+    }
+}
+
+impl Logging {
+    /// Installs the global subscriber. `ERHAI_LOG` (e.g. `warn,erhai_gateway::calls=info`)
+    /// replaces the default filter; text has colours only when stderr is a terminal.
+    fn install(self) {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("ERHAI_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(self.default_filter));
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        match self.format {
+            LogFormat::Json => builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .init(),
+            LogFormat::Text => builder
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .init(),
+        }
+    }
+}
+
 /// Runs `work` to completion as a process's main task, with logging (`ERHAI_LOG`) on stderr;
 /// an error is printed as `error: …` and exits with failure.
 pub fn run_to_exit(work: impl Future<Output = Result<(), Box<dyn std::error::Error>>>) -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ERHAI_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    run_logged(Logging::default(), work)
+}
+
+/// [`run_to_exit`] with `logging` instead of the default.
+pub fn run_logged(
+    logging: Logging,
+    work: impl Future<Output = Result<(), Box<dyn std::error::Error>>>,
+) -> ExitCode {
+    logging.install();
     // Planning and checking recurse over analyst-built trees; the checks grow their stacks on
     // demand, and roomier worker stacks (reserved, not committed) keep the rest clear of the
     // edge in debug builds too.

@@ -7,5 +7,5 @@ use clap::Parser;
 fn main() -> ExitCode {
     erhai::install_crypto_provider();
     let cli = erhai::cli::Cli::parse();
-    erhai::run_to_exit(erhai::cli::run(cli))
+    erhai::run_logged(cli.logging(), erhai::cli::run(cli))
 }

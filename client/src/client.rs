@@ -115,6 +115,32 @@ impl Client {
             .ok_or_else(|| ClientError::Data("server sent no user".into()))
     }
 
+    /// Issues user `id` a new certificate over a key pair generated here and writes the new
+    /// identity bundle to `out`; the user's previous certificate is refused from its next call.
+    pub async fn reissue_user(
+        &self,
+        id: &str,
+        valid_days: i64,
+        out: &Path,
+    ) -> Result<pb::User, ClientError> {
+        let key = KeyPair::generate()?;
+        let req = pb::ReissueUserRequest {
+            id: id.into(),
+            public_key_pem: key.public_key_pem(),
+            valid_days,
+        };
+        let r = self.admin().reissue_user(req).await?.into_inner();
+        identity::write_bundle(
+            out,
+            &r.cert_pem,
+            &key.private_key_pem(),
+            &r.ca_pem,
+            &self.endpoint,
+        )?;
+        r.user
+            .ok_or_else(|| ClientError::Data("server sent no user".into()))
+    }
+
     /// Registers a dataset from batches: header, IPC chunks, finish.
     pub async fn register(
         &self,
@@ -328,6 +354,18 @@ calls! {
     /// Sets when a user expires (ms since the epoch; 0: never).
     fn set_user_expiry(id: &str, expires_at_ms: i64) -> pb::User =
         admin.set_user_expiry(pb::SetUserExpiryRequest { id: id.into(), expires_at_ms });
+
+    /// Disables a user (every call of theirs is refused until enabled); `reason` is audited.
+    fn disable_user(id: &str, reason: &str) -> pb::User =
+        admin.set_user_disabled(pb::SetUserDisabledRequest {
+            id: id.into(), disabled: true, reason: reason.into(),
+        });
+
+    /// Enables a disabled user.
+    fn enable_user(id: &str) -> pb::User =
+        admin.set_user_disabled(pb::SetUserDisabledRequest {
+            id: id.into(), disabled: false, reason: String::new(),
+        });
 
     /// Sends prepared upload messages as they are (tests use this to send broken uploads).
     fn register_raw(chunks: Vec<pb::RegisterChunk>) -> pb::Dataset =

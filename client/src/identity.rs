@@ -10,6 +10,9 @@ use erhai_proto::bundle;
 
 use crate::ClientError;
 
+/// The environment variable that overrides an identity bundle's endpoint.
+pub const ENDPOINT_ENV: &str = "ERHAI_ENDPOINT";
+
 /// An identity bundle read from disk.
 #[derive(Clone)]
 pub struct IdentityBundle {
@@ -32,17 +35,36 @@ impl std::fmt::Debug for IdentityBundle {
 }
 
 impl IdentityBundle {
-    /// Reads `dir/{cert.pem,key.pem,ca.pem,endpoint}`.
+    /// Reads `dir/{cert.pem,key.pem,ca.pem,endpoint}`; a non-empty `ERHAI_ENDPOINT`
+    /// replaces the bundle's endpoint (a server moved, or reached through a tunnel).
     pub fn load(dir: &Path) -> Result<Self, ClientError> {
+        Self::load_with_endpoint(dir, std::env::var(ENDPOINT_ENV).ok().as_deref())
+    }
+
+    /// Reads the bundle in `dir`, its endpoint replaced by `endpoint` when that is non-empty.
+    pub fn load_with_endpoint(dir: &Path, endpoint: Option<&str>) -> Result<Self, ClientError> {
         let read = |name: &str| {
             fs::read_to_string(dir.join(name)).map_err(|e| identity_error(dir, name, "read", &e))
         };
+        let (cert, key, ca) = (read(bundle::CERT)?, read(bundle::KEY)?, read(bundle::CA)?);
+        let endpoint = match endpoint.map(str::trim).filter(|e| !e.is_empty()) {
+            Some(e) if e.starts_with("https://") => e.to_string(),
+            Some(e) => {
+                return Err(ClientError::Identity {
+                    dir: dir.to_path_buf(),
+                    what: format!(
+                        "{ENDPOINT_ENV}=`{e}` is not an https:// URL (e.g. https://127.0.0.1:7443)"
+                    ),
+                });
+            }
+            None => read(bundle::ENDPOINT)?.trim().to_string(),
+        };
         Ok(IdentityBundle {
             dir: dir.to_path_buf(),
-            cert: read(bundle::CERT)?,
-            key: read(bundle::KEY)?,
-            ca: read(bundle::CA)?,
-            endpoint: read(bundle::ENDPOINT)?.trim().to_string(),
+            cert,
+            key,
+            ca,
+            endpoint,
         })
     }
 }
@@ -141,6 +163,28 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn an_endpoint_override_replaces_the_bundles_and_must_be_https() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = KeyPair::generate().expect("key");
+        write_bundle(
+            dir.path(),
+            "C",
+            &key.private_key_pem(),
+            "A",
+            "https://old:1",
+        )
+        .expect("write");
+        let b =
+            IdentityBundle::load_with_endpoint(dir.path(), Some(" https://new:2 ")).expect("load");
+        assert_eq!(b.endpoint, "https://new:2");
+        let b = IdentityBundle::load_with_endpoint(dir.path(), Some("")).expect("load");
+        assert_eq!(b.endpoint, "https://old:1");
+        let e = IdentityBundle::load_with_endpoint(dir.path(), Some("http://new:2"))
+            .expect_err("plain http");
+        assert!(e.to_string().contains("ERHAI_ENDPOINT"), "{e}");
     }
 
     #[test]

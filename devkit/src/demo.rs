@@ -113,6 +113,9 @@ impl Platform {
         edit(&mut cfg);
         let server = erhai_gateway::start(cfg).await?;
         let endpoint = erhai_gateway::deploy::endpoint_for(server.addr);
+        // The port the server got, not 0: `erhai serve --dir` on this directory later serves
+        // the endpoint the identity bundles name.
+        erhai_gateway::deploy::pin_listen(&deployment.config_file, server.addr)?;
         std::fs::write(
             deployment
                 .admin_identity

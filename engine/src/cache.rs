@@ -13,6 +13,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arrow::record_batch::RecordBatch;
@@ -30,6 +31,10 @@ pub type Partitions = Arc<Vec<Vec<RecordBatch>>>;
 pub struct BatchCache {
     budget: usize,
     state: Mutex<State>,
+    /// Lookups answered from memory, and lookups that decoded the version (or found it too
+    /// big): operators size `cache_mib` by these.
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -48,6 +53,8 @@ impl BatchCache {
         BatchCache {
             budget,
             state: Mutex::new(State::default()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -66,14 +73,17 @@ impl BatchCache {
         {
             let mut s = self.state();
             if s.too_big.contains(object) {
+                self.misses.fetch_add(1, Ordering::Relaxed);
                 return Ok(None);
             }
             if let Some((p, _)) = s.entries.get(object).cloned() {
                 s.order.retain(|o| o != object);
                 s.order.push_back(object.to_string());
+                self.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(Some(p));
             }
         }
+        self.misses.fetch_add(1, Ordering::Relaxed);
         let partitions = load()?;
         let bytes: usize = partitions
             .iter()
@@ -108,6 +118,14 @@ impl BatchCache {
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.state().bytes
+    }
+
+    /// Lookups answered from memory and lookups that were not, since the engine started.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -194,6 +212,7 @@ mod tests {
         assert!(get("b", &mut loads));
         assert!(get("a", &mut loads)); // hit: a is now the most recent
         assert_eq!(loads, 2);
+        assert_eq!(cache.hits_and_misses(), (1, 2));
         assert!(get("c", &mut loads)); // evicts b
         assert!(get("a", &mut loads));
         assert_eq!(loads, 3);

@@ -410,6 +410,11 @@ impl Engine {
         self.cache.as_ref().map_or(0, |c| c.bytes())
     }
 
+    /// The batch cache's hits and misses since start ((0, 0) without a cache).
+    pub fn cache_hits_and_misses(&self) -> (u64, u64) {
+        self.cache.as_ref().map_or((0, 0), |c| c.hits_and_misses())
+    }
+
     /// The sealer of the platform's metadata records (derived from the master key).
     pub fn record_sealer(&self) -> RecordSealer {
         self.master.record_sealer()

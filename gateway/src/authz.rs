@@ -68,6 +68,12 @@ pub enum Action {
     ListUsers,
     /// Set a user's expiry.
     SetUserExpiry,
+    /// Issue a user a new certificate (the previous one stops working).
+    ReissueUser,
+    /// Disable a user: every call of theirs is refused until enabled.
+    DisableUser,
+    /// Enable a disabled user.
+    EnableUser,
     /// Who am I.
     WhoAmI,
     /// Register a dataset.
@@ -152,6 +158,9 @@ pub const MATRIX: &[(Action, &[Role])] = &[
     (Action::CreateUser, &[Role::Admin]),
     (Action::ListUsers, &[Role::Admin]),
     (Action::SetUserExpiry, &[Role::Admin]),
+    (Action::ReissueUser, &[Role::Admin]),
+    (Action::DisableUser, &[Role::Admin]),
+    (Action::EnableUser, &[Role::Admin]),
     (Action::WhoAmI, &Role::ALL),
     (Action::RegisterDataset, &[Role::Provider, Role::Analyst]),
     (Action::ApproveImport, &[Role::Authority]),

@@ -41,6 +41,54 @@ pub struct ServerConfig {
     /// Development samples.
     #[serde(default)]
     pub dev: DevConfig,
+    /// Address of the operators' plain-HTTP listener serving `GET /healthz` (200 `ok` while
+    /// calls are accepted and the metadata store and audit chain take durable writes) and
+    /// `GET /metrics` (Prometheus / OpenMetrics text: calls by action and outcome, job run
+    /// times, queued and running jobs, audit append latency, batch cache hits and misses).
+    /// It exposes counters only, never data, SQL, names or keys, and has no authentication.
+    /// Absent: no such listener. Env `ERHAI_METRICS_LISTEN`. Example: `"127.0.0.1:9464"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Allow `metrics_listen` on a non-loopback address (default false: such an address is
+    /// refused at startup, since the listener is unauthenticated plain HTTP; prefer scraping
+    /// through a local agent or a tunnel).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub metrics_public: bool,
+    /// Format of the server's log on stderr: `text` (default; no colours unless stderr is a
+    /// terminal) or `json` (one object per line, for log shippers). `erhai serve
+    /// --log-format` and env `ERHAI_LOG_FORMAT` override it; `ERHAI_LOG` filters it (default
+    /// `warn,erhai_gateway=info`: warnings and one line per call).
+    #[serde(default, skip_serializing_if = "LogFormat::is_text")]
+    pub log_format: LogFormat,
+}
+
+/// How the server writes its log.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    fn is_text(&self) -> bool {
+        *self == LogFormat::Text
+    }
 }
 
 /// Development samples as configured (a dataset's registration may choose its own rate and
@@ -160,11 +208,15 @@ impl ServerConfig {
             release: ReleaseConfig::default(),
             governance: GovernanceConfig::default(),
             dev: DevConfig::default(),
+            metrics_listen: None,
+            metrics_public: false,
+            log_format: LogFormat::default(),
         }
     }
 
     /// Reads `path`, resolves relative paths against its directory and applies `ERHAI_LISTEN`,
-    /// `ERHAI_DATA_DIR`, `ERHAI_K`, `ERHAI_TIMEOUT_SECS`, `ERHAI_MEMORY_MIB` overrides.
+    /// `ERHAI_DATA_DIR`, `ERHAI_K`, `ERHAI_TIMEOUT_SECS`, `ERHAI_MEMORY_MIB`,
+    /// `ERHAI_CACHE_MIB`, `ERHAI_METRICS_LISTEN` and `ERHAI_LOG_FORMAT` overrides.
     pub fn load(path: &Path) -> Result<ServerConfig, GatewayError> {
         let text = std::fs::read_to_string(path)
             .map_err(GatewayError::io(format!("reading {}", path.display())))?;
@@ -212,11 +264,27 @@ impl ServerConfig {
         if let Some(v) = parse("ERHAI_CACHE_MIB")? {
             self.limits.cache_mib = v;
         }
+        if let Some(v) = parse("ERHAI_METRICS_LISTEN")? {
+            self.metrics_listen = Some(v);
+        }
+        if let Some(v) = parse("ERHAI_LOG_FORMAT")? {
+            self.log_format = v;
+        }
         Ok(())
     }
 
     /// Checks ranges.
     pub fn validate(&self) -> Result<(), GatewayError> {
+        if let Some(addr) = self.metrics_listen
+            && !addr.ip().is_loopback()
+            && !self.metrics_public
+        {
+            return Err(GatewayError::Config(format!(
+                "metrics_listen = \"{addr}\" is not a loopback address: the metrics listener is \
+                 unauthenticated plain HTTP; keep it on 127.0.0.1 (scrape through a local agent \
+                 or a tunnel) or set metrics_public = true to expose it on purpose"
+            )));
+        }
         for h in &self.governance.holidays {
             chrono::NaiveDate::parse_from_str(h, "%Y-%m-%d").map_err(|e| {
                 GatewayError::Config(format!("governance.holidays: `{h}` is not YYYY-MM-DD: {e}"))

@@ -31,6 +31,20 @@ pub fn endpoint_for(listen: SocketAddr) -> String {
     format!("https://{}", SocketAddr::new(ip, listen.port()))
 }
 
+/// Writes `listen` into the configuration file `config_file`, keeping its other settings: a
+/// deployment started on port 0 (the demo, tests) keeps the port it got across restarts, so
+/// the endpoint its identity bundles name stays right.
+pub fn pin_listen(config_file: &Path, listen: SocketAddr) -> Result<(), GatewayError> {
+    let what = || format!("{}", config_file.display());
+    let text = std::fs::read_to_string(config_file)
+        .map_err(GatewayError::io(format!("reading {}", what())))?;
+    let mut table: toml::Table =
+        toml::from_str(&text).map_err(|e| GatewayError::Config(format!("{}: {e}", what())))?;
+    table.insert("listen".into(), toml::Value::String(listen.to_string()));
+    let text = toml::to_string_pretty(&table).map_err(|e| GatewayError::Config(e.to_string()))?;
+    std::fs::write(config_file, text).map_err(GatewayError::io(format!("writing {}", what())))
+}
+
 /// Creates a deployment in `dir` (which must be empty or absent).
 pub fn init(dir: &Path, listen: SocketAddr) -> Result<Deployment, GatewayError> {
     if dir.exists()

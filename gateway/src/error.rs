@@ -27,6 +27,16 @@ pub enum GatewayError {
     /// A stored record could not be read or written.
     #[error("metadata store: {0}")]
     Record(#[from] crate::records::RecordError),
+    /// The listen address is taken.
+    #[error(
+        "{addr} is already in use (another erhai serve?): stop it or change `{key}` in erhai.toml"
+    )]
+    AddrInUse {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The configuration key that chose it (`listen`, `metrics_listen`).
+        key: &'static str,
+    },
     /// TLS setup failed.
     #[error("TLS: {0}")]
     Tls(String),

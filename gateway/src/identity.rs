@@ -42,7 +42,7 @@ pub fn resolve<T>(store: &Store, req: &Request<T>) -> (String, Result<UserRecord
         return (
             id.clone(),
             Err(Status::unauthenticated(format!(
-                "this certificate is no longer valid for user `{id}`: a newer one was issued"
+                "this certificate of user `{id}` was replaced by a newer one (`erhai admin user reissue`): use the identity bundle written then"
             ))),
         );
     }

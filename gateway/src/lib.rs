@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod authz;
+pub mod call_log;
 pub mod config;
 pub mod dates;
 pub mod deploy;
@@ -14,6 +15,8 @@ pub mod error;
 pub mod identity;
 pub mod job_rules;
 pub mod ledger;
+pub mod metrics;
+mod ops_http;
 pub mod pki;
 pub mod quality;
 pub mod receipt;

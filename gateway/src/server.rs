@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use erhai_engine::{Engine, MasterKey};
@@ -38,7 +39,11 @@ pub const JOB_GRACE: Duration = Duration::from_secs(30);
 pub struct RunningServer {
     /// The bound address.
     pub addr: SocketAddr,
+    /// The bound address of the operators' `/healthz` and `/metrics` listener, if configured.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
+    ops: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+    accepting: Arc<AtomicBool>,
     handle: JoinHandle<Result<(), tonic::transport::Error>>,
     accept: JoinHandle<()>,
     gateway: Gateway,
@@ -49,6 +54,7 @@ impl RunningServer {
     /// [`JOB_GRACE`] at most; those still running then are interrupted, and marked so at the
     /// next start), audits the shutdown, signs a final checkpoint and flushes state.
     pub async fn shutdown(mut self) -> Result<(), GatewayError> {
+        self.accepting.store(false, Ordering::SeqCst);
         self.accept.abort();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -81,6 +87,10 @@ impl RunningServer {
         // A signed checkpoint of the final head: a tail cut while the server is down shows.
         self.gateway.0.audit.checkpoint()?;
         self.gateway.0.store.flush()?;
+        if let Some((tx, handle)) = self.ops.take() {
+            let _ = tx.send(());
+            let _ = handle.await;
+        }
         match r {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(GatewayError::Tls(e.to_string())),
@@ -128,9 +138,27 @@ fn tls_config(cfg: &ServerConfig) -> Result<rustls::ServerConfig, GatewayError> 
     Ok(config)
 }
 
-/// Recovers from any earlier crash, then starts serving on `cfg.listen`.
+/// Binds `addr`; a taken address is [`GatewayError::AddrInUse`] naming the `key` that chose it.
+async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, GatewayError> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            GatewayError::AddrInUse { addr, key }
+        } else {
+            GatewayError::io(format!("binding {addr} (`{key}`)"))(e)
+        }
+    })
+}
+
+/// Recovers from any earlier crash, then starts serving on `cfg.listen` (and the operators'
+/// listener on `cfg.metrics_listen`, if set).
 pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
     cfg.validate()?;
+    // Both ports first: a taken port is said before recovery touches anything.
+    let listener = bind(cfg.listen, "listen").await?;
+    let ops_listener = match cfg.metrics_listen {
+        Some(addr) => Some(bind(addr, "metrics_listen").await?),
+        None => None,
+    };
     let master = MasterKey::load(&cfg.master_key_path())?;
     let engine = Engine::new(
         &cfg.data_dir,
@@ -171,9 +199,6 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
     audit.checkpoint()?;
 
     let acceptor = TlsAcceptor::from(Arc::new(tls_config(&cfg)?));
-    let listener = TcpListener::bind(cfg.listen)
-        .await
-        .map_err(GatewayError::io(format!("binding {}", cfg.listen)))?;
     let addr = listener
         .local_addr()
         .map_err(GatewayError::io("reading the bound address"))?;
@@ -219,6 +244,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
     let quality = crate::quality::QualityRequests::open(store.db())?;
     // The platform key signs release receipts as well as audit checkpoints.
     let signer = signing_key(&cfg.audit_key_path())?;
+    let metrics = crate::metrics::Metrics::new(audit.append_latency());
     let gateway = Gateway(Arc::new(Inner {
         store,
         audit,
@@ -230,6 +256,8 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
         quality,
         signer,
         ca,
+        users_lock: std::sync::Mutex::new(()),
+        metrics,
         cfg,
         job_slots,
         running: std::sync::Mutex::new(tokio::task::JoinSet::new()),
@@ -255,8 +283,24 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
             .await
     });
     tracing::info!(%addr, "erhai listening (TLS 1.3, client certificates required)");
+    let accepting = Arc::new(AtomicBool::new(true));
+    let (metrics_addr, ops) = match ops_listener {
+        Some(l) => {
+            let at = l
+                .local_addr()
+                .map_err(GatewayError::io("reading the metrics listener's address"))?;
+            let (tx, rx) = oneshot::channel();
+            let handle = crate::ops_http::spawn(l, gateway.clone(), accepting.clone(), rx);
+            tracing::info!(addr = %at, "metrics listener: GET /healthz, GET /metrics (plain HTTP)");
+            (Some(at), Some((tx, handle)))
+        }
+        None => (None, None),
+    };
     Ok(RunningServer {
         addr,
+        metrics_addr,
+        ops,
+        accepting,
         shutdown: Some(shutdown_tx),
         handle,
         accept,

@@ -24,6 +24,7 @@ use tonic::{Request, Status};
 
 use crate::audit::{AuditLog, NewEvent};
 use crate::authz::{Action, Role, permits, roles_for};
+use crate::call_log::{self, Outcome};
 use crate::config::ServerConfig;
 use crate::identity;
 use crate::pki::CertificateAuthority;
@@ -52,6 +53,11 @@ pub struct Inner {
     pub signer: ring::signature::Ed25519KeyPair,
     /// Issues user certificates.
     pub ca: CertificateAuthority,
+    /// Counters for the metrics listener.
+    pub metrics: crate::metrics::Metrics,
+    /// Held while a user record changes: the last-admin guard reads every admin and then
+    /// writes one, which two concurrent changes must not interleave.
+    pub users_lock: std::sync::Mutex<()>,
     /// Configuration.
     pub cfg: ServerConfig,
     /// Jobs executing at once are bounded, so that memory stays bounded: each has its own pool.
@@ -68,6 +74,8 @@ pub struct Caller {
     pub user: UserRecord,
     /// Hex SHA-256 of the request message ("" for streams).
     pub digest: String,
+    /// When the call arrived (the call log's duration).
+    pub started: std::time::Instant,
 }
 
 impl std::ops::Deref for Caller {
@@ -90,10 +98,11 @@ impl Gateway {
         action: Action,
         object: &str,
     ) -> Result<Caller, Status> {
+        let started = std::time::Instant::now();
         let digest = hex::encode(
             ring::digest::digest(&ring::digest::SHA256, &req.get_ref().encode_to_vec()).as_ref(),
         );
-        self.authorize_with(req, action, object, digest)
+        self.authorize_with(req, action, object, digest, started)
     }
 
     /// Identity and permission check of a streaming upload (its digest is not known up front).
@@ -103,7 +112,13 @@ impl Gateway {
         action: Action,
         object: &str,
     ) -> Result<Caller, Status> {
-        self.authorize_with(req, action, object, String::new())
+        self.authorize_with(
+            req,
+            action,
+            object,
+            String::new(),
+            std::time::Instant::now(),
+        )
     }
 
     fn authorize_with<T>(
@@ -112,9 +127,20 @@ impl Gateway {
         action: Action,
         object: &str,
         digest: String,
+        started: std::time::Instant,
     ) -> Result<Caller, Status> {
         let (id, resolved) = identity::resolve(&self.0.store, req);
         let denied = |user: &str, role: &str, tenant: &str, status: Status| {
+            self.observe(&call_log::Call {
+                action,
+                user,
+                role,
+                tenant,
+                outcome: Outcome::Denied,
+                code: status.code(),
+                started,
+                object,
+            });
             self.record(NewEvent {
                 user: user.into(),
                 role: role.into(),
@@ -160,7 +186,11 @@ impl Gateway {
                 status,
             ));
         }
-        Ok(Caller { user, digest })
+        Ok(Caller {
+            user,
+            digest,
+            started,
+        })
     }
 
     /// A unary call: authorized, answered by `handle`, its outcome audited.
@@ -193,6 +223,12 @@ impl Gateway {
                 Ok(record)
             }
         }
+    }
+
+    /// A finished call, in the call log and the metrics.
+    fn observe(&self, call: &call_log::Call<'_>) {
+        call_log::log(call);
+        self.0.metrics.call(call.action, call.outcome);
     }
 
     fn record(&self, e: NewEvent) {
@@ -248,6 +284,17 @@ impl Gateway {
             outcome: outcome.into(),
             reason,
             digest: caller.digest.clone(),
+        });
+        let (logged, code) = Outcome::of(&result);
+        self.observe(&call_log::Call {
+            action,
+            user: &user.id,
+            role: user.role.name(),
+            tenant: user.tenant.as_deref().unwrap_or(""),
+            outcome: logged,
+            code,
+            started: caller.started,
+            object,
         });
         result
     }

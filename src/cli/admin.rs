@@ -49,6 +49,31 @@ pub enum UserCommand {
         #[arg(long)]
         at: String,
     },
+    /// Issue a user a new certificate (a key pair generated here) and write the new identity
+    /// bundle; the user's previous certificate is refused from its next call.
+    Reissue {
+        /// User id.
+        id: String,
+        /// Where to write the new identity bundle.
+        #[arg(long)]
+        out: PathBuf,
+        /// Certificate validity in days (default: the platform's).
+        #[arg(long, default_value_t = 0)]
+        valid_days: i64,
+    },
+    /// Disable a user: every call of theirs is refused until enabled.
+    Disable {
+        /// User id.
+        id: String,
+        /// Why (audited).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Enable a disabled user.
+    Enable {
+        /// User id.
+        id: String,
+    },
 }
 
 /// Arguments of `admin user add`.
@@ -149,6 +174,31 @@ pub(super) async fn run(ctx: &Context, cmd: AdminCommand) -> Result {
                             .timestamp_millis(),
                     };
                     let u = c.set_user_expiry(&id, ms).await?;
+                    ctx.show(&u);
+                }
+                UserCommand::Reissue {
+                    id,
+                    out,
+                    valid_days,
+                } => {
+                    let u = c.reissue_user(&id, valid_days, &out).await?;
+                    ctx.print(
+                        || {
+                            format!(
+                                "user {} has a new certificate; identity bundle in {} (the previous one is refused from now on)",
+                                u.id,
+                                out.display()
+                            )
+                        },
+                        || u.json(),
+                    );
+                }
+                UserCommand::Disable { id, reason } => {
+                    let u = c.disable_user(&id, &reason).await?;
+                    ctx.show(&u);
+                }
+                UserCommand::Enable { id } => {
+                    let u = c.enable_user(&id).await?;
                     ctx.show(&u);
                 }
             }

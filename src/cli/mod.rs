@@ -53,6 +53,10 @@ pub enum Command {
         /// Configuration file.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Log format on stderr (default: `log_format` in erhai.toml, else text); `ERHAI_LOG`
+        /// filters it, e.g. `ERHAI_LOG=warn,erhai_gateway::calls=info`.
+        #[arg(long, value_enum)]
+        log_format: Option<serve::LogFormatArg>,
     },
     /// Platform administration.
     #[command(subcommand)]
@@ -128,6 +132,21 @@ impl Context {
     }
 }
 
+impl Cli {
+    /// How this command logs: the server one line per call (text or JSON), every other
+    /// command only warnings.
+    pub fn logging(&self) -> crate::Logging {
+        match &self.command {
+            Command::Serve {
+                dir,
+                config,
+                log_format,
+            } => serve::logging(dir.as_deref(), config.as_deref(), *log_format),
+            _ => crate::Logging::default(),
+        }
+    }
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result {
     let ctx = Context {
@@ -135,7 +154,7 @@ pub async fn run(cli: Cli) -> Result {
         output: cli.output,
     };
     match cli.command {
-        Command::Serve { dir, config } => serve::serve(dir, config).await,
+        Command::Serve { dir, config, .. } => serve::serve(dir, config).await,
         Command::Admin(cmd) => admin::run(&ctx, cmd).await,
         Command::Whoami => admin::whoami(&ctx).await,
         Command::Dataset(cmd) => dataset::run(&ctx, cmd).await,

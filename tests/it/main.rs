@@ -15,6 +15,7 @@ mod disclosure;
 mod e2e;
 mod fuzz_check;
 mod governance;
+mod operators;
 mod permissions;
 mod policy_draft;
 mod policy_slt;

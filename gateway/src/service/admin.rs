@@ -133,6 +133,86 @@ impl Gateway {
     }
 }
 
+/// An admin who can always act: enabled and without an expiry. The platform keeps at least
+/// one, or nobody could manage users again short of editing the store by hand.
+fn lasting_admin(u: &UserRecord) -> bool {
+    u.role == Role::Admin && !u.disabled && u.expires_at_ms.is_none()
+}
+
+impl Gateway {
+    /// Changes user `id` by `change` (under the users lock), refusing a change that would leave
+    /// no enabled admin without an expiry. `what` names the change in the refusal.
+    fn change_user(
+        &self,
+        id: &str,
+        what: &str,
+        change: impl FnOnce(&mut UserRecord) -> Result<(), Status>,
+    ) -> Result<UserRecord, Status> {
+        let _guard = self.0.users_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let before = self
+            .0
+            .store
+            .user(id)
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found(format!("user `{id}` does not exist")))?;
+        let mut after = before.clone();
+        change(&mut after)?;
+        if lasting_admin(&before) && !lasting_admin(&after) {
+            let others = self
+                .0
+                .store
+                .users()
+                .map_err(internal)?
+                .iter()
+                .filter(|u| u.id != id && lasting_admin(u))
+                .count();
+            if others == 0 {
+                return Err(Status::failed_precondition(format!(
+                    "cannot {what} user `{id}`: it is the last enabled admin without an expiry, \
+                     and nobody could manage users after it; create another admin first \
+                     (`erhai admin user add --role admin …`)"
+                )));
+            }
+        }
+        self.0.store.update_user(&after).map_err(internal)?;
+        Ok(after)
+    }
+
+    fn reissue_user_inner(
+        &self,
+        r: &pb::ReissueUserRequest,
+    ) -> Result<pb::CreateUserResponse, Status> {
+        if r.valid_days < 0 || r.valid_days > 3650 {
+            return Err(Status::invalid_argument(
+                "valid_days must be between 0 (default) and 3650",
+            ));
+        }
+        let days = if r.valid_days == 0 {
+            self.0.cfg.user_cert_days
+        } else {
+            r.valid_days as u32
+        };
+        let mut cert = String::new();
+        let user = self.change_user(&r.id, "reissue", |u| {
+            let (pem, fp) = self
+                .0
+                .ca
+                .issue_user(&u.id, &r.public_key_pem, days)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            // The record names one fingerprint: from now on only the new certificate is
+            // accepted (identity.rs compares it at every call).
+            u.cert_sha256 = fp;
+            cert = pem;
+            Ok(())
+        })?;
+        Ok(pb::CreateUserResponse {
+            user: Some(convert::user(&user)),
+            cert_pem: cert,
+            ca_pem: self.0.ca.ca_pem().to_string(),
+        })
+    }
+}
+
 #[tonic::async_trait]
 impl AdminService for Gateway {
     async fn create_user(
@@ -169,23 +249,52 @@ impl AdminService for Gateway {
     ) -> Result<Response<pb::User>, Status> {
         let object = req.get_ref().id.clone();
         let user = self.authorize(&req, Action::SetUserExpiry, &object)?;
-        let r =
-            (|| {
-                let r = req.get_ref();
-                let mut target =
-                    self.0.store.user(&r.id).map_err(internal)?.ok_or_else(|| {
-                        Status::not_found(format!("user `{}` does not exist", r.id))
-                    })?;
-                target.expires_at_ms = if r.expires_at_ms == 0 {
-                    None
-                } else {
-                    Some(r.expires_at_ms)
-                };
-                self.0.store.update_user(&target).map_err(internal)?;
-                Ok(convert::user(&target))
-            })();
+        let r = req.get_ref();
+        let at = (r.expires_at_ms != 0).then_some(r.expires_at_ms);
+        let r = self
+            .change_user(&r.id, "set an expiry on", |u| {
+                u.expires_at_ms = at;
+                Ok(())
+            })
+            .map(|u| convert::user(&u));
         self.finish(&user, Action::SetUserExpiry, &object, r)
             .map(Response::new)
+    }
+
+    async fn reissue_user(
+        &self,
+        req: Request<pb::ReissueUserRequest>,
+    ) -> Result<Response<pb::CreateUserResponse>, Status> {
+        let object = req.get_ref().id.clone();
+        self.unary(&req, Action::ReissueUser, &object, |_, r| {
+            self.reissue_user_inner(r)
+        })
+    }
+
+    async fn set_user_disabled(
+        &self,
+        req: Request<pb::SetUserDisabledRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        let r = req.get_ref();
+        let reason = r.reason.trim();
+        let (action, object) = if r.disabled {
+            (Action::DisableUser, format!("{} ({reason})", r.id))
+        } else {
+            (Action::EnableUser, r.id.clone())
+        };
+        let disabled = r.disabled;
+        self.unary(&req, action, &object, |_, r| {
+            if disabled && (reason.is_empty() || reason.chars().count() > 500) {
+                return Err(Status::invalid_argument(
+                    "disabling a user needs a reason (1 to 500 characters): it is audited",
+                ));
+            }
+            self.change_user(&r.id, "disable", |u| {
+                u.disabled = disabled;
+                Ok(())
+            })
+            .map(|u| convert::user(&u))
+        })
     }
 
     async fn who_am_i(

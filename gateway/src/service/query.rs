@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 use super::{Gateway, convert, engine_status, internal};
 use crate::authz::Action;
 use crate::job_rules::JobRules;
+use crate::metrics::JobEnv;
 use crate::scenario::ScenarioRecord;
 use crate::state::{JobRecord, JobState, UserRecord, now_ms};
 
@@ -152,7 +153,12 @@ impl Gateway {
         job.dev = true;
         job.scenario = Some(scenario.name.clone());
         *object = job.id.clone();
-        let outcome = match self.0.job_slots.acquire().await {
+        let slot = self
+            .0
+            .metrics
+            .job_slot(&self.0.job_slots, JobEnv::Development)
+            .await;
+        let outcome = match slot {
             Ok(_slot) => {
                 self.job_event(
                     &job,
@@ -318,7 +324,12 @@ impl Gateway {
         read: HashMap<String, String>,
     ) -> JobRecord {
         let releases = self.releases_for(&job.id, read);
-        let outcome = match self.0.job_slots.acquire().await {
+        let slot = self
+            .0
+            .metrics
+            .job_slot(&self.0.job_slots, JobEnv::Production)
+            .await;
+        let outcome = match slot {
             Ok(_slot) => {
                 self.job_event(&job, "job_started", "allowed", String::new());
                 guarded(self.0.engine.run(&job.id, prepared, &releases)).await
