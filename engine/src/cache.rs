@@ -105,6 +105,25 @@ impl BatchCache {
         Ok(Some(partitions))
     }
 
+    /// Drops every version whose key object starts with `prefix` (a dataset deleted, a sample
+    /// replaced): nothing of it stays in memory.
+    pub fn forget(&self, prefix: &str) {
+        let mut s = self.state();
+        let gone: Vec<String> = s
+            .entries
+            .keys()
+            .filter(|o| o.starts_with(prefix))
+            .cloned()
+            .collect();
+        for object in gone {
+            if let Some((_, b)) = s.entries.remove(&object) {
+                s.bytes -= b;
+            }
+            s.order.retain(|o| *o != object);
+        }
+        s.too_big.retain(|o| !o.starts_with(prefix));
+    }
+
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.state().bytes
