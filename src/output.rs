@@ -145,18 +145,19 @@ fn dataset_life(d: &pb::Dataset) -> String {
 
 /// One dataset's schema and policy as a table.
 fn dataset_detail(d: &pb::Dataset) -> String {
-    let head = dataset_life(d) + &format!(
-        "{} ({}) — {} rows, version {}, provider {}, privacy unit {}, development sample {} rows\n{}\ndevelopment sample: {}\n",
-        d.name,
-        d.id,
-        d.rows,
-        d.version,
-        d.provider_unit,
-        d.privacy_unit,
-        d.dev_sample_rows,
-        d.description,
-        d.dev_sample_rule
-    );
+    let head = dataset_life(d)
+        + &format!(
+            "{} ({}) — {} rows, version {}, provider {}, privacy unit {}, development sample {} rows\n{}\ndevelopment sample: {}\n",
+            d.name,
+            d.id,
+            d.rows,
+            d.version,
+            d.provider_unit,
+            d.privacy_unit,
+            d.dev_sample_rows,
+            d.description,
+            d.dev_sample_rule
+        );
     head + &table(
         &[
             "column",

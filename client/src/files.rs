@@ -103,10 +103,7 @@ pub fn read_data(
     path: &Path,
     policy_toml: Option<&str>,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), ClientError> {
-    read_data_typed(
-        path,
-        &policy_toml.map(declared_types).unwrap_or_default(),
-    )
+    read_data_typed(path, &policy_toml.map(declared_types).unwrap_or_default())
 }
 
 /// Reads a data file; CSV columns named in `declared` (column → Arrow type as displayed) take

@@ -411,7 +411,9 @@ impl PopulationLedger {
                 set: units,
             }],
         };
-        self.record(&registration(id, version), &[row], &|_| Some(id.to_string()))?;
+        self.record(&registration(id, version), &[row], &|_| {
+            Some(id.to_string())
+        })?;
         // An audit state kept so far is rebuilt from the ledger with it at the next check.
         self.audits.remove(id.as_bytes())?;
         Ok(())

@@ -49,7 +49,11 @@ fn names<T: ToString>(items: impl IntoIterator<Item = T>) -> BTreeSet<String> {
 fn set_change(was: &BTreeSet<String>, now: &BTreeSet<String>) -> String {
     let added: Vec<String> = now.difference(was).map(|x| format!("+{x}")).collect();
     let removed: Vec<String> = was.difference(now).map(|x| format!("−{x}")).collect();
-    added.into_iter().chain(removed).collect::<Vec<_>>().join(" ")
+    added
+        .into_iter()
+        .chain(removed)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn describe(c: &ColumnPolicy) -> String {
@@ -154,11 +158,19 @@ uses = "measure"
 
     #[test]
     fn schemas_differ_by_missing_new_and_retyped_columns_and_not_by_order() {
-        let current = cols(&[("person", "Utf8"), ("district", "Utf8"), ("spend", "Float64")]);
+        let current = cols(&[
+            ("person", "Utf8"),
+            ("district", "Utf8"),
+            ("spend", "Float64"),
+        ]);
         assert!(
             schema_differences(
                 &current,
-                &cols(&[("spend", "Float64"), ("person", "Utf8"), ("district", "Utf8")])
+                &cols(&[
+                    ("spend", "Float64"),
+                    ("person", "Utf8"),
+                    ("district", "Utf8")
+                ])
             )
             .is_empty()
         );
@@ -180,16 +192,15 @@ uses = "measure"
     fn changes_name_each_column_and_what_changed() {
         let old = parse_policy(OLD).expect("old");
         assert!(policy_changes(&old, &old).is_empty());
-        let new_text = OLD
-            .replace(
+        let new_text =
+            OLD.replace(
                 "[columns.district]\nkind = \"dimension\"\ngrade = \"general\"",
                 "[columns.district]\nkind = \"dimension\"\ngrade = \"important\"",
             )
             .replace(
                 "[columns.spend]\nkind = \"measure\"\ngrade = \"general\"\nuses = \"measure\"\n",
                 "",
-            )
-            + "\n[columns.nights]\nkind = \"measure\"\ngrade = \"general\"\nuses = \"measure\"\n";
+            ) + "\n[columns.nights]\nkind = \"measure\"\ngrade = \"general\"\nuses = \"measure\"\n";
         let new = parse_policy(&new_text).expect("new");
         let changes = policy_changes(&old, &new);
         assert_eq!(changes.len(), 3, "{changes:?}");

@@ -123,7 +123,10 @@ pub(super) async fn run(ctx: &Context, cmd: DatasetCommand) -> Result {
                 new_version,
             };
             let d = c.register_with(header, schema, batches).await?;
-            ctx.print(|| registered_text(&d, new_version, policy.is_none()), || d.json());
+            ctx.print(
+                || registered_text(&d, new_version, policy.is_none()),
+                || d.json(),
+            );
         }
         DatasetCommand::Retire { dataset, reason } => {
             let d = c.retire_dataset(&dataset, &reason).await?;

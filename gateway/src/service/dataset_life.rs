@@ -376,8 +376,8 @@ impl Gateway {
             .count();
         let (mut approved, mut in_review) = (0, 0);
         for s in self.0.scenarios.all().map_err(internal)? {
-            let names = s.approved.contains_key(&d.name)
-                || s.requested.iter().any(|c| c.dataset == d.name);
+            let names =
+                s.approved.contains_key(&d.name) || s.requested.iter().any(|c| c.dataset == d.name);
             match s.status {
                 _ if !names => {}
                 ScenarioStatus::Rejected => {}
