@@ -222,6 +222,27 @@ mod tests {
     }
 
     #[test]
+    fn forgetting_a_dataset_drops_its_versions_and_nothing_else() {
+        let one = batch(100)[0][0].get_array_memory_size();
+        let cache = BatchCache::new(10 * one);
+        for o in ["ds-1/v1", "ds-1/v2", "ds-10/v1"] {
+            cache.get_or_load(o, || Ok(batch(100))).expect("load");
+        }
+        cache.forget("ds-1/v");
+        assert_eq!(cache.bytes(), one);
+        let mut reloaded = Vec::new();
+        for o in ["ds-1/v1", "ds-10/v1"] {
+            cache
+                .get_or_load(o, || {
+                    reloaded.push(o);
+                    Ok(batch(100))
+                })
+                .expect("load");
+        }
+        assert_eq!(reloaded, vec!["ds-1/v1"]);
+    }
+
+    #[test]
     fn a_version_larger_than_the_budget_is_loaded_once_and_never_kept() {
         let cache = BatchCache::new(16);
         let mut loads = 0;
