@@ -6,6 +6,8 @@
 const TIMES: &[(&str, &str)] = &[
     ("User.expires_at_ms", "expires_at"),
     ("Dataset.created_at_ms", "created_at"),
+    ("Retirement.at_ms", "at"),
+    ("DatasetVersion.created_at_ms", "created_at"),
     ("Report.generated_at_ms", "generated_at"),
     ("QualityRequest.filed_at_ms", "filed_at"),
     ("QualityRequest.closed_at_ms", "closed_at"),

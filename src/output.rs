@@ -83,6 +83,7 @@ fn datasets_table(ds: &[pb::Dataset]) -> String {
             "version",
             "rows",
             "privacy unit",
+            "status",
         ],
         ds.iter()
             .map(|d| {
@@ -93,26 +94,70 @@ fn datasets_table(ds: &[pb::Dataset]) -> String {
                     d.version.to_string(),
                     d.rows.to_string(),
                     d.privacy_unit.clone(),
+                    dataset_status(d),
                 ]
             })
             .collect(),
     )
 }
 
+/// In use, retired (when, by whom), or social data awaiting its import approval.
+fn dataset_status(d: &pb::Dataset) -> String {
+    match &d.retired {
+        Some(r) => format!("retired {} by {}", time(r.at_ms), r.by),
+        None if d.import_status == "pending" => "import pending".into(),
+        None => "in use".into(),
+    }
+}
+
+/// A dataset's retirement and earlier versions, when it has them.
+fn dataset_life(d: &pb::Dataset) -> String {
+    let mut s = String::new();
+    if let Some(r) = &d.retired {
+        s += &format!(
+            "RETIRED {} by {} ({}): no new queries, scenarios or versions\n",
+            time(r.at_ms),
+            r.by,
+            r.reason
+        );
+    }
+    if !d.earlier_versions.is_empty() {
+        let earlier: Vec<String> = d
+            .earlier_versions
+            .iter()
+            .map(|v| {
+                format!(
+                    "v{} ({} rows, {} by {})",
+                    v.version,
+                    v.rows,
+                    time(v.created_at_ms),
+                    v.registered_by
+                )
+            })
+            .collect();
+        s += &format!(
+            "earlier versions (kept, not queried): {}\n",
+            earlier.join(", ")
+        );
+    }
+    s
+}
+
 /// One dataset's schema and policy as a table.
 fn dataset_detail(d: &pb::Dataset) -> String {
-    let head = format!(
-        "{} ({}) — {} rows, version {}, provider {}, privacy unit {}, development sample {} rows\n{}\ndevelopment sample: {}\n",
-        d.name,
-        d.id,
-        d.rows,
-        d.version,
-        d.provider_unit,
-        d.privacy_unit,
-        d.dev_sample_rows,
-        d.description,
-        d.dev_sample_rule
-    );
+    let head = dataset_life(d)
+        + &format!(
+            "{} ({}) — {} rows, version {}, provider {}, privacy unit {}, development sample {} rows\n{}\ndevelopment sample: {}\n",
+            d.name,
+            d.id,
+            d.rows,
+            d.version,
+            d.provider_unit,
+            d.privacy_unit,
+            d.dev_sample_rows,
+            d.description,
+            d.dev_sample_rule
+        );
     head + &table(
         &[
             "column",
@@ -244,6 +289,9 @@ fn job_detail(j: &pb::Job) -> String {
             s += &format!(" (differential privacy, ε spent {})", j.epsilon);
         }
         s.push('\n');
+    }
+    if !j.dataset_versions.is_empty() {
+        s += &format!("read: {}\n", j.dataset_versions.join(", "));
     }
     if j.approvals_needed > 1 || !j.approvals.is_empty() {
         s += &format!(
@@ -695,6 +743,15 @@ impl Render for [pb::User] {
 impl Render for pb::Dataset {
     fn text(&self) -> String {
         dataset_detail(self)
+    }
+}
+
+impl Render for pb::DatasetDeleted {
+    fn text(&self) -> String {
+        format!(
+            "deleted {} ({}): {} version(s), {} file(s) removed, data keys destroyed",
+            self.name, self.id, self.versions, self.files_removed
+        )
     }
 }
 

@@ -377,6 +377,18 @@ calls! {
             dataset: dataset.into(), reason: reason.into(),
         });
 
+    /// Retires a dataset (its owning provider, or the authority): no new use, history kept.
+    fn retire_dataset(dataset: &str, reason: &str) -> pb::Dataset =
+        catalog.retire_dataset(pb::DatasetDecision {
+            dataset: dataset.into(), reason: reason.into(),
+        });
+
+    /// Deletes a dataset registered by mistake and never used (its owning provider).
+    fn delete_dataset(dataset: &str, reason: &str) -> pb::DatasetDeleted =
+        catalog.delete_dataset(pb::DatasetDecision {
+            dataset: dataset.into(), reason: reason.into(),
+        });
+
     /// Datasets visible to the caller.
     fn list_datasets() -> Vec<pb::Dataset> = catalog.list_datasets(pb::Empty {}).datasets;
 

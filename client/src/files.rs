@@ -103,10 +103,18 @@ pub fn read_data(
     path: &Path,
     policy_toml: Option<&str>,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), ClientError> {
+    read_data_typed(path, &policy_toml.map(declared_types).unwrap_or_default())
+}
+
+/// Reads a data file; CSV columns named in `declared` (column → Arrow type as displayed) take
+/// that type, e.g. the types of a dataset's current version when its policy is carried over.
+pub fn read_data_typed(
+    path: &Path,
+    declared: &BTreeMap<String, String>,
+) -> Result<(SchemaRef, Vec<RecordBatch>), ClientError> {
     let data = |e: &dyn std::fmt::Display| ClientError::Data(format!("{}: {e}", path.display()));
     match FileFormat::of(path)? {
         FileFormat::Csv => {
-            let declared = policy_toml.map(declared_types).unwrap_or_default();
             let mut file = open(path)?;
             let format = Format::default().with_header(true);
             let (inferred, _) = format

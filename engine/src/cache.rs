@@ -115,6 +115,25 @@ impl BatchCache {
         Ok(Some(partitions))
     }
 
+    /// Drops every version whose key object starts with `prefix` (a dataset deleted, a sample
+    /// replaced): nothing of it stays in memory.
+    pub fn forget(&self, prefix: &str) {
+        let mut s = self.state();
+        let gone: Vec<String> = s
+            .entries
+            .keys()
+            .filter(|o| o.starts_with(prefix))
+            .cloned()
+            .collect();
+        for object in gone {
+            if let Some((_, b)) = s.entries.remove(&object) {
+                s.bytes -= b;
+            }
+            s.order.retain(|o| *o != object);
+        }
+        s.too_big.retain(|o| !o.starts_with(prefix));
+    }
+
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.state().bytes
@@ -219,6 +238,27 @@ mod tests {
         assert!(get("b", &mut loads));
         assert_eq!(loads, 4);
         assert!(cache.bytes() <= 2 * one + one / 2);
+    }
+
+    #[test]
+    fn forgetting_a_dataset_drops_its_versions_and_nothing_else() {
+        let one = batch(100)[0][0].get_array_memory_size();
+        let cache = BatchCache::new(10 * one);
+        for o in ["ds-1/v1", "ds-1/v2", "ds-10/v1"] {
+            cache.get_or_load(o, || Ok(batch(100))).expect("load");
+        }
+        cache.forget("ds-1/v");
+        assert_eq!(cache.bytes(), one);
+        let mut reloaded = Vec::new();
+        for o in ["ds-1/v1", "ds-10/v1"] {
+            cache
+                .get_or_load(o, || {
+                    reloaded.push(o);
+                    Ok(batch(100))
+                })
+                .expect("load");
+        }
+        assert_eq!(reloaded, vec!["ds-1/v1"]);
     }
 
     #[test]

@@ -557,6 +557,42 @@ impl Engine {
         let _ = std::fs::remove_dir_all(self.data_dir.join("dev").join(dataset_id));
     }
 
+    /// Removes the files of one version of a dataset and of its sample (a new version whose
+    /// upload failed before commit); the dataset's other versions stay.
+    pub fn discard_version(&self, dataset_id: &str, version: u32) {
+        let _ = std::fs::remove_dir_all(store::dataset_dir(&self.data_dir, dataset_id, version));
+        self.discard_dev_sample(dataset_id, version);
+    }
+
+    /// Removes the development sample of a version that a newer one replaced (no session
+    /// reads it again).
+    pub fn discard_dev_sample(&self, dataset_id: &str, version: u32) {
+        let _ = std::fs::remove_dir_all(store::dev_dir(&self.data_dir, dataset_id, version));
+        if let Some(cache) = &self.cache {
+            cache.forget(&dev_key_object(dataset_id, version));
+        }
+    }
+
+    /// Deletes every file of a dataset (all versions and samples) and its cached batches;
+    /// returns how many files were removed. Unlike [`Engine::discard_dataset`] a failure is an
+    /// error: the caller must not report a deletion that left data behind.
+    pub fn delete_dataset(&self, dataset_id: &str) -> Result<u64> {
+        let mut removed = 0u64;
+        for sub in ["datasets", "dev"] {
+            let dir = self.data_dir.join(sub).join(dataset_id);
+            if !dir.exists() {
+                continue;
+            }
+            removed += store::count_files(&dir).map_err(EngineError::io("counting files"))?;
+            std::fs::remove_dir_all(&dir).map_err(EngineError::io("removing a dataset"))?;
+        }
+        if let Some(cache) = &self.cache {
+            cache.forget(&format!("{dataset_id}/v"));
+            cache.forget(&format!("dev/{dataset_id}/v"));
+        }
+        Ok(removed)
+    }
+
     /// A sandbox over `tables`, for benchmarks and tests that plan, check and run queries
     /// step by step (feature `testing`).
     #[cfg(feature = "testing")]

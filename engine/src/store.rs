@@ -297,6 +297,20 @@ pub fn read_encrypted(
     Ok((schema, batches))
 }
 
+/// The files under `dir`, recursively.
+pub(crate) fn count_files(dir: &Path) -> std::io::Result<u64> {
+    let mut n = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            n += count_files(&entry.path())?;
+        } else {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// Removes files left half-written by a crash under `data_dir`; returns how many.
 pub fn remove_orphans(data_dir: &Path) -> Result<usize> {
     fn walk(dir: &Path, removed: &mut usize) -> std::io::Result<()> {

@@ -84,6 +84,10 @@ pub enum Action {
     ListDatasets,
     /// Show a dataset's schema and policy.
     GetDataset,
+    /// Retire a dataset: no new queries, scenarios or versions.
+    RetireDataset,
+    /// Delete a registration made by mistake (never used): files and keys destroyed.
+    DeleteDataset,
     /// Submit a query.
     SubmitQuery,
     /// Check a query without running it.
@@ -184,6 +188,10 @@ pub const MATRIX: &[(Action, &[Role])] = &[
             Role::Auditor,
         ],
     ),
+    // The owner retires its data; the authority may too (a legal basis that lapsed). Only the
+    // owner corrects its own mistake by deleting; the admin sees no data and decides none.
+    (Action::RetireDataset, &[Role::Provider, Role::Authority]),
+    (Action::DeleteDataset, &[Role::Provider]),
     (Action::SubmitQuery, &[Role::Analyst]),
     (Action::CheckQuery, &[Role::Analyst]),
     (Action::RunDevQuery, &[Role::Analyst]),

@@ -116,9 +116,16 @@ fn decode_value(value: &[u8]) -> Result<Value, GatewayError> {
     })
 }
 
-/// The job under which a dataset's whole population is recorded at registration.
-pub fn registration(dataset_id: &str) -> String {
-    format!("registered/{dataset_id}")
+/// The job under which the whole population of a dataset's `version` is recorded when it is
+/// registered (version 1 keeps the name it had before versions). Every version's row count is
+/// public, so each stays a release of its own: a later version differs from an earlier one
+/// by the units added or removed, and differencing sees both.
+pub fn registration(dataset_id: &str, version: u32) -> String {
+    if version <= 1 {
+        format!("registered/{dataset_id}")
+    } else {
+        format!("registered/{dataset_id}/v{version}")
+    }
 }
 
 /// Whether `job` is a registration's (always released: a dataset's row count is public).
@@ -388,6 +395,7 @@ impl PopulationLedger {
     pub fn record_registration(
         &self,
         id: &str,
+        version: u32,
         name: &str,
         units: UnitSet,
         fingerprint: u64,
@@ -403,19 +411,41 @@ impl PopulationLedger {
                 set: units,
             }],
         };
-        self.record(&registration(id), &[row], &|_| Some(id.to_string()))?;
+        self.record(&registration(id, version), &[row], &|_| {
+            Some(id.to_string())
+        })?;
         // An audit state kept so far is rebuilt from the ledger with it at the next check.
         self.audits.remove(id.as_bytes())?;
         Ok(())
     }
 
-    /// Whether the whole population of dataset `id` is recorded.
-    pub fn has_registration(&self, id: &str) -> Result<bool, GatewayError> {
+    /// Whether the whole population of version `version` of dataset `id` is recorded.
+    pub fn has_registration(&self, id: &str, version: u32) -> Result<bool, GatewayError> {
         Ok(self
             .populations
-            .scan_prefix(job_prefix(id, &registration(id)))
+            .scan_prefix(job_prefix(id, &registration(id, version)))
             .next()
             .is_some())
+    }
+
+    /// Forgets every population of dataset `id` and its audit (a dataset deleted before any
+    /// job read it: only its registrations are there). Keyed unit indexes are derived from the
+    /// data; nothing of a deleted dataset stays.
+    pub fn forget_dataset(&self, id: &str) -> Result<usize, GatewayError> {
+        let mut prefix = id.as_bytes().to_vec();
+        prefix.push(0);
+        let mut removed = 0;
+        for tree in [&self.populations, &self.index] {
+            let mut batch = sled::Batch::default();
+            for item in tree.scan_prefix(&prefix) {
+                let (key, _) = item?;
+                batch.remove(key);
+                removed += 1;
+            }
+            tree.apply_batch(batch)?;
+        }
+        self.audits.remove(id.as_bytes())?;
+        Ok(removed)
     }
 
     /// Adds the figures of `job`'s released rows over the datasets `ids` (id → name) to their
@@ -472,6 +502,41 @@ mod tests {
                 }],
             })
             .collect()
+    }
+
+    #[test]
+    fn each_version_registers_its_own_population_and_deletion_forgets_them_all() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = sled::open(dir.path()).expect("db");
+        let ledger = PopulationLedger::open(&db, |n| Some(n.to_string())).expect("open");
+        ledger
+            .record_registration("ds-1", 1, "stays", set(0..40), 7)
+            .expect("v1");
+        ledger
+            .record_registration("ds-1", 2, "stays", set(0..41), 7)
+            .expect("v2");
+        ledger
+            .record_registration("ds-10", 1, "other", set(0..40), 7)
+            .expect("other");
+        assert!(ledger.has_registration("ds-1", 1).expect("v1"));
+        assert!(ledger.has_registration("ds-1", 2).expect("v2"));
+        assert!(!ledger.has_registration("ds-1", 3).expect("v3"));
+        // A new result over ds-1 meets both versions' populations: one unit apart.
+        let (found, complete) = ledger
+            .lookup("ds-1", &[0], "job-9", |_| false)
+            .expect("lookup");
+        assert!(complete);
+        let mut sizes: Vec<u64> = found.iter().map(|e| e.set.len()).collect();
+        sizes.sort();
+        assert_eq!(sizes, vec![40, 41]);
+        assert!(ledger.forget_dataset("ds-1").expect("forget") > 0);
+        assert!(!ledger.has_registration("ds-1", 1).expect("v1"));
+        let (found, _) = ledger
+            .lookup("ds-1", &[0], "job-9", |_| true)
+            .expect("lookup");
+        assert!(found.is_empty());
+        // A dataset whose id extends the deleted one's is untouched.
+        assert!(ledger.has_registration("ds-10", 1).expect("other"));
     }
 
     #[test]

@@ -171,6 +171,12 @@ impl<T: Serialize + DeserializeOwned> Records<T> {
         Ok(())
     }
 
+    /// Removes the record under `key` (nothing if there is none).
+    pub fn remove(&self, key: &str) -> Result<(), GatewayError> {
+        self.tree.remove(key.as_bytes())?;
+        Ok(())
+    }
+
     /// Writes `record` under `key` unless a record is there already; false if one was.
     pub fn create(&self, key: &str, record: &T) -> Result<bool, GatewayError> {
         let bytes = self.encode(key, record)?;

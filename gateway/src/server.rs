@@ -235,7 +235,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
     })?;
     // Datasets registered before whole populations were recorded get theirs now.
     for d in store.datasets()? {
-        if !ledger.has_registration(&d.id)? {
+        if !ledger.has_registration(&d.id, d.version)? {
             crate::service::record_whole_population(&engine, &ledger, &d).await?;
         }
     }
@@ -261,6 +261,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
         cfg,
         job_slots,
         running: std::sync::Mutex::new(tokio::task::JoinSet::new()),
+        new_versions: std::sync::Mutex::new(std::collections::HashSet::new()),
     }));
     let g = gateway.clone();
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();

@@ -6,6 +6,7 @@ mod admin;
 mod catalog;
 pub(crate) use catalog::{record_whole_population, upgrade_dev_samples};
 mod convert;
+mod dataset_life;
 mod differencing;
 mod governance;
 mod lineage;
@@ -65,6 +66,9 @@ pub struct Inner {
     /// The tasks of accepted jobs: shutdown lets them finish (for a while) before the store
     /// closes; one still running then is marked interrupted at the next start.
     pub running: std::sync::Mutex<tokio::task::JoinSet<()>>,
+    /// Datasets (ids) whose next version is being uploaded: one at a time per dataset, since
+    /// the version's files have one place.
+    pub new_versions: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// An authorized caller: the user record read at this call, and the digest of the request the

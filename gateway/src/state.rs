@@ -81,9 +81,51 @@ pub struct DatasetRecord {
     /// The authority's approval of a social dataset's import.
     #[serde(default)]
     pub import_approved: Option<Approval>,
+    /// The versions before this one, oldest first. Their files and keys are kept as long as
+    /// the dataset exists (releases over them stay traceable to what they read); no query reads
+    /// them, and their development samples are removed when a new version replaces them.
+    #[serde(default)]
+    pub earlier: Vec<VersionRecord>,
+    /// Who retired it, when and why: it takes no new queries, scenarios or versions.
+    #[serde(default)]
+    pub retired: Option<Approval>,
+}
+
+/// A dataset version that a newer one replaced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    /// Version number.
+    pub version: u32,
+    /// Rows.
+    pub rows: u64,
+    /// Bytes on disk (ciphertext).
+    pub bytes: u64,
+    /// Schema.
+    pub fields: Vec<StoredField>,
+    /// Column policy it was registered under.
+    pub policy: DatasetPolicy,
+    /// Its data key, wrapped by the master key (bound to `<dataset>/v<version>`).
+    pub wrapped_key: Vec<u8>,
+    /// Who registered it.
+    pub registered_by: String,
+    /// When.
+    pub created_at_ms: i64,
 }
 
 impl DatasetRecord {
+    /// How a job names the version it reads: `name@vN`.
+    pub fn version_label(&self) -> String {
+        format!("{}@v{}", self.name, self.version)
+    }
+
+    /// Every version number it has had, oldest first.
+    pub fn versions(&self) -> impl Iterator<Item = u32> + '_ {
+        self.earlier
+            .iter()
+            .map(|v| v.version)
+            .chain(std::iter::once(self.version))
+    }
+
     /// Whether scenarios may use it: public data always; social data once its import is
     /// approved, and only in its own tenant's scenarios.
     pub fn usable_by(&self, tenant: &str) -> Result<(), DatasetRefusal> {
@@ -224,6 +266,10 @@ pub struct JobRecord {
     /// The rules it is held to, fixed at submission (none in records from before they were).
     #[serde(default)]
     pub rules: Option<crate::job_rules::JobRules>,
+    /// The dataset versions it read, `name@vN`, beside `datasets` (empty in records from
+    /// before versions: those all read version 1).
+    #[serde(default)]
+    pub dataset_versions: Vec<String>,
 }
 
 /// One reviewer's approval.
@@ -376,6 +422,25 @@ impl Store {
     /// Commits a dataset record.
     pub fn put_dataset(&self, d: &DatasetRecord) -> Result<(), GatewayError> {
         self.datasets.put(&d.id, d)?;
+        self.flush()
+    }
+
+    /// Changes a dataset record atomically: `change` returns the new record or why not
+    /// (`Ok(None)`: no such dataset).
+    pub fn update_dataset<E>(
+        &self,
+        id: &str,
+        change: impl Fn(&DatasetRecord) -> Result<DatasetRecord, E>,
+    ) -> Result<Option<Result<DatasetRecord, E>>, GatewayError> {
+        let changed = self.datasets.update(id, change)?;
+        self.flush()?;
+        Ok(changed)
+    }
+
+    /// Removes a dataset record and frees its name (its wrapped data keys go with it).
+    pub fn remove_dataset(&self, d: &DatasetRecord) -> Result<(), GatewayError> {
+        self.datasets.remove(&d.id)?;
+        self.dataset_names.remove(d.name.as_bytes())?;
         self.flush()
     }
 

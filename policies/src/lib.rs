@@ -16,6 +16,7 @@ pub mod model;
 pub mod policy_file;
 pub mod release;
 pub mod shape;
+pub mod versions;
 
 pub use check::{ColumnVerdict, PlanVerdict, Refusal, check_plan};
 pub use error::PolicyError;

@@ -1,4 +1,5 @@
-//! `erhai dataset …`: register, approve an import, list, show.
+//! `erhai dataset …`: register (or add a version), approve an import, list, show, retire,
+//! delete.
 
 use std::path::PathBuf;
 
@@ -21,6 +22,8 @@ pub enum DatasetCommand {
     },
     /// Upload a CSV, Parquet or Arrow file with its column policy (providers: public data;
     /// analysts: their tenant's social data, usable after the authority approves its import).
+    /// With --new-version, the next version of an existing dataset of your unit: queries read
+    /// it from then on; earlier versions stay, unqueried, so releases stay traceable.
     Register {
         /// Dataset name (the table name in queries).
         #[arg(long)]
@@ -28,9 +31,13 @@ pub enum DatasetCommand {
         /// Data file.
         #[arg(long)]
         file: PathBuf,
-        /// Column policy (TOML).
+        /// Column policy (TOML). Optional with --new-version: the current policy is carried
+        /// over (the file must then have the current columns and types).
+        #[arg(long, required_unless_present = "new_version")]
+        policy: Option<PathBuf>,
+        /// Add a version to the existing dataset NAME instead of registering a new one.
         #[arg(long)]
-        policy: PathBuf,
+        new_version: bool,
         /// Description.
         #[arg(long, default_value = "")]
         description: String,
@@ -47,6 +54,24 @@ pub enum DatasetCommand {
     Show {
         /// Id or name.
         dataset: String,
+    },
+    /// Retire a dataset (its unit's provider, or the authority): no new queries, scenarios or
+    /// versions; pending jobs are still reviewed, releases fetched and traced.
+    Retire {
+        /// Id or name.
+        dataset: String,
+        /// Why (audited).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Delete a registration made by mistake (its unit's provider): only while no job read it
+    /// and no scenario names it. Its files and keys are destroyed; nothing is recoverable.
+    Delete {
+        /// Id or name.
+        dataset: String,
+        /// Why (audited).
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -65,30 +90,60 @@ pub(super) async fn run(ctx: &Context, cmd: DatasetCommand) -> Result {
             name,
             file,
             policy,
+            new_version,
             description,
             sample_rate,
             sample_seed,
         } => {
-            let policy_text = std::fs::read_to_string(&policy)
-                .map_err(|e| format!("{}: {e}", policy.display()))?;
-            let (schema, batches) = erhai_client::files::read_data(&file, Some(&policy_text))?;
+            let (policy_text, (schema, batches)) = match &policy {
+                Some(policy) => {
+                    let text = std::fs::read_to_string(policy)
+                        .map_err(|e| format!("{}: {e}", policy.display()))?;
+                    let data = erhai_client::files::read_data(&file, Some(&text))?;
+                    (text, data)
+                }
+                None => {
+                    // A carried-over policy: a CSV's columns take the current version's types.
+                    let current = c.get_dataset(&name).await?;
+                    let types = current
+                        .columns
+                        .iter()
+                        .map(|col| (col.name.clone(), col.data_type.clone()))
+                        .collect();
+                    let data = erhai_client::files::read_data_typed(&file, &types)?;
+                    (String::new(), data)
+                }
+            };
             let header = erhai_proto::v1::RegisterHeader {
                 name,
                 description,
                 policy_toml: policy_text,
                 dev_sample_rate: sample_rate.unwrap_or(0.0),
                 dev_sample_seed: sample_seed,
+                new_version,
             };
             let d = c.register_with(header, schema, batches).await?;
             ctx.print(
+                || registered_text(&d, new_version, policy.is_none()),
+                || d.json(),
+            );
+        }
+        DatasetCommand::Retire { dataset, reason } => {
+            let d = c.retire_dataset(&dataset, &reason).await?;
+            ctx.print(
                 || {
                     format!(
-                        "registered {} as {} ({} rows, encrypted at rest)",
-                        d.name, d.id, d.rows
+                        "retired {} (version {}): no new queries, scenarios or versions; its \
+                         jobs and releases stay traceable",
+                        d.name, d.version
                     )
                 },
                 || d.json(),
             );
+        }
+        DatasetCommand::Delete { dataset, reason } => {
+            let d = c.delete_dataset(&dataset, &reason).await?;
+            ctx.show(&d);
         }
         DatasetCommand::List => {
             let ds = c.list_datasets().await?;
@@ -100,4 +155,30 @@ pub(super) async fn run(ctx: &Context, cmd: DatasetCommand) -> Result {
         }
     }
     Ok(())
+}
+
+/// What `dataset register` says it did: a new dataset, or a new version and what became of
+/// the policy.
+fn registered_text(d: &erhai_proto::v1::Dataset, new_version: bool, carried: bool) -> String {
+    if !new_version {
+        return format!(
+            "registered {} as {} ({} rows, encrypted at rest)",
+            d.name, d.id, d.rows
+        );
+    }
+    let policy = if carried {
+        "policy carried over".to_string()
+    } else if d.policy_changes.is_empty() {
+        "policy replaced, no column's policy changed".to_string()
+    } else {
+        format!(
+            "policy replaced; changed columns:\n  {}",
+            d.policy_changes.join("\n  ")
+        )
+    };
+    format!(
+        "registered version {} of {} ({} rows, encrypted at rest; queries read it from now on; \
+         development sample redrawn: {} rows); {policy}",
+        d.version, d.name, d.rows, d.dev_sample_rows
+    )
 }

@@ -849,7 +849,7 @@ async fn lineage_traces_a_release_through_a_join() {
 
     // Where the release came from.
     let l = auditor.lineage("", &job.id).await.expect("lineage");
-    assert_eq!(l.datasets, vec!["hotel_stays", "scenic_entries"]);
+    assert_eq!(l.datasets, vec!["hotel_stays@v1", "scenic_entries@v1"]);
     assert!(
         l.columns.contains(&"hotel_stays.district".to_string()),
         "{:?}",
@@ -879,7 +879,7 @@ async fn lineage_traces_a_release_through_a_join() {
         "{:?}",
         l.jobs.iter().map(|j| &j.sql).collect::<Vec<_>>()
     );
-    assert_eq!(l.datasets, vec!["scenic_entries"]);
+    assert_eq!(l.datasets, vec!["scenic_entries@v1"]);
     assert!(!l.columns.is_empty());
     assert!(
         l.columns.iter().all(|c| c.starts_with("scenic_entries.")),

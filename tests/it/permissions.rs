@@ -36,6 +36,8 @@ async fn call(c: &Client, action: Action, dir: &std::path::Path) -> Result<(), C
         A::ApproveImport => c.approve_import(none, "reason").await.map(drop),
         A::ListDatasets => c.list_datasets().await.map(drop),
         A::GetDataset => c.get_dataset(none).await.map(drop),
+        A::RetireDataset => c.retire_dataset(none, "reason").await.map(drop),
+        A::DeleteDataset => c.delete_dataset(none, "reason").await.map(drop),
         A::SubmitQuery => c.submit(none, "").await.map(drop),
         A::CheckQuery => c.check(none, "").await.map(drop),
         A::RunDevQuery => c.run_dev(none, "").await.map(drop),

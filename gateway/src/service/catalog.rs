@@ -80,6 +80,9 @@ impl Gateway {
                 "description is longer than 2000 characters",
             ));
         }
+        if header.new_version {
+            return self.new_version_inner(user, header, stream, object).await;
+        }
         let policy = parse_policy(&header.policy_toml)
             .map_err(|e| Status::invalid_argument(format!("policy: {e}")))?;
         // An analyst's upload is its tenant's social data; a provider's, its unit's public data.
@@ -107,7 +110,7 @@ impl Gateway {
             )));
         }
         *object = format!("{id} ({})", header.name);
-        let result = self.receive(stream, &id, &policy).await;
+        let result = self.receive(stream, &id, 1, &policy, None).await;
         match result {
             Ok((upload, rows)) => {
                 let schema = upload.schema.clone();
@@ -135,6 +138,8 @@ impl Gateway {
                     dev: None,
                     social_tenant: social_tenant.clone(),
                     import_approved: None,
+                    earlier: Vec::new(),
+                    retired: None,
                 };
                 let record = match self.build_dev_sample(record, &header) {
                     Ok(r) => r,
@@ -163,7 +168,10 @@ impl Gateway {
 
     /// Records a dataset's whole population in the ledger, as released (its row count is shown
     /// to every user who may list it).
-    async fn record_whole_population(&self, record: &DatasetRecord) -> Result<(), Status> {
+    pub(super) async fn record_whole_population(
+        &self,
+        record: &DatasetRecord,
+    ) -> Result<(), Status> {
         record_whole_population(&self.0.engine, &self.0.ledger, record)
             .await
             .map_err(internal)
@@ -171,7 +179,7 @@ impl Gateway {
 
     /// Builds the development sample of a freshly stored dataset (before it is committed, so a
     /// dataset never exists without its sample).
-    fn build_dev_sample(
+    pub(super) fn build_dev_sample(
         &self,
         mut record: DatasetRecord,
         header: &pb::RegisterHeader,
@@ -206,11 +214,15 @@ impl Gateway {
         }
     }
 
-    async fn receive(
+    /// Receives the rows of version `version` of dataset `id`; a new version is first held to
+    /// `continues` (the columns a carried-over policy classifies, the privacy unit's type).
+    pub(super) async fn receive(
         &self,
         stream: &mut Streaming<pb::RegisterChunk>,
         id: &str,
+        version: u32,
         policy: &erhai_policies::DatasetPolicy,
+        continues: Option<&super::dataset_life::Continues<'_>>,
     ) -> Result<(Upload, u64), Status> {
         let mut upload: Option<BackgroundUpload> = None;
         let mut batches = 0u64;
@@ -250,10 +262,13 @@ impl Gateway {
                                 )));
                             }
                         }
+                        if let Some(c) = continues {
+                            c.check(&schema)?;
+                        }
                         upload = Some(BackgroundUpload::start(
                             self.0
                                 .engine
-                                .begin_upload(id, 1, schema.clone(), policy)
+                                .begin_upload(id, version, schema.clone(), policy)
                                 .map_err(|e| engine_status(&e))?,
                         ));
                     }
@@ -469,6 +484,26 @@ impl CatalogService for Gateway {
         })
     }
 
+    async fn retire_dataset(
+        &self,
+        req: Request<pb::DatasetDecision>,
+    ) -> Result<Response<pb::Dataset>, Status> {
+        let object = decision_object(req.get_ref());
+        self.unary(&req, Action::RetireDataset, &object, |u, r| {
+            self.retire_inner(u, r)
+        })
+    }
+
+    async fn delete_dataset(
+        &self,
+        req: Request<pb::DatasetDecision>,
+    ) -> Result<Response<pb::DatasetDeleted>, Status> {
+        let object = decision_object(req.get_ref());
+        self.unary(&req, Action::DeleteDataset, &object, |u, r| {
+            self.delete_inner(u, r)
+        })
+    }
+
     async fn get_dataset(
         &self,
         req: Request<pb::DatasetRef>,
@@ -485,6 +520,11 @@ impl CatalogService for Gateway {
             })
         })
     }
+}
+
+/// What the audit event of a retirement or deletion names: the dataset and the reason given.
+fn decision_object(r: &pb::DatasetDecision) -> String {
+    format!("{} ({})", r.dataset, r.reason.trim())
 }
 
 /// The record of a sample of `rows` rows just built by `spec` under the current rules.
@@ -548,5 +588,5 @@ pub(crate) async fn record_whole_population(
         .map_err(|s| crate::error::GatewayError::Store(s.message().to_string()))?
         .ok_or_else(|| crate::error::GatewayError::Store("dataset without its table".into()))?;
     let (units, fingerprint) = engine.whole_population(&table).await?;
-    ledger.record_registration(&record.id, &record.name, units, fingerprint)
+    ledger.record_registration(&record.id, record.version, &record.name, units, fingerprint)
 }

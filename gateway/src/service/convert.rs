@@ -97,6 +97,22 @@ pub fn dataset(d: &DatasetRecord) -> pb::Dataset {
         social_tenant: d.social_tenant.clone().unwrap_or_default(),
         import_status: import_status.into(),
         dev_sample_rule,
+        retired: d.retired.as_ref().map(|r| pb::Retirement {
+            by: r.by.clone(),
+            at_ms: r.at_ms,
+            reason: r.reason.clone(),
+        }),
+        earlier_versions: d
+            .earlier
+            .iter()
+            .map(|v| pb::DatasetVersion {
+                version: v.version,
+                rows: v.rows,
+                registered_by: v.registered_by.clone(),
+                created_at_ms: v.created_at_ms,
+            })
+            .collect(),
+        policy_changes: Vec::new(),
     }
 }
 
@@ -244,6 +260,7 @@ fn full_job(j: &JobRecord) -> pb::Job {
         datasets: j.datasets.clone(),
         env: if j.dev { "dev" } else { "prod" }.into(),
         promoted_from: j.promoted_from.clone().unwrap_or_default(),
+        dataset_versions: j.dataset_versions.clone(),
     }
 }
 

@@ -67,13 +67,24 @@ impl Gateway {
                 ));
             }
         };
-        let ids: BTreeSet<&String> = jobs.iter().flat_map(|j| j.datasets.iter()).collect();
+        // The versions the jobs read, `name@vN`; jobs recorded before versions read version 1.
         let mut datasets = BTreeSet::new();
-        for id in ids {
-            if let Some(d) = store.dataset(id).map_err(internal)?
-                && shown(&d.name)
-            {
-                datasets.insert(d.name);
+        for j in &jobs {
+            if !j.dataset_versions.is_empty() {
+                datasets.extend(
+                    j.dataset_versions
+                        .iter()
+                        .filter(|label| shown(label.split('@').next().unwrap_or(label)))
+                        .cloned(),
+                );
+                continue;
+            }
+            for id in &j.datasets {
+                if let Some(d) = store.dataset(id).map_err(internal)?
+                    && shown(&d.name)
+                {
+                    datasets.insert(format!("{}@v1", d.name));
+                }
             }
         }
         let columns: BTreeSet<String> = jobs
@@ -104,7 +115,15 @@ impl Gateway {
             })
             .collect();
         Ok(pb::LineageResponse {
-            jobs: jobs.iter().map(|j| convert::job(j, user.role)).collect(),
+            jobs: jobs
+                .iter()
+                .map(|j| {
+                    let mut job = convert::job(j, user.role);
+                    job.dataset_versions
+                        .retain(|label| shown(label.split('@').next().unwrap_or(label)));
+                    job
+                })
+                .collect(),
             datasets: datasets.into_iter().collect(),
             columns: columns.into_iter().collect(),
             downloads,

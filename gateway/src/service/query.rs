@@ -40,7 +40,9 @@ impl Gateway {
             let Some(d) = self.0.store.dataset(dataset).map_err(internal)? else {
                 continue;
             };
-            if d.usable_by(&s.tenant).is_err() {
+            // A retired dataset is in no sandbox: a query naming it is refused as such
+            // (`outside_scenario`).
+            if d.usable_by(&s.tenant).is_err() || d.retired.is_some() {
                 continue;
             }
             let Some(mut t) = convert::stored_table(&d, env)? else {
@@ -90,6 +92,17 @@ impl Gateway {
                 }
                 e
             }
+            EngineError::UnknownTable { name } if s.approved.contains_key(name) => datasets
+                .iter()
+                .find(|d| &d.name == name)
+                .and_then(|d| {
+                    super::dataset_life::retired_refusal(
+                        d,
+                        "new queries (production, checks or development); its releases can \
+                         still be fetched and traced",
+                    )
+                })
+                .map_or(e, EngineError::Forbidden),
             EngineError::UnknownTable { name }
                 if !s.approved.contains_key(name)
                     && datasets
@@ -134,6 +147,7 @@ impl Gateway {
             scenario: None,
             epsilon: None,
             rules: None,
+            dataset_versions: Vec::new(),
             result_key: None,
             dev: false,
             promoted_from: None,
@@ -185,7 +199,9 @@ impl Gateway {
                 return Err(self.end_early(job, failure_state(&e), &e));
             }
         };
-        job.datasets = dataset_ids(read_by(&tables, &run.lineage));
+        let read = read_by(&tables, &run.lineage);
+        job.datasets = dataset_ids(read.iter().copied());
+        job.dataset_versions = version_labels(&read);
         job.verdict = Some(run.verdict.clone());
         let Some((schema, batches)) = run.rows else {
             let e = EngineError::Refused(Box::new(run.verdict));
@@ -246,6 +262,7 @@ impl Gateway {
         // too: lineage shows the attempt to the datasets' providers, and to nobody else).
         let read = read_by(&tables, prepared.lineage());
         job.datasets = dataset_ids(read.iter().copied());
+        job.dataset_versions = version_labels(&read);
         job.verdict = Some(prepared.verdict().clone());
         if !prepared.allowed() {
             let e = EngineError::Refused(Box::new(prepared.verdict().clone()));
@@ -556,6 +573,14 @@ async fn guarded<T>(
 /// The ids of the datasets behind `tables`.
 fn dataset_ids<'a>(tables: impl IntoIterator<Item = &'a StoredTable>) -> Vec<String> {
     tables.into_iter().map(|t| t.dataset_id.clone()).collect()
+}
+
+/// How a job names the versions it reads: `name@vN`.
+fn version_labels(tables: &[&StoredTable]) -> Vec<String> {
+    tables
+        .iter()
+        .map(|t| format!("{}@v{}", t.name, t.version))
+        .collect()
 }
 
 /// The tables among `tables` that a plan with `lineage` scans.

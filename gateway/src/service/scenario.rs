@@ -193,6 +193,9 @@ impl Gateway {
                 DatasetRefusal::AwaitsImport { .. } => Status::failed_precondition(why.to_string()),
                 DatasetRefusal::NotVisible { .. } => Status::not_found(why.to_string()),
             })?;
+            if let Some(why) = super::dataset_life::retired_refusal(&d, "new scenarios") {
+                return Err(Status::failed_precondition(why));
+            }
             if !d.fields.iter().any(|f| f.name == c.column) {
                 return Err(Status::invalid_argument(format!(
                     "dataset {} has no column `{}`",
