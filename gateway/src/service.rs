@@ -7,6 +7,11 @@ mod catalog;
 pub(crate) use catalog::{record_whole_population, upgrade_dev_samples};
 mod convert;
 mod differencing;
+mod flight_sql;
+pub use flight_sql::{
+    ENV_HEADER as FLIGHT_ENV_HEADER, FlightSqlFront, RELEASE_SHA256 as FLIGHT_RELEASE_SHA256,
+    SCENARIO_HEADER as FLIGHT_SCENARIO_HEADER, Tickets as FlightTickets,
+};
 mod governance;
 mod lineage;
 mod quality;
@@ -59,6 +64,8 @@ pub struct Inner {
     /// The tasks of accepted jobs: shutdown lets them finish (for a while) before the store
     /// closes; one still running then is marked interrupted at the next start.
     pub running: std::sync::Mutex<tokio::task::JoinSet<()>>,
+    /// The handles behind Arrow Flight SQL tickets and prepared statements.
+    pub flight_tickets: FlightTickets,
 }
 
 /// An authorized caller: the user record read at this call, and the digest of the request the
