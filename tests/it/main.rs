@@ -13,6 +13,7 @@ mod cli;
 mod dev_sample;
 mod disclosure;
 mod e2e;
+mod flight_sql;
 mod fuzz_check;
 mod governance;
 mod permissions;
