@@ -10,8 +10,9 @@ use arrow::record_batch::RecordBatch;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{
-    CommandGetDbSchemas, CommandGetTables, CommandStatementQuery, CommandStatementSubstraitPlan,
-    ProstMessageExt, SqlInfo, SubstraitPlan, TicketStatementQuery,
+    ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, CommandGetDbSchemas,
+    CommandGetTables, CommandPreparedStatementQuery, CommandStatementQuery,
+    CommandStatementSubstraitPlan, ProstMessageExt, SqlInfo, SubstraitPlan, TicketStatementQuery,
 };
 use arrow_flight::{FlightDescriptor, FlightInfo, Ticket};
 use erhai_client::Client;
@@ -597,6 +598,49 @@ async fn development_rows_catalog_and_dry_runs() {
     let job = text(&rows[0], "job_id");
     assert_eq!(analyst.job(&job).await.expect("job").sql, BY_DISTRICT);
     stmt.close().await.expect("close");
+
+    // A prepared statement's handle is the preparer's: a colleague holding it gets nothing,
+    // and it is never a ticket.
+    let action = arrow_flight::Action {
+        r#type: "CreatePreparedStatement".into(),
+        body: ActionCreatePreparedStatementRequest {
+            query: BY_DISTRICT.into(),
+            transaction_id: None,
+        }
+        .as_any()
+        .encode_to_vec()
+        .into(),
+    };
+    let results: Vec<arrow_flight::Result> = ana
+        .do_action(action)
+        .await
+        .expect("prepare")
+        .try_collect()
+        .await
+        .expect("result");
+    let prepared: ActionCreatePreparedStatementResult =
+        arrow_flight::sql::Any::decode(&*results[0].body)
+            .expect("any")
+            .unpack()
+            .expect("unpack")
+            .expect("result");
+    let command = CommandPreparedStatementQuery {
+        prepared_statement_handle: prepared.prepared_statement_handle,
+    };
+    let mut colleague = flight(&p, "analyst2", Some(S)).await;
+    let r = colleague
+        .inner_mut()
+        .get_flight_info(FlightDescriptor::new_cmd(command.as_any().encode_to_vec()))
+        .await;
+    let status = r.expect_err("another user's prepared statement");
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    refused(
+        ana.do_get(Ticket::new(command.as_any().encode_to_vec()))
+            .await
+            .map(drop),
+        Code::PermissionDenied,
+        "a ticket is never a statement",
+    );
     p.stop().await.expect("stop");
 }
 
