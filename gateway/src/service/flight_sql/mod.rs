@@ -346,13 +346,17 @@ impl FlightSqlGateway {
     }
 
     fn lookup_status(&self, e: Lookup, what: &str) -> Status {
+        let again = if what == "ticket" {
+            "execute the statement again"
+        } else {
+            "prepare it again (in Python: a new cursor)"
+        };
         match e {
             Lookup::Unknown => Status::not_found(format!(
-                "no such {what}: it was never issued to you, was already read or closed; \
-                 execute the statement again"
+                "no such {what}: it was never issued to you, was already read or closed; {again}"
             )),
             Lookup::Expired => Status::not_found(format!(
-                "this {what} expired ({} s after it was issued); execute the statement again",
+                "this {what} expired ({} s after it was last used); {again}",
                 self.tickets().ttl().as_secs()
             )),
         }
@@ -510,7 +514,7 @@ impl FlightSqlService for FlightSqlGateway {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         self.catalog_info(&request, &query, schema, false)
     }
 
@@ -537,7 +541,7 @@ impl FlightSqlService for FlightSqlGateway {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         self.catalog_info(&request, &query, schema, false)
     }
 

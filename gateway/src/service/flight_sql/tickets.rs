@@ -233,7 +233,8 @@ impl Tickets {
         }
     }
 
-    /// Prepared statement `handle` of `user` (it stays until closed or expired).
+    /// Prepared statement `handle` of `user`. It stays until closed, or until it has not been
+    /// used for the handles' lifetime: clients re-execute the same handle for a repeated query.
     pub fn prepared(
         &self,
         handle: &[u8],
@@ -242,7 +243,7 @@ impl Tickets {
     ) -> Result<PreparedStatement, Lookup> {
         let handle = std::str::from_utf8(handle).map_err(|_| Lookup::Unknown)?;
         let mut entries = self.lock();
-        let expired = match entries.get(handle) {
+        let expired = match entries.get_mut(handle) {
             Some(Entry {
                 user: owner,
                 expires,
@@ -250,6 +251,7 @@ impl Tickets {
                 ..
             }) if owner == user => {
                 if *expires > now {
+                    *expires = now + self.ttl;
                     return Ok(p.clone());
                 }
                 true
@@ -340,7 +342,17 @@ mod tests {
         });
         let h = t.issue("ana", p, now).expect("issue");
         assert!(t.prepared(h.as_bytes(), "ana", now).is_ok());
-        assert!(t.prepared(h.as_bytes(), "ana", now).is_ok(), "reusable");
+        assert_eq!(
+            t.prepared(h.as_bytes(), "bob", now).err(),
+            Some(Lookup::Unknown)
+        );
+        let used = now + Duration::from_secs(59);
+        assert!(t.prepared(h.as_bytes(), "ana", used).is_ok(), "reusable");
+        assert!(
+            t.prepared(h.as_bytes(), "ana", later).is_ok(),
+            "each use extends its life"
+        );
+        let later = later + Duration::from_secs(61);
         assert_eq!(
             t.take(h.as_bytes(), "ana", now).err(),
             Some(Lookup::Unknown),
