@@ -135,25 +135,12 @@ fn flight_schema(schema: &SchemaRef) -> SchemaRef {
 }
 
 fn stream(schema: SchemaRef, batches: Vec<RecordBatch>) -> DoGetStream {
+    use futures::TryStreamExt;
     let s = FlightDataEncoderBuilder::new()
         .with_schema(schema)
         .build(futures::stream::iter(batches.into_iter().map(Ok)))
-        .map_err_status();
+        .map_err(Status::from);
     Box::pin(s)
-}
-
-trait MapErrStatus {
-    fn map_err_status(self) -> impl Stream<Item = Result<FlightData, Status>> + Send + 'static;
-}
-
-impl<S> MapErrStatus for S
-where
-    S: Stream<Item = Result<FlightData, FlightError>> + Send + 'static,
-{
-    fn map_err_status(self) -> impl Stream<Item = Result<FlightData, Status>> + Send + 'static {
-        use futures::TryStreamExt;
-        self.map_err(Status::from)
-    }
 }
 
 fn info(
