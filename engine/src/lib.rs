@@ -503,6 +503,25 @@ impl Engine {
         ))
     }
 
+    /// Checks a development query over samples without running it: its verdict, and the
+    /// columns its rows would have.
+    pub async fn check_dev_query(
+        &self,
+        sql: &str,
+        tables: &[StoredTable],
+        scope: &str,
+    ) -> Result<(PlanVerdict, Arc<Schema>)> {
+        if let Some(t) = tables.iter().find(|t| t.env != Env::Dev) {
+            return Err(EngineError::Forbidden(format!(
+                "table {} is production data; development queries read samples only",
+                t.name
+            )));
+        }
+        let sandbox = self.sandbox_for(tables, scope).await?;
+        let (_, verdict, plan) = sandbox.check(sql, false).await?;
+        Ok((verdict, Arc::new(plan.schema().as_arrow().clone())))
+    }
+
     /// Runs a development query over samples: checked (columns and functions), not required
     /// to aggregate, not reviewed; rows return to the caller and are stored nowhere.
     pub async fn run_dev_query(

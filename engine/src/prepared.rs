@@ -84,6 +84,16 @@ impl Prepared {
     pub fn allowed(&self) -> bool {
         !matches!(self.work, Work::Refused)
     }
+
+    /// The columns an allowed query's result will have (the statistics the rewrite adds are
+    /// not among them); none for a refused one.
+    pub fn result_schema(&self) -> Option<Arc<Schema>> {
+        match &self.work {
+            Work::Refused => None,
+            Work::Checked { query, .. } => Some(query.visible_schema()),
+            Work::Noise { visible, .. } => Some(visible.clone()),
+        }
+    }
 }
 
 impl Engine {

@@ -284,6 +284,13 @@ pub struct CheckedQuery {
     sides: Vec<SidePlan>,
 }
 
+impl CheckedQuery {
+    /// The columns the analyst's result has, without the hidden statistics.
+    pub fn visible_schema(&self) -> Arc<Schema> {
+        self.visible.clone()
+    }
+}
+
 /// An executed query: all rows, statistics attached.
 pub struct Executed {
     /// Result batches including the hidden statistics.

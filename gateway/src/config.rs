@@ -133,6 +133,8 @@ pub struct LimitsConfig {
     /// MiB of decrypted batches of hot datasets kept in memory for later jobs (never on disk);
     /// 0 turns the cache off. Counted outside the per-job pool.
     pub cache_mib: u64,
+    /// How long an Arrow Flight SQL ticket or prepared statement stays valid, seconds.
+    pub flight_ticket_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -144,6 +146,7 @@ impl Default for LimitsConfig {
             concurrent_jobs: 2,
             max_upload_mib: 16 * 1024,
             cache_mib: 0,
+            flight_ticket_secs: 600,
         }
     }
 }

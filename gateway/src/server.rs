@@ -26,8 +26,9 @@ use crate::audit::{AuditLog, CheckpointPolicy, NewEvent, signing_key};
 use crate::config::ServerConfig;
 use crate::error::GatewayError;
 use crate::pki::{self, CertificateAuthority};
-use crate::service::{Gateway, Inner};
+use crate::service::{FlightSqlFront, FlightTickets, Gateway, Inner};
 use crate::state::Store;
+use arrow_flight::flight_service_server::FlightServiceServer;
 
 /// Largest gRPC message accepted (upload chunks are far smaller).
 pub const MAX_MESSAGE_BYTES: usize = 32 << 20;
@@ -245,6 +246,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
     // The platform key signs release receipts as well as audit checkpoints.
     let signer = signing_key(&cfg.audit_key_path())?;
     let metrics = crate::metrics::Metrics::new(audit.append_latency());
+    let flight_ttl = Duration::from_secs(cfg.limits.flight_ticket_secs);
     let gateway = Gateway(Arc::new(Inner {
         store,
         audit,
@@ -262,6 +264,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
         job_slots,
         running: std::sync::Mutex::new(tokio::task::JoinSet::new()),
         new_versions: std::sync::Mutex::new(std::collections::HashSet::new()),
+        flight_tickets: FlightTickets::new(flight_ttl),
     }));
     let g = gateway.clone();
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
@@ -277,7 +280,16 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, GatewayError> {
             .add_service(
                 ReviewServiceServer::new(g.clone()).max_encoding_message_size(MAX_MESSAGE_BYTES),
             )
-            .add_service(ReleaseServiceServer::new(g).max_encoding_message_size(MAX_MESSAGE_BYTES))
+            .add_service(
+                ReleaseServiceServer::new(g.clone()).max_encoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            // Arrow Flight SQL for standard clients (ADBC, JDBC), behind the same TLS, identity,
+            // permission matrix and audit.
+            .add_service(
+                FlightServiceServer::new(FlightSqlFront::new(g))
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            )
             .serve_with_incoming_shutdown(ReceiverStream::new(rx), async {
                 let _ = shutdown_rx.await;
             })

@@ -8,6 +8,11 @@ pub(crate) use catalog::{record_whole_population, upgrade_dev_samples};
 mod convert;
 mod dataset_life;
 mod differencing;
+mod flight_sql;
+pub use flight_sql::{
+    ENV_HEADER as FLIGHT_ENV_HEADER, FlightSqlFront, RELEASE_SHA256 as FLIGHT_RELEASE_SHA256,
+    SCENARIO_HEADER as FLIGHT_SCENARIO_HEADER, Tickets as FlightTickets,
+};
 mod governance;
 mod lineage;
 mod quality;
@@ -69,6 +74,8 @@ pub struct Inner {
     /// Datasets (ids) whose next version is being uploaded: one at a time per dataset, since
     /// the version's files have one place.
     pub new_versions: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The handles behind Arrow Flight SQL tickets and prepared statements.
+    pub flight_tickets: FlightTickets,
 }
 
 /// An authorized caller: the user record read at this call, and the digest of the request the

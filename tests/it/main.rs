@@ -14,6 +14,7 @@ mod dataset_lifecycle;
 mod dev_sample;
 mod disclosure;
 mod e2e;
+mod flight_sql;
 mod fuzz_check;
 mod governance;
 mod operators;

@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
 use erhai_engine::{EngineError, Env, Prepared, StoredTable};
 use erhai_proto::v1 as pb;
 use erhai_proto::v1::query_service_server::QueryService;
@@ -17,7 +19,11 @@ use crate::state::{JobRecord, JobState, UserRecord, now_ms};
 impl Gateway {
     /// The scenario a query names, if `user` may run queries in it today. Every query names one:
     /// a scenario is the only authorization to read data.
-    fn query_scenario(&self, user: &UserRecord, name: &str) -> Result<ScenarioRecord, Status> {
+    pub(super) fn query_scenario(
+        &self,
+        user: &UserRecord,
+        name: &str,
+    ) -> Result<ScenarioRecord, Status> {
         let name = name.trim();
         if name.is_empty() {
             return Err(Status::invalid_argument(
@@ -34,7 +40,11 @@ impl Gateway {
     /// The tables a scenario authorizes in `env`: each approved dataset (or its development
     /// sample) with only its approved columns, plus its privacy unit, which the statistics need
     /// and its policy still governs.
-    fn tables_of_scenario(&self, s: &ScenarioRecord, env: Env) -> Result<Vec<StoredTable>, Status> {
+    pub(super) fn tables_of_scenario(
+        &self,
+        s: &ScenarioRecord,
+        env: Env,
+    ) -> Result<Vec<StoredTable>, Status> {
         let mut tables = Vec::new();
         for (dataset, columns) in &s.approved {
             let Some(d) = self.0.store.dataset(dataset).map_err(internal)? else {
@@ -66,7 +76,7 @@ impl Gateway {
     /// A planning error that is really a reference to data outside scenario `s` (a column it did
     /// not approve, a dataset it does not list), restated as the refusal it is: which column or
     /// dataset, and which scenario. Other errors pass unchanged.
-    fn outside_scenario(&self, s: &ScenarioRecord, e: EngineError) -> EngineError {
+    pub(super) fn outside_scenario(&self, s: &ScenarioRecord, e: EngineError) -> EngineError {
         let Ok(datasets) = self.0.store.datasets() else {
             return e;
         };
@@ -161,6 +171,21 @@ impl Gateway {
         r: pb::SubmitQueryRequest,
         object: &mut String,
     ) -> Result<pb::DevQueryResult, Status> {
+        let (job, schema, batches) = self.run_dev_rows(user, r, object).await?;
+        Ok(pb::DevQueryResult {
+            job: Some(convert::job(&job, user.role)),
+            arrow_ipc: convert::ipc(&schema, &batches)?,
+        })
+    }
+
+    /// A development query's completed job and its rows (`object` names the job once there is
+    /// one).
+    pub(super) async fn run_dev_rows(
+        &self,
+        user: &UserRecord,
+        r: pb::SubmitQueryRequest,
+        object: &mut String,
+    ) -> Result<(JobRecord, SchemaRef, Vec<RecordBatch>), Status> {
         let scenario = self.query_scenario(user, &r.scenario)?;
         let tables = self.tables_of_scenario(&scenario, Env::Dev)?;
         let mut job = self.new_job(user, r.sql.trim())?;
@@ -209,15 +234,11 @@ impl Gateway {
         };
         job.state = JobState::Completed;
         job.finished_at_ms = Some(now_ms());
-        let arrow_ipc = convert::ipc(&schema, &batches)?;
         self.0.store.put_job(&job).map_err(internal)?;
-        Ok(pb::DevQueryResult {
-            job: Some(convert::job(&job, user.role)),
-            arrow_ipc,
-        })
+        Ok((job, schema, batches))
     }
 
-    async fn submit_inner(
+    pub(super) async fn submit_inner(
         &self,
         user: &UserRecord,
         r: pb::SubmitQueryRequest,
@@ -555,7 +576,7 @@ impl QueryService for Gateway {
 
 /// Engine work with a panic turned into an error: the call (or job) fails and is audited, the
 /// server lives, and no panic text reaches anyone but the operators' log.
-async fn guarded<T>(
+pub(super) async fn guarded<T>(
     work: impl std::future::Future<Output = Result<T, EngineError>>,
 ) -> Result<T, EngineError> {
     use futures::FutureExt;

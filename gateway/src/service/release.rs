@@ -16,7 +16,9 @@ use super::query::scope_of;
 use super::{Gateway, engine_status};
 use crate::authz::Action;
 use crate::receipt::{sha256_hex, sign};
-use crate::state::{JobState, UserRecord, now_ms};
+use crate::state::{JobRecord, JobState, ReleaseRecord, UserRecord, now_ms};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
 
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::ReleaseChunk, Status>> + Send>>;
 
@@ -30,13 +32,14 @@ fn rfc3339(ms: i64) -> String {
 }
 
 impl Gateway {
-    fn fetch_inner(
+    /// A job's released result as `user` may download it: the job visible to them, released,
+    /// and its quarantined rows still exactly what the reviewers approved (their hash).
+    pub(super) fn released_result(
         &self,
         user: &UserRecord,
-        r: &pb::FetchReleaseRequest,
-    ) -> Result<Vec<pb::ReleaseChunk>, Status> {
-        let format = ExportFormat::from_str(&r.format).map_err(|e| engine_status(&e))?;
-        let job = self.visible_job(user, &r.job)?;
+        job: &str,
+    ) -> Result<(JobRecord, ReleaseRecord, SchemaRef, Vec<RecordBatch>), Status> {
+        let job = self.visible_job(user, job)?;
         let release = match (&job.state, &job.release) {
             (JobState::Released, Some(release)) => release.clone(),
             _ => {
@@ -57,6 +60,16 @@ impl Gateway {
                 release.id
             )));
         }
+        Ok((job, release, schema, batches))
+    }
+
+    fn fetch_inner(
+        &self,
+        user: &UserRecord,
+        r: &pb::FetchReleaseRequest,
+    ) -> Result<Vec<pb::ReleaseChunk>, Status> {
+        let format = ExportFormat::from_str(&r.format).map_err(|e| engine_status(&e))?;
+        let (job, release, schema, batches) = self.released_result(user, &r.job)?;
         let file = export::render(format, &schema, &batches).map_err(|e| engine_status(&e))?;
         let receipt = Receipt {
             release: release.id.clone(),
