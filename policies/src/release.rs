@@ -106,6 +106,10 @@ pub struct Finding {
     pub rule: String,
     /// What was measured against what.
     pub message: String,
+    /// The reason without this row's figures or values (`sector determines district`), so
+    /// that a reviewer sees the rows one reason flagged together; empty: the message is it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub about: String,
 }
 
 impl Finding {
@@ -115,6 +119,23 @@ impl Finding {
             verdict,
             rule: rule.to_string(),
             message,
+            about: String::new(),
+        }
+    }
+
+    /// The same finding with its reason stated without the row's figures or values.
+    pub fn about(mut self, about: impl Into<String>) -> Finding {
+        self.about = about.into();
+        self
+    }
+
+    /// What groups this finding with others of the same reason: the rule and its value-free
+    /// reason (the message when it has none).
+    pub fn reason(&self) -> &str {
+        if self.about.is_empty() {
+            &self.message
+        } else {
+            &self.about
         }
     }
 
@@ -192,6 +213,7 @@ impl ReleaseRules {
                     self.k
                 ),
             )
+            .about(format!("fewer than k = {} units of {dataset}", self.k))
         })
     }
 
@@ -217,7 +239,8 @@ impl ReleaseRules {
                     f64::from(self.dominance_k_bp) / 100.0,
                     f64::from(self.dominance_k_bp) / BP,
                 ),
-            ));
+            )
+            .about(format!("the {n} largest units of {dataset} dominate {what}")));
         }
         let x1 = c.largest.first().copied().unwrap_or(0.0);
         let x2 = c.largest.get(1).copied().unwrap_or(0.0);
@@ -233,7 +256,8 @@ impl ReleaseRules {
                     100.0 * rest / x1,
                     f64::from(self.p_bp) / 100.0,
                 ),
-            ));
+            )
+            .about(format!("the largest unit of {dataset} in {what} can be estimated (p%)")));
         }
         out
     }
@@ -262,7 +286,8 @@ impl ReleaseRules {
                  complement of a small branch discloses as much as the branch)",
                 self.k
             ),
-        ))
+        )
+        .about(format!("fewer than k = {} units of {dataset} in {what}", self.k)))
     }
 
     /// A population equal to one of an earlier release (`other`) but defined otherwise: the two
@@ -306,6 +331,11 @@ impl ReleaseRules {
                     self.k
                 ),
             )
+            .about(format!(
+                "its units of {dataset} differ from another released population by fewer than \
+                 k = {}",
+                self.k
+            ))
         })
     }
 
