@@ -7,6 +7,8 @@ use std::process::ExitCode;
 pub mod cli;
 pub mod output;
 pub mod policy_draft;
+pub mod report_doc;
+pub mod review_view;
 
 /// Installs the rustls crypto provider (ring) for this process; call once at startup.
 pub fn install_crypto_provider() {
