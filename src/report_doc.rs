@@ -25,13 +25,25 @@ fn figures(r: &pb::Report) -> Vec<Figure> {
     vec![
         fig(0, "production queries submitted", r.production_queries),
         fig(1, "refused before running", r.production_refused),
-        fig(1, "ended before the plan check decided", r.production_invalid),
+        fig(
+            1,
+            "ended before the plan check decided",
+            r.production_invalid,
+        ),
         fig(1, "accepted and run", r.production_run),
         fig(2, "released", r.run_released),
         fig(2, "rejected or closed by a reviewer", r.rejected),
         fig(2, "awaiting review", r.run_awaiting),
-        fig(0, "development queries (samples, not counted above)", r.dev_queries),
-        fig(0, "results released in the period (by approval date)", r.releases),
+        fig(
+            0,
+            "development queries (samples, not counted above)",
+            r.dev_queries,
+        ),
+        fig(
+            0,
+            "results released in the period (by approval date)",
+            r.releases,
+        ),
         fig(1, "rows released", r.rows_released),
         fig(1, "rows withheld at approval", r.rows_withheld),
         fig(0, "data-quality requests filed", r.quality_filed),

@@ -85,7 +85,7 @@ pub fn pending_table(jobs: &[pb::Job], now_ms: i64) -> String {
 /// The rows one reason flagged.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FindingGroup {
-    /// `review` or `fail`.
+    /// What happens to the rows: `review` or `fail` (suppressed).
     pub verdict: String,
     /// The rule.
     pub rule: String,
@@ -109,11 +109,13 @@ pub fn groups(r: &pb::CheckReport) -> Vec<FindingGroup> {
             } else {
                 f.about.clone()
             };
-            let order = u8::from(f.verdict != "review");
+            // Grouped by what happens to the row: a suppressed row's lesser findings are
+            // reasons it is suppressed with, not rows to review.
+            let order = u8::from(x.outcome != "review");
             let g = by
                 .entry((order, f.rule.clone(), about.clone()))
                 .or_insert_with(|| FindingGroup {
-                    verdict: f.verdict.clone(),
+                    verdict: x.outcome.clone(),
                     rule: f.rule.clone(),
                     about,
                     rows: Vec::new(),
@@ -262,7 +264,9 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("1 row suppressed: threshold"), "{text}");
-        assert!(grouped_text(&r, true).contains("254\n") || grouped_text(&r, true).contains("254 "));
+        assert!(
+            grouped_text(&r, true).contains("254\n") || grouped_text(&r, true).contains("254 ")
+        );
         let g = groups(&r);
         assert_eq!(g[0].rows.len(), 128);
         assert_eq!(every_row(&r).lines().count(), 129);

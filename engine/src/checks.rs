@@ -572,7 +572,11 @@ fn one_category(
             let about = format!(
                 "{} {} {}",
                 names.join(", "),
-                if names.len() == 1 { "determines" } else { "determine" },
+                if names.len() == 1 {
+                    "determines"
+                } else {
+                    "determine"
+                },
                 schema.field(d).name()
             );
             for row in rows {

@@ -246,18 +246,22 @@ impl ReleaseRules {
         let x2 = c.largest.get(1).copied().unwrap_or(0.0);
         let rest = (c.total - x1 - x2).max(0.0);
         if rest * BP < f64::from(self.p_bp) * x1 {
-            out.push(Finding::new(
-                Verdict::Fail,
-                "dominance-p",
-                format!(
-                    "in {what}, the units of {dataset} other than the two largest contribute \
+            out.push(
+                Finding::new(
+                    Verdict::Fail,
+                    "dominance-p",
+                    format!(
+                        "in {what}, the units of {dataset} other than the two largest contribute \
                      {:.1}% of the largest: the second largest could estimate it within less \
                      than {:.1}% (p% rule)",
-                    100.0 * rest / x1,
-                    f64::from(self.p_bp) / 100.0,
-                ),
-            )
-            .about(format!("the largest unit of {dataset} in {what} can be estimated (p%)")));
+                        100.0 * rest / x1,
+                        f64::from(self.p_bp) / 100.0,
+                    ),
+                )
+                .about(format!(
+                    "the largest unit of {dataset} in {what} can be estimated (p%)"
+                )),
+            );
         }
         out
     }
@@ -303,6 +307,9 @@ impl ReleaseRules {
                  selects nobody"
             ),
         )
+        .about(format!(
+            "its units of {dataset} equal those of a released population defined otherwise"
+        ))
     }
 
     /// A sum whose every per-unit contribution is zero: the figure says that no unit of the

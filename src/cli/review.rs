@@ -91,7 +91,11 @@ pub(super) async fn run(ctx: &Context, cmd: ReviewCommand) -> Result {
                     )
                 },
                 || {
-                    let groups = j.report.as_ref().map(review_view::groups).unwrap_or_default();
+                    let groups = j
+                        .report
+                        .as_ref()
+                        .map(review_view::groups)
+                        .unwrap_or_default();
                     json!({
                         "job": j.json(),
                         "groups": groups,

@@ -20,3 +20,4 @@ mod policy_draft;
 mod policy_slt;
 mod properties;
 mod redteam;
+mod review_ux;

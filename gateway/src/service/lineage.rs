@@ -59,9 +59,7 @@ impl Gateway {
                 let j = store
                     .job(&job)
                     .map_err(internal)?
-                    .filter(|j| {
-                        may_trace(j) && j.release.as_ref().is_some_and(|r| r.id == release)
-                    })
+                    .filter(|j| may_trace(j) && j.release.as_ref().is_some_and(|r| r.id == release))
                     .ok_or_else(|| {
                         Status::not_found(format!(
                             "no release `{release}` visible to you (a release id is what its \

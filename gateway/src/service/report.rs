@@ -94,7 +94,11 @@ impl Gateway {
             .collect();
         let social_queries = jobs
             .iter()
-            .filter(|j| j.datasets.iter().any(|id| social.iter().any(|d| &d.id == id)))
+            .filter(|j| {
+                j.datasets
+                    .iter()
+                    .any(|id| social.iter().any(|d| &d.id == id))
+            })
             .count() as u64;
 
         let scenarios: Vec<_> = self
@@ -295,7 +299,10 @@ fn social_sentence(social: &[DatasetRecord], queries: u64) -> String {
     if social.is_empty() {
         return "none: the tenant has uploaded no social data".into();
     }
-    let approved = social.iter().filter(|d| d.import_approved.is_some()).count();
+    let approved = social
+        .iter()
+        .filter(|d| d.import_approved.is_some())
+        .count();
     format!(
         "{} social dataset(s) uploaded ({approved} approved for import, {} awaiting the \
          authority); {queries} query(ies) of the period read them",
