@@ -549,28 +549,56 @@ fn lineage_text(l: &pb::LineageResponse) -> String {
             "analyst",
             "reviewed by",
             "review reason",
+            "release",
             "rows released",
         ],
         l.jobs
             .iter()
             .map(|j| {
+                let withheld = j.withheld.len() as u64;
                 vec![
                     j.id.clone(),
                     j.state.clone(),
                     j.tenant.clone(),
                     j.submitted_by.clone(),
-                    j.reviewed_by.clone(),
+                    if j.approvals.is_empty() {
+                        j.reviewed_by.clone()
+                    } else {
+                        j.approvals.join(", ")
+                    },
                     j.review_reason.clone(),
+                    j.release_id.clone(),
                     j.report
                         .as_ref()
                         .map(|r| {
-                            format!("{} of {} ({})", r.rows_released, r.rows_computed, r.outcome)
+                            let mut s = format!(
+                                "{} of {} ({})",
+                                r.rows_released.saturating_sub(withheld),
+                                r.rows_computed,
+                                r.outcome
+                            );
+                            if withheld > 0 {
+                                s += &format!(", {withheld} withheld at approval");
+                            }
+                            s
                         })
                         .unwrap_or_default(),
                 ]
             })
             .collect(),
     );
+    let withheld: String = l
+        .jobs
+        .iter()
+        .filter(|j| !j.withheld.is_empty())
+        .map(|j| {
+            format!(
+                "withheld from {} at approval — {}\n",
+                j.release_id,
+                crate::review_view::withheld_summary(&j.withheld)
+            )
+        })
+        .collect();
     let downloads = table(
         &["job", "downloaded by", "at"],
         l.downloads
@@ -579,7 +607,7 @@ fn lineage_text(l: &pb::LineageResponse) -> String {
             .collect(),
     );
     format!(
-        "datasets: {}\ncolumns: {}\n{jobs}\ndownloads:\n{downloads}",
+        "datasets: {}\ncolumns: {}\n{jobs}\n{withheld}downloads:\n{downloads}",
         l.datasets.join(", "),
         l.columns.join(", ")
     )

@@ -155,8 +155,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}\
 tr.d0 th{font-weight:600}tr.d1 th{font-weight:400;padding-left:1.8rem}\
 tr.d2 th{font-weight:400;padding-left:3.4rem;color:#415361}\
 figure{margin:.5rem 0}svg text{font-family:inherit;font-size:11px;fill:#415361}\
-.prod{fill:#0b6e99}.dev{fill:#9ccbe0}.bar{fill:#c4572f}.axis{stroke:#9aa8b3}\
-ul{padding-left:1.2rem}";
+figcaption{font-size:.85rem;color:#5b6b78}ul{padding-left:1.2rem}";
 
 /// Queries per week as stacked bars (production below, development above).
 fn week_chart(weeks: &[pb::WeekCount]) -> String {
@@ -176,12 +175,12 @@ fn week_chart(weeks: &[pb::WeekCount]) -> String {
         "<figure><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" \
          viewBox=\"0 0 {width:.0} {height:.0}\" role=\"img\" aria-label=\"queries per week\">\
          <title>Queries per week</title>\
-         <rect class=\"prod\" x=\"{left}\" y=\"4\" width=\"10\" height=\"10\"/>\
+         <rect fill=\"#0b6e99\" x=\"{left}\" y=\"4\" width=\"10\" height=\"10\"/>\
          <text x=\"{:.0}\" y=\"13\">production</text>\
-         <rect class=\"dev\" x=\"{:.0}\" y=\"4\" width=\"10\" height=\"10\"/>\
+         <rect fill=\"#9ccbe0\" x=\"{:.0}\" y=\"4\" width=\"10\" height=\"10\"/>\
          <text x=\"{:.0}\" y=\"13\">development</text>\
-         <line class=\"axis\" x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{:.0}\"/>\
-         <line class=\"axis\" x1=\"{left}\" y1=\"{:.0}\" x2=\"{:.0}\" y2=\"{:.0}\"/>\
+         <line stroke=\"#9aa8b3\" x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{:.0}\"/>\
+         <line stroke=\"#9aa8b3\" x1=\"{left}\" y1=\"{:.0}\" x2=\"{:.0}\" y2=\"{:.0}\"/>\
          <text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{max}</text>\
          <text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">0</text>",
         left + 14.0,
@@ -207,8 +206,8 @@ fn week_chart(weeks: &[pb::WeekCount]) -> String {
         ));
         s += &format!(
             "<g><title>{tip}</title>\
-             <rect class=\"prod\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"{ph:.1}\"/>\
-             <rect class=\"dev\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"{dh:.1}\"/></g>",
+             <rect fill=\"#0b6e99\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"{ph:.1}\"/>\
+             <rect fill=\"#9ccbe0\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"{dh:.1}\"/></g>",
             top + h - ph,
             top + h - ph - dh,
         );
@@ -244,7 +243,7 @@ fn refusal_chart(rules: &[pb::RuleCount]) -> String {
         let rule = html_escape(&r.rule);
         s += &format!(
             "<text x=\"{:.0}\" y=\"{:.1}\" text-anchor=\"end\">{rule}</text>\
-             <rect class=\"bar\" x=\"{label_w}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{:.1}\"><title>{rule}: {}</title></rect>\
+             <rect fill=\"#c4572f\" x=\"{label_w}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{:.1}\"><title>{rule}: {}</title></rect>\
              <text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
             label_w - 8.0,
             y + row_h * 0.62,
@@ -378,7 +377,7 @@ mod tests {
         assert!(html.contains("raw-output &lt;b&gt;"));
         // One group of bars per week, one bar per rule.
         assert_eq!(html.matches("<g><title>week of").count(), 2);
-        assert_eq!(html.matches("<rect class=\"bar\"").count(), 1);
+        assert_eq!(html.matches("<rect fill=\"#c4572f\"").count(), 1);
         assert!(html.contains("<td class=\"n\">5</td>"));
     }
 

@@ -82,6 +82,22 @@ pub fn pending_table(jobs: &[pb::Job], now_ms: i64) -> String {
     )
 }
 
+/// The rows a release withheld, by rule: "flagged: row 0, 1; complementary: row 6".
+pub fn withheld_summary(rows: &[pb::WithheldRow]) -> String {
+    let mut by_rule: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for w in rows {
+        by_rule
+            .entry(w.rule.as_str())
+            .or_default()
+            .push(w.reviewed_row.to_string());
+    }
+    by_rule
+        .iter()
+        .map(|(rule, rows)| format!("{rule}: row {}", rows.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The rows one reason flagged.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FindingGroup {

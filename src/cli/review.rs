@@ -150,21 +150,10 @@ fn approved_text(j: &erhai_proto::v1::Job) -> String {
         );
     }
     if !j.withheld.is_empty() {
-        let mut by_rule: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
-        for w in &j.withheld {
-            by_rule
-                .entry(w.rule.as_str())
-                .or_default()
-                .push(w.reviewed_row.to_string());
-        }
-        let parts: Vec<String> = by_rule
-            .iter()
-            .map(|(rule, rows)| format!("{rule}: row {}", rows.join(", ")))
-            .collect();
         s += &format!(
             "\nwithheld {} row(s) of the reviewed result — {}",
             j.withheld.len(),
-            parts.join("; ")
+            review_view::withheld_summary(&j.withheld)
         );
     }
     s
