@@ -164,10 +164,16 @@ impl Gateway {
                 .iter()
                 .filter_map(|j| j.release.as_ref().map(|r| r.rows))
                 .sum(),
-            rows_withheld: released
-                .iter()
-                .filter_map(|j| j.release.as_ref().map(|r| r.withheld.len() as u64))
-                .sum(),
+            // How many rows an approval withheld depends on the data: the tenant's analysts
+            // learn no more of it than of the suppressed rows.
+            rows_withheld: if user.role == Role::Analyst {
+                0
+            } else {
+                released
+                    .iter()
+                    .filter_map(|j| j.release.as_ref().map(|r| r.withheld.len() as u64))
+                    .sum()
+            },
             quality_filed: quality.iter().filter(|q| within(q.filed_at_ms)).count() as u64,
             quality_closed: quality
                 .iter()
