@@ -20,6 +20,8 @@ const TIMES: &[(&str, &str)] = &[
     ("Job.reviewed_at_ms", "reviewed_at"),
     ("AuditEvent.time_ms", "time"),
     ("Download.time_ms", "time"),
+    ("SocialDataset.uploaded_at_ms", "uploaded_at"),
+    ("SocialDataset.approved_at_ms", "approved_at"),
 ];
 
 /// Arrow payloads: the client decodes them into rows, which it prints itself.

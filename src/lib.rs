@@ -9,6 +9,8 @@ pub use erhai_gateway::config::LogFormat;
 pub mod cli;
 pub mod output;
 pub mod policy_draft;
+pub mod report_doc;
+pub mod review_view;
 
 /// Installs the rustls crypto provider (ring) for this process; call once at startup.
 pub fn install_crypto_provider() {

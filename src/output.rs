@@ -9,6 +9,8 @@ use erhai_proto::v1 as pb;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use crate::report_doc::{report_html, report_markdown};
+
 /// Output format chosen with `--output`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -19,7 +21,7 @@ pub enum Format {
 }
 
 /// A table of rows with headers.
-fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+pub(crate) fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
         .set_header(headers.to_vec());
@@ -267,6 +269,13 @@ fn jobs_table(jobs: &[pb::Job]) -> String {
 
 /// One job in detail: SQL, verdict per column, check report.
 fn job_detail(j: &pb::Job) -> String {
+    job_text(j, &|r| {
+        report_rows(r, "review", "to review", 50) + &report_rows(r, "fail", "suppressed", 10)
+    })
+}
+
+/// One job in detail, its check report's rows as `rows` lays them out.
+pub fn job_text(j: &pb::Job, rows: &dyn Fn(&pb::CheckReport) -> String) -> String {
     let mut s = format!(
         "job {} — {} ({})\ntenant {}, submitted by {} at {}\nSQL: {}\n",
         j.id,
@@ -307,6 +316,20 @@ fn job_detail(j: &pb::Job) -> String {
             j.release_id, j.result_sha256
         );
     }
+    if !j.withheld.is_empty() {
+        s += &format!(
+            "withheld at approval ({} row(s) of the reviewed result):\n",
+            j.withheld.len()
+        );
+        for w in &j.withheld {
+            s += &format!(
+                "  row {} (computed row {}) [{}]: {}\n",
+                w.reviewed_row, w.row, w.rule, w.reason
+            );
+        }
+    } else if j.suppress_flagged {
+        s += "approved so far with the rows to review withheld\n";
+    }
     if !j.error.is_empty() {
         s += &format!("error: {}\n", j.error);
     }
@@ -332,8 +355,7 @@ fn job_detail(j: &pb::Job) -> String {
         for n in &r.notes {
             s += &format!("  note: {n}\n");
         }
-        s += &report_rows(r, "review", "to review", 50);
-        s += &report_rows(r, "fail", "suppressed", 10);
+        s += &rows(r);
     }
     if !j.reviewed_by.is_empty() {
         s += &format!(
@@ -364,8 +386,9 @@ fn report_rows(r: &pb::CheckReport, outcome: &str, label: &str, show: usize) -> 
     s
 }
 
-/// The reviewer's preview: the rows that would be released, each marked `pass` or
-/// `REVIEW (rules)` in a leading `check` column.
+/// The reviewer's preview: the rows that would be released, numbered in a leading `row`
+/// column (the positions the grouped findings name) and marked `pass` or `REVIEW (rules)` in
+/// a `check` column.
 pub fn review_preview(batches: &[RecordBatch], report: Option<&pb::CheckReport>) -> String {
     let marks: std::collections::HashMap<i64, String> = report
         .map(|r| {
@@ -392,14 +415,17 @@ pub fn review_preview(batches: &[RecordBatch], report: Option<&pb::CheckReport>)
                 )
             })
             .collect();
+        let row: arrow::array::UInt64Array = (0..b.num_rows() as i64)
+            .map(|i| u64::try_from(at + i).unwrap_or(0))
+            .collect();
         at += b.num_rows() as i64;
-        let mut fields = vec![arrow::datatypes::Field::new(
-            "check",
-            arrow::datatypes::DataType::Utf8,
-            false,
-        )];
+        let mut fields = vec![
+            arrow::datatypes::Field::new("row", arrow::datatypes::DataType::UInt64, false),
+            arrow::datatypes::Field::new("check", arrow::datatypes::DataType::Utf8, false),
+        ];
         fields.extend(b.schema().fields().iter().map(|f| f.as_ref().clone()));
-        let mut columns: Vec<arrow::array::ArrayRef> = vec![std::sync::Arc::new(check)];
+        let mut columns: Vec<arrow::array::ArrayRef> =
+            vec![std::sync::Arc::new(row), std::sync::Arc::new(check)];
         columns.extend(b.columns().iter().cloned());
         match RecordBatch::try_new(
             std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
@@ -410,114 +436,6 @@ pub fn review_preview(batches: &[RecordBatch], report: Option<&pb::CheckReport>)
         }
     }
     batches_table(&marked)
-}
-
-/// The rows of a report: (label, value), in order.
-fn report_figures(r: &pb::Report) -> Vec<(&'static str, String)> {
-    vec![
-        (
-            "production queries submitted",
-            r.production_queries.to_string(),
-        ),
-        ("  refused before running", r.production_refused.to_string()),
-        ("  run (checked, to review)", r.production_run.to_string()),
-        ("development queries (samples)", r.dev_queries.to_string()),
-        ("results released", r.releases.to_string()),
-        ("rows released", r.rows_released.to_string()),
-        ("results rejected by review", r.rejected.to_string()),
-        ("data-quality requests filed", r.quality_filed.to_string()),
-        ("data-quality requests closed", r.quality_closed.to_string()),
-        ("social data fused", r.social_data.clone()),
-    ]
-}
-
-/// A tenant's report as Markdown.
-pub fn report_markdown(r: &pb::Report) -> String {
-    let mut s = format!(
-        "# Periodic report — {}\n\nPeriod {} to {}. Agreement: {} (status {}). Generated {} by {}.\n\n## Figures\n\n| | |\n| --- | ---: |\n",
-        r.tenant,
-        r.from,
-        r.to,
-        r.agreement,
-        r.status,
-        time(r.generated_at_ms),
-        r.generated_by.join(", ")
-    );
-    for (k, v) in report_figures(r) {
-        s += &format!("| {k} | {v} |\n");
-    }
-    s += "\n## Data authorized\n\n";
-    for d in &r.datasets_authorized {
-        s += &format!("- {d}\n");
-    }
-    s += "\n## Scenarios\n\n| scenario | domain | status | valid | title |\n| --- | --- | --- | --- | --- |\n";
-    for sc in &r.scenarios {
-        s += &format!(
-            "| {} | {} | {} | {} to {} | {} |\n",
-            sc.name, sc.domain, sc.status, sc.valid_from, sc.valid_to, sc.title
-        );
-    }
-    s += "\n## Violations and rectifications\n\n";
-    if r.violations.is_empty() {
-        s += "None in the period.\n";
-    }
-    for v in &r.violations {
-        s += &format!("- {} {} by {}: {}\n", time(v.at_ms), v.what, v.by, v.reason);
-    }
-    s
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// A tenant's report as a standalone HTML document.
-pub fn report_html(r: &pb::Report) -> String {
-    let e = |s: &str| html_escape(s);
-    let mut s = format!(
-        "<!DOCTYPE html>\n<html lang=\"zh\"><head><meta charset=\"utf-8\"><title>Periodic report — {}</title></head><body>\n<h1>Periodic report — {}</h1>\n<p>Period {} to {}. Agreement: {} (status {}). Generated {} by {}.</p>\n<h2>Figures</h2>\n<table>\n",
-        e(&r.tenant),
-        e(&r.tenant),
-        e(&r.from),
-        e(&r.to),
-        e(&r.agreement),
-        e(&r.status),
-        e(&time(r.generated_at_ms)),
-        e(&r.generated_by.join(", "))
-    );
-    for (k, v) in report_figures(r) {
-        s += &format!("<tr><th>{}</th><td>{}</td></tr>\n", e(k.trim()), e(&v));
-    }
-    s += "</table>\n<h2>Data authorized</h2>\n<ul>\n";
-    for d in &r.datasets_authorized {
-        s += &format!("<li>{}</li>\n", e(d));
-    }
-    s += "</ul>\n<h2>Scenarios</h2>\n<table>\n<tr><th>scenario</th><th>domain</th><th>status</th><th>valid</th><th>title</th></tr>\n";
-    for sc in &r.scenarios {
-        s += &format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} to {}</td><td>{}</td></tr>\n",
-            e(&sc.name),
-            e(&sc.domain),
-            e(&sc.status),
-            e(&sc.valid_from),
-            e(&sc.valid_to),
-            e(&sc.title)
-        );
-    }
-    s += "</table>\n<h2>Violations and rectifications</h2>\n<ul>\n";
-    for v in &r.violations {
-        s += &format!(
-            "<li>{} {} by {}: {}</li>\n",
-            e(&time(v.at_ms)),
-            e(&v.what),
-            e(&v.by),
-            e(&v.reason)
-        );
-    }
-    s + "</ul>\n</body></html>\n"
 }
 
 /// Data-quality requests as a table.
@@ -679,28 +597,56 @@ fn lineage_text(l: &pb::LineageResponse) -> String {
             "analyst",
             "reviewed by",
             "review reason",
+            "release",
             "rows released",
         ],
         l.jobs
             .iter()
             .map(|j| {
+                let withheld = j.withheld.len() as u64;
                 vec![
                     j.id.clone(),
                     j.state.clone(),
                     j.tenant.clone(),
                     j.submitted_by.clone(),
-                    j.reviewed_by.clone(),
+                    if j.approvals.is_empty() {
+                        j.reviewed_by.clone()
+                    } else {
+                        j.approvals.join(", ")
+                    },
                     j.review_reason.clone(),
+                    j.release_id.clone(),
                     j.report
                         .as_ref()
                         .map(|r| {
-                            format!("{} of {} ({})", r.rows_released, r.rows_computed, r.outcome)
+                            let mut s = format!(
+                                "{} of {} ({})",
+                                r.rows_released.saturating_sub(withheld),
+                                r.rows_computed,
+                                r.outcome
+                            );
+                            if withheld > 0 {
+                                s += &format!(", {withheld} withheld at approval");
+                            }
+                            s
                         })
                         .unwrap_or_default(),
                 ]
             })
             .collect(),
     );
+    let withheld: String = l
+        .jobs
+        .iter()
+        .filter(|j| !j.withheld.is_empty())
+        .map(|j| {
+            format!(
+                "withheld from {} at approval — {}\n",
+                j.release_id,
+                crate::review_view::withheld_summary(&j.withheld)
+            )
+        })
+        .collect();
     let downloads = table(
         &["job", "downloaded by", "at"],
         l.downloads
@@ -709,7 +655,7 @@ fn lineage_text(l: &pb::LineageResponse) -> String {
             .collect(),
     );
     format!(
-        "datasets: {}\ncolumns: {}\n{jobs}\ndownloads:\n{downloads}",
+        "datasets: {}\ncolumns: {}\n{jobs}\n{withheld}downloads:\n{downloads}",
         l.datasets.join(", "),
         l.columns.join(", ")
     )

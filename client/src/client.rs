@@ -424,7 +424,15 @@ calls! {
 
     /// Approves or rejects a job.
     fn decide(job: &str, approve: bool, reason: &str) -> pb::Job =
-        review.decide(pb::DecisionRequest { job: job.into(), approve, reason: reason.into() });
+        review.decide(pb::DecisionRequest {
+            job: job.into(), approve, reason: reason.into(), suppress_flagged: false,
+        });
+
+    /// Approves a job with its rows to review withheld (and whatever would give them back).
+    fn approve_withholding(job: &str, reason: &str) -> pb::Job =
+        review.decide(pb::DecisionRequest {
+            job: job.into(), approve: true, reason: reason.into(), suppress_flagged: true,
+        });
 
     /// The platform's Ed25519 public key (raw, 32 bytes).
     fn platform_key() -> Vec<u8> = release.platform_key(pb::Empty {}).public_key;

@@ -563,8 +563,27 @@ fn one_category(
                 others.join(", "),
                 schema.field(d).name()
             );
+            let names: Vec<&str> = dims
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != di)
+                .map(|(_, &o)| schema.field(o).name().as_str())
+                .collect();
+            let about = format!(
+                "{} {} {}",
+                names.join(", "),
+                if names.len() == 1 {
+                    "determines"
+                } else {
+                    "determine"
+                },
+                schema.field(d).name()
+            );
             for row in rows {
-                out.push((row, Finding::review("one-category", message.clone())));
+                out.push((
+                    row,
+                    Finding::review("one-category", message.clone()).about(about.clone()),
+                ));
             }
         }
     }

@@ -272,8 +272,12 @@ pub fn check(
                 rest.len()
             );
             if let Who::New { row, .. } = t.who {
-                out.flags
-                    .push((row, Finding::fail("complementary", message.clone())));
+                out.flags.push((
+                    row,
+                    Finding::fail("complementary", message.clone()).about(format!(
+                        "a total less its released parts recovers withheld units of {dataset}"
+                    )),
+                ));
             }
         }
     }

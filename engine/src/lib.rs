@@ -29,6 +29,7 @@ pub(crate) mod store;
 pub(crate) mod subqueries;
 pub(crate) mod unit_set;
 pub(crate) mod unit_stats;
+pub(crate) mod withhold;
 
 /// Internals that benchmarks and tests measure directly; built only with the `testing`
 /// feature, which only dev-dependencies turn on (never the server binary).
@@ -57,6 +58,7 @@ pub use prepared::{Disclosure, Prepared};
 pub use sandbox::{Limits, MAX_SQL_BYTES};
 pub use statistics::Source;
 pub use unit_set::UnitSet;
+pub use withhold::{WithheldRow, WithholdError, withhold};
 
 use keys::DataKey;
 use sandbox::{Sandbox, TableSpec};

@@ -298,6 +298,44 @@ impl PopulationLedger {
         Ok(rows.into_values().collect())
     }
 
+    /// Marks the rows `rows` of `job` over the datasets `ids` released or not, in place: rows
+    /// withheld at approval are suppressed cells for every later check (a later total less its
+    /// released parts must not give them back).
+    pub fn mark_rows(
+        &self,
+        job: &str,
+        ids: &[String],
+        rows: &HashSet<u64>,
+        released: bool,
+    ) -> Result<(), GatewayError> {
+        let mut batch = sled::Batch::default();
+        for id in ids {
+            let p = job_prefix(id, job);
+            for item in self.populations.scan_prefix(&p) {
+                let (key, value) = item?;
+                let rest = &key[p.len()..];
+                let row = rest
+                    .get(..8)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_be_bytes)
+                    .ok_or_else(corrupt)?;
+                if !rows.contains(&row) {
+                    continue;
+                }
+                let mut v = value.to_vec();
+                let flags = v.first_mut().ok_or_else(corrupt)?;
+                if released {
+                    *flags |= RELEASED;
+                } else {
+                    *flags &= !RELEASED;
+                }
+                batch.insert(key, v);
+            }
+        }
+        self.populations.apply_batch(batch)?;
+        Ok(())
+    }
+
     /// The populations over dataset `id` of jobs other than `exclude_job` for which
     /// `released(job)` holds, that have one of `units` among their smallest units; the bool
     /// says whether the lookup completed within [`MAX_INDEX_ENTRIES`].
@@ -573,6 +611,37 @@ mod tests {
             .expect("rows");
         assert_eq!(back.len(), 2);
         assert_eq!(back[0].sets[0].set, set(0..50));
+    }
+
+    #[test]
+    fn rows_withheld_at_approval_read_back_as_suppressed() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = sled::open(dir.path()).expect("db");
+        let ledger = PopulationLedger::open(&db, |n| Some(n.to_string())).expect("open");
+        let id = |_: &str| Some("ds-1".to_string());
+        ledger
+            .record("job-1", &rows(&[set(0..50), set(50..90)]), &id)
+            .expect("record");
+        let ids = ["ds-1".to_string()];
+        ledger
+            .mark_rows("job-1", &ids, &HashSet::from([1]), false)
+            .expect("mark");
+        let back = ledger
+            .rows_of("job-1", &[("ds-1".into(), "stays".into())])
+            .expect("rows");
+        let released: Vec<bool> = back.iter().map(|r| r.released_row.is_some()).collect();
+        assert_eq!(released, vec![true, false]);
+        let (found, _) = ledger
+            .lookup("ds-1", &[50], "job-9", |_| true)
+            .expect("lookup");
+        assert!(found.iter().all(|e| !e.released), "{found:?}");
+        ledger
+            .mark_rows("job-1", &ids, &HashSet::from([1]), true)
+            .expect("mark");
+        let back = ledger
+            .rows_of("job-1", &[("ds-1".into(), "stays".into())])
+            .expect("rows");
+        assert!(back.iter().all(|r| r.released_row.is_some()));
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod report;
 mod review;
 mod scenario;
 mod tenant;
+mod withhold;
 
 use std::sync::Arc;
 

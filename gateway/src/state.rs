@@ -281,6 +281,22 @@ pub struct Approval {
     pub reason: String,
     /// When.
     pub at_ms: i64,
+    /// Approved with the rows to review withheld (`review approve --suppress-flagged`).
+    #[serde(default)]
+    pub suppress_flagged: bool,
+}
+
+/// A row of the reviewed result that a release leaves out, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithheldRecord {
+    /// Position in the computed result.
+    pub row: u64,
+    /// Position in the result the reviewers saw (the quarantined one).
+    pub reviewed_row: u64,
+    /// The rule that withheld it: `flagged` (a row to review), `complementary`, ...
+    pub rule: String,
+    /// Its message.
+    pub reason: String,
 }
 
 /// What a release is, fixed at approval: receipts restate it.
@@ -294,6 +310,9 @@ pub struct ReleaseRecord {
     pub rows: u64,
     /// Approval time.
     pub approved_at_ms: i64,
+    /// Rows of the reviewed result left out of the release, by their reviewed position.
+    #[serde(default)]
+    pub withheld: Vec<WithheldRecord>,
 }
 
 /// The sled database and its trees.

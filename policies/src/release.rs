@@ -106,6 +106,10 @@ pub struct Finding {
     pub rule: String,
     /// What was measured against what.
     pub message: String,
+    /// The reason without this row's figures or values (`sector determines district`), so
+    /// that a reviewer sees the rows one reason flagged together; empty: the message is it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub about: String,
 }
 
 impl Finding {
@@ -115,6 +119,23 @@ impl Finding {
             verdict,
             rule: rule.to_string(),
             message,
+            about: String::new(),
+        }
+    }
+
+    /// The same finding with its reason stated without the row's figures or values.
+    pub fn about(mut self, about: impl Into<String>) -> Finding {
+        self.about = about.into();
+        self
+    }
+
+    /// What groups this finding with others of the same reason: the rule and its value-free
+    /// reason (the message when it has none).
+    pub fn reason(&self) -> &str {
+        if self.about.is_empty() {
+            &self.message
+        } else {
+            &self.about
         }
     }
 
@@ -192,6 +213,7 @@ impl ReleaseRules {
                     self.k
                 ),
             )
+            .about(format!("fewer than k = {} units of {dataset}", self.k))
         })
     }
 
@@ -217,23 +239,29 @@ impl ReleaseRules {
                     f64::from(self.dominance_k_bp) / 100.0,
                     f64::from(self.dominance_k_bp) / BP,
                 ),
-            ));
+            )
+            .about(format!("the {n} largest units of {dataset} dominate {what}")));
         }
         let x1 = c.largest.first().copied().unwrap_or(0.0);
         let x2 = c.largest.get(1).copied().unwrap_or(0.0);
         let rest = (c.total - x1 - x2).max(0.0);
         if rest * BP < f64::from(self.p_bp) * x1 {
-            out.push(Finding::new(
-                Verdict::Fail,
-                "dominance-p",
-                format!(
-                    "in {what}, the units of {dataset} other than the two largest contribute \
+            out.push(
+                Finding::new(
+                    Verdict::Fail,
+                    "dominance-p",
+                    format!(
+                        "in {what}, the units of {dataset} other than the two largest contribute \
                      {:.1}% of the largest: the second largest could estimate it within less \
                      than {:.1}% (p% rule)",
-                    100.0 * rest / x1,
-                    f64::from(self.p_bp) / 100.0,
-                ),
-            ));
+                        100.0 * rest / x1,
+                        f64::from(self.p_bp) / 100.0,
+                    ),
+                )
+                .about(format!(
+                    "the largest unit of {dataset} in {what} can be estimated (p%)"
+                )),
+            );
         }
         out
     }
@@ -262,7 +290,8 @@ impl ReleaseRules {
                  complement of a small branch discloses as much as the branch)",
                 self.k
             ),
-        ))
+        )
+        .about(format!("fewer than k = {} units of {dataset} in {what}", self.k)))
     }
 
     /// A population equal to one of an earlier release (`other`) but defined otherwise: the two
@@ -278,6 +307,9 @@ impl ReleaseRules {
                  selects nobody"
             ),
         )
+        .about(format!(
+            "its units of {dataset} equal those of a released population defined otherwise"
+        ))
     }
 
     /// A sum whose every per-unit contribution is zero: the figure says that no unit of the
@@ -306,6 +338,11 @@ impl ReleaseRules {
                     self.k
                 ),
             )
+            .about(format!(
+                "its units of {dataset} differ from another released population by fewer than \
+                 k = {}",
+                self.k
+            ))
         })
     }
 

@@ -11,7 +11,8 @@ pub struct LineageArgs {
     /// Every job, release and download that used this dataset (id or name).
     #[arg(long)]
     dataset: Option<String>,
-    /// The datasets, columns, analyst, reviewer and checks behind this release (job id).
+    /// The datasets, columns, analyst, reviewers, checks and withheld rows behind this
+    /// release: its id as the receipt names it (rel-…) or its job id.
     #[arg(long)]
     release: Option<String>,
 }

@@ -5,19 +5,25 @@ use serde_json::json;
 
 use super::{Context, Result};
 use crate::output::{self, Render};
+use crate::review_view;
 
 /// `erhai review …`
 #[derive(Debug, Subcommand)]
 pub enum ReviewCommand {
-    /// Jobs awaiting review.
+    /// Jobs awaiting review: scenario, tenant, age, rows to review, rows suppressed, and the
+    /// reviewers each needs.
     List,
-    /// A job's SQL, report and the rows that would be released.
+    /// A job's SQL, its findings grouped by rule and reason, and the rows that would be
+    /// released.
     Show {
         /// Job id.
         job: String,
         /// Wait until the job has finished running.
         #[arg(long)]
         wait: bool,
+        /// List every flagged row with its reasons instead of grouping them.
+        #[arg(long)]
+        all: bool,
     },
     /// Release a job's result.
     Approve {
@@ -29,6 +35,10 @@ pub enum ReviewCommand {
         /// Wait until the job has finished running.
         #[arg(long)]
         wait: bool,
+        /// Release it without its rows to review (and without any row that would give them
+        /// back by subtraction); a second approval must say the same.
+        #[arg(long)]
+        suppress_flagged: bool,
     },
     /// Refuse a job's result (or close a job whose run failed).
     Reject {
@@ -52,9 +62,13 @@ pub(super) async fn run(ctx: &Context, cmd: ReviewCommand) -> Result {
     match cmd {
         ReviewCommand::List => {
             let js = c.pending().await?;
-            ctx.show(js.as_slice());
+            let now = chrono::Utc::now().timestamp_millis();
+            ctx.print(
+                || review_view::pending_table(&js, now),
+                || js.as_slice().json(),
+            );
         }
-        ReviewCommand::Show { job, wait } => {
+        ReviewCommand::Show { job, wait, all } => {
             if wait {
                 c.finished(&job, REVIEW_WAIT).await?;
             }
@@ -62,14 +76,32 @@ pub(super) async fn run(ctx: &Context, cmd: ReviewCommand) -> Result {
             let j = d.job.unwrap_or_default();
             ctx.print(
                 || {
+                    let rows = |r: &erhai_proto::v1::CheckReport| {
+                        if all {
+                            review_view::every_row(r)
+                        } else {
+                            review_view::grouped_text(r, false)
+                        }
+                    };
                     format!(
                         "{}rows that would be released ({} shown, rows to review marked):\n{}",
-                        j.text(),
+                        output::job_text(&j, &rows),
                         d.preview_rows,
                         output::review_preview(&preview, j.report.as_ref())
                     )
                 },
-                || json!({"job": j.json(), "preview": output::batches_json(&preview)}),
+                || {
+                    let groups = j
+                        .report
+                        .as_ref()
+                        .map(review_view::groups)
+                        .unwrap_or_default();
+                    json!({
+                        "job": j.json(),
+                        "groups": groups,
+                        "preview": output::batches_json(&preview),
+                    })
+                },
             );
         }
         ReviewCommand::Approve { job, reason, .. } | ReviewCommand::Reject { job, reason, .. }
@@ -77,12 +109,21 @@ pub(super) async fn run(ctx: &Context, cmd: ReviewCommand) -> Result {
         {
             return Err(format!("job {job}: a decision needs a non-empty --reason").into());
         }
-        ReviewCommand::Approve { job, reason, wait } => {
+        ReviewCommand::Approve {
+            job,
+            reason,
+            wait,
+            suppress_flagged,
+        } => {
             if wait {
                 c.finished(&job, REVIEW_WAIT).await?;
             }
-            let j = c.decide(&job, true, &reason).await?;
-            ctx.print(|| format!("job {} {}", j.id, j.state), || j.json());
+            let j = if suppress_flagged {
+                c.approve_withholding(&job, &reason).await?
+            } else {
+                c.decide(&job, true, &reason).await?
+            };
+            ctx.print(|| approved_text(&j), || j.json());
         }
         ReviewCommand::Reject { job, reason, wait } => {
             if wait {
@@ -93,4 +134,27 @@ pub(super) async fn run(ctx: &Context, cmd: ReviewCommand) -> Result {
         }
     }
     Ok(())
+}
+
+/// What an approval did: released (with what it withheld) or waiting for another reviewer.
+fn approved_text(j: &erhai_proto::v1::Job) -> String {
+    let mut s = format!("job {} {}", j.id, j.state);
+    if !j.release_id.is_empty() {
+        s += &format!(" as {}", j.release_id);
+    }
+    if j.state == "awaiting_review" {
+        s += &format!(
+            " ({} of {} approvals in)",
+            j.approvals.len(),
+            j.approvals_needed
+        );
+    }
+    if !j.withheld.is_empty() {
+        s += &format!(
+            "\nwithheld {} row(s) of the reviewed result — {}",
+            j.withheld.len(),
+            review_view::withheld_summary(&j.withheld)
+        );
+    }
+    s
 }

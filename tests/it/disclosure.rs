@@ -16,7 +16,7 @@ use erhai_proto::v1 as pb;
 use tonic::Code;
 
 /// The scenario of the tests' queries: every column of firms.
-const S: &str = "firms";
+pub(crate) const S: &str = "firms";
 
 const POLICY: &str = r#"
 privacy_unit = "firm_id"
@@ -114,7 +114,7 @@ async fn platform() -> Platform {
     platform_with(|_| {}).await
 }
 
-async fn platform_with(edit: impl FnOnce(&mut erhai_gateway::ServerConfig)) -> Platform {
+pub(crate) async fn platform_with(edit: impl FnOnce(&mut erhai_gateway::ServerConfig)) -> Platform {
     let p = platform_with_users(edit).await;
     p.add_user("reviewer2", "第二审核", "reviewer", TENANT, "")
         .await
@@ -133,7 +133,7 @@ async fn platform_with(edit: impl FnOnce(&mut erhai_gateway::ServerConfig)) -> P
 }
 
 /// The rules that fired on computed row `row`.
-fn rules_of(job: &pb::Job, row: u64) -> Vec<String> {
+pub(crate) fn rules_of(job: &pb::Job, row: u64) -> Vec<String> {
     job.report
         .as_ref()
         .expect("report")
@@ -144,7 +144,7 @@ fn rules_of(job: &pb::Job, row: u64) -> Vec<String> {
         .collect()
 }
 
-fn outcome_of(job: &pb::Job, row: u64) -> String {
+pub(crate) fn outcome_of(job: &pb::Job, row: u64) -> String {
     job.report
         .as_ref()
         .expect("report")
@@ -157,7 +157,7 @@ fn outcome_of(job: &pb::Job, row: u64) -> String {
 
 /// The job as an auditor sees it once it has run: the whole check report (the analyst sees
 /// nothing that depends on the data until a reviewer has decided).
-async fn full(auditor: &Client, job: pb::Job) -> pb::Job {
+pub(crate) async fn full(auditor: &Client, job: pb::Job) -> pb::Job {
     auditor
         .finished(&job.id, std::time::Duration::from_secs(120))
         .await

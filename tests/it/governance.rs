@@ -165,7 +165,24 @@ async fn an_agreement_governs_every_call_of_its_tenant() {
     assert_eq!(whats, vec!["suspend", "rectification", "restore"]);
     let md = erhai::output::report_markdown(&report);
     assert!(md.contains("Periodic report — cangshan-data"), "{md}");
-    assert!(erhai::output::report_html(&report).contains("<td>2</td>"));
+    assert!(erhai::output::report_html(&report).contains("<td class=\"n\">2</td>"));
+    // Every total is the sum of its parts.
+    assert_eq!(
+        report.production_queries,
+        report.production_refused + report.production_invalid + report.production_run
+    );
+    assert_eq!(
+        report.production_run,
+        report.run_released + report.rejected + report.run_awaiting
+    );
+    assert_eq!(
+        report.production_refused,
+        report.refusals_by_rule.iter().map(|r| r.count).sum::<u64>()
+    );
+    assert_eq!(
+        report.weeks.iter().map(|w| w.production).sum::<u64>(),
+        report.production_queries
+    );
     // The tenant reports on itself, never on another.
     assert_eq!(
         analyst
@@ -678,6 +695,71 @@ async fn social_data_is_usable_only_after_import_approval_and_only_by_its_tenant
     assert!(
         c == Code::InvalidArgument && m.contains("names its scenario"),
         "{m}"
+    );
+    // A development query on the sample, and one refused by the plan check.
+    let (dev, _, _) = analyst
+        .run_dev(
+            "survey",
+            "SELECT district, count(*) AS n FROM guest_survey GROUP BY district",
+        )
+        .await
+        .expect("development query");
+    assert_eq!(dev.env, "dev");
+    let (c, _) = code(
+        analyst
+            .submit_in("SELECT respondent FROM guest_survey", "survey", 0.0)
+            .await,
+    );
+    assert_eq!(c, Code::PermissionDenied);
+
+    // The periodic report counts development apart, adds up, and states the social data.
+    let today = chrono::Utc::now().date_naive().to_string();
+    let report = authority
+        .report(TENANT, &today, &today)
+        .await
+        .expect("report");
+    assert_eq!(
+        (report.production_queries, report.dev_queries),
+        (2, 1),
+        "{report:?}"
+    );
+    assert_eq!(report.production_refused, 1);
+    assert_eq!(
+        report.production_queries,
+        report.production_refused + report.production_invalid + report.production_run
+    );
+    assert_eq!(
+        report.production_run,
+        report.run_released + report.rejected + report.run_awaiting
+    );
+    let week = report.weeks.last().expect("this week");
+    assert_eq!((week.production, week.dev), (2, 1));
+    assert_eq!(report.refusals_by_rule.len(), 1, "{report:?}");
+    assert!(report.social_queries >= 2, "{report:?}");
+    assert!(
+        !report.social_data.contains("not available"),
+        "{}",
+        report.social_data
+    );
+    assert!(
+        report.social_data.contains("1 approved"),
+        "{}",
+        report.social_data
+    );
+    let survey = &report.social_datasets[0];
+    assert_eq!(
+        (
+            survey.name.as_str(),
+            survey.rows,
+            survey.import_status.as_str()
+        ),
+        ("guest_survey", 240, "approved")
+    );
+    assert_eq!(survey.scenarios, vec!["survey"]);
+    let html = erhai::output::report_html(&report);
+    assert!(
+        html.contains("guest_survey") && html.contains("<svg"),
+        "{html}"
     );
     p.stop().await.expect("stop");
 }

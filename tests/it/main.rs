@@ -24,3 +24,4 @@ mod policy_slt;
 mod properties;
 mod readme;
 mod redteam;
+mod review_ux;

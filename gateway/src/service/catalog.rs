@@ -348,6 +348,7 @@ impl Gateway {
             by: user.id.clone(),
             reason: reason.to_string(),
             at_ms: now_ms(),
+            suppress_flagged: false,
         });
         self.0.store.put_dataset(&d).map_err(internal)?;
         Ok(convert::dataset(&d))

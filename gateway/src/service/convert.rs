@@ -148,6 +148,7 @@ fn finding(f: &erhai_policies::Finding) -> pb::Finding {
         verdict: f.verdict.name().into(),
         rule: f.rule.clone(),
         message: f.message.clone(),
+        about: f.reason().to_string(),
     }
 }
 
@@ -208,6 +209,9 @@ fn redact_for(role: crate::authz::Role, j: &JobRecord, mut job: pb::Job) -> pb::
     match role {
         Role::Analyst | Role::Provider if accepted(j) => {
             job.report = None;
+            // Which rows a release left out, and why, depends on the data.
+            job.withheld.clear();
+            job.suppress_flagged = false;
             job.finished_at_ms = 0;
             job.error.clear();
             if j.reviewed_by.is_none() {
@@ -261,6 +265,18 @@ fn full_job(j: &JobRecord) -> pb::Job {
         env: if j.dev { "dev" } else { "prod" }.into(),
         promoted_from: j.promoted_from.clone().unwrap_or_default(),
         dataset_versions: j.dataset_versions.clone(),
+        suppress_flagged: j.approvals.first().is_some_and(|a| a.suppress_flagged),
+        withheld: j
+            .release
+            .iter()
+            .flat_map(|r| r.withheld.iter())
+            .map(|w| pb::WithheldRow {
+                row: w.row,
+                reviewed_row: w.reviewed_row,
+                rule: w.rule.clone(),
+                reason: w.reason.clone(),
+            })
+            .collect(),
     }
 }
 

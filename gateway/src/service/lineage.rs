@@ -53,6 +53,21 @@ impl Gateway {
                     .filter(|j| j.datasets.contains(&dataset.id) && may_trace(j))
                     .collect()
             }
+            ("", release) if release.starts_with("rel-") => {
+                // A release is named after its job; only a released job is a release.
+                let job = format!("job-{}", &release["rel-".len()..]);
+                let j = store
+                    .job(&job)
+                    .map_err(internal)?
+                    .filter(|j| may_trace(j) && j.release.as_ref().is_some_and(|r| r.id == release))
+                    .ok_or_else(|| {
+                        Status::not_found(format!(
+                            "no release `{release}` visible to you (a release id is what its \
+                             receipt names, rel-…; a job id works too)"
+                        ))
+                    })?;
+                vec![j]
+            }
             ("", job) if !job.is_empty() => {
                 let j = store
                     .job(job)

@@ -51,8 +51,9 @@ impl Gateway {
                 )));
             }
         };
-        let (schema, batches) = self.result_of(&job)?;
-        // The quarantined result must still be what the reviewers approved.
+        let (schema, batches) = self.released_result(&job, &release.withheld)?;
+        // The quarantined result, less what the approval withheld, must still be what the
+        // reviewers approved.
         let canonical = export::canonical(&schema, &batches).map_err(|e| engine_status(&e))?;
         if sha256_hex(&canonical) != release.result_sha256 {
             return Err(Status::data_loss(format!(
