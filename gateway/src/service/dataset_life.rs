@@ -329,6 +329,7 @@ impl Gateway {
             by: user.id.clone(),
             reason,
             at_ms: now_ms(),
+            suppress_flagged: false,
         };
         let changed = self
             .0

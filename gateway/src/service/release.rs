@@ -34,7 +34,7 @@ fn rfc3339(ms: i64) -> String {
 impl Gateway {
     /// A job's released result as `user` may download it: the job visible to them, released,
     /// and its quarantined rows still exactly what the reviewers approved (their hash).
-    pub(super) fn released_result(
+    pub(super) fn downloadable_release(
         &self,
         user: &UserRecord,
         job: &str,
@@ -70,7 +70,7 @@ impl Gateway {
         r: &pb::FetchReleaseRequest,
     ) -> Result<Vec<pb::ReleaseChunk>, Status> {
         let format = ExportFormat::from_str(&r.format).map_err(|e| engine_status(&e))?;
-        let (job, release, schema, batches) = self.released_result(user, &r.job)?;
+        let (job, release, schema, batches) = self.downloadable_release(user, &r.job)?;
         let file = export::render(format, &schema, &batches).map_err(|e| engine_status(&e))?;
         let receipt = Receipt {
             release: release.id.clone(),

@@ -350,6 +350,7 @@ mod tests {
             verdict: Some(verdict),
             report: None,
             datasets: Vec::new(),
+            dataset_versions: Vec::new(),
             submitted_at_ms: 0,
             finished_at_ms: None,
             reviewed_by: reviewed.then(|| "r".into()),

@@ -230,7 +230,7 @@ impl FlightSqlGateway {
             Statement::FetchRelease(job) => {
                 let caller = g.authorize(req, Action::FetchRelease, &job)?;
                 let r = owned(&caller).and_then(|()| {
-                    let (job, release, schema, _) = g.released_result(&caller, &job)?;
+                    let (job, release, schema, _) = g.downloadable_release(&caller, &job)?;
                     let schema = release_schema(&schema, &release, &job.id);
                     let held = Held::Ticket(Readable::Release {
                         job: job.id.clone(),
@@ -570,7 +570,7 @@ impl FlightSqlService for FlightSqlGateway {
             // Read again with every check `release fetch` makes: still the caller's tenant's,
             // still released, still the rows the reviewers approved.
             Ok(Readable::Release { job }) => {
-                g.released_result(&caller, &job)
+                g.downloadable_release(&caller, &job)
                     .map(|(job, release, schema, batches)| {
                         (release_schema(&schema, &release, &job.id), batches)
                     })
@@ -664,7 +664,7 @@ impl FlightSqlService for FlightSqlGateway {
             let statement = Statement::parse(&query.query)?;
             let (schema, scenario) = match &statement {
                 Statement::FetchRelease(job) => {
-                    let (job, release, schema, _) = g.released_result(&caller, job)?;
+                    let (job, release, schema, _) = g.downloadable_release(&caller, job)?;
                     (release_schema(&schema, &release, &job.id), String::new())
                 }
                 Statement::Sql(sql) => {
