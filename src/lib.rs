@@ -5,6 +5,7 @@ use std::future::Future;
 use std::process::ExitCode;
 
 pub mod cli;
+pub mod failure;
 pub mod output;
 pub mod policy_draft;
 
@@ -33,8 +34,17 @@ pub async fn termination() -> std::io::Result<()> {
 }
 
 /// Runs `work` to completion as a process's main task, with logging (`ERHAI_LOG`) on stderr;
-/// an error is printed as `error: …` and exits with failure.
+/// an error is printed as `error: …` and exits with its kind's code ([`failure`]).
 pub fn run_to_exit(work: impl Future<Output = Result<(), Box<dyn std::error::Error>>>) -> ExitCode {
+    run_to_exit_as(false, work)
+}
+
+/// [`run_to_exit`], printing a failure as one JSON object on stderr if `json_errors` (for
+/// `--output json`, whose stdout a script parses).
+pub fn run_to_exit_as(
+    json_errors: bool,
+    work: impl Future<Output = Result<(), Box<dyn std::error::Error>>>,
+) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ERHAI_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
@@ -58,8 +68,13 @@ pub fn run_to_exit(work: impl Future<Output = Result<(), Box<dyn std::error::Err
     match runtime.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+            let report = failure::Report::of(e.as_ref());
+            if json_errors {
+                eprintln!("{}", report.json());
+            } else {
+                eprintln!("error: {}", report.message);
+            }
+            ExitCode::from(report.kind.exit_code())
         }
     }
 }

@@ -59,18 +59,7 @@ impl Client {
             .map_err(|e| err(&e))?
             .connect()
             .await
-            .map_err(|e| {
-                let mut detail = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    detail = format!("{detail}: {s}");
-                    src = s.source();
-                }
-                ClientError::Connect {
-                    endpoint: identity.endpoint.clone(),
-                    detail,
-                }
-            })?;
+            .map_err(|e| ClientError::connect(&identity.endpoint, &e))?;
         Ok(Client {
             channel,
             endpoint: identity.endpoint.clone(),

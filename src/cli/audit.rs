@@ -57,7 +57,11 @@ pub struct AuditFilter {
 }
 
 impl AuditFilter {
-    fn request(&self, limit: u64, all: bool) -> std::result::Result<pb::ListAuditRequest, String> {
+    fn request(
+        &self,
+        limit: u64,
+        all: bool,
+    ) -> std::result::Result<pb::ListAuditRequest, crate::failure::CliError> {
         Ok(pb::ListAuditRequest {
             limit,
             all,
@@ -72,7 +76,7 @@ impl AuditFilter {
 }
 
 /// An RFC 3339 time or a date (midnight UTC) as ms since the epoch; absent: 0.
-fn parse_instant(s: Option<&str>) -> std::result::Result<i64, String> {
+fn parse_instant(s: Option<&str>) -> std::result::Result<i64, crate::failure::CliError> {
     let Some(s) = s else { return Ok(0) };
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.timestamp_millis());
@@ -81,7 +85,9 @@ fn parse_instant(s: Option<&str>) -> std::result::Result<i64, String> {
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|t| t.and_utc().timestamp_millis())
-        .ok_or_else(|| format!("`{s}` is neither an RFC 3339 time nor a date YYYY-MM-DD"))
+        .ok_or_else(|| {
+            crate::failure::CliError::usage(format!("`{s}` is neither an RFC 3339 time nor a date YYYY-MM-DD"))
+        })
 }
 
 /// Runs `erhai audit …`.

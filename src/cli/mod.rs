@@ -15,6 +15,7 @@ pub mod report;
 pub mod review;
 pub mod scenario;
 mod serve;
+pub mod shell;
 pub mod tenant;
 
 use std::path::PathBuf;
@@ -24,12 +25,13 @@ use erhai_client::Client;
 
 use crate::output::{Format, Render};
 
-/// What a command returns: its errors are printed as `error: …` and exit with failure.
+/// What a command returns: its errors are printed as `error: …` (or JSON) and exit with their
+/// kind's code (`crate::failure`).
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 /// erhai — a privacy-preserving compute enclave for public data.
 #[derive(Debug, Parser)]
-#[command(name = "erhai", version, about)]
+#[command(name = "erhai", version, about, after_help = crate::failure::EXIT_CODES)]
 pub struct Cli {
     /// Identity bundle directory (cert.pem, key.pem, ca.pem, endpoint).
     #[arg(long, global = true, env = "ERHAI_IDENTITY")]
@@ -93,6 +95,17 @@ pub enum Command {
     Audit(audit::AuditCommand),
     /// Trace a dataset to its jobs, releases and downloads, or a release to its sources.
     Lineage(lineage::LineageArgs),
+    /// Print a shell completion script to stdout (e.g. `erhai completions bash > ~/.local/share/bash-completion/completions/erhai`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages, one per command and subcommand (erhai.1, erhai-query-submit.1, …).
+    Man {
+        /// Directory to write them to (created if absent).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// The global options every command runs with.
@@ -107,7 +120,11 @@ impl Context {
         let dir = self
             .identity
             .as_ref()
-            .ok_or("no identity: give --identity DIR or set ERHAI_IDENTITY")?;
+            .ok_or_else(|| {
+                crate::failure::CliError::usage(
+                    "no identity: give --identity DIR or set ERHAI_IDENTITY",
+                )
+            })?;
         Ok(Client::connect_dir(dir).await?)
     }
 
@@ -150,5 +167,7 @@ pub async fn run(cli: Cli) -> Result {
         Command::Report(args) => report::run(&ctx, args).await,
         Command::Audit(cmd) => audit::run(&ctx, cmd).await,
         Command::Lineage(args) => lineage::run(&ctx, args).await,
+        Command::Completions { shell } => shell::completions(shell),
+        Command::Man { out } => shell::man_pages(&out, ctx.output),
     }
 }

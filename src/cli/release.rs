@@ -61,16 +61,18 @@ pub(super) async fn run(ctx: &Context, cmd: ReleaseCommand) -> Result {
             file,
             public_key,
         } => {
-            let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+            let read = |p: &Path| {
+                std::fs::read(p).map_err(|e| crate::failure::CliError::usage(format!("{}: {e}", p.display())))
+            };
             let key_text = if Path::new(&public_key).is_file() {
                 String::from_utf8_lossy(&read(Path::new(&public_key))?).into_owned()
             } else {
                 public_key.clone()
             };
             let key = hex::decode(key_text.trim())
-                .map_err(|e| format!("--public-key is neither a key file nor hex: {e}"))?;
+                .map_err(|e| crate::failure::CliError::usage(format!("--public-key is neither a key file nor hex: {e}")))?;
             let envelope = String::from_utf8(read(&receipt)?)
-                .map_err(|_| format!("{}: not a text file", receipt.display()))?;
+                .map_err(|_| crate::failure::CliError::usage(format!("{}: not a text file", receipt.display())))?;
             let r = erhai_client::receipt::verify(&envelope, &read(&file)?, &key)
                 .map_err(|e| format!("{} does not verify: {e}", file.display()))?;
             ctx.print(|| {
