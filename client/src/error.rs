@@ -49,6 +49,13 @@ impl ClientError {
         matches!(self, ClientError::Status(s) if is_refusal(s))
     }
 
+    /// Whether the call died in the transport (the connection, not the server's answer): what
+    /// [`crate::probe::explain`] looks into.
+    pub fn is_transport(&self) -> bool {
+        matches!(self, ClientError::Status(s)
+            if causes(s).any(|c| c.downcast_ref::<tonic::transport::Error>().is_some()))
+    }
+
     /// A connection failure of `endpoint` in words: refused, unresolvable, rejected.
     pub(crate) fn connect(endpoint: &str, e: &(dyn std::error::Error + 'static)) -> ClientError {
         if let Some(detail) = rejected_certificate(e) {
@@ -123,27 +130,46 @@ fn causes<'a>(
     })
 }
 
-/// What the server said about our certificate, if a cause of `e` is its TLS alert.
+/// What the server said about our certificate, if a cause of `e` is its TLS alert. tokio-rustls
+/// hands the alert up as text inside an `io::Error` ("received fatal alert: UnknownCA"), so the
+/// text is read when the type is gone.
 fn rejected_certificate(e: &(dyn std::error::Error + 'static)) -> Option<String> {
-    use rustls::AlertDescription as A;
     for cause in causes(e) {
         if let Some(rustls::Error::AlertReceived(alert)) = cause.downcast_ref::<rustls::Error>() {
-            let what = match alert {
-                A::BadCertificate => "bad certificate",
-                A::UnknownCA => "signed by a CA it does not trust",
-                A::CertificateExpired => "certificate expired",
-                A::CertificateRevoked => "certificate revoked",
-                A::CertificateUnknown => "certificate unknown",
-                A::UnsupportedCertificate => "unsupported certificate",
-                A::CertificateRequired => "no client certificate sent",
-                A::AccessDenied => "access denied",
-                A::DecryptError => "the certificate does not match its key",
-                _ => return Some(format!("TLS alert {alert:?}")),
-            };
-            return Some(what.to_string());
+            return certificate_alert(&format!("{alert:?}"));
+        }
+        let text = cause.to_string();
+        if let Some((_, rest)) = text.split_once("received fatal alert: ") {
+            let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+            return certificate_alert(&name);
         }
     }
     None
+}
+
+/// The certificate alert inside `e`, in words.
+pub(crate) fn alert_in(e: &std::io::Error) -> Option<String> {
+    rejected_certificate(e)
+}
+
+/// The alerts a server sends over a client certificate (RFC 8446 6.2, rustls' names), in words;
+/// other alerts are not about the certificate.
+fn certificate_alert(name: &str) -> Option<String> {
+    let what = match name {
+        "BadCertificate" => "bad certificate",
+        "UnknownCA" => "signed by a CA this platform does not trust",
+        "CertificateExpired" => "certificate expired",
+        "CertificateRevoked" => "certificate revoked",
+        "CertificateUnknown" => "certificate unknown",
+        "UnsupportedCertificate" => "unsupported certificate",
+        "CertificateRequired" => "no client certificate sent",
+        "AccessDenied" => "access denied",
+        // A certificate whose issuer's name matches the platform CA's but whose signature does
+        // not verify under it: another deployment's CA of the same name.
+        "DecryptError" => "its signature does not verify under this platform's CA",
+        _ => return None,
+    };
+    Some(format!("TLS alert {name}: {what}"))
 }
 
 /// Why a connection could not be made, in words.
@@ -207,6 +233,21 @@ mod tests {
         let e = ClientError::connect("https://127.0.0.1:1", &io);
         assert!(
             matches!(&e, ClientError::CertificateRejected { detail } if detail.contains("CA")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_alert_as_text_inside_a_status_is_a_rejected_certificate() {
+        // The shape tonic gives a handshake the server ended: the alert survives only as text.
+        let io = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "received fatal alert: DecryptError".to_string(),
+        );
+        let s = tonic::Status::from_error(Box::new(io));
+        let e = ClientError::from(s);
+        assert!(
+            matches!(&e, ClientError::CertificateRejected { detail } if detail.contains("DecryptError")),
             "{e}"
         );
     }

@@ -21,7 +21,7 @@ pub mod tenant;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use erhai_client::Client;
+use erhai_client::{Client, ClientError};
 
 use crate::output::{Format, Render};
 
@@ -145,28 +145,49 @@ impl Context {
     }
 }
 
-/// Runs a parsed command line.
+/// Runs a parsed command line. A call that died in the transport is looked into: a server
+/// that rejected the identity's certificate may have closed the connection without a word.
 pub async fn run(cli: Cli) -> Result {
     let ctx = Context {
         identity: cli.identity,
         output: cli.output,
     };
-    match cli.command {
+    let Err(e) = dispatch(&ctx, cli.command).await else {
+        return Ok(());
+    };
+    let Some(dir) = &ctx.identity else {
+        return Err(e);
+    };
+    let client_error = match e.downcast::<ClientError>() {
+        Ok(c) if c.is_transport() => c,
+        Ok(c) => return Err(c),
+        Err(e) => return Err(e),
+    };
+    let Ok(bundle) = erhai_client::IdentityBundle::load(dir) else {
+        return Err(client_error);
+    };
+    Err(Box::new(
+        erhai_client::probe::explain(&bundle, *client_error).await,
+    ))
+}
+
+async fn dispatch(ctx: &Context, command: Command) -> Result {
+    match command {
         Command::Serve { dir, config } => serve::serve(dir, config).await,
-        Command::Admin(cmd) => admin::run(&ctx, cmd).await,
-        Command::Whoami => admin::whoami(&ctx).await,
-        Command::Dataset(cmd) => dataset::run(&ctx, cmd).await,
-        Command::Policy(cmd) => policy::run(&ctx, cmd),
-        Command::Query(cmd) => query::run(&ctx, cmd).await,
-        Command::Job(cmd) => job::run(&ctx, cmd).await,
-        Command::Review(cmd) => review::run(&ctx, cmd).await,
-        Command::Release(cmd) => release::run(&ctx, cmd).await,
-        Command::Scenario(cmd) => scenario::run(&ctx, cmd).await,
-        Command::Tenant(cmd) => tenant::run(&ctx, cmd).await,
-        Command::Quality(cmd) => quality::run(&ctx, cmd).await,
-        Command::Report(args) => report::run(&ctx, args).await,
-        Command::Audit(cmd) => audit::run(&ctx, cmd).await,
-        Command::Lineage(args) => lineage::run(&ctx, args).await,
+        Command::Admin(cmd) => admin::run(ctx, cmd).await,
+        Command::Whoami => admin::whoami(ctx).await,
+        Command::Dataset(cmd) => dataset::run(ctx, cmd).await,
+        Command::Policy(cmd) => policy::run(ctx, cmd),
+        Command::Query(cmd) => query::run(ctx, cmd).await,
+        Command::Job(cmd) => job::run(ctx, cmd).await,
+        Command::Review(cmd) => review::run(ctx, cmd).await,
+        Command::Release(cmd) => release::run(ctx, cmd).await,
+        Command::Scenario(cmd) => scenario::run(ctx, cmd).await,
+        Command::Tenant(cmd) => tenant::run(ctx, cmd).await,
+        Command::Quality(cmd) => quality::run(ctx, cmd).await,
+        Command::Report(args) => report::run(ctx, args).await,
+        Command::Audit(cmd) => audit::run(ctx, cmd).await,
+        Command::Lineage(args) => lineage::run(ctx, args).await,
         Command::Completions { shell } => shell::completions(shell),
         Command::Man { out } => shell::man_pages(&out, ctx.output),
     }

@@ -10,6 +10,7 @@ mod common;
 
 mod cache;
 mod cli;
+mod cli_errors;
 mod dev_sample;
 mod disclosure;
 mod e2e;
