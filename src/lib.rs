@@ -8,6 +8,7 @@ pub mod cli;
 pub mod failure;
 pub mod output;
 pub mod policy_draft;
+pub mod progress;
 
 /// Installs the rustls crypto provider (ring) for this process; call once at startup.
 pub fn install_crypto_provider() {

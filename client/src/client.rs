@@ -129,6 +129,53 @@ impl Client {
             .await
     }
 
+    /// [`Client::register_with`], calling `sent(rows, bytes)` as each chunk of data goes to the
+    /// transport (for a progress bar); `sizes` are the totals, given first, for its length.
+    pub async fn register_watched(
+        &self,
+        header: pb::RegisterHeader,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        sizes: impl FnOnce(u64, u64),
+        sent: impl Fn(u64, u64) + Send + Sync + 'static,
+    ) -> Result<pb::Dataset, ClientError> {
+        use futures::StreamExt;
+        use pb::register_chunk::Part;
+        let chunks = upload_chunks(header, &schema, &batches, true)?;
+        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+        let bytes = chunks
+            .iter()
+            .map(|c| match &c.part {
+                Some(Part::Ipc(b)) => b.len() as u64,
+                _ => 0,
+            })
+            .sum();
+        sizes(rows, bytes);
+        // Every IPC chunk but the last holds UPLOAD_CHUNK_ROWS rows of its batch; counting them
+        // as they go keeps the stream free of the batches themselves.
+        let mut per_chunk = Vec::new();
+        for b in &batches {
+            let mut left = b.num_rows();
+            while left > 0 {
+                let n = UPLOAD_CHUNK_ROWS.min(left);
+                per_chunk.push(n as u64);
+                left -= n;
+            }
+        }
+        let mut next = per_chunk.into_iter();
+        let stream = futures::stream::iter(chunks).map(move |c| {
+            if let Some(Part::Ipc(b)) = &c.part {
+                sent(next.next().unwrap_or(0), b.len() as u64);
+            }
+            c
+        });
+        Ok(self
+            .catalog()
+            .register_dataset(stream)
+            .await?
+            .into_inner())
+    }
+
     /// Submits a production query in `scenario`.
     pub async fn submit(&self, scenario: &str, sql: &str) -> Result<pb::Job, ClientError> {
         self.submit_in(sql, scenario, 0.0).await

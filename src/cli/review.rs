@@ -46,6 +46,15 @@ pub enum ReviewCommand {
 /// How long `--wait` waits for a job to finish running.
 const REVIEW_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// Waits for `job` to finish running, with a spinner at a terminal.
+async fn wait_for(c: &erhai_client::Client, job: &str) -> Result {
+    let spinner = crate::progress::waiting(format!("waiting for job {job} to finish running"));
+    let done = c.finished(job, REVIEW_WAIT).await;
+    spinner.finish_and_clear();
+    done?;
+    Ok(())
+}
+
 /// Runs `erhai review …`.
 pub(super) async fn run(ctx: &Context, cmd: ReviewCommand) -> Result {
     let c = ctx.client().await?;
@@ -56,7 +65,7 @@ pub(super) async fn run(ctx: &Context, cmd: ReviewCommand) -> Result {
         }
         ReviewCommand::Show { job, wait } => {
             if wait {
-                c.finished(&job, REVIEW_WAIT).await?;
+                wait_for(&c, &job).await?;
             }
             let (d, preview) = c.show_review(&job).await?;
             let j = d.job.unwrap_or_default();
@@ -79,14 +88,14 @@ pub(super) async fn run(ctx: &Context, cmd: ReviewCommand) -> Result {
         }
         ReviewCommand::Approve { job, reason, wait } => {
             if wait {
-                c.finished(&job, REVIEW_WAIT).await?;
+                wait_for(&c, &job).await?;
             }
             let j = c.decide(&job, true, &reason).await?;
             ctx.print(|| format!("job {} {}", j.id, j.state), || j.json());
         }
         ReviewCommand::Reject { job, reason, wait } => {
             if wait {
-                c.finished(&job, REVIEW_WAIT).await?;
+                wait_for(&c, &job).await?;
             }
             let j = c.decide(&job, false, &reason).await?;
             ctx.print(|| format!("job {} {}", j.id, j.state), || j.json());
