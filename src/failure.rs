@@ -209,7 +209,10 @@ mod tests {
         codes.dedup();
         assert_eq!(codes.len(), kinds.len());
         for c in codes {
-            assert!(EXIT_CODES.contains(&format!("\n  {c}  ")), "{c} undocumented");
+            assert!(
+                EXIT_CODES.contains(&format!("\n  {c}  ")),
+                "{c} undocumented"
+            );
         }
     }
 

@@ -169,11 +169,7 @@ impl Client {
             }
             c
         });
-        Ok(self
-            .catalog()
-            .register_dataset(stream)
-            .await?
-            .into_inner())
+        Ok(self.catalog().register_dataset(stream).await?.into_inner())
     }
 
     /// Submits a production query in `scenario`.

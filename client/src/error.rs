@@ -140,7 +140,10 @@ fn rejected_certificate(e: &(dyn std::error::Error + 'static)) -> Option<String>
         }
         let text = cause.to_string();
         if let Some((_, rest)) = text.split_once("received fatal alert: ") {
-            let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
             return certificate_alert(&name);
         }
     }

@@ -166,7 +166,10 @@ mod tests {
         assert!(excel.starts_with(UTF8_BOM));
         let (_, form) = verify_either(&env, &excel, &public).expect("verify");
         assert_eq!(form, Form::Excel);
-        assert_eq!(verify_either(&env, file, &public).expect("verify").1, Form::Released);
+        assert_eq!(
+            verify_either(&env, file, &public).expect("verify").1,
+            Form::Released
+        );
         let mut tampered = excel.clone();
         if let Some(last) = tampered.last_mut() {
             *last = b'3';

@@ -120,8 +120,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
@@ -173,7 +173,10 @@ mod tests {
             clean.starts_with("syntax error at line 2, column ") && clean.contains("nights"),
             "{clean}"
         );
-        assert!(!clean.contains("ParserError") && !clean.contains("SQL error"), "{clean}");
+        assert!(
+            !clean.contains("ParserError") && !clean.contains("SQL error"),
+            "{clean}"
+        );
     }
 
     #[tokio::test]
@@ -192,7 +195,10 @@ mod tests {
                 "datafusion.public",
                 "SQL error",
             ] {
-                assert!(!clean.contains(internal), "{sql}: {internal} in {clean} (was {raw})");
+                assert!(
+                    !clean.contains(internal),
+                    "{sql}: {internal} in {clean} (was {raw})"
+                );
             }
             assert!(!clean.is_empty(), "{sql}: {raw}");
         }

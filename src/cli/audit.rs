@@ -86,7 +86,9 @@ fn parse_instant(s: Option<&str>) -> std::result::Result<i64, crate::failure::Cl
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|t| t.and_utc().timestamp_millis())
         .ok_or_else(|| {
-            crate::failure::CliError::usage(format!("`{s}` is neither an RFC 3339 time nor a date YYYY-MM-DD"))
+            crate::failure::CliError::usage(format!(
+                "`{s}` is neither an RFC 3339 time nor a date YYYY-MM-DD"
+            ))
         })
 }
 

@@ -69,8 +69,9 @@ pub(super) async fn run(ctx: &Context, cmd: DatasetCommand) -> Result {
             sample_rate,
             sample_seed,
         } => {
-            let policy_text = std::fs::read_to_string(&policy)
-                .map_err(|e| crate::failure::CliError::usage(format!("{}: {e}", policy.display())))?;
+            let policy_text = std::fs::read_to_string(&policy).map_err(|e| {
+                crate::failure::CliError::usage(format!("{}: {e}", policy.display()))
+            })?;
             let (schema, batches) = erhai_client::files::read_data(&file, Some(&policy_text))?;
             let header = erhai_proto::v1::RegisterHeader {
                 name,

@@ -117,14 +117,11 @@ struct Context {
 impl Context {
     /// A client connected with the identity given by `--identity` or `ERHAI_IDENTITY`.
     async fn client(&self) -> Result<Client> {
-        let dir = self
-            .identity
-            .as_ref()
-            .ok_or_else(|| {
-                crate::failure::CliError::usage(
-                    "no identity: give --identity DIR or set ERHAI_IDENTITY",
-                )
-            })?;
+        let dir = self.identity.as_ref().ok_or_else(|| {
+            crate::failure::CliError::usage(
+                "no identity: give --identity DIR or set ERHAI_IDENTITY",
+            )
+        })?;
         Ok(Client::connect_dir(dir).await?)
     }
 

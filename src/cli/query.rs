@@ -84,7 +84,11 @@ impl SqlText {
                     .map_err(|e| CliError::usage(format!("--file {}: {e}", path.display())))?;
                 (text, path.display().to_string())
             }
-            (None, None) => return Err(CliError::usage("give the SQL: --sql TEXT, --sql - or --file PATH")),
+            (None, None) => {
+                return Err(CliError::usage(
+                    "give the SQL: --sql TEXT, --sql - or --file PATH",
+                ));
+            }
         };
         if text.trim().is_empty() {
             return Err(CliError::usage(format!("{from} holds no SQL")));
@@ -227,7 +231,10 @@ mod tests {
             ..Default::default()
         };
         let n = spend_notice("tour", 0.5, true, &b);
-        assert!(n.contains("ε = 0.5 (its per-query cap); 1 of ε = 3 remains, 0.5 after it"), "{n}");
+        assert!(
+            n.contains("ε = 0.5 (its per-query cap); 1 of ε = 3 remains, 0.5 after it"),
+            "{n}"
+        );
         let n = spend_notice("tour", 0.1, false, &b);
         assert!(n.contains("0.9 after it"), "{n}");
         let n = spend_notice("tour", 2.0, false, &b);

@@ -86,8 +86,9 @@ pub(super) async fn run(ctx: &Context, cmd: ReleaseCommand) -> Result {
             } else {
                 public_key.clone()
             };
-            let key = hex::decode(key_text.trim())
-                .map_err(|e| CliError::usage(format!("--public-key is neither a key file nor hex: {e}")))?;
+            let key = hex::decode(key_text.trim()).map_err(|e| {
+                CliError::usage(format!("--public-key is neither a key file nor hex: {e}"))
+            })?;
             let envelope = String::from_utf8(read(&receipt)?)
                 .map_err(|_| CliError::usage(format!("{}: not a text file", receipt.display())))?;
             let (r, form) = erhai_client::receipt::verify_either(&envelope, &read(&file)?, &key)

@@ -84,7 +84,10 @@ pub(super) async fn run(ctx: &Context, cmd: ReviewCommand) -> Result {
         ReviewCommand::Approve { job, reason, .. } | ReviewCommand::Reject { job, reason, .. }
             if reason.trim().is_empty() =>
         {
-            return Err(crate::failure::CliError::usage(format!("job {job}: a decision needs a non-empty --reason")).into());
+            return Err(crate::failure::CliError::usage(format!(
+                "job {job}: a decision needs a non-empty --reason"
+            ))
+            .into());
         }
         ReviewCommand::Approve { job, reason, wait } => {
             if wait {

@@ -219,7 +219,10 @@ async fn cli_drives_the_whole_flow() {
     );
     let altered_excel = p.dir.join("altered-excel.csv");
     std::fs::write(&altered_excel, [&bytes[..], b"x,1\n"].concat()).expect("write");
-    let out = verify(&altered_excel, &p.dir.join("visitors-excel.csv.receipt.json"));
+    let out = verify(
+        &altered_excel,
+        &p.dir.join("visitors-excel.csv.receipt.json"),
+    );
     assert!(!out.status.success(), "{}", text(&out.stdout));
     let out = erhai(
         &analyst,

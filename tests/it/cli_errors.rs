@@ -79,13 +79,21 @@ async fn each_kind_of_failure_has_its_exit_code_and_json_form() {
     let analyst = p.identity("analyst");
 
     // Refused by a column policy: 3, labelled a refusal, not "permission denied".
-    let refused = ["query", "submit", "--sql", "SELECT id_number FROM hotel_stays"];
+    let refused = [
+        "query",
+        "submit",
+        "--sql",
+        "SELECT id_number FROM hotel_stays",
+    ];
     let err = exits(&erhai(&analyst, &refused), 3);
     assert!(
         err.starts_with("error: refused:") && err.contains("hotel_stays.id_number"),
         "{err}"
     );
-    let out = erhai(&analyst, &[&["--output", "json"][..], &refused[..]].concat());
+    let out = erhai(
+        &analyst,
+        &[&["--output", "json"][..], &refused[..]].concat(),
+    );
     exits(&out, 3);
     assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
     let e = json_error(&out);
@@ -102,7 +110,12 @@ async fn each_kind_of_failure_has_its_exit_code_and_json_form() {
     exits(
         &erhai(
             &analyst,
-            &["query", "check", "--sql", "SELECT id_number FROM hotel_stays"],
+            &[
+                "query",
+                "check",
+                "--sql",
+                "SELECT id_number FROM hotel_stays",
+            ],
         ),
         3,
     );
@@ -156,7 +169,12 @@ async fn each_kind_of_failure_has_its_exit_code_and_json_form() {
     let err = exits(
         &erhai(
             &analyst,
-            &["query", "check", "--sql", "SELECT district\nFROM hotel_stays WHER nights > 2"],
+            &[
+                "query",
+                "check",
+                "--sql",
+                "SELECT district\nFROM hotel_stays WHER nights > 2",
+            ],
         ),
         2,
     );
@@ -167,7 +185,11 @@ async fn each_kind_of_failure_has_its_exit_code_and_json_form() {
     let sql = "SELECT district, count(*) AS stays FROM hotel_stays GROUP BY district";
     let out = erhai_with(&analyst, &["query", "check", "--sql", "-"], Some(sql));
     exits(&out, 0);
-    assert!(text(&out.stdout).contains("district"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("district"),
+        "{}",
+        text(&out.stdout)
+    );
     let file = p.dir.join("q.sql");
     std::fs::write(&file, sql).expect("sql file");
     let file = file.to_string_lossy().to_string();
@@ -324,7 +346,12 @@ fn completions_and_man_pages_cover_the_commands() {
         .output()
         .expect("run erhai");
     assert!(out.status.success(), "{}", text(&out.stderr));
-    for page in ["erhai.1", "erhai-query.1", "erhai-query-submit.1", "erhai-release-fetch.1"] {
+    for page in [
+        "erhai.1",
+        "erhai-query.1",
+        "erhai-query-submit.1",
+        "erhai-release-fetch.1",
+    ] {
         let path = dir.path().join(page);
         let body = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(body.contains(".TH"), "{page} missing or not a man page");
