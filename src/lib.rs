@@ -7,8 +7,10 @@ use std::process::ExitCode;
 pub use erhai_gateway::config::LogFormat;
 
 pub mod cli;
+pub mod failure;
 pub mod output;
 pub mod policy_draft;
+pub mod progress;
 pub mod report_doc;
 pub mod review_view;
 
@@ -78,14 +80,16 @@ impl Logging {
 }
 
 /// Runs `work` to completion as a process's main task, with logging (`ERHAI_LOG`) on stderr;
-/// an error is printed as `error: …` and exits with failure.
+/// an error is printed as `error: …` and exits with its kind's code ([`failure`]).
 pub fn run_to_exit(work: impl Future<Output = Result<(), Box<dyn std::error::Error>>>) -> ExitCode {
-    run_logged(Logging::default(), work)
+    run_logged(Logging::default(), false, work)
 }
 
-/// [`run_to_exit`] with `logging` instead of the default.
+/// [`run_to_exit`] with `logging` instead of the default, printing a failure as one JSON object
+/// on stderr if `json_errors` (for `--output json`, whose stdout a script parses).
 pub fn run_logged(
     logging: Logging,
+    json_errors: bool,
     work: impl Future<Output = Result<(), Box<dyn std::error::Error>>>,
 ) -> ExitCode {
     logging.install();
@@ -106,8 +110,13 @@ pub fn run_logged(
     match runtime.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+            let report = failure::Report::of(e.as_ref());
+            if json_errors {
+                eprintln!("{}", report.json());
+            } else {
+                eprintln!("error: {}", report.message);
+            }
+            ExitCode::from(report.kind.exit_code())
         }
     }
 }

@@ -7,5 +7,6 @@ use clap::Parser;
 fn main() -> ExitCode {
     erhai::install_crypto_provider();
     let cli = erhai::cli::Cli::parse();
-    erhai::run_logged(cli.logging(), erhai::cli::run(cli))
+    let json_errors = cli.output == erhai::output::Format::Json;
+    erhai::run_logged(cli.logging(), json_errors, erhai::cli::run(cli))
 }

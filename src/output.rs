@@ -468,13 +468,28 @@ fn quality_table(list: &[pb::QualityRequest]) -> String {
     )
 }
 
+/// A tenant's standing on `today`: its status, except that an active tenant whose agreement
+/// has not started (or has ended) admits nobody, and is not shown as plainly active.
+fn tenant_standing(t: &pb::Tenant, today: chrono::NaiveDate) -> String {
+    let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok();
+    if t.status == "active" {
+        if let Some(start) = day(&t.start).filter(|d| *d > today) {
+            return format!("pending until {start}");
+        }
+        if let Some(end) = day(&t.end).filter(|d| *d < today) {
+            return format!("agreement ended {end}");
+        }
+    }
+    t.status.clone()
+}
+
 /// A tenant for people: status, agreement, history.
 fn tenant_text(t: &pb::Tenant) -> String {
     let mut s = format!(
         "tenant {} — {} ({}){}\n",
         t.name,
         t.title,
-        t.status,
+        tenant_standing(t, chrono::Utc::now().date_naive()),
         if t.start.is_empty() {
             String::new()
         } else {
@@ -810,5 +825,33 @@ impl Render for pb::VerifyAuditResponse {
 impl Render for pb::LineageResponse {
     fn text(&self) -> String {
         lineage_text(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_active_tenant_outside_its_agreement_is_not_shown_as_active() {
+        let today = chrono::NaiveDate::from_ymd_opt(2025, 6, 1).unwrap_or_default();
+        let t = |start: &str, end: &str| pb::Tenant {
+            status: "active".into(),
+            start: start.into(),
+            end: end.into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            tenant_standing(&t("2025-07-01", "2026-06-30"), today),
+            "pending until 2025-07-01"
+        );
+        assert_eq!(
+            tenant_standing(&t("2024-01-01", "2025-05-31"), today),
+            "agreement ended 2025-05-31"
+        );
+        assert_eq!(
+            tenant_standing(&t("2025-06-01", "2025-06-01"), today),
+            "active"
+        );
     }
 }

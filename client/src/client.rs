@@ -59,18 +59,7 @@ impl Client {
             .map_err(|e| err(&e))?
             .connect()
             .await
-            .map_err(|e| {
-                let mut detail = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    detail = format!("{detail}: {s}");
-                    src = s.source();
-                }
-                ClientError::Connect {
-                    endpoint: identity.endpoint.clone(),
-                    detail,
-                }
-            })?;
+            .map_err(|e| ClientError::connect(&identity.endpoint, &e))?;
         Ok(Client {
             channel,
             endpoint: identity.endpoint.clone(),
@@ -164,6 +153,49 @@ impl Client {
     ) -> Result<pb::Dataset, ClientError> {
         self.register_raw(upload_chunks(header, &schema, &batches, true)?)
             .await
+    }
+
+    /// [`Client::register_with`], calling `sent(rows, bytes)` as each chunk of data goes to the
+    /// transport (for a progress bar); `sizes` are the totals, given first, for its length.
+    pub async fn register_watched(
+        &self,
+        header: pb::RegisterHeader,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        sizes: impl FnOnce(u64, u64),
+        sent: impl Fn(u64, u64) + Send + Sync + 'static,
+    ) -> Result<pb::Dataset, ClientError> {
+        use futures::StreamExt;
+        use pb::register_chunk::Part;
+        let chunks = upload_chunks(header, &schema, &batches, true)?;
+        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+        let bytes = chunks
+            .iter()
+            .map(|c| match &c.part {
+                Some(Part::Ipc(b)) => b.len() as u64,
+                _ => 0,
+            })
+            .sum();
+        sizes(rows, bytes);
+        // Every IPC chunk but the last holds UPLOAD_CHUNK_ROWS rows of its batch; counting them
+        // as they go keeps the stream free of the batches themselves.
+        let mut per_chunk = Vec::new();
+        for b in &batches {
+            let mut left = b.num_rows();
+            while left > 0 {
+                let n = UPLOAD_CHUNK_ROWS.min(left);
+                per_chunk.push(n as u64);
+                left -= n;
+            }
+        }
+        let mut next = per_chunk.into_iter();
+        let stream = futures::stream::iter(chunks).map(move |c| {
+            if let Some(Part::Ipc(b)) = &c.part {
+                sent(next.next().unwrap_or(0), b.len() as u64);
+            }
+            c
+        });
+        Ok(self.catalog().register_dataset(stream).await?.into_inner())
     }
 
     /// Submits a production query in `scenario`.

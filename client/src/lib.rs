@@ -11,6 +11,7 @@ mod identity;
 
 pub mod application;
 pub mod files;
+pub mod probe;
 pub mod receipt;
 
 pub use client::{Client, UPLOAD_CHUNK_ROWS, decode_ipc, encode_ipc, upload_messages};

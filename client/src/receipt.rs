@@ -51,6 +51,43 @@ pub fn verify(envelope: &str, file: &[u8], public_key: &[u8]) -> Result<Receipt,
     Ok(receipt)
 }
 
+/// What Excel and WPS need in front of a UTF-8 CSV to read it as UTF-8: without it they take
+/// the locale's code page and garble Chinese text.
+pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Which form of a release a verified file is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// The bytes the platform released, as the receipt's digest covers them.
+    Released,
+    /// Those bytes behind a UTF-8 byte-order mark (`release fetch --excel`).
+    Excel,
+}
+
+/// The CSV bytes `release fetch --excel` writes: the released bytes behind a BOM. The receipt
+/// covers the released bytes, so that one receipt verifies either form.
+pub fn excel_form(released: &[u8]) -> Vec<u8> {
+    [UTF8_BOM, released].concat()
+}
+
+/// [`verify`], accepting the released bytes or their Excel form ([`excel_form`]); says which.
+pub fn verify_either(
+    envelope: &str,
+    file: &[u8],
+    public_key: &[u8],
+) -> Result<(Receipt, Form), VerifyError> {
+    match verify(envelope, file, public_key) {
+        Ok(r) => Ok((r, Form::Released)),
+        Err(first @ VerifyError::FileMismatch { .. }) => match file.strip_prefix(UTF8_BOM) {
+            Some(released) => verify(envelope, released, public_key)
+                .map(|r| (r, Form::Excel))
+                .map_err(|_| first),
+            None => Err(first),
+        },
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +153,30 @@ mod tests {
         assert!(matches!(
             verify("{}", file, &public),
             Err(VerifyError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn the_excel_form_verifies_and_a_tampered_one_does_not() {
+        let k = key();
+        let file = b"district,n\n\xe5\x96\x9c\xe6\xb4\xb2,12\n";
+        let env = signed(&k, file);
+        let public = k.public_key().as_ref().to_vec();
+        let excel = excel_form(file);
+        assert!(excel.starts_with(UTF8_BOM));
+        let (_, form) = verify_either(&env, &excel, &public).expect("verify");
+        assert_eq!(form, Form::Excel);
+        assert_eq!(
+            verify_either(&env, file, &public).expect("verify").1,
+            Form::Released
+        );
+        let mut tampered = excel.clone();
+        if let Some(last) = tampered.last_mut() {
+            *last = b'3';
+        }
+        assert!(matches!(
+            verify_either(&env, &tampered, &public),
+            Err(VerifyError::FileMismatch { .. })
         ));
     }
 }

@@ -23,9 +23,10 @@ pub enum EngineError {
     },
     /// The query names a column no table in its scope has.
     #[error(
-        "query could not be planned: no column named `{}`{}",
+        "query could not be planned: no column named `{}`{}{}",
         qualified(.qualifier, .column),
-        if .valid.is_empty() { String::new() } else { format!("; the columns here are: {}", .valid.join(", ")) }
+        .suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default(),
+        if .valid.is_empty() { String::new() } else { format!(" The columns here are: {}", .valid.join(", ")) }
     )]
     UnknownColumn {
         /// The column as written.
@@ -34,6 +35,8 @@ pub enum EngineError {
         qualifier: Option<String>,
         /// The columns the query could have named at that point.
         valid: Vec<String>,
+        /// The one of them the name is a likely typo of.
+        suggestion: Option<String>,
     },
     /// The SQL text is longer than the gate reads: a malformed request, not a refusal.
     #[error("SQL text is {bytes} bytes; the limit is {limit}")]

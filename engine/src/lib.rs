@@ -24,6 +24,7 @@ pub(crate) mod lineage;
 pub(crate) mod masks;
 pub(crate) mod prepared;
 pub(crate) mod sandbox;
+pub(crate) mod sql_error;
 pub(crate) mod statistics;
 pub(crate) mod store;
 pub(crate) mod subqueries;

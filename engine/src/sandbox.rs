@@ -665,21 +665,34 @@ fn planning_error(e: datafusion::error::DataFusionError) -> EngineError {
         SchemaError::FieldNotFound {
             field,
             valid_fields,
-        } => EngineError::UnknownColumn {
-            column: field.name.clone(),
-            qualifier: field.relation.as_ref().map(|r| r.table().to_string()),
-            valid: valid_fields
+        } => {
+            let valid: Vec<String> = valid_fields
                 .iter()
                 .filter(|c| !c.name.starts_with(HIDDEN_PREFIX))
                 .map(|c| c.flat_name())
-                .collect(),
-        },
+                .collect();
+            let suggestion = crate::sql_error::closest(
+                &field.name,
+                valid_fields
+                    .iter()
+                    .filter(|c| !c.name.starts_with(HIDDEN_PREFIX))
+                    .map(|c| c.name.as_str()),
+            )
+            .map(str::to_string);
+            EngineError::UnknownColumn {
+                column: field.name.clone(),
+                qualifier: field.relation.as_ref().map(|r| r.table().to_string()),
+                valid,
+                suggestion,
+            }
+        }
         _ => classify(e.to_string()),
     }
 }
 
 /// Turns DataFusion's planning errors into the sandbox's categories.
 pub(crate) fn classify(msg: String) -> EngineError {
+    let msg = crate::sql_error::clean(&msg);
     let lower = msg.to_ascii_lowercase();
     if lower.contains("ddl not supported")
         || lower.contains("dml not supported")

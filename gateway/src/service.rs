@@ -342,7 +342,7 @@ pub fn engine_status(e: &EngineError) -> Status {
         | EngineError::BadData(_)
         | EngineError::Policy(_) => Status::invalid_argument(e.to_string()),
         EngineError::Forbidden(_) | EngineError::Refused(_) | EngineError::Unsupported(_) => {
-            Status::permission_denied(e.to_string())
+            refusal(Status::permission_denied(e.to_string()))
         }
         EngineError::Timeout(_) => Status::deadline_exceeded(e.to_string()),
         EngineError::TooManyRows { .. } => Status::resource_exhausted(e.to_string()),
@@ -355,6 +355,16 @@ pub fn engine_status(e: &EngineError) -> Status {
             Status::internal(e.to_string())
         }
     }
+}
+
+/// `status` marked as a refusal by policy (`erhai_proto::refusal`), so that a client can tell
+/// it from a role's missing permission or an overloaded server with the same code.
+pub fn refusal(mut status: Status) -> Status {
+    status.metadata_mut().insert(
+        erhai_proto::refusal::KEY,
+        tonic::metadata::MetadataValue::from_static(erhai_proto::refusal::POLICY),
+    );
+    status
 }
 
 pub(crate) fn internal(e: crate::error::GatewayError) -> Status {

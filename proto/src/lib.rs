@@ -27,3 +27,13 @@ pub mod bundle {
     /// Server endpoint URL.
     pub const ENDPOINT: &str = "endpoint";
 }
+
+/// Response metadata that tells a refusal by policy apart from other errors of the same gRPC
+/// code: a column policy, a scenario's scope or a budget said no (PERMISSION_DENIED is also what
+/// a role without the permission gets; RESOURCE_EXHAUSTED also what a full server answers).
+pub mod refusal {
+    /// The metadata key the gateway sets on a refusal's status.
+    pub const KEY: &str = "x-erhai-refusal";
+    /// Its value for a refusal by policy.
+    pub const POLICY: &str = "policy";
+}

@@ -57,7 +57,11 @@ pub struct AuditFilter {
 }
 
 impl AuditFilter {
-    fn request(&self, limit: u64, all: bool) -> std::result::Result<pb::ListAuditRequest, String> {
+    fn request(
+        &self,
+        limit: u64,
+        all: bool,
+    ) -> std::result::Result<pb::ListAuditRequest, crate::failure::CliError> {
         Ok(pb::ListAuditRequest {
             limit,
             all,
@@ -73,16 +77,16 @@ impl AuditFilter {
 
 /// An RFC 3339 time or a day (midnight UTC; absolute or relative to today, as the server reads
 /// days) as ms since the epoch; absent: 0.
-fn parse_instant(s: Option<&str>) -> std::result::Result<i64, String> {
+fn parse_instant(s: Option<&str>) -> std::result::Result<i64, crate::failure::CliError> {
     let Some(s) = s else { return Ok(0) };
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.timestamp_millis());
     }
     let day = erhai_gateway::dates::parse_day(s, chrono::Utc::now().date_naive())
-        .map_err(|e| format!("{e}, or an RFC 3339 time"))?;
+        .map_err(|e| crate::failure::CliError::usage(format!("{e}, or an RFC 3339 time")))?;
     day.and_hms_opt(0, 0, 0)
         .map(|t| t.and_utc().timestamp_millis())
-        .ok_or_else(|| format!("`{s}` falls outside the calendar"))
+        .ok_or_else(|| crate::failure::CliError::usage(format!("`{s}` falls outside the calendar")))
 }
 
 /// Runs `erhai audit …`.

@@ -97,8 +97,9 @@ pub(super) async fn run(ctx: &Context, cmd: DatasetCommand) -> Result {
         } => {
             let (policy_text, (schema, batches)) = match &policy {
                 Some(policy) => {
-                    let text = std::fs::read_to_string(policy)
-                        .map_err(|e| format!("{}: {e}", policy.display()))?;
+                    let text = std::fs::read_to_string(policy).map_err(|e| {
+                        crate::failure::CliError::usage(format!("{}: {e}", policy.display()))
+                    })?;
                     let data = erhai_client::files::read_data(&file, Some(&text))?;
                     (text, data)
                 }
@@ -122,7 +123,26 @@ pub(super) async fn run(ctx: &Context, cmd: DatasetCommand) -> Result {
                 dev_sample_seed: sample_seed,
                 new_version,
             };
-            let d = c.register_with(header, schema, batches).await?;
+            let bar = crate::progress::upload(&header.name);
+            let shown = bar.clone();
+            let total_rows = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let sent_rows = std::sync::atomic::AtomicU64::new(0);
+            let total = total_rows.clone();
+            let sizes = |rows: u64, bytes: u64| {
+                total_rows.store(rows, std::sync::atomic::Ordering::Relaxed);
+                crate::progress::show_upload(&bar, rows, bytes);
+            };
+            let sent = move |rows: u64, bytes: u64| {
+                use std::sync::atomic::Ordering::Relaxed;
+                let done = sent_rows.fetch_add(rows, Relaxed) + rows;
+                shown.inc(bytes);
+                crate::progress::uploaded(&shown, done, total.load(Relaxed));
+            };
+            let registered = c
+                .register_watched(header, schema, batches, sizes, sent)
+                .await;
+            bar.finish_and_clear();
+            let d = registered?;
             ctx.print(
                 || registered_text(&d, new_version, policy.is_none()),
                 || d.json(),

@@ -15,21 +15,23 @@ pub mod report;
 pub mod review;
 pub mod scenario;
 mod serve;
+pub mod shell;
 pub mod tenant;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use erhai_client::Client;
+use erhai_client::{Client, ClientError};
 
 use crate::output::{Format, Render};
 
-/// What a command returns: its errors are printed as `error: …` and exit with failure.
+/// What a command returns: its errors are printed as `error: …` (or JSON) and exit with their
+/// kind's code (`crate::failure`).
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 /// erhai — a privacy-preserving compute enclave for public data.
 #[derive(Debug, Parser)]
-#[command(name = "erhai", version, about)]
+#[command(name = "erhai", version, about, after_help = crate::failure::EXIT_CODES)]
 pub struct Cli {
     /// Identity bundle directory (cert.pem, key.pem, ca.pem, endpoint).
     #[arg(long, global = true, env = "ERHAI_IDENTITY")]
@@ -97,6 +99,17 @@ pub enum Command {
     Audit(audit::AuditCommand),
     /// Trace a dataset to its jobs, releases and downloads, or a release to its sources.
     Lineage(lineage::LineageArgs),
+    /// Print a shell completion script to stdout (e.g. `erhai completions bash > ~/.local/share/bash-completion/completions/erhai`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages, one per command and subcommand (erhai.1, erhai-query-submit.1, …).
+    Man {
+        /// Directory to write them to (created if absent).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// The global options every command runs with.
@@ -108,10 +121,11 @@ struct Context {
 impl Context {
     /// A client connected with the identity given by `--identity` or `ERHAI_IDENTITY`.
     async fn client(&self) -> Result<Client> {
-        let dir = self
-            .identity
-            .as_ref()
-            .ok_or("no identity: give --identity DIR or set ERHAI_IDENTITY")?;
+        let dir = self.identity.as_ref().ok_or_else(|| {
+            crate::failure::CliError::usage(
+                "no identity: give --identity DIR or set ERHAI_IDENTITY",
+            )
+        })?;
         Ok(Client::connect_dir(dir).await?)
     }
 
@@ -147,27 +161,50 @@ impl Cli {
     }
 }
 
-/// Runs a parsed command line.
+/// Runs a parsed command line. A call that died in the transport is looked into: a server
+/// that rejected the identity's certificate may have closed the connection without a word.
 pub async fn run(cli: Cli) -> Result {
     let ctx = Context {
         identity: cli.identity,
         output: cli.output,
     };
-    match cli.command {
+    let Err(e) = dispatch(&ctx, cli.command).await else {
+        return Ok(());
+    };
+    let Some(dir) = &ctx.identity else {
+        return Err(e);
+    };
+    let client_error = match e.downcast::<ClientError>() {
+        Ok(c) if c.is_transport() => c,
+        Ok(c) => return Err(c),
+        Err(e) => return Err(e),
+    };
+    let Ok(bundle) = erhai_client::IdentityBundle::load(dir) else {
+        return Err(client_error);
+    };
+    Err(Box::new(
+        erhai_client::probe::explain(&bundle, *client_error).await,
+    ))
+}
+
+async fn dispatch(ctx: &Context, command: Command) -> Result {
+    match command {
         Command::Serve { dir, config, .. } => serve::serve(dir, config).await,
-        Command::Admin(cmd) => admin::run(&ctx, cmd).await,
-        Command::Whoami => admin::whoami(&ctx).await,
-        Command::Dataset(cmd) => dataset::run(&ctx, cmd).await,
-        Command::Policy(cmd) => policy::run(&ctx, cmd),
-        Command::Query(cmd) => query::run(&ctx, cmd).await,
-        Command::Job(cmd) => job::run(&ctx, cmd).await,
-        Command::Review(cmd) => review::run(&ctx, cmd).await,
-        Command::Release(cmd) => release::run(&ctx, cmd).await,
-        Command::Scenario(cmd) => scenario::run(&ctx, cmd).await,
-        Command::Tenant(cmd) => tenant::run(&ctx, cmd).await,
-        Command::Quality(cmd) => quality::run(&ctx, cmd).await,
-        Command::Report(args) => report::run(&ctx, args).await,
-        Command::Audit(cmd) => audit::run(&ctx, cmd).await,
-        Command::Lineage(args) => lineage::run(&ctx, args).await,
+        Command::Admin(cmd) => admin::run(ctx, cmd).await,
+        Command::Whoami => admin::whoami(ctx).await,
+        Command::Dataset(cmd) => dataset::run(ctx, cmd).await,
+        Command::Policy(cmd) => policy::run(ctx, cmd),
+        Command::Query(cmd) => query::run(ctx, cmd).await,
+        Command::Job(cmd) => job::run(ctx, cmd).await,
+        Command::Review(cmd) => review::run(ctx, cmd).await,
+        Command::Release(cmd) => release::run(ctx, cmd).await,
+        Command::Scenario(cmd) => scenario::run(ctx, cmd).await,
+        Command::Tenant(cmd) => tenant::run(ctx, cmd).await,
+        Command::Quality(cmd) => quality::run(ctx, cmd).await,
+        Command::Report(args) => report::run(ctx, args).await,
+        Command::Audit(cmd) => audit::run(ctx, cmd).await,
+        Command::Lineage(args) => lineage::run(ctx, args).await,
+        Command::Completions { shell } => shell::completions(shell),
+        Command::Man { out } => shell::man_pages(&out, ctx.output),
     }
 }

@@ -57,9 +57,12 @@ pub(super) fn run(ctx: &Context, cmd: PolicyCommand) -> Result {
                     }
                     let mut f = options.open(path).map_err(|e| {
                         if e.kind() == std::io::ErrorKind::AlreadyExists {
-                            format!("{} exists; give --force to overwrite it", path.display())
+                            crate::failure::CliError::usage(format!(
+                                "{} exists; give --force to overwrite it",
+                                path.display()
+                            ))
                         } else {
-                            format!("{}: {e}", path.display())
+                            crate::failure::CliError::usage(format!("{}: {e}", path.display()))
                         }
                     })?;
                     f.write_all(draft.toml.as_bytes())

@@ -39,7 +39,10 @@ pub(super) async fn run(ctx: &Context, a: ReportArgs) -> Result {
         (_, "md") => output::report_markdown(&r),
         (_, "html") => output::report_html(&r),
         (_, other) => {
-            return Err(format!("unknown --format `{other}`; use md or html").into());
+            return Err(crate::failure::CliError::usage(format!(
+                "unknown --format `{other}`; use md or html"
+            ))
+            .into());
         }
     };
     match &a.out {

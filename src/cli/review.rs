@@ -56,6 +56,15 @@ pub enum ReviewCommand {
 /// How long `--wait` waits for a job to finish running.
 const REVIEW_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// Waits for `job` to finish running, with a spinner at a terminal.
+async fn wait_for(c: &erhai_client::Client, job: &str) -> Result {
+    let spinner = crate::progress::waiting(format!("waiting for job {job} to finish running"));
+    let done = c.finished(job, REVIEW_WAIT).await;
+    spinner.finish_and_clear();
+    done?;
+    Ok(())
+}
+
 /// Runs `erhai review …`.
 pub(super) async fn run(ctx: &Context, cmd: ReviewCommand) -> Result {
     let c = ctx.client().await?;
@@ -70,7 +79,7 @@ pub(super) async fn run(ctx: &Context, cmd: ReviewCommand) -> Result {
         }
         ReviewCommand::Show { job, wait, all } => {
             if wait {
-                c.finished(&job, REVIEW_WAIT).await?;
+                wait_for(&c, &job).await?;
             }
             let (d, preview) = c.show_review(&job).await?;
             let j = d.job.unwrap_or_default();
@@ -107,7 +116,10 @@ pub(super) async fn run(ctx: &Context, cmd: ReviewCommand) -> Result {
         ReviewCommand::Approve { job, reason, .. } | ReviewCommand::Reject { job, reason, .. }
             if reason.trim().is_empty() =>
         {
-            return Err(format!("job {job}: a decision needs a non-empty --reason").into());
+            return Err(crate::failure::CliError::usage(format!(
+                "job {job}: a decision needs a non-empty --reason"
+            ))
+            .into());
         }
         ReviewCommand::Approve {
             job,
@@ -116,7 +128,7 @@ pub(super) async fn run(ctx: &Context, cmd: ReviewCommand) -> Result {
             suppress_flagged,
         } => {
             if wait {
-                c.finished(&job, REVIEW_WAIT).await?;
+                wait_for(&c, &job).await?;
             }
             let j = if suppress_flagged {
                 c.approve_withholding(&job, &reason).await?
@@ -127,7 +139,7 @@ pub(super) async fn run(ctx: &Context, cmd: ReviewCommand) -> Result {
         }
         ReviewCommand::Reject { job, reason, wait } => {
             if wait {
-                c.finished(&job, REVIEW_WAIT).await?;
+                wait_for(&c, &job).await?;
             }
             let j = c.decide(&job, false, &reason).await?;
             ctx.print(|| format!("job {} {}", j.id, j.state), || j.json());

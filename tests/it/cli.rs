@@ -194,6 +194,42 @@ async fn cli_drives_the_whole_flow() {
         text(&out.stderr)
     );
 
+    // The Excel form: a UTF-8 BOM in front, and the same receipt verifies it.
+    let excel = p.dir.join("visitors-excel.csv");
+    let out = erhai(
+        &analyst,
+        &[
+            "release",
+            "fetch",
+            &id,
+            "--excel",
+            "--out",
+            excel.to_str().expect("path"),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bytes = std::fs::read(&excel).expect("excel csv");
+    assert!(bytes.starts_with(b"\xEF\xBB\xBFdistrict,visitors"));
+    let out = verify(&excel, &p.dir.join("visitors-excel.csv.receipt.json"));
+    assert!(
+        out.status.success() && text(&out.stdout).contains("Excel form"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let altered_excel = p.dir.join("altered-excel.csv");
+    std::fs::write(&altered_excel, [&bytes[..], b"x,1\n"].concat()).expect("write");
+    let out = verify(
+        &altered_excel,
+        &p.dir.join("visitors-excel.csv.receipt.json"),
+    );
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let out = erhai(
+        &analyst,
+        &["release", "fetch", &id, "--excel", "--out", "v.parquet"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+
     // Other commands answer, in both formats.
     for args in [
         &["dataset", "list"][..],

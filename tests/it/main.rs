@@ -10,6 +10,7 @@ mod common;
 
 mod cache;
 mod cli;
+mod cli_errors;
 mod dataset_lifecycle;
 mod dev_sample;
 mod disclosure;

@@ -310,7 +310,7 @@ impl Gateway {
                     job.error = Some(why.clone());
                     job.finished_at_ms = Some(now_ms());
                     self.0.store.put_job(&job).map_err(internal)?;
-                    return Err(Status::resource_exhausted(why));
+                    return Err(super::refusal(Status::resource_exhausted(why)));
                 }
             }
         }
