@@ -106,7 +106,7 @@ async fn approval_with_flagged_rows_withheld_releases_the_rest_and_records_what_
     assert_eq!(l.jobs.len(), 1);
     assert_eq!(l.jobs[0].id, job.id);
     assert_eq!(l.jobs[0].withheld.len(), 2);
-    assert_eq!(l.datasets, vec!["firms"]);
+    assert_eq!(l.datasets, vec!["firms@v1"]);
     let own = analyst.lineage("", &r.release).await.expect("own lineage");
     assert_eq!(own.jobs[0].id, job.id);
     let (c, m) = code(auditor.lineage("", "rel-999999").await);
