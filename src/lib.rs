@@ -8,6 +8,7 @@ pub use erhai_gateway::config::LogFormat;
 
 pub mod cli;
 pub mod failure;
+pub mod lang;
 pub mod output;
 pub mod policy_draft;
 pub mod progress;
@@ -114,7 +115,11 @@ pub fn run_logged(
             if json_errors {
                 eprintln!("{}", report.json());
             } else {
-                eprintln!("error: {}", report.message);
+                eprintln!(
+                    "{}: {}",
+                    lang::Lang::current().pick("error", "错误"),
+                    report.message
+                );
             }
             ExitCode::from(report.kind.exit_code())
         }

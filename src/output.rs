@@ -790,7 +790,7 @@ impl Render for pb::Budget {
 
 impl Render for pb::Report {
     fn text(&self) -> String {
-        report_markdown(self)
+        report_markdown(self, crate::lang::Lang::current())
     }
 }
 

@@ -5,6 +5,8 @@
 use erhai_proto::json::utc as time;
 use erhai_proto::v1 as pb;
 
+use crate::lang::Lang;
+
 /// One line of the figures: its depth under the total it belongs to, label and value.
 struct Figure {
     depth: usize,
@@ -21,76 +23,150 @@ fn fig(depth: usize, label: &'static str, value: impl ToString) -> Figure {
 }
 
 /// The figures, each total followed by its parts.
-fn figures(r: &pb::Report) -> Vec<Figure> {
+fn figures(r: &pb::Report, lang: Lang) -> Vec<Figure> {
+    let t = |en, zh| lang.pick(en, zh);
     vec![
-        fig(0, "production queries submitted", r.production_queries),
-        fig(1, "refused before running", r.production_refused),
-        fig(
-            1,
-            "ended before the plan check decided",
-            r.production_invalid,
-        ),
-        fig(1, "accepted and run", r.production_run),
-        fig(2, "released", r.run_released),
-        fig(2, "rejected or closed by a reviewer", r.rejected),
-        fig(2, "awaiting review", r.run_awaiting),
         fig(
             0,
-            "development queries (samples, not counted above)",
+            t("production queries submitted", "提交的生产查询"),
+            r.production_queries,
+        ),
+        fig(
+            1,
+            t("refused before running", "运行前被拒绝"),
+            r.production_refused,
+        ),
+        fig(
+            1,
+            t(
+                "ended before the plan check decided",
+                "计划检查未作结论即终止",
+            ),
+            r.production_invalid,
+        ),
+        fig(1, t("accepted and run", "通过检查并运行"), r.production_run),
+        fig(2, t("released", "已审核放行"), r.run_released),
+        fig(
+            2,
+            t("rejected or closed by a reviewer", "被审核员驳回或关闭"),
+            r.rejected,
+        ),
+        fig(2, t("awaiting review", "待审核"), r.run_awaiting),
+        fig(
+            0,
+            t(
+                "development queries (samples, not counted above)",
+                "开发查询（样本数据，不计入以上各项）",
+            ),
             r.dev_queries,
         ),
         fig(
             0,
-            "results released in the period (by approval date)",
+            t(
+                "results released in the period (by approval date)",
+                "本期放行的结果（按批准日期）",
+            ),
             r.releases,
         ),
-        fig(1, "rows released", r.rows_released),
-        fig(1, "rows withheld at approval", r.rows_withheld),
-        fig(0, "data-quality requests filed", r.quality_filed),
-        fig(0, "data-quality requests closed", r.quality_closed),
-        fig(0, "queries reading social data", r.social_queries),
+        fig(1, t("rows released", "放行行数"), r.rows_released),
+        fig(
+            1,
+            t("rows withheld at approval", "批准时扣留的行数"),
+            r.rows_withheld,
+        ),
+        fig(
+            0,
+            t("data-quality requests filed", "提出的数据质量问题"),
+            r.quality_filed,
+        ),
+        fig(
+            0,
+            t("data-quality requests closed", "已办结的数据质量问题"),
+            r.quality_closed,
+        ),
+        fig(
+            0,
+            t("queries reading social data", "读取社会数据的查询"),
+            r.social_queries,
+        ),
     ]
 }
 
-fn header(r: &pb::Report) -> String {
+fn header(r: &pb::Report, lang: Lang) -> String {
+    let by = r.generated_by.join(", ");
+    match lang {
+        Lang::En => format!(
+            "Period {} to {}. Agreement: {} (status {}). Generated {} by {by}.",
+            r.from,
+            r.to,
+            r.agreement,
+            r.status,
+            time(r.generated_at_ms),
+        ),
+        Lang::Zh => format!(
+            "报告期：{} 至 {}。运营协议：{}（状态：{}）。由 {by} 于 {} 生成。",
+            r.from,
+            r.to,
+            r.agreement,
+            r.status,
+            time(r.generated_at_ms),
+        ),
+    }
+}
+
+/// The document's title.
+fn title(r: &pb::Report, lang: Lang) -> String {
     format!(
-        "Period {} to {}. Agreement: {} (status {}). Generated {} by {}.",
-        r.from,
-        r.to,
-        r.agreement,
-        r.status,
-        time(r.generated_at_ms),
-        r.generated_by.join(", ")
+        "{} — {}",
+        lang.pick("Periodic report", "定期报告"),
+        r.tenant
     )
 }
 
 /// A tenant's report as Markdown.
-pub fn report_markdown(r: &pb::Report) -> String {
+pub fn report_markdown(r: &pb::Report, lang: Lang) -> String {
+    let t = |en, zh| lang.pick(en, zh);
+    let none = t("None in the period.", "本期无。");
     let mut s = format!(
-        "# Periodic report — {}\n\n{}\n\n## Figures\n\n| | |\n| --- | ---: |\n",
-        r.tenant,
-        header(r)
+        "# {}\n\n{}\n\n## {}\n\n| | |\n| --- | ---: |\n",
+        title(r, lang),
+        header(r, lang),
+        t("Figures", "主要数据"),
     );
-    for f in figures(r) {
+    for f in figures(r, lang) {
         let indent = "\u{00a0}\u{00a0}\u{00a0}\u{00a0}".repeat(f.depth);
         s += &format!("| {indent}{} | {} |\n", f.label, f.value);
     }
-    s += "\n## Queries per week\n\n| week (Monday) | production | development |\n| --- | ---: | ---: |\n";
+    s += t(
+        "\n## Queries per week\n\n| week (Monday) | production | development |\n| --- | ---: | ---: |\n",
+        "\n## 每周查询量\n\n| 周（以周一计） | 生产 | 开发 |\n| --- | ---: | ---: |\n",
+    );
     for w in &r.weeks {
         s += &format!("| {} | {} | {} |\n", w.week, w.production, w.dev);
     }
-    s += "\n## Refusals by rule\n\n";
+    s += t("\n## Refusals by rule\n\n", "\n## 按规则统计的拒绝\n\n");
     if r.refusals_by_rule.is_empty() {
-        s += "None in the period.\n";
+        s += none;
+        s += "\n";
     } else {
-        s += "| rule | queries |\n| --- | ---: |\n";
+        s += t(
+            "| rule | queries |\n| --- | ---: |\n",
+            "| 规则 | 查询数 |\n| --- | ---: |\n",
+        );
         for c in &r.refusals_by_rule {
             s += &format!("| {} | {} |\n", c.rule, c.count);
         }
     }
-    s += &format!("\n## Social data\n\n{}.\n", r.social_data);
+    s += &format!(
+        "\n## {}\n\n{}.\n",
+        t("Social data", "社会数据"),
+        r.social_data
+    );
     if !r.social_datasets.is_empty() {
-        s += "\n| dataset | rows | import | uploaded | approved | scenarios |\n| --- | ---: | --- | --- | --- | --- |\n";
+        s += t(
+            "\n| dataset | rows | import | uploaded | approved | scenarios |\n| --- | ---: | --- | --- | --- | --- |\n",
+            "\n| 数据集 | 行数 | 导入状态 | 上传时间 | 批准时间 | 应用场景 |\n| --- | ---: | --- | --- | --- | --- |\n",
+        );
         for d in &r.social_datasets {
             s += &format!(
                 "| {} | {} | {} | {} | {} | {} |\n",
@@ -103,25 +179,46 @@ pub fn report_markdown(r: &pb::Report) -> String {
             );
         }
     }
-    s += "\n## Data authorized\n\n";
+    s += t("\n## Data authorized\n\n", "\n## 授权使用的数据\n\n");
     for d in &r.datasets_authorized {
         s += &format!("- {d}\n");
     }
-    s += "\n## Scenarios\n\n| scenario | domain | status | valid | title |\n| --- | --- | --- | --- | --- |\n";
+    s += t(
+        "\n## Scenarios\n\n| scenario | domain | status | valid | title |\n| --- | --- | --- | --- | --- |\n",
+        "\n## 应用场景\n\n| 场景 | 领域 | 状态 | 有效期 | 名称 |\n| --- | --- | --- | --- | --- |\n",
+    );
     for sc in &r.scenarios {
         s += &format!(
-            "| {} | {} | {} | {} to {} | {} |\n",
-            sc.name, sc.domain, sc.status, sc.valid_from, sc.valid_to, sc.title
+            "| {} | {} | {} | {} {} {} | {} |\n",
+            sc.name,
+            sc.domain,
+            sc.status,
+            sc.valid_from,
+            t("to", "至"),
+            sc.valid_to,
+            sc.title
         );
     }
-    s += "\n## Violations and rectifications\n\n";
+    s += t(
+        "\n## Violations and rectifications\n\n",
+        "\n## 违规与整改\n\n",
+    );
     if r.violations.is_empty() {
-        s += "None in the period.\n";
+        s += none;
+        s += "\n";
     }
     for v in &r.violations {
-        s += &format!("- {} {} by {}: {}\n", time(v.at_ms), v.what, v.by, v.reason);
+        s += &format!("- {}\n", violation(v, lang));
     }
     s
+}
+
+/// One violation or rectification event as a sentence.
+fn violation(v: &pb::TenantEvent, lang: Lang) -> String {
+    match lang {
+        Lang::En => format!("{} {} by {}: {}", time(v.at_ms), v.what, v.by, v.reason),
+        Lang::Zh => format!("{} {}（{}）：{}", time(v.at_ms), v.what, v.by, v.reason),
+    }
 }
 
 /// Text as HTML (and SVG) character data or an attribute value.
@@ -158,7 +255,13 @@ figure{margin:.5rem 0}svg text{font-family:inherit;font-size:11px;fill:#415361}\
 figcaption{font-size:.85rem;color:#5b6b78}ul{padding-left:1.2rem}";
 
 /// Queries per week as stacked bars (production below, development above).
-fn week_chart(weeks: &[pb::WeekCount]) -> String {
+fn week_chart(weeks: &[pb::WeekCount], lang: Lang) -> String {
+    let t = |en, zh| lang.pick(en, zh);
+    let (title, prod, dev) = (
+        t("Queries per week", "每周查询量"),
+        t("production", "生产"),
+        t("development", "开发"),
+    );
     let n = weeks.len().max(1);
     let max = weeks
         .iter()
@@ -173,12 +276,12 @@ fn week_chart(weeks: &[pb::WeekCount]) -> String {
     let every = n.div_ceil(12);
     let mut s = format!(
         "<figure><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" \
-         viewBox=\"0 0 {width:.0} {height:.0}\" role=\"img\" aria-label=\"queries per week\">\
-         <title>Queries per week</title>\
+         viewBox=\"0 0 {width:.0} {height:.0}\" role=\"img\" aria-label=\"{title}\">\
+         <title>{title}</title>\
          <rect fill=\"#0b6e99\" x=\"{left}\" y=\"4\" width=\"10\" height=\"10\"/>\
-         <text x=\"{:.0}\" y=\"13\">production</text>\
+         <text x=\"{:.0}\" y=\"13\">{prod}</text>\
          <rect fill=\"#9ccbe0\" x=\"{:.0}\" y=\"4\" width=\"10\" height=\"10\"/>\
-         <text x=\"{:.0}\" y=\"13\">development</text>\
+         <text x=\"{:.0}\" y=\"13\">{dev}</text>\
          <line stroke=\"#9aa8b3\" x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{:.0}\"/>\
          <line stroke=\"#9aa8b3\" x1=\"{left}\" y1=\"{:.0}\" x2=\"{:.0}\" y2=\"{:.0}\"/>\
          <text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{max}</text>\
@@ -200,10 +303,13 @@ fn week_chart(weeks: &[pb::WeekCount]) -> String {
         let bw = slot * 0.7;
         let ph = h * w.production as f64 / max as f64;
         let dh = h * w.dev as f64 / max as f64;
-        let tip = html_escape(&format!(
-            "week of {}: {} production, {} development",
-            w.week, w.production, w.dev
-        ));
+        let tip = html_escape(&match lang {
+            Lang::En => format!(
+                "week of {}: {} production, {} development",
+                w.week, w.production, w.dev
+            ),
+            Lang::Zh => format!("{} 当周：生产 {}，开发 {}", w.week, w.production, w.dev),
+        });
         s += &format!(
             "<g><title>{tip}</title>\
              <rect fill=\"#0b6e99\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"{ph:.1}\"/>\
@@ -220,13 +326,23 @@ fn week_chart(weeks: &[pb::WeekCount]) -> String {
             );
         }
     }
-    s + "</svg><figcaption>Each bar is a week, Monday to Sunday, labelled by its Monday.</figcaption></figure>\n"
+    s + "</svg><figcaption>"
+        + t(
+            "Each bar is a week, Monday to Sunday, labelled by its Monday.",
+            "每根柱代表一周（周一至周日），以该周周一的日期标注。",
+        )
+        + "</figcaption></figure>\n"
 }
 
 /// Refused production queries by rule, as horizontal bars.
-fn refusal_chart(rules: &[pb::RuleCount]) -> String {
+fn refusal_chart(rules: &[pb::RuleCount], lang: Lang) -> String {
+    let t = |en, zh| lang.pick(en, zh);
+    let title = t("Refusals by rule", "按规则统计的拒绝");
     if rules.is_empty() {
-        return "<p>No refusals in the period.</p>\n".into();
+        return format!(
+            "<p>{}</p>\n",
+            t("No refusals in the period.", "本期没有被拒绝的查询。")
+        );
     }
     let max = rules.iter().map(|r| r.count).max().unwrap_or(0).max(1);
     let (label_w, bar_w, row_h) = (260.0, 420.0, 24.0);
@@ -234,8 +350,8 @@ fn refusal_chart(rules: &[pb::RuleCount]) -> String {
     let height = row_h * rules.len() as f64 + 8.0;
     let mut s = format!(
         "<figure><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" \
-         viewBox=\"0 0 {width:.0} {height:.0}\" role=\"img\" aria-label=\"refusals by rule\">\
-         <title>Refusals by rule</title>"
+         viewBox=\"0 0 {width:.0} {height:.0}\" role=\"img\" aria-label=\"{title}\">\
+         <title>{title}</title>"
     );
     for (i, r) in rules.iter().enumerate() {
         let y = row_h * i as f64 + 4.0;
@@ -254,22 +370,29 @@ fn refusal_chart(rules: &[pb::RuleCount]) -> String {
             r.count
         );
     }
-    s + "</svg><figcaption>Each refused query counts once, under the first rule that refused it.</figcaption></figure>\n"
+    s + "</svg><figcaption>"
+        + t(
+            "Each refused query counts once, under the first rule that refused it.",
+            "每个被拒绝的查询只计一次，计入首先拒绝它的规则。",
+        )
+        + "</figcaption></figure>\n"
 }
 
 /// A tenant's report as a standalone HTML page.
-pub fn report_html(r: &pb::Report) -> String {
+pub fn report_html(r: &pb::Report, lang: Lang) -> String {
     let e = |s: &str| html_escape(s);
+    let t = |en, zh| lang.pick(en, zh);
+    let title = e(&title(r, lang));
     let mut s = format!(
-        "<!DOCTYPE html>\n<html lang=\"zh\"><head><meta charset=\"utf-8\">\
+        "<!DOCTYPE html>\n<html lang=\"{}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Periodic report — {}</title><style>{CSS}</style></head><body><main>\n\
-         <h1>Periodic report — {}</h1>\n<p class=\"meta\">{}</p>\n<h2>Figures</h2>\n<table>\n",
-        e(&r.tenant),
-        e(&r.tenant),
-        e(&header(r)),
+         <title>{title}</title><style>{CSS}</style></head><body><main>\n\
+         <h1>{title}</h1>\n<p class=\"meta\">{}</p>\n<h2>{}</h2>\n<table>\n",
+        lang.html(),
+        e(&header(r, lang)),
+        t("Figures", "主要数据"),
     );
-    for f in figures(r) {
+    for f in figures(r, lang) {
         s += &format!(
             "<tr class=\"d{}\"><th>{}</th><td class=\"n\">{}</td></tr>\n",
             f.depth,
@@ -277,13 +400,23 @@ pub fn report_html(r: &pb::Report) -> String {
             e(&f.value)
         );
     }
-    s += "</table>\n<h2>Queries per week</h2>\n";
-    s += &week_chart(&r.weeks);
-    s += "<h2>Refusals by rule</h2>\n";
-    s += &refusal_chart(&r.refusals_by_rule);
-    s += &format!("<h2>Social data</h2>\n<p>{}.</p>\n", e(&r.social_data));
+    s += t(
+        "</table>\n<h2>Queries per week</h2>\n",
+        "</table>\n<h2>每周查询量</h2>\n",
+    );
+    s += &week_chart(&r.weeks, lang);
+    s += t("<h2>Refusals by rule</h2>\n", "<h2>按规则统计的拒绝</h2>\n");
+    s += &refusal_chart(&r.refusals_by_rule, lang);
+    s += &format!(
+        "<h2>{}</h2>\n<p>{}.</p>\n",
+        t("Social data", "社会数据"),
+        e(&r.social_data)
+    );
     if !r.social_datasets.is_empty() {
-        s += "<table>\n<tr><th>dataset</th><th>rows</th><th>import</th><th>uploaded</th><th>approved</th><th>scenarios</th></tr>\n";
+        s += t(
+            "<table>\n<tr><th>dataset</th><th>rows</th><th>import</th><th>uploaded</th><th>approved</th><th>scenarios</th></tr>\n",
+            "<table>\n<tr><th>数据集</th><th>行数</th><th>导入状态</th><th>上传时间</th><th>批准时间</th><th>应用场景</th></tr>\n",
+        );
         for d in &r.social_datasets {
             s += &format!(
                 "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
@@ -297,35 +430,39 @@ pub fn report_html(r: &pb::Report) -> String {
         }
         s += "</table>\n";
     }
-    s += "<h2>Data authorized</h2>\n<ul>\n";
+    s += t(
+        "<h2>Data authorized</h2>\n<ul>\n",
+        "<h2>授权使用的数据</h2>\n<ul>\n",
+    );
     for d in &r.datasets_authorized {
         s += &format!("<li>{}</li>\n", e(d));
     }
-    s += "</ul>\n<h2>Scenarios</h2>\n<table>\n<tr><th>scenario</th><th>domain</th><th>status</th><th>valid</th><th>title</th></tr>\n";
+    s += t(
+        "</ul>\n<h2>Scenarios</h2>\n<table>\n<tr><th>scenario</th><th>domain</th><th>status</th><th>valid</th><th>title</th></tr>\n",
+        "</ul>\n<h2>应用场景</h2>\n<table>\n<tr><th>场景</th><th>领域</th><th>状态</th><th>有效期</th><th>名称</th></tr>\n",
+    );
     for sc in &r.scenarios {
         s += &format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} to {}</td><td>{}</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} {} {}</td><td>{}</td></tr>\n",
             e(&sc.name),
             e(&sc.domain),
             e(&sc.status),
             e(&sc.valid_from),
+            t("to", "至"),
             e(&sc.valid_to),
             e(&sc.title)
         );
     }
-    s += "</table>\n<h2>Violations and rectifications</h2>\n";
+    s += t(
+        "</table>\n<h2>Violations and rectifications</h2>\n",
+        "</table>\n<h2>违规与整改</h2>\n",
+    );
     if r.violations.is_empty() {
-        s += "<p>None in the period.</p>\n";
+        s += &format!("<p>{}</p>\n", t("None in the period.", "本期无。"));
     } else {
         s += "<ul>\n";
         for v in &r.violations {
-            s += &format!(
-                "<li>{} {} by {}: {}</li>\n",
-                e(&time(v.at_ms)),
-                e(&v.what),
-                e(&v.by),
-                e(&v.reason)
-            );
+            s += &format!("<li>{}</li>\n", e(&violation(v, lang)));
         }
         s += "</ul>\n";
     }
@@ -368,7 +505,7 @@ mod tests {
 
     #[test]
     fn the_html_page_is_self_contained_escaped_and_charts_every_week_and_rule() {
-        let html = report_html(&report());
+        let html = report_html(&report(), Lang::En);
         assert!(html.contains("<style>") && html.contains("<svg"));
         for banned in ["<script", "src=", "href=", "@import", "url("] {
             assert!(!html.contains(banned), "{banned} in the page");
@@ -383,11 +520,43 @@ mod tests {
 
     #[test]
     fn markdown_states_the_same_figures_with_parts_under_their_totals() {
-        let md = report_markdown(&report());
+        let md = report_markdown(&report(), Lang::En);
         let at = |label: &str| md.find(label).unwrap_or_else(|| panic!("{label} in {md}"));
         assert!(at("production queries submitted") < at("refused before running"));
         assert!(at("accepted and run") < at("awaiting review"));
         assert!(md.contains("| 2026-03-02 | 5 | 4 |"));
         assert!(md.contains("| raw-output <b> | 2 |"));
+    }
+
+    /// `--lang zh`: the same figures, rule names and escaping under Chinese labels, and no
+    /// English heading left over.
+    #[test]
+    fn the_chinese_report_states_the_same_figures() {
+        let (en_md, zh_md) = (
+            report_markdown(&report(), Lang::En),
+            report_markdown(&report(), Lang::Zh),
+        );
+        let numbers = |s: &str| -> Vec<String> {
+            s.split(|c: char| !c.is_ascii_digit())
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(numbers(&en_md), numbers(&zh_md));
+        assert!(zh_md.contains("# 定期报告") && zh_md.contains("提交的生产查询"));
+        assert!(zh_md.contains("| raw-output <b> | 2 |"), "rule names stay");
+        for english in [
+            "Figures",
+            "Queries per week",
+            "Scenarios",
+            "None in the period",
+        ] {
+            assert!(!zh_md.contains(english), "{english} in {zh_md}");
+        }
+        let html = report_html(&report(), Lang::Zh);
+        assert!(html.contains("<html lang=\"zh-CN\">") && html.contains("每周查询量"));
+        assert!(html.contains("t&lt;script&gt;"));
+        assert_eq!(html.matches("当周").count(), 2);
+        assert!(report_html(&report(), Lang::En).contains("<html lang=\"en\">"));
     }
 }

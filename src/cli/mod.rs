@@ -39,6 +39,9 @@ pub struct Cli {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value = "table")]
     pub output: Format,
+    /// Language of messages and reports (default: from ERHAI_LANG, LC_ALL, LC_MESSAGES, LANG).
+    #[arg(long, global = true, value_enum)]
+    pub lang: Option<crate::lang::Lang>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

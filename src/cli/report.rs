@@ -36,8 +36,8 @@ pub(super) async fn run(ctx: &Context, a: ReportArgs) -> Result {
         .await?;
     let doc = match (ctx.output, a.format.as_str()) {
         (Format::Json, _) => serde_json::to_string_pretty(&r.json()).unwrap_or_default(),
-        (_, "md") => output::report_markdown(&r),
-        (_, "html") => output::report_html(&r),
+        (_, "md") => output::report_markdown(&r, crate::lang::Lang::current()),
+        (_, "html") => output::report_html(&r, crate::lang::Lang::current()),
         (_, other) => {
             return Err(crate::failure::CliError::usage(format!(
                 "unknown --format `{other}`; use md or html"

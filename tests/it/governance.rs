@@ -163,9 +163,12 @@ async fn an_agreement_governs_every_call_of_its_tenant() {
     assert_eq!(report.production_queries, 2);
     let whats: Vec<&str> = report.violations.iter().map(|v| v.what.as_str()).collect();
     assert_eq!(whats, vec!["suspend", "rectification", "restore"]);
-    let md = erhai::output::report_markdown(&report);
+    let md = erhai::output::report_markdown(&report, erhai::lang::Lang::En);
     assert!(md.contains("Periodic report — cangshan-data"), "{md}");
-    assert!(erhai::output::report_html(&report).contains("<td class=\"n\">2</td>"));
+    assert!(
+        erhai::output::report_html(&report, erhai::lang::Lang::En)
+            .contains("<td class=\"n\">2</td>")
+    );
     // Every total is the sum of its parts.
     assert_eq!(
         report.production_queries,
@@ -756,7 +759,7 @@ async fn social_data_is_usable_only_after_import_approval_and_only_by_its_tenant
         ("guest_survey", 240, "approved")
     );
     assert_eq!(survey.scenarios, vec!["survey"]);
-    let html = erhai::output::report_html(&report);
+    let html = erhai::output::report_html(&report, erhai::lang::Lang::En);
     assert!(
         html.contains("guest_survey") && html.contains("<svg"),
         "{html}"
